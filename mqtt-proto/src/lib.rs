@@ -1,0 +1,73 @@
+//! A sans-IO codec for MQTT 3.1, 3.1.1 and 5.0.
+//!
+//! One [`Packet`] model covers every control packet of every version; a [`ProtocolVersion`]
+//! chooses the wire layout. Decoding frames a packet from a byte stream, enforces the maximum
+//! packet size from the fixed header alone, and keeps topics, strings and payloads as
+//! [`bytes::Bytes`] slices of the frame, so nothing is copied. Encoding computes the exact size
+//! first and reserves once. Every rule of the specs' packet formats is checked, and each
+//! violation is a typed [`DecodeError`]; nothing the peer sends can panic the decoder.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use mqtt_proto::{Decoder, Packet, ProtocolVersion, Publish, QosPid, PacketId, TopicName};
+//!
+//! let version = ProtocolVersion::V5;
+//! let publish = Publish::new(
+//!     TopicName::new("sensors/kitchen").unwrap(),
+//!     QosPid::AtLeastOnce(PacketId::new(1).unwrap()),
+//!     &b"21.5"[..],
+//! );
+//! let mut wire = BytesMut::new();
+//! Packet::Publish(publish.clone()).encode(version, &mut wire).unwrap();
+//!
+//! let decoded = Decoder::new(version).decode(&mut wire).unwrap();
+//! assert_eq!(decoded, Some(Packet::Publish(publish)));
+//! assert!(wire.is_empty());
+//! ```
+//!
+//! The crate is `no_std` with `alloc` when the default `std` feature is off.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+extern crate alloc;
+
+mod error;
+mod packet;
+mod primitives;
+mod properties;
+mod reason;
+mod string;
+mod topic;
+mod types;
+
+pub use error::{DecodeError, EncodeError, StringError, TopicError};
+pub use packet::{
+    Auth, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, PacketType, PubAck, PubComp,
+    PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions,
+    UnsubAck, Unsubscribe, MAX_PACKET_SIZE,
+};
+pub use primitives::{read_var_int, var_int_len, MAX_VAR_INT};
+pub use properties::{
+    AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
+    PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, UnsubscribeProperties,
+    UserProperty, WillProperties,
+};
+pub use reason::{
+    AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
+    SubAckReasonCode, UnsubAckReasonCode,
+};
+pub use string::{MqttString, MAX_STRING_LEN};
+pub use topic::{TopicFilter, TopicName};
+pub use types::{PacketId, ProtocolVersion, QoS, QosPid};

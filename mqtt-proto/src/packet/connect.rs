@@ -1,0 +1,338 @@
+//! CONNECT (spec 3.1) with its will message, and CONNACK (spec 3.2).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::packet::{expect_end, PacketType};
+use crate::primitives::{self, fail, finish, prefixed_len, put_prefixed, PResult};
+use crate::properties::{ConnAckProperties, ConnectProperties, WillProperties};
+use crate::reason::ConnectReasonCode;
+use crate::string::MqttString;
+use crate::topic::TopicName;
+use crate::{ProtocolVersion, QoS};
+
+const USERNAME: u8 = 0b1000_0000;
+const PASSWORD: u8 = 0b0100_0000;
+const WILL_RETAIN: u8 = 0b0010_0000;
+const WILL_QOS_SHIFT: u8 = 3;
+const WILL_QOS_MASK: u8 = 0b0001_1000;
+const WILL: u8 = 0b0000_0100;
+const CLEAN_START: u8 = 0b0000_0010;
+const RESERVED: u8 = 0b0000_0001;
+
+/// CONNECT: the first packet a client sends (spec 3.1).
+///
+/// The packet names its own protocol version, which decides its layout when encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Connect {
+    /// The protocol version the client asks for.
+    pub protocol: ProtocolVersion,
+    /// Clean Session (3.1, 3.1.1) or Clean Start (5.0).
+    pub clean_start: bool,
+    /// Keep alive interval in seconds; 0 turns keep alive off.
+    pub keep_alive: u16,
+    /// The client identifier; may be empty (spec 3.1.3.1).
+    pub client_id: MqttString,
+    /// The will message, published by the server if the client goes away abnormally.
+    pub will: Option<LastWill>,
+    /// The user name.
+    pub username: Option<MqttString>,
+    /// The password: binary data.
+    pub password: Option<Bytes>,
+    /// 5.0 properties.
+    pub properties: ConnectProperties,
+}
+
+/// The will message in CONNECT (spec 3.1.2.5, 3.1.3.2-3.1.3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct LastWill {
+    /// The topic the will is published to.
+    pub topic: TopicName,
+    /// The will payload.
+    pub payload: Bytes,
+    /// QoS of the will.
+    pub qos: QoS,
+    /// Whether the will is retained.
+    pub retain: bool,
+    /// 5.0 will properties.
+    pub properties: WillProperties,
+}
+
+impl Connect {
+    /// A CONNECT with a clean session, no will and no credentials.
+    pub fn new(protocol: ProtocolVersion, client_id: MqttString, keep_alive: u16) -> Self {
+        Self {
+            protocol,
+            clean_start: true,
+            keep_alive,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+            properties: ConnectProperties::default(),
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        let mut flags = 0;
+        if self.username.is_some() {
+            flags |= USERNAME;
+        }
+        if self.password.is_some() {
+            flags |= PASSWORD;
+        }
+        if let Some(will) = &self.will {
+            flags |= WILL | ((will.qos as u8) << WILL_QOS_SHIFT);
+            if will.retain {
+                flags |= WILL_RETAIN;
+            }
+        }
+        if self.clean_start {
+            flags |= CLEAN_START;
+        }
+        flags
+    }
+
+    pub(crate) fn body_len(&self) -> Result<usize, EncodeError> {
+        let v5 = self.protocol.is_v5();
+        if !v5 {
+            if !self.properties.is_empty()
+                || self.will.as_ref().is_some_and(|w| !w.properties.is_empty())
+            {
+                return Err(EncodeError::PropertiesNotInVersion(self.protocol));
+            }
+            if self.password.is_some() && self.username.is_none() {
+                // [MQTT-3.1.2-22]
+                return Err(EncodeError::PasswordWithoutUsername);
+            }
+        }
+        let mut len = prefixed_len(self.protocol.protocol_name().len())? + 1 + 1 + 2;
+        if v5 {
+            len += self.properties.encoded_len()?;
+        }
+        len += prefixed_len(self.client_id.len())?;
+        if let Some(will) = &self.will {
+            if v5 {
+                len += will.properties.encoded_len()?;
+            }
+            len += prefixed_len(will.topic.len())? + prefixed_len(will.payload.len())?;
+        }
+        if let Some(username) = &self.username {
+            len += prefixed_len(username.len())?;
+        }
+        if let Some(password) = &self.password {
+            len += prefixed_len(password.len())?;
+        }
+        Ok(len)
+    }
+
+    pub(crate) fn write(&self, buf: &mut BytesMut) {
+        let v5 = self.protocol.is_v5();
+        put_prefixed(buf, self.protocol.protocol_name().as_bytes());
+        buf.put_u8(self.protocol.level());
+        buf.put_u8(self.flags());
+        buf.put_u16(self.keep_alive);
+        if v5 {
+            self.properties.write(buf);
+        }
+        put_prefixed(buf, self.client_id.as_bytes());
+        if let Some(will) = &self.will {
+            if v5 {
+                will.properties.write(buf);
+            }
+            put_prefixed(buf, will.topic.as_bytes());
+            put_prefixed(buf, &will.payload);
+        }
+        if let Some(username) = &self.username {
+            put_prefixed(buf, username.as_bytes());
+        }
+        if let Some(password) = &self.password {
+            put_prefixed(buf, password);
+        }
+    }
+
+    pub(crate) fn parse(frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {
+        let (rest, connect) = finish(Self::parse_body(frame, body))?;
+        expect_end(rest)?;
+        Ok(connect)
+    }
+
+    fn parse_body<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Self> {
+        let (input, name) = primitives::binary_slice(input)?;
+        let (input, level) = primitives::u8(input)?;
+        let protocol = match (name, level) {
+            (b"MQTT", 4) => ProtocolVersion::V3_1_1,
+            (b"MQTT", 5) => ProtocolVersion::V5,
+            (b"MQIsdp", 3) => ProtocolVersion::V3_1,
+            (b"MQTT" | b"MQIsdp", other) => {
+                return fail(DecodeError::UnsupportedProtocolLevel(other))
+            }
+            // [MQTT-3.1.2-1]
+            _ => return fail(DecodeError::InvalidProtocolName),
+        };
+        let v5 = protocol.is_v5();
+        let (input, flags) = primitives::u8(input)?;
+        let will_flag = flags & WILL != 0;
+        let will_qos = (flags & WILL_QOS_MASK) >> WILL_QOS_SHIFT;
+        let bad_flags = flags & RESERVED != 0 // [MQTT-3.1.2-3]
+            || (!will_flag && (will_qos != 0 || flags & WILL_RETAIN != 0)) // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+            || will_qos == 3 // [MQTT-3.1.2-14] (3.1.1) / [MQTT-3.1.2-12] (5.0)
+            || (!v5 && flags & PASSWORD != 0 && flags & USERNAME == 0); // [MQTT-3.1.2-22]
+        if bad_flags {
+            return fail(DecodeError::InvalidConnectFlags(flags));
+        }
+        let (input, keep_alive) = primitives::u16(input)?;
+        let (input, properties) = if v5 {
+            ConnectProperties::parse(frame, input)?
+        } else {
+            (input, ConnectProperties::default())
+        };
+        // [MQTT-3.1.3-1] [MQTT-3.1.3-3] [MQTT-3.1.3-4]: client id first, then will, user, password.
+        let (mut input, client_id) = primitives::string(frame, input)?;
+        let mut will = None;
+        if will_flag {
+            // [MQTT-3.1.2-9]
+            let (rest, will_properties) = if v5 {
+                WillProperties::parse(frame, input)?
+            } else {
+                (input, WillProperties::default())
+            };
+            let (rest, topic) = primitives::topic_name(frame, rest)?;
+            let (rest, payload) = primitives::binary(frame, rest)?;
+            will = Some(LastWill {
+                topic,
+                payload,
+                qos: QoS::from_u8(will_qos).unwrap_or_default(),
+                retain: flags & WILL_RETAIN != 0,
+                properties: will_properties,
+            });
+            input = rest;
+        }
+        let mut username = None;
+        if flags & USERNAME != 0 {
+            // [MQTT-3.1.2-19] (3.1.1) / [MQTT-3.1.2-17] (5.0)
+            let (rest, u) = primitives::string(frame, input)?;
+            username = Some(u);
+            input = rest;
+        }
+        let mut password = None;
+        if flags & PASSWORD != 0 {
+            // [MQTT-3.1.2-21] (3.1.1) / [MQTT-3.1.2-19] (5.0)
+            let (rest, p) = primitives::binary(frame, input)?;
+            password = Some(p);
+            input = rest;
+        }
+        Ok((
+            input,
+            Self {
+                protocol,
+                clean_start: flags & CLEAN_START != 0,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties,
+            },
+        ))
+    }
+}
+
+/// CONNACK: the server's answer to CONNECT (spec 3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ConnAck {
+    /// Whether the server resumed a session (3.1.1 and 5.0).
+    pub session_present: bool,
+    /// The outcome; 3.1.1 return codes map onto the 5.0 codes.
+    pub reason_code: ConnectReasonCode,
+    /// 5.0 properties.
+    pub properties: ConnAckProperties,
+}
+
+impl ConnAck {
+    /// A successful CONNACK without properties.
+    pub fn accepted(session_present: bool) -> Self {
+        Self {
+            session_present,
+            reason_code: ConnectReasonCode::Success,
+            properties: ConnAckProperties::default(),
+        }
+    }
+
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        if version.is_v5() {
+            Ok(2 + self.properties.encoded_len()?)
+        } else {
+            if !self.properties.is_empty() {
+                return Err(EncodeError::PropertiesNotInVersion(version));
+            }
+            if self.reason_code.to_v3_return_code().is_none() {
+                return Err(EncodeError::ReasonCodeNotInVersion {
+                    code: self.reason_code.as_u8(),
+                    version,
+                });
+            }
+            Ok(2)
+        }
+    }
+
+    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        buf.put_u8(u8::from(self.session_present));
+        if version.is_v5() {
+            buf.put_u8(self.reason_code.as_u8());
+            self.properties.write(buf);
+        } else {
+            buf.put_u8(self.reason_code.to_v3_return_code().unwrap_or(0));
+        }
+    }
+
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let (rest, connack) = finish(Self::parse_body(frame, body, version))?;
+        expect_end(rest)?;
+        Ok(connack)
+    }
+
+    fn parse_body<'a>(
+        frame: &Bytes,
+        input: &'a [u8],
+        version: ProtocolVersion,
+    ) -> PResult<'a, Self> {
+        let (input, flags) = primitives::u8(input)?;
+        // 3.1 calls the whole byte reserved; 3.1.1 and 5.0 use bit 0 [MQTT-3.2.2-1].
+        if version != ProtocolVersion::V3_1 && flags & 0xFE != 0 {
+            return fail(DecodeError::InvalidConnAckFlags(flags));
+        }
+        let (input, code) = primitives::u8(input)?;
+        let reason_code = if version.is_v5() {
+            ConnectReasonCode::from_u8(code)
+        } else {
+            ConnectReasonCode::from_v3_return_code(code)
+        };
+        let Some(reason_code) = reason_code else {
+            return fail(DecodeError::InvalidReasonCode {
+                packet: PacketType::ConnAck,
+                code,
+            });
+        };
+        let (input, properties) = if version.is_v5() {
+            ConnAckProperties::parse(frame, input)?
+        } else {
+            (input, ConnAckProperties::default())
+        };
+        Ok((
+            input,
+            Self {
+                session_present: flags & 1 != 0,
+                reason_code,
+                properties,
+            },
+        ))
+    }
+}

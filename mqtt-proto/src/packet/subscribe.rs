@@ -1,0 +1,434 @@
+//! SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (spec 3.8-3.11).
+
+use alloc::vec::Vec;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::packet::ack::packet_id;
+use crate::packet::{expect_end, PacketType};
+use crate::primitives::{self, fail, finish, prefixed_len, put_prefixed, PResult};
+use crate::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
+use crate::reason::{SubAckReasonCode, UnsubAckReasonCode};
+use crate::topic::TopicFilter;
+use crate::types::PacketId;
+use crate::{ProtocolVersion, QoS};
+
+/// When the server sends retained messages for a new subscription (5.0 spec 3.8.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum RetainHandling {
+    /// Send retained messages at the time of the subscribe (0).
+    #[default]
+    SendAtSubscribe = 0,
+    /// Send them only if the subscription did not exist (1).
+    SendAtSubscribeIfNew = 1,
+    /// Do not send them (2).
+    DoNotSend = 2,
+}
+
+/// The options byte of one subscription (spec 3.8.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SubscriptionOptions {
+    /// Maximum QoS the server may deliver with.
+    pub qos: QoS,
+    /// 5.0: do not send the client its own publications.
+    pub no_local: bool,
+    /// 5.0: keep the RETAIN flag as published.
+    pub retain_as_published: bool,
+    /// 5.0: when to send retained messages.
+    pub retain_handling: RetainHandling,
+}
+
+impl SubscriptionOptions {
+    /// Options asking only for a QoS (all that 3.1.1 can express).
+    pub fn qos(qos: QoS) -> Self {
+        Self {
+            qos,
+            ..Self::default()
+        }
+    }
+
+    fn to_byte(self, version: ProtocolVersion) -> Result<u8, EncodeError> {
+        let beyond_qos = self.no_local
+            || self.retain_as_published
+            || self.retain_handling != RetainHandling::SendAtSubscribe;
+        if beyond_qos && !version.is_v5() {
+            return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
+        }
+        Ok(self.qos as u8
+            | u8::from(self.no_local) << 2
+            | u8::from(self.retain_as_published) << 3
+            | (self.retain_handling as u8) << 4)
+    }
+
+    fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+        let bad = DecodeError::InvalidSubscriptionOptions(byte);
+        let qos = QoS::from_u8(byte & 0b11).ok_or(bad)?;
+        if !version.is_v5() {
+            // [MQTT-3.8.3-4] (3.1.1): reserved bits 7..2 are zero.
+            return if byte & 0b1111_1100 == 0 {
+                Ok(Self::qos(qos))
+            } else {
+                Err(bad)
+            };
+        }
+        // [MQTT-3.8.3-5] (5.0): reserved bits 7..6 are zero; retain handling 3 is a protocol error.
+        let retain_handling = match (byte >> 4) & 0b11 {
+            0 => RetainHandling::SendAtSubscribe,
+            1 => RetainHandling::SendAtSubscribeIfNew,
+            2 => RetainHandling::DoNotSend,
+            _ => return Err(bad),
+        };
+        if byte & 0b1100_0000 != 0 {
+            return Err(bad);
+        }
+        Ok(Self {
+            qos,
+            no_local: byte & 0b0100 != 0,
+            retain_as_published: byte & 0b1000 != 0,
+            retain_handling,
+        })
+    }
+}
+
+/// One topic filter of a SUBSCRIBE with its options.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Subscription {
+    /// The filter.
+    pub filter: TopicFilter,
+    /// Its options.
+    pub options: SubscriptionOptions,
+}
+
+impl Subscription {
+    /// A subscription to `filter` at `qos` with default options.
+    pub fn new(filter: TopicFilter, qos: QoS) -> Self {
+        Self {
+            filter,
+            options: SubscriptionOptions::qos(qos),
+        }
+    }
+}
+
+/// SUBSCRIBE: asks for one or more subscriptions (spec 3.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Subscribe {
+    /// Identifier the SUBACK will echo.
+    pub packet_id: PacketId,
+    /// 5.0 properties.
+    pub properties: SubscribeProperties,
+    /// At least one subscription [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
+    pub filters: Vec<Subscription>,
+}
+
+impl Subscribe {
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        if self.filters.is_empty() {
+            return Err(EncodeError::NoTopicFilters);
+        }
+        let mut len = 2 + props_len(version, self.properties.is_empty(), || {
+            self.properties.encoded_len()
+        })?;
+        for sub in &self.filters {
+            sub.options.to_byte(version)?;
+            if sub.options.no_local && sub.filter.is_shared() {
+                return Err(EncodeError::NoLocalOnSharedSubscription);
+            }
+            len += prefixed_len(sub.filter.len())? + 1;
+        }
+        Ok(len)
+    }
+
+    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        buf.put_u16(self.packet_id.get());
+        if version.is_v5() {
+            self.properties.write(buf);
+        }
+        for sub in &self.filters {
+            put_prefixed(buf, sub.filter.as_mqtt_str().as_bytes());
+            buf.put_u8(sub.options.to_byte(version).unwrap_or(0));
+        }
+    }
+
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        finish(Self::parse_body(frame, body, version)).map(|(_, p)| p)
+    }
+
+    fn parse_body<'a>(
+        frame: &Bytes,
+        input: &'a [u8],
+        version: ProtocolVersion,
+    ) -> PResult<'a, Self> {
+        let (input, packet_id) = packet_id(input)?;
+        let (mut input, properties) = if version.is_v5() {
+            SubscribeProperties::parse(frame, input)?
+        } else {
+            (input, SubscribeProperties::default())
+        };
+        let mut filters = Vec::new();
+        while !input.is_empty() {
+            // [MQTT-3.8.3-1]
+            let (rest, filter) = primitives::topic_filter(frame, input)?;
+            let (rest, byte) = primitives::u8(rest)?;
+            let options = match SubscriptionOptions::from_byte(byte, version) {
+                Ok(o) => o,
+                Err(e) => return fail(e),
+            };
+            if options.no_local && filter.is_shared() {
+                // [MQTT-3.8.3-4] (5.0)
+                return fail(DecodeError::NoLocalOnSharedSubscription);
+            }
+            filters.push(Subscription { filter, options });
+            input = rest;
+        }
+        if filters.is_empty() {
+            return fail(DecodeError::NoTopicFilters);
+        }
+        Ok((
+            input,
+            Self {
+                packet_id,
+                properties,
+                filters,
+            },
+        ))
+    }
+}
+
+/// Size of a 5.0 property block, or an error if properties are set before 5.0.
+fn props_len(
+    version: ProtocolVersion,
+    is_empty: bool,
+    len: impl FnOnce() -> Result<usize, EncodeError>,
+) -> Result<usize, EncodeError> {
+    if version.is_v5() {
+        len()
+    } else if is_empty {
+        Ok(0)
+    } else {
+        Err(EncodeError::PropertiesNotInVersion(version))
+    }
+}
+
+/// SUBACK: one result per filter of a SUBSCRIBE (spec 3.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SubAck {
+    /// Identifier of the SUBSCRIBE answered.
+    pub packet_id: PacketId,
+    /// 5.0 properties.
+    pub properties: AckProperties,
+    /// One code per filter, in the SUBSCRIBE's order.
+    pub reason_codes: Vec<SubAckReasonCode>,
+}
+
+impl SubAck {
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        if !version.is_v5() {
+            if let Some(code) = self.reason_codes.iter().find(|c| !c.in_v3()) {
+                return Err(EncodeError::ReasonCodeNotInVersion {
+                    code: code.as_u8(),
+                    version,
+                });
+            }
+        }
+        Ok(2 + props_len(version, self.properties.is_empty(), || {
+            self.properties.encoded_len()
+        })? + self.reason_codes.len())
+    }
+
+    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        buf.put_u16(self.packet_id.get());
+        if version.is_v5() {
+            self.properties.write(buf);
+        }
+        for code in &self.reason_codes {
+            buf.put_u8(code.as_u8());
+        }
+    }
+
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let (input, packet_id) = finish(packet_id(body))?;
+        let (input, properties) = if version.is_v5() {
+            finish(AckProperties::parse_for(PacketType::SubAck, frame, input))?
+        } else {
+            (input, AckProperties::default())
+        };
+        let reason_codes = input
+            .iter()
+            .map(|&code| {
+                SubAckReasonCode::from_u8(code)
+                    // [MQTT-3.9.3-2] (3.1.1): only 0, 1, 2 and 0x80.
+                    .filter(|c| version.is_v5() || c.in_v3())
+                    .ok_or(DecodeError::InvalidReasonCode {
+                        packet: PacketType::SubAck,
+                        code,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            packet_id,
+            properties,
+            reason_codes,
+        })
+    }
+}
+
+/// UNSUBSCRIBE: removes one or more subscriptions (spec 3.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Unsubscribe {
+    /// Identifier the UNSUBACK will echo.
+    pub packet_id: PacketId,
+    /// 5.0 properties.
+    pub properties: UnsubscribeProperties,
+    /// At least one filter [MQTT-3.10.3-2].
+    pub filters: Vec<TopicFilter>,
+}
+
+impl Unsubscribe {
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        if self.filters.is_empty() {
+            return Err(EncodeError::NoTopicFilters);
+        }
+        let mut len = 2 + props_len(version, self.properties.is_empty(), || {
+            self.properties.encoded_len()
+        })?;
+        for filter in &self.filters {
+            len += prefixed_len(filter.len())?;
+        }
+        Ok(len)
+    }
+
+    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        buf.put_u16(self.packet_id.get());
+        if version.is_v5() {
+            self.properties.write(buf);
+        }
+        for filter in &self.filters {
+            put_prefixed(buf, filter.as_mqtt_str().as_bytes());
+        }
+    }
+
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        finish(Self::parse_body(frame, body, version)).map(|(_, p)| p)
+    }
+
+    fn parse_body<'a>(
+        frame: &Bytes,
+        input: &'a [u8],
+        version: ProtocolVersion,
+    ) -> PResult<'a, Self> {
+        let (input, packet_id) = packet_id(input)?;
+        let (mut input, properties) = if version.is_v5() {
+            UnsubscribeProperties::parse(frame, input)?
+        } else {
+            (input, UnsubscribeProperties::default())
+        };
+        let mut filters = Vec::new();
+        while !input.is_empty() {
+            // [MQTT-3.10.3-1]
+            let (rest, filter) = primitives::topic_filter(frame, input)?;
+            filters.push(filter);
+            input = rest;
+        }
+        if filters.is_empty() {
+            // [MQTT-3.10.3-2]
+            return fail(DecodeError::NoTopicFilters);
+        }
+        Ok((
+            input,
+            Self {
+                packet_id,
+                properties,
+                filters,
+            },
+        ))
+    }
+}
+
+/// UNSUBACK: answers UNSUBSCRIBE (spec 3.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct UnsubAck {
+    /// Identifier of the UNSUBSCRIBE answered.
+    pub packet_id: PacketId,
+    /// 5.0 properties.
+    pub properties: AckProperties,
+    /// 5.0: one code per filter. Empty before 5.0, which has no codes.
+    pub reason_codes: Vec<UnsubAckReasonCode>,
+}
+
+impl UnsubAck {
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        if version.is_v5() {
+            return Ok(2 + self.properties.encoded_len()? + self.reason_codes.len());
+        }
+        if let Some(code) = self.reason_codes.first() {
+            return Err(EncodeError::ReasonCodeNotInVersion {
+                code: code.as_u8(),
+                version,
+            });
+        }
+        props_len(version, self.properties.is_empty(), || Ok(0))?;
+        Ok(2)
+    }
+
+    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        buf.put_u16(self.packet_id.get());
+        if version.is_v5() {
+            self.properties.write(buf);
+            for code in &self.reason_codes {
+                buf.put_u8(code.as_u8());
+            }
+        }
+    }
+
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let (input, packet_id) = finish(packet_id(body))?;
+        if !version.is_v5() {
+            expect_end(input)?;
+            return Ok(Self {
+                packet_id,
+                properties: AckProperties::default(),
+                reason_codes: Vec::new(),
+            });
+        }
+        let (input, properties) =
+            finish(AckProperties::parse_for(PacketType::UnsubAck, frame, input))?;
+        let reason_codes = input
+            .iter()
+            .map(|&code| {
+                UnsubAckReasonCode::from_u8(code).ok_or(DecodeError::InvalidReasonCode {
+                    packet: PacketType::UnsubAck,
+                    code,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            packet_id,
+            properties,
+            reason_codes,
+        })
+    }
+}

@@ -1,0 +1,447 @@
+//! Validated topic names and topic filters, and the matching rules between them (spec 4.7).
+
+use core::fmt;
+use core::ops::Deref;
+
+use bytes::Bytes;
+
+use crate::error::TopicError;
+use crate::string::{MqttString, MAX_STRING_LEN};
+
+/// The prefix that marks a 5.0 shared subscription (spec 4.8.2).
+const SHARE_PREFIX: &str = "$share/";
+
+/// A topic name a PUBLISH is sent to: non-empty, at most 65,535 bytes, no U+0000, no wildcards.
+///
+/// ```
+/// use mqtt_proto::TopicName;
+/// assert!(TopicName::new("sensors/kitchen/temp").is_ok());
+/// assert!(TopicName::new("sensors/+/temp").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicName(MqttString);
+
+impl TopicName {
+    /// Validates `name` as a topic name.
+    pub fn new(name: &str) -> Result<Self, TopicError> {
+        let s = MqttString::new(name).map_err(string_to_topic_error)?;
+        Self::from_string(s)
+    }
+
+    /// Validates an already checked MQTT string as a topic name.
+    pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
+        check_name(&s)?;
+        Ok(Self(s))
+    }
+
+    /// The empty topic name a 5.0 PUBLISH carries when a topic alias stands for the topic.
+    pub fn empty_for_alias() -> Self {
+        Self(MqttString::default())
+    }
+
+    /// The topic as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The topic as an MQTT string, sharing the buffer.
+    pub fn as_mqtt_str(&self) -> &MqttString {
+        &self.0
+    }
+
+    /// The encoded bytes, sharing the buffer.
+    pub fn as_bytes(&self) -> &Bytes {
+        self.0.as_bytes()
+    }
+
+    /// Whether this is the empty name used with a topic alias.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Checks the topic-name rules that an [`MqttString`] does not already guarantee.
+fn check_name(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if s.bytes().any(|b| b == b'+' || b == b'#') {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+fn string_to_topic_error(e: crate::error::StringError) -> TopicError {
+    match e {
+        crate::error::StringError::NullCharacter => TopicError::NullCharacter,
+        crate::error::StringError::TooLong => TopicError::TooLong,
+        // A `&str` is always well-formed, so this arm is only reached from raw bytes.
+        crate::error::StringError::InvalidUtf8 => TopicError::Empty,
+    }
+}
+
+impl Deref for TopicName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for TopicName {
+    type Error = TopicError;
+    fn try_from(value: &str) -> Result<Self, TopicError> {
+        Self::new(value)
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A topic filter a subscription asks for: may hold `+` (one level) and a trailing `#` (any
+/// number of levels), or be a 5.0 shared subscription `$share/{group}/{filter}`.
+///
+/// ```
+/// use mqtt_proto::{TopicFilter, TopicName};
+/// let filter = TopicFilter::new("sensors/+/temp").unwrap();
+/// assert!(filter.matches(&TopicName::new("sensors/kitchen/temp").unwrap()));
+/// assert!(!filter.matches(&TopicName::new("sensors/kitchen/humidity").unwrap()));
+/// assert!(TopicFilter::new("a/#/b").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicFilter(MqttString);
+
+impl TopicFilter {
+    /// Validates `filter` as a topic filter.
+    pub fn new(filter: &str) -> Result<Self, TopicError> {
+        let s = MqttString::new(filter).map_err(string_to_topic_error)?;
+        Self::from_string(s)
+    }
+
+    /// Validates an already checked MQTT string as a topic filter.
+    pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
+        check_filter(&s)?;
+        Ok(Self(s))
+    }
+
+    /// The filter as text, `$share/` prefix included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The filter as an MQTT string, sharing the buffer.
+    pub fn as_mqtt_str(&self) -> &MqttString {
+        &self.0
+    }
+
+    /// The share name of a shared subscription (`group` in `$share/group/a/b`).
+    pub fn share_name(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix(SHARE_PREFIX)?;
+        rest.split('/').next()
+    }
+
+    /// Whether this is a 5.0 shared subscription.
+    pub fn is_shared(&self) -> bool {
+        self.0.starts_with(SHARE_PREFIX)
+    }
+
+    /// The filter that topic names are matched against (`a/b` in `$share/group/a/b`).
+    pub fn match_filter(&self) -> &str {
+        split_shared(&self.0).map_or(&self.0, |(_, filter)| filter)
+    }
+
+    /// Whether the filter contains `+` or `#`.
+    pub fn has_wildcards(&self) -> bool {
+        self.match_filter().bytes().any(|b| b == b'+' || b == b'#')
+    }
+
+    /// Whether `name` matches this filter by the rules of spec 4.7: `+` matches one level,
+    /// `#` the parent and any number of levels below, and names starting with `$` are not
+    /// matched by a filter starting with a wildcard [MQTT-4.7.2-1].
+    pub fn matches(&self, name: &TopicName) -> bool {
+        matches(self.match_filter(), name.as_str())
+    }
+}
+
+/// Splits `$share/group/filter` into `(group, filter)`.
+fn split_shared(s: &str) -> Option<(&str, &str)> {
+    let rest = s.strip_prefix(SHARE_PREFIX)?;
+    rest.split_once('/')
+}
+
+/// Matches a (non-shared) filter against a topic name.
+fn matches(filter: &str, name: &str) -> bool {
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut filter_levels = filter.split('/');
+    let mut name_levels = name.split('/');
+    loop {
+        match (filter_levels.next(), name_levels.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(f), Some(n)) if f == n => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Checks the topic-filter rules that an [`MqttString`] does not already guarantee.
+fn check_filter(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if s.len() > MAX_STRING_LEN {
+        return Err(TopicError::TooLong);
+    }
+    let filter = if s.starts_with(SHARE_PREFIX) {
+        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        let (group, filter) = split_shared(s).ok_or(TopicError::InvalidShareName)?;
+        if group.is_empty() || group.contains(['+', '#']) || filter.is_empty() {
+            return Err(TopicError::InvalidShareName);
+        }
+        filter
+    } else {
+        s
+    };
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return Err(TopicError::MisplacedMultiLevelWildcard);
+        }
+        if level.contains('+') && level != "+" {
+            return Err(TopicError::MisplacedSingleLevelWildcard);
+        }
+    }
+    Ok(())
+}
+
+impl Deref for TopicFilter {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for TopicFilter {
+    type Error = TopicError;
+    fn try_from(value: &str) -> Result<Self, TopicError> {
+        Self::new(value)
+    }
+}
+
+impl fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+mod arbitrary_impls {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use arbitrary::{Arbitrary, Result, Unstructured};
+
+    fn level(u: &mut Unstructured<'_>) -> Result<String> {
+        let choices = ["a", "b", "sensor", "temp", "", "x1", "\u{e9}t\u{e9}"];
+        Ok(String::from(*u.choose(&choices)?))
+    }
+
+    impl<'a> Arbitrary<'a> for TopicName {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let n = u.int_in_range(1..=4)?;
+            let levels: Vec<String> = (0..n).map(|_| level(u)).collect::<Result<_>>()?;
+            let mut s = levels.join("/");
+            if s.is_empty() {
+                s.push('t');
+            }
+            TopicName::new(&s).map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for TopicFilter {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            let n = u.int_in_range(1..=4)?;
+            let mut levels: Vec<String> = Vec::new();
+            for _ in 0..n {
+                levels.push(if u.ratio(1, 4)? {
+                    String::from("+")
+                } else {
+                    level(u)?
+                });
+            }
+            if u.ratio(1, 4)? {
+                levels.push(String::from("#"));
+            }
+            let mut s = levels.join("/");
+            if s.is_empty() {
+                s.push('t');
+            }
+            if u.ratio(1, 8)? {
+                s = alloc::format!("$share/g/{s}");
+            }
+            TopicFilter::new(&s).map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> TopicName {
+        TopicName::new(s).unwrap()
+    }
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    #[test]
+    fn names_are_at_least_one_character() {
+        // [MQTT-4.7.3-1]
+        assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+    }
+
+    #[test]
+    fn names_never_hold_wildcards() {
+        // [MQTT-3.3.2-2] [MQTT-4.7.1-1] [MQTT-4.7.0-1]
+        assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
+        assert_eq!(TopicName::new("a/#"), Err(TopicError::WildcardInName));
+        assert_eq!(TopicName::new("a#"), Err(TopicError::WildcardInName));
+    }
+
+    #[test]
+    fn names_and_filters_never_hold_null() {
+        // [MQTT-4.7.3-2]
+        assert_eq!(TopicName::new("a\0"), Err(TopicError::NullCharacter));
+        assert_eq!(TopicFilter::new("a\0"), Err(TopicError::NullCharacter));
+    }
+
+    #[test]
+    fn names_and_filters_up_to_65535_bytes() {
+        // [MQTT-4.7.3-3]
+        let long = "t".repeat(65_535);
+        assert!(TopicName::new(&long).is_ok());
+        assert!(TopicFilter::new(&long).is_ok());
+        assert_eq!(
+            TopicName::new(&(long.clone() + "t")),
+            Err(TopicError::TooLong)
+        );
+        assert_eq!(TopicFilter::new(&(long + "t")), Err(TopicError::TooLong));
+    }
+
+    #[test]
+    fn multi_level_wildcard_is_last_and_alone() {
+        // [MQTT-4.7.1-2] (3.1.1) / [MQTT-4.7.1-1] (5.0)
+        for ok in ["#", "a/#", "a/b/#", "+/#", "/#"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a/#/b", "a#", "#/", "a/b#", "##"] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::MisplacedMultiLevelWildcard),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_level_wildcard_fills_a_level() {
+        // [MQTT-4.7.1-3] (3.1.1) / [MQTT-4.7.1-2] (5.0)
+        for ok in ["+", "+/+", "a/+/b", "/+", "+/"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a+", "a/+b", "++"] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::MisplacedSingleLevelWildcard),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn matching_follows_spec_examples() {
+        // Examples of spec 4.7.1.2 and 4.7.1.3.
+        let cases = [
+            ("sport/tennis/player1/#", "sport/tennis/player1", true),
+            (
+                "sport/tennis/player1/#",
+                "sport/tennis/player1/ranking",
+                true,
+            ),
+            (
+                "sport/tennis/player1/#",
+                "sport/tennis/player1/score/wimbledon",
+                true,
+            ),
+            ("sport/#", "sport", true),
+            ("#", "sport/tennis", true),
+            ("sport/tennis/+", "sport/tennis/player1", true),
+            ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+            ("sport/+", "sport", false),
+            ("sport/+", "sport/", true),
+            ("+/+", "/finance", true),
+            ("/+", "/finance", true),
+            ("+", "/finance", false),
+            ("a/b", "a/b", true),
+            ("a/b", "a/c", false),
+            ("a/b", "a/b/c", false),
+        ];
+        for (f, n, expected) in cases {
+            assert_eq!(filter(f).matches(&name(n)), expected, "{f} vs {n}");
+        }
+    }
+
+    #[test]
+    fn dollar_topics_are_not_matched_by_leading_wildcards() {
+        // [MQTT-4.7.2-1]
+        assert!(!filter("#").matches(&name("$SYS/uptime")));
+        assert!(!filter("+/uptime").matches(&name("$SYS/uptime")));
+        assert!(filter("$SYS/#").matches(&name("$SYS/uptime")));
+        assert!(filter("$SYS/+").matches(&name("$SYS/uptime")));
+    }
+
+    #[test]
+    fn shared_subscriptions() {
+        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        let f = filter("$share/group/sensors/+");
+        assert!(f.is_shared());
+        assert_eq!(f.share_name(), Some("group"));
+        assert_eq!(f.match_filter(), "sensors/+");
+        assert!(f.matches(&name("sensors/a")));
+        for bad in [
+            "$share/",
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+            "$share/g+/a",
+            "$share/#/a",
+        ] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::InvalidShareName),
+                "{bad}"
+            );
+        }
+        assert!(filter("$shared/x").share_name().is_none());
+    }
+}
