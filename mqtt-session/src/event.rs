@@ -1,0 +1,306 @@
+//! What the session reports to the application, and the errors of its commands, split by
+//! blame: the caller's misuse (`*Error` of a command) versus the peer or the network
+//! ([`ConnectionError`]).
+
+use mqtt_proto::{
+    AckProperties, Auth, ConnAckProperties, ConnectReasonCode, DecodeError, DisconnectProperties,
+    DisconnectReasonCode, EncodeError, PacketId, PacketType, PubAckReasonCode, PubRelReasonCode,
+    Publish, QoS, SubAckReasonCode, UnsubAckReasonCode,
+};
+
+use crate::store::StoreError;
+
+/// Identifies one message given to [`Session::publish`](crate::Session::publish), from the
+/// call until its flow completes. Unlike packet identifiers, tokens are never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublishToken(pub u64);
+
+/// Identifies one received QoS 1/2 message that the application acknowledges itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AckToken(pub(crate) u64);
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The server accepted the connection.
+    Connected {
+        /// Whether the server resumed a stored session.
+        session_present: bool,
+        /// 5.0 CONNACK properties (assigned client id, server limits ...).
+        properties: Box<ConnAckProperties>,
+    },
+    /// A message arrived. For QoS 1/2 with manual acknowledgement, `ack` must be passed to
+    /// [`Session::ack`](crate::Session::ack) once the message is processed.
+    Message {
+        /// The PUBLISH, its topic resolved from any topic alias.
+        publish: Publish,
+        /// Token to acknowledge it with, in manual-ack mode.
+        ack: Option<AckToken>,
+    },
+    /// The flow of a message given to `publish` has ended.
+    Published {
+        /// The token `publish` returned.
+        token: PublishToken,
+        /// How it ended.
+        outcome: PublishOutcome,
+    },
+    /// The server answered a SUBSCRIBE.
+    Subscribed {
+        /// Identifier `subscribe` returned.
+        packet_id: PacketId,
+        /// Per filter, in request order: the granted QoS, or why it was refused.
+        results: Vec<Result<QoS, SubAckReasonCode>>,
+        /// 5.0 SUBACK properties.
+        properties: Box<AckProperties>,
+    },
+    /// The server answered an UNSUBSCRIBE.
+    Unsubscribed {
+        /// Identifier `unsubscribe` returned.
+        packet_id: PacketId,
+        /// Per filter: the outcome (always success before 5.0, which has no codes).
+        results: Vec<UnsubAckReasonCode>,
+        /// 5.0 UNSUBACK properties.
+        properties: Box<AckProperties>,
+    },
+    /// The server sent an AUTH step of enhanced authentication (5.0); answer with
+    /// [`Session::auth`](crate::Session::auth).
+    Auth(Auth),
+    /// The connection ended; the transport should be closed once pending bytes are written.
+    Disconnected {
+        /// Why.
+        reason: ConnectionError,
+    },
+    /// The session store failed; messages it could not record wait in the queue.
+    StoreFailed(StoreError),
+}
+
+/// How the flow of one published message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishOutcome {
+    /// QoS 0: handed to the transport.
+    Sent,
+    /// QoS 1: the server sent PUBACK with a success code.
+    Acknowledged {
+        /// 0x00 or 0x10 (no matching subscribers).
+        reason: PubAckReasonCode,
+        /// 5.0 properties.
+        properties: Box<AckProperties>,
+    },
+    /// QoS 2: the server sent PUBCOMP.
+    Completed {
+        /// Success, or 0x92 if the server had lost the identifier.
+        reason: PubRelReasonCode,
+        /// 5.0 properties.
+        properties: Box<AckProperties>,
+    },
+    /// 5.0: the server refused the message with PUBACK or PUBREC of 0x80 or above; it is not
+    /// sent again [MQTT-4.4.0-2].
+    Rejected {
+        /// The reason.
+        reason: PubAckReasonCode,
+        /// 5.0 properties.
+        properties: Box<AckProperties>,
+    },
+    /// The message can no longer be sent: it exceeds the maximum packet size or QoS the
+    /// server announced on a later connection.
+    Dropped(PublishError),
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The server refused the connection with this CONNACK code.
+    #[error("connection refused: {reason:?}")]
+    Refused {
+        /// The reason code (3.1.1 return codes are mapped onto 5.0 codes).
+        reason: ConnectReasonCode,
+        /// 5.0 CONNACK properties (reason string, server reference ...).
+        properties: Box<ConnAckProperties>,
+    },
+    /// The server sent DISCONNECT (5.0).
+    #[error("disconnected by the server: {reason:?}")]
+    ServerDisconnected {
+        /// The reason code.
+        reason: DisconnectReasonCode,
+        /// Its properties (reason string, server reference ...).
+        properties: Box<DisconnectProperties>,
+    },
+    /// The server broke the protocol.
+    #[error("protocol violation by the server: {0}")]
+    ProtocolViolation(#[from] ProtocolViolation),
+    /// Nothing arrived within the ping timeout after a PINGREQ.
+    #[error("keep alive timeout: no answer to PINGREQ")]
+    KeepAliveTimeout,
+    /// No CONNACK arrived within the connect timeout.
+    #[error("no CONNACK within the connect timeout")]
+    ConnectTimeout,
+    /// The transport closed.
+    #[error("connection closed by the network or the server")]
+    TransportClosed,
+    /// The application asked to disconnect.
+    #[error("disconnected by the client")]
+    LocalDisconnect,
+    /// The configuration cannot make a valid CONNECT.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(ConfigError),
+}
+
+/// Why a configuration cannot make a valid CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Before 5.0 an empty client identifier needs a clean session [MQTT-3.1.3-7].
+    #[error("an empty client id needs a clean session before MQTT 5.0 [MQTT-3.1.3-7]")]
+    EmptyClientIdNeedsCleanSession,
+    /// CONNECT cannot be encoded (e.g. a password without a user name before 5.0).
+    #[error(transparent)]
+    Encode(EncodeError),
+}
+
+/// A rule the server broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// Bytes that are not a valid packet.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] DecodeError),
+    /// A packet a server never sends, or not in this state (e.g. before CONNACK).
+    #[error("unexpected {0:?} packet")]
+    UnexpectedPacket(PacketType),
+    /// An acknowledgement for a packet identifier with no flow waiting for it.
+    #[error("{packet:?} for unknown packet identifier {packet_id}")]
+    UnknownPacketId {
+        /// The packet.
+        packet: PacketType,
+        /// Its identifier.
+        packet_id: u16,
+    },
+    /// A second CONNACK on one connection.
+    #[error("second CONNACK")]
+    SecondConnAck,
+    /// Session Present set although the client asked for a clean start [MQTT-3.2.2-4].
+    #[error("session present after a clean start [MQTT-3.2.2-4]")]
+    UnexpectedSessionPresent,
+    /// A topic alias that is 0, above our maximum, or not yet defined.
+    #[error("invalid topic alias {0}")]
+    TopicAliasInvalid(u16),
+    /// More QoS 1/2 messages unacknowledged than our Receive Maximum allows.
+    #[error("receive maximum exceeded")]
+    ReceiveMaximumExceeded,
+    /// A SUBACK or UNSUBACK with a different number of results than filters asked for.
+    #[error("{packet:?} answers {got} filters, {expected} were sent")]
+    WrongResultCount {
+        /// SUBACK or UNSUBACK.
+        packet: PacketType,
+        /// Filters in the request.
+        expected: usize,
+        /// Results in the answer.
+        got: usize,
+    },
+}
+
+impl ProtocolViolation {
+    /// The 5.0 DISCONNECT reason code that reports this violation to the server.
+    pub fn disconnect_reason(&self) -> DisconnectReasonCode {
+        match self {
+            Self::Malformed(DecodeError::PacketTooLarge { .. }) => {
+                DisconnectReasonCode::PacketTooLarge
+            }
+            Self::Malformed(_) => DisconnectReasonCode::MalformedPacket,
+            Self::TopicAliasInvalid(_) => DisconnectReasonCode::TopicAliasInvalid,
+            Self::ReceiveMaximumExceeded => DisconnectReasonCode::ReceiveMaximumExceeded,
+            _ => DisconnectReasonCode::ProtocolError,
+        }
+    }
+}
+
+/// Why `publish` refused a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The queue behind the in-flight window is full: back off and retry.
+    #[error("publish queue is full")]
+    QueueFull,
+    /// The packet would exceed the server's maximum packet size [MQTT-3.2.2-15].
+    #[error("packet of {size} bytes exceeds the server's maximum of {max}")]
+    PacketTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The server's maximum.
+        max: usize,
+    },
+    /// The QoS exceeds the server's Maximum QoS [MQTT-3.2.2-11].
+    #[error("QoS {requested:?} exceeds the server's maximum {max:?}")]
+    QoSNotSupported {
+        /// Asked for.
+        requested: QoS,
+        /// Allowed.
+        max: QoS,
+    },
+    /// RETAIN on a server without retain support [MQTT-3.2.2-14].
+    #[error("the server does not support retained messages")]
+    RetainNotSupported,
+    /// The message cannot be expressed in the protocol version (e.g. 5.0 properties on 3.1.1).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The session store failed to record the message.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A disconnect was asked for; no new messages are taken.
+    #[error("the session is disconnecting")]
+    Disconnecting,
+}
+
+/// Why `subscribe` or `unsubscribe` refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// No filters were given [MQTT-3.8.3-3].
+    #[error("no topic filters")]
+    NoFilters,
+    /// All 65,535 packet identifiers are in use.
+    #[error("no packet identifier free")]
+    NoPacketIdAvailable,
+    /// The request cannot be expressed in the protocol version.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The packet would exceed the server's maximum packet size.
+    #[error("packet of {size} bytes exceeds the server's maximum of {max}")]
+    PacketTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The server's maximum.
+        max: usize,
+    },
+}
+
+/// Why `ack` refused a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The token is unknown, already acknowledged, or belongs to a connection that has ended
+    /// (the server resends such QoS 1 messages).
+    #[error("unknown or stale acknowledgement token")]
+    UnknownToken,
+    /// The session store failed to record the QoS 2 identifier.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why `auth` refused an AUTH packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7].
+    #[error("enhanced authentication needs MQTT 5.0 and an authentication method")]
+    NotNegotiated,
+    /// There is no connection to send it on.
+    #[error("not connected")]
+    NotConnected,
+    /// The packet cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}

@@ -1,0 +1,107 @@
+//! The packet identifier allocator: an identifier is never handed out twice while in use
+//! [MQTT-2.3.1-2], and is freed only when its flow completes [MQTT-2.3.1-3].
+
+use mqtt_proto::PacketId;
+
+/// Number of 64-bit words needed for one bit per identifier 0..=65535.
+const WORDS: usize = 65_536 / 64;
+
+/// Tracks which packet identifiers are in use, in a fixed 8 KiB bitmap.
+///
+/// Hand-written because the job is tiny and fixed-size; a general bitset crate would add a
+/// dependency for forty lines.
+#[derive(Clone)]
+pub(crate) struct PacketIds {
+    used: Box<[u64; WORDS]>,
+    in_use: usize,
+    next: u16,
+}
+
+impl PacketIds {
+    pub(crate) fn new() -> Self {
+        Self {
+            used: Box::new([0; WORDS]),
+            in_use: 0,
+            next: 1,
+        }
+    }
+
+    fn slot(id: u16) -> (usize, u64) {
+        (usize::from(id / 64), 1u64 << (id % 64))
+    }
+
+    /// Marks `id` as in use (when restoring a stored session). Returns false if it already was.
+    pub(crate) fn claim(&mut self, id: PacketId) -> bool {
+        let (word, bit) = Self::slot(id.get());
+        match self.used.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                self.in_use += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands out the next free identifier after the last one given, or `None` if all 65,535
+    /// are in use.
+    pub(crate) fn allocate(&mut self) -> Option<PacketId> {
+        if self.in_use >= usize::from(u16::MAX) {
+            return None;
+        }
+        let mut candidate = PacketId::new(self.next).unwrap_or(PacketId::new(1)?);
+        loop {
+            if self.claim(candidate) {
+                self.next = candidate.next().get();
+                return Some(candidate);
+            }
+            candidate = candidate.next();
+        }
+    }
+
+    /// Frees `id`.
+    pub(crate) fn release(&mut self, id: PacketId) {
+        let (word, bit) = Self::slot(id.get());
+        if let Some(w) = self.used.get_mut(word) {
+            if *w & bit != 0 {
+                *w &= !bit;
+                self.in_use -= 1;
+            }
+        }
+    }
+
+    /// Number of identifiers in use.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_hands_out_an_identifier_in_use() {
+        // [MQTT-2.3.1-2]
+        let mut ids = PacketIds::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..u16::MAX {
+            let id = ids.allocate().unwrap();
+            assert_ne!(id.get(), 0);
+            assert!(seen.insert(id));
+        }
+        assert_eq!(ids.allocate(), None, "all 65535 identifiers are in use");
+        let freed = PacketId::new(777).unwrap();
+        ids.release(freed);
+        assert_eq!(ids.allocate(), Some(freed));
+    }
+
+    #[test]
+    fn identifiers_advance_rather_than_reuse_the_last_freed() {
+        let mut ids = PacketIds::new();
+        let a = ids.allocate().unwrap();
+        ids.release(a);
+        let b = ids.allocate().unwrap();
+        assert_ne!(a, b, "a just-freed id is not reused at once");
+    }
+}

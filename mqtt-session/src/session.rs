@@ -1,0 +1,1239 @@
+//! The client session state machine. All transition logic lives here; the tables it drives
+//! are in `outbound`, `inbound`, `alias` and `ids`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mqtt_proto::{
+    Auth, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError, Packet,
+    PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode,
+    Publish, QoS, QosPid, SubAck, Subscribe, SubscribeProperties, Subscription, TopicFilter,
+    UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
+};
+use tracing::{debug, trace, warn};
+
+use crate::alias::{InboundAliases, OutboundAliases};
+use crate::config::Config;
+use crate::event::{
+    AckError, AckToken, AuthError, ConfigError, ConnectionError, Event, ProtocolViolation,
+    PublishError, PublishOutcome, PublishToken, SubscribeError,
+};
+use crate::ids::PacketIds;
+use crate::inbound::{AckKind, Inbound, Qos2State};
+use crate::message::Message;
+use crate::outbound::{Outbound, Queued};
+use crate::store::{OutgoingState, SessionStore, StoreError};
+
+/// Where the current connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No transport.
+    Idle,
+    /// CONNECT sent, waiting for CONNACK.
+    Connecting,
+    /// CONNACK accepted.
+    Connected,
+    /// The connection ended (DISCONNECT, refusal, violation, timeout); the transport should be
+    /// closed once pending bytes are written.
+    Closing,
+}
+
+/// What the server announced in CONNACK (5.0), with the spec's defaults.
+#[derive(Debug, Clone, Copy)]
+struct ServerLimits {
+    receive_maximum: u16,
+    max_packet_size: usize,
+    max_qos: QoS,
+    retain_available: bool,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            receive_maximum: u16::MAX,
+            max_packet_size: MAX_PACKET_SIZE,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
+        }
+    }
+}
+
+/// State of one network connection; reset by `handle_connected`.
+#[derive(Debug)]
+struct Connection {
+    state: ConnectionState,
+    decoder: Decoder,
+    clean_start: bool,
+    connect_deadline: Instant,
+    keep_alive: Option<Duration>,
+    last_sent: Instant,
+    last_received: Instant,
+    ping_sent: Option<Instant>,
+    server: ServerLimits,
+    inbound_aliases: InboundAliases,
+    outbound_aliases: OutboundAliases,
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE waiting for its answer; resent on a new connection.
+#[derive(Debug, Clone)]
+struct PendingRequest {
+    packet_id: PacketId,
+    packet: Packet,
+    filters: usize,
+}
+
+/// An MQTT client session: bytes and time go in; bytes, events and deadlines come out.
+///
+/// The session never touches a socket or reads a clock. A driver calls, in a loop:
+/// 1. inputs: [`handle_connected`](Self::handle_connected) when a transport is up,
+///    [`handle_read`](Self::handle_read) with received bytes,
+///    [`handle_timeout`](Self::handle_timeout) when the deadline passed,
+///    [`handle_closed`](Self::handle_closed) when the transport closed;
+///    and commands such as [`publish`](Self::publish) whenever the application asks;
+/// 2. then outputs, in this order: [`poll_transmit`](Self::poll_transmit) (write those bytes),
+///    [`poll_event`](Self::poll_event) until `None`, [`poll_timeout`](Self::poll_timeout)
+///    (sleep no later than that), and close the transport when
+///    [`wants_close`](Self::wants_close) says so.
+///
+/// In-flight QoS 1/2 flows, packet identifiers and the queue outlive connections; on a
+/// resumed session unacknowledged PUBLISH (with DUP) and PUBREL are resent in their original
+/// order.
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::BytesMut;
+/// use mqtt_session::{Config, Event, Message, Session};
+///
+/// let now = Instant::now();
+/// let mut session = Session::new(Config::new("client-1").unwrap());
+/// session.handle_connected(now);
+/// let mut wire = BytesMut::new();
+/// session.poll_transmit(&mut wire); // the CONNECT packet
+/// assert_eq!(wire[0], 0x10);
+///
+/// session.handle_read(now, &[0x20, 0x02, 0x00, 0x00]); // CONNACK: accepted
+/// assert!(matches!(session.poll_event(), Some(Event::Connected { .. })));
+/// let token = session.publish(now, Message::new("hello", "world").unwrap()).unwrap();
+/// wire.clear();
+/// session.poll_transmit(&mut wire);
+/// assert_eq!(wire[0], 0x30); // PUBLISH, QoS 0
+/// # let _ = token;
+/// ```
+pub struct Session {
+    config: Config,
+    client_id: mqtt_proto::MqttString,
+    store: Option<Box<dyn SessionStore>>,
+    ids: PacketIds,
+    outbound: Outbound,
+    inbound: Inbound,
+    requests: VecDeque<PendingRequest>,
+    events: VecDeque<Event>,
+    transmit: BytesMut,
+    read_buf: BytesMut,
+    conn: Option<Connection>,
+    /// Whether a session exists that a later connection may resume.
+    session_started: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("state", &self.state())
+            .field("inflight", &self.outbound.inflight.len())
+            .field("queued", &self.outbound.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session whose state lives in memory only.
+    pub fn new(config: Config) -> Self {
+        Self {
+            client_id: config.client_id.clone(),
+            config,
+            store: None,
+            ids: PacketIds::new(),
+            outbound: Outbound::default(),
+            inbound: Inbound::default(),
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+            transmit: BytesMut::new(),
+            read_buf: BytesMut::new(),
+            conn: None,
+            session_started: false,
+        }
+    }
+
+    /// A session that writes its state through `store` and resumes what the store holds,
+    /// e.g. after a process restart. Resuming needs `clean_start` off in the configuration.
+    pub fn with_store(
+        config: Config,
+        mut store: Box<dyn SessionStore>,
+    ) -> Result<Self, StoreError> {
+        let stored = store.load()?;
+        let mut session = Self::new(config);
+        session.session_started = !stored.outgoing.is_empty() || !stored.incoming.is_empty();
+        for record in &stored.outgoing {
+            if let Some(id) = record.packet_id() {
+                session.ids.claim(id);
+            }
+        }
+        session.outbound.restore(stored.outgoing);
+        for id in stored.incoming {
+            session.inbound.qos2.insert(id.get(), Qos2State::Received);
+        }
+        session.store = Some(store);
+        Ok(session)
+    }
+
+    // ----- getters -----
+
+    /// Where the connection stands.
+    pub fn state(&self) -> ConnectionState {
+        self.conn
+            .as_ref()
+            .map_or(ConnectionState::Idle, |c| c.state)
+    }
+
+    /// Whether CONNACK accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.state() == ConnectionState::Connected
+    }
+
+    /// Whether the driver should close the transport once `poll_transmit` is drained.
+    pub fn wants_close(&self) -> bool {
+        self.state() == ConnectionState::Closing
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The client identifier in use (the server may have assigned it).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Number of QoS 1/2 flows in flight.
+    pub fn inflight(&self) -> usize {
+        self.outbound.inflight.len()
+    }
+
+    /// Number of messages waiting behind the in-flight window.
+    pub fn queued(&self) -> usize {
+        self.outbound.queue.len()
+    }
+
+    /// Number of packet identifiers in use.
+    pub fn packet_ids_in_use(&self) -> usize {
+        self.ids.in_use()
+    }
+
+    /// Number of incoming QoS 2 identifiers waiting for PUBREL.
+    pub fn incoming_unreleased(&self) -> usize {
+        self.inbound.qos2.len()
+    }
+
+    fn version(&self) -> ProtocolVersion {
+        self.config.version
+    }
+
+    // ----- inputs -----
+
+    /// A new transport is up: queue CONNECT. Per-connection state starts afresh; in-flight
+    /// flows wait for CONNACK to be resent.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.read_buf.clear();
+        self.transmit.clear();
+        self.inbound.connection_lost();
+        let v5 = self.version().is_v5();
+        let clean_start = self.config.clean_start
+            && (!self.session_started || !self.config.session_outlives_connection());
+        if clean_start {
+            // [MQTT-3.1.2-4] (5.0) / [MQTT-3.1.2-6] (3.1.1): a clean start discards the old session.
+            self.discard_session();
+        }
+        let mut properties = self.config.properties.clone();
+        if v5
+            && properties.maximum_packet_size.is_none()
+            && self.config.max_packet_size < MAX_PACKET_SIZE
+        {
+            properties.maximum_packet_size = u32::try_from(self.config.max_packet_size)
+                .ok()
+                .and_then(std::num::NonZeroU32::new);
+        }
+        let inbound_alias_max = properties.topic_alias_maximum.unwrap_or(0);
+        let connect = Connect {
+            protocol: self.version(),
+            clean_start,
+            keep_alive: self.config.keep_alive_secs(),
+            client_id: self.client_id.clone(),
+            will: self.config.will.clone(),
+            username: self.config.username.clone(),
+            password: self.config.password.clone(),
+            properties,
+        };
+        let keep_alive = (self.config.keep_alive_secs() > 0)
+            .then(|| Duration::from_secs(u64::from(self.config.keep_alive_secs())));
+        self.conn = Some(Connection {
+            state: ConnectionState::Connecting,
+            decoder: Decoder::new(self.version()).with_max_packet_size(self.config.max_packet_size),
+            clean_start,
+            connect_deadline: now + self.config.connect_timeout,
+            keep_alive,
+            last_sent: now,
+            last_received: now,
+            ping_sent: None,
+            server: ServerLimits::default(),
+            inbound_aliases: InboundAliases::new(inbound_alias_max),
+            outbound_aliases: OutboundAliases::new(0),
+        });
+        if !v5 && !clean_start && connect.client_id.is_empty() {
+            // [MQTT-3.1.3-7]: an empty client id needs a clean session before 5.0.
+            self.end_connection(
+                ConnectionError::InvalidConfig(ConfigError::EmptyClientIdNeedsCleanSession),
+                None,
+            );
+            return;
+        }
+        debug!(client_id = %self.client_id, clean_start, "CONNECT");
+        // [MQTT-3.1.0-1]: CONNECT is the first packet on the connection.
+        if let Err(e) = self.send(now, &Packet::Connect(connect)) {
+            self.end_connection(ConnectionError::InvalidConfig(ConfigError::Encode(e)), None);
+        }
+    }
+
+    /// Bytes arrived from the server. Every complete packet is processed; a partial one waits.
+    pub fn handle_read(&mut self, now: Instant, data: &[u8]) {
+        if !self.reading() {
+            return;
+        }
+        self.read_buf.extend_from_slice(data);
+        self.process_reads(now);
+    }
+
+    /// Like [`handle_read`](Self::handle_read), taking the bytes out of `buf` without copying
+    /// them when nothing is buffered already.
+    pub fn handle_read_buf(&mut self, now: Instant, buf: &mut BytesMut) {
+        if !self.reading() {
+            buf.clear();
+            return;
+        }
+        if self.read_buf.is_empty() {
+            std::mem::swap(&mut self.read_buf, buf);
+        } else {
+            self.read_buf.extend_from_slice(buf);
+            buf.clear();
+        }
+        self.process_reads(now);
+    }
+
+    fn reading(&self) -> bool {
+        matches!(
+            self.state(),
+            ConnectionState::Connecting | ConnectionState::Connected
+        )
+    }
+
+    fn process_reads(&mut self, now: Instant) {
+        if let Some(conn) = self.conn.as_mut() {
+            // Any byte shows the connection is alive, even inside a long packet.
+            conn.last_received = now;
+            conn.ping_sent = None;
+        }
+        loop {
+            let Some(conn) = self.conn.as_ref() else {
+                return;
+            };
+            if !matches!(
+                conn.state,
+                ConnectionState::Connecting | ConnectionState::Connected
+            ) {
+                return;
+            }
+            match conn.decoder.decode(&mut self.read_buf) {
+                Ok(Some(packet)) => self.handle_packet(now, packet),
+                Ok(None) => return,
+                Err(e) => {
+                    self.violation(ProtocolViolation::Malformed(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The transport closed (by either side or the network).
+    pub fn handle_closed(&mut self, _now: Instant) {
+        let Some(conn) = self.conn.take() else { return };
+        if conn.state != ConnectionState::Closing {
+            self.events.push_back(Event::Disconnected {
+                reason: ConnectionError::TransportClosed,
+            });
+        }
+        self.inbound.connection_lost();
+        self.read_buf.clear();
+        self.transmit.clear();
+    }
+
+    /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        match conn.state {
+            ConnectionState::Connecting if now >= conn.connect_deadline => {
+                self.end_connection(ConnectionError::ConnectTimeout, None);
+            }
+            ConnectionState::Connected => {
+                if let Some(sent) = conn.ping_sent {
+                    if now >= sent + self.config.ping_timeout {
+                        warn!("no answer to PINGREQ: connection lost");
+                        self.end_connection(ConnectionError::KeepAliveTimeout, None);
+                    }
+                } else if let Some(ka) = conn.keep_alive {
+                    // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0): PINGREQ when idle. Silence
+                    // from the server also prompts one, so half-open connections are found
+                    // even while we keep sending.
+                    if now >= conn.last_sent.min(conn.last_received) + ka {
+                        trace!("PINGREQ");
+                        if self.send(now, &Packet::PingReq).is_ok() {
+                            if let Some(conn) = self.conn.as_mut() {
+                                conn.ping_sent = Some(now);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- commands -----
+
+    /// Publishes a message. Returns at once with a token; [`Event::Published`] with that
+    /// token reports when the flow completed. Messages beyond the in-flight window, or sent
+    /// while disconnected, wait in a bounded queue, in order.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        message: Message,
+    ) -> Result<PublishToken, PublishError> {
+        self.check_message(&message)?;
+        if self.outbound.queue.len() >= self.config.max_queued {
+            return Err(PublishError::QueueFull);
+        }
+        let token = self.outbound.new_token();
+        self.outbound.queue.push_back(Queued { token, message });
+        self.pump(now);
+        Ok(token)
+    }
+
+    /// Checks what can be checked before a message is queued.
+    fn check_message(&self, message: &Message) -> Result<(), PublishError> {
+        let probe = self.build_publish(message, PacketId::new(1));
+        let size = Packet::Publish(probe).encoded_len(self.version())?;
+        if let Some(conn) = self
+            .conn
+            .as_ref()
+            .filter(|c| c.state == ConnectionState::Connected)
+        {
+            check_against_server(&conn.server, message, size)?;
+        }
+        Ok(())
+    }
+
+    fn build_publish(&self, message: &Message, id: Option<PacketId>) -> Publish {
+        let qos_pid = match (message.qos, id) {
+            (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+            (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+            _ => QosPid::AtMostOnce,
+        };
+        let mut properties = message.properties.clone();
+        properties.topic_alias = None;
+        Publish {
+            dup: false,
+            qos_pid,
+            retain: message.retain,
+            topic: message.topic.clone(),
+            properties,
+            payload: message.payload.clone(),
+        }
+    }
+
+    /// Subscribes to `filters`; [`Event::Subscribed`] with the returned identifier reports the
+    /// result per filter.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<Subscription>,
+    ) -> Result<PacketId, SubscribeError> {
+        self.subscribe_with(now, filters, SubscribeProperties::default())
+    }
+
+    /// Subscribes with 5.0 properties (subscription identifier, user properties).
+    pub fn subscribe_with(
+        &mut self,
+        now: Instant,
+        filters: Vec<Subscription>,
+        properties: SubscribeProperties,
+    ) -> Result<PacketId, SubscribeError> {
+        if filters.is_empty() {
+            return Err(SubscribeError::NoFilters);
+        }
+        let count = filters.len();
+        self.request(now, count, |packet_id| {
+            Packet::Subscribe(Subscribe {
+                packet_id,
+                properties,
+                filters,
+            })
+        })
+    }
+
+    /// Unsubscribes from `filters`; [`Event::Unsubscribed`] reports the result.
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<TopicFilter>,
+    ) -> Result<PacketId, SubscribeError> {
+        self.unsubscribe_with(now, filters, UnsubscribeProperties::default())
+    }
+
+    /// Unsubscribes with 5.0 properties.
+    pub fn unsubscribe_with(
+        &mut self,
+        now: Instant,
+        filters: Vec<TopicFilter>,
+        properties: UnsubscribeProperties,
+    ) -> Result<PacketId, SubscribeError> {
+        if filters.is_empty() {
+            return Err(SubscribeError::NoFilters);
+        }
+        let count = filters.len();
+        self.request(now, count, |packet_id| {
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                properties,
+                filters,
+            })
+        })
+    }
+
+    fn request(
+        &mut self,
+        now: Instant,
+        filters: usize,
+        build: impl FnOnce(PacketId) -> Packet,
+    ) -> Result<PacketId, SubscribeError> {
+        let packet_id = self
+            .ids
+            .allocate()
+            .ok_or(SubscribeError::NoPacketIdAvailable)?;
+        let packet = build(packet_id);
+        let size = match packet.encoded_len(self.version()) {
+            Ok(size) => size,
+            Err(e) => {
+                self.ids.release(packet_id);
+                return Err(e.into());
+            }
+        };
+        if let Some(conn) = self
+            .conn
+            .as_ref()
+            .filter(|c| c.state == ConnectionState::Connected)
+        {
+            if size > conn.server.max_packet_size {
+                self.ids.release(packet_id);
+                return Err(SubscribeError::PacketTooLarge {
+                    size,
+                    max: conn.server.max_packet_size,
+                });
+            }
+        }
+        if self.is_connected() {
+            let _ = self.send(now, &packet);
+        }
+        self.requests.push_back(PendingRequest {
+            packet_id,
+            packet,
+            filters,
+        });
+        Ok(packet_id)
+    }
+
+    /// Acknowledges a QoS 1/2 message received in manual-ack mode. Acknowledgements leave in
+    /// the order the messages arrived, whatever order the application acknowledges in.
+    pub fn ack(&mut self, now: Instant, token: AckToken) -> Result<(), AckError> {
+        let kind = self.inbound.mark(token).ok_or(AckError::UnknownToken)?;
+        for id in self.inbound.ready(kind) {
+            match kind {
+                AckKind::PubAck => {
+                    let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
+                }
+                AckKind::PubRec => {
+                    if self.inbound.qos2.get(&id.get()) != Some(&Qos2State::Delivered) {
+                        continue;
+                    }
+                    if let Err(e) = self.store_incoming(id) {
+                        // Without a record, exactly-once cannot be promised: let the server's
+                        // resend deliver it again rather than lose it.
+                        self.inbound.qos2.remove(&id.get());
+                        return Err(AckError::Store(e));
+                    }
+                    self.inbound.qos2.insert(id.get(), Qos2State::Received);
+                    let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an AUTH packet of enhanced authentication (5.0 with an authentication method).
+    pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), AuthError> {
+        if !self.version().is_v5() || self.config.properties.authentication_method.is_none() {
+            // [MQTT-4.12.0-7]
+            return Err(AuthError::NotNegotiated);
+        }
+        if !self.reading() {
+            return Err(AuthError::NotConnected);
+        }
+        self.send(now, &Packet::Auth(auth))?;
+        Ok(())
+    }
+
+    /// Ends the connection gracefully: DISCONNECT (normal, will not published) goes out after
+    /// everything already queued for transmission, then the transport should be closed.
+    pub fn disconnect(&mut self, now: Instant) {
+        self.disconnect_with(now, Disconnect::default());
+    }
+
+    /// Ends the connection with a 5.0 reason code and properties (e.g.
+    /// `DisconnectWithWillMessage`, or a new session expiry interval).
+    pub fn disconnect_with(&mut self, now: Instant, disconnect: Disconnect) {
+        if !self.reading() {
+            return;
+        }
+        let disconnect = if self.version().is_v5() {
+            disconnect
+        } else {
+            Disconnect::default()
+        };
+        let _ = self.send(now, &Packet::Disconnect(disconnect));
+        // [MQTT-3.14.4-1] [MQTT-3.14.4-2]: nothing more is sent; the transport closes.
+        self.close(ConnectionError::LocalDisconnect);
+    }
+
+    // ----- outputs -----
+
+    /// Appends the bytes to send to `out`; returns how many. Without copying when `out` is
+    /// empty.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        let n = self.transmit.len();
+        if n == 0 {
+            return 0;
+        }
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.transmit);
+        } else {
+            out.extend_from_slice(&self.transmit);
+            self.transmit.clear();
+        }
+        n
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conn = self.conn.as_ref()?;
+        match conn.state {
+            ConnectionState::Connecting => Some(conn.connect_deadline),
+            ConnectionState::Connected => match conn.ping_sent {
+                Some(sent) => Some(sent + self.config.ping_timeout),
+                None => conn
+                    .keep_alive
+                    .map(|ka| conn.last_sent.min(conn.last_received) + ka),
+            },
+            _ => None,
+        }
+    }
+
+    // ----- transitions -----
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet) {
+        trace!(packet = ?packet.packet_type(), "received");
+        let state = self.state();
+        let v5 = self.version().is_v5();
+        match packet {
+            Packet::ConnAck(connack) if state == ConnectionState::Connecting => {
+                self.on_connack(now, connack);
+            }
+            Packet::ConnAck(_) => self.violation(ProtocolViolation::SecondConnAck),
+            Packet::Auth(auth) if v5 => self.events.push_back(Event::Auth(auth)),
+            Packet::Disconnect(d) if v5 => {
+                self.close(ConnectionError::ServerDisconnected {
+                    reason: d.reason_code,
+                    properties: Box::new(d.properties),
+                });
+            }
+            other if state == ConnectionState::Connecting => {
+                self.violation(ProtocolViolation::UnexpectedPacket(other.packet_type()));
+            }
+            Packet::Publish(publish) => self.on_publish(now, publish),
+            Packet::PubAck(ack) => self.on_puback(now, ack),
+            Packet::PubRec(rec) => self.on_pubrec(now, rec),
+            Packet::PubRel(rel) => self.on_pubrel(now, rel),
+            Packet::PubComp(comp) => self.on_pubcomp(now, comp),
+            Packet::SubAck(suback) => self.on_suback(suback),
+            Packet::UnsubAck(unsuback) => self.on_unsuback(unsuback),
+            Packet::PingResp => {}
+            other => self.violation(ProtocolViolation::UnexpectedPacket(other.packet_type())),
+        }
+    }
+
+    fn on_connack(&mut self, now: Instant, connack: ConnAck) {
+        if !connack.reason_code.is_success() {
+            // [MQTT-4.13.2-1]: a refusal closes the connection.
+            self.close(ConnectionError::Refused {
+                reason: connack.reason_code,
+                properties: Box::new(connack.properties),
+            });
+            return;
+        }
+        let clean_start = self.conn.as_ref().is_some_and(|c| c.clean_start);
+        if connack.session_present && clean_start {
+            // [MQTT-3.2.2-4]
+            self.violation(ProtocolViolation::UnexpectedSessionPresent);
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        conn.state = ConnectionState::Connected;
+        let props = &connack.properties;
+        if let Some(ka) = props.server_keep_alive {
+            // [MQTT-3.1.2-21] [MQTT-3.2.2-21]: the server's keep alive replaces ours.
+            conn.keep_alive = (ka > 0).then(|| Duration::from_secs(u64::from(ka)));
+        }
+        conn.server = ServerLimits {
+            receive_maximum: props.receive_maximum.map_or(u16::MAX, |v| v.get()),
+            max_packet_size: props.maximum_packet_size.map_or(MAX_PACKET_SIZE, |v| {
+                usize::try_from(v.get()).unwrap_or(MAX_PACKET_SIZE)
+            }),
+            max_qos: props.maximum_qos.unwrap_or(QoS::ExactlyOnce),
+            retain_available: props.retain_available.unwrap_or(true),
+        };
+        if self.config.outgoing_topic_aliases {
+            conn.outbound_aliases = OutboundAliases::new(props.topic_alias_maximum.unwrap_or(0));
+        }
+        if let Some(id) = &props.assigned_client_identifier {
+            self.client_id = id.clone();
+        }
+        self.session_started = true;
+        debug!(
+            session_present = connack.session_present,
+            "CONNACK accepted"
+        );
+        self.events.push_back(Event::Connected {
+            session_present: connack.session_present,
+            properties: Box::new(connack.properties),
+        });
+        if connack.session_present {
+            self.retransmit(now);
+        } else {
+            // [MQTT-3.2.2-5]: the server has no session, so neither may we.
+            self.discard_session();
+        }
+        for request in self.requests.clone() {
+            let _ = self.send(now, &request.packet);
+        }
+        self.pump(now);
+    }
+
+    /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
+    /// [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1].
+    fn retransmit(&mut self, now: Instant) {
+        for record in self.outbound.in_send_order() {
+            let Some(id) = record.packet_id() else {
+                continue;
+            };
+            let packet = match record.state {
+                OutgoingState::Published => {
+                    let mut publish = record.publish.clone();
+                    publish.dup = true;
+                    Packet::Publish(publish)
+                }
+                OutgoingState::Released => Packet::PubRel(PubRel::new(id)),
+            };
+            if let Err(e) = self.send(now, &packet) {
+                warn!(error = %e, "cannot resend a stored message");
+            }
+        }
+    }
+
+    /// Drops session state the server no longer has. Messages it had not acknowledged are
+    /// queued again as new messages, ahead of the queue, so nothing accepted is lost; QoS 2
+    /// messages it had taken ownership of (PUBREC received) are reported complete.
+    fn discard_session(&mut self) {
+        let records = self.outbound.in_send_order();
+        self.outbound.inflight.clear();
+        for record in records.into_iter().rev() {
+            if let Some(id) = record.packet_id() {
+                self.ids.release(id);
+            }
+            match record.state {
+                OutgoingState::Released => self.events.push_back(Event::Published {
+                    token: record.token,
+                    outcome: PublishOutcome::Completed {
+                        reason: PubRelReasonCode::PacketIdentifierNotFound,
+                        properties: Box::default(),
+                    },
+                }),
+                OutgoingState::Published => {
+                    let p = record.publish;
+                    let mut message = Message::with_topic(p.topic, p.payload).qos(p.qos_pid.qos());
+                    message.retain = p.retain;
+                    message.properties = p.properties;
+                    self.outbound.queue.push_front(Queued {
+                        token: record.token,
+                        message,
+                    });
+                }
+            }
+        }
+        self.inbound.clear();
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.clear() {
+                self.events.push_back(Event::StoreFailed(e));
+            }
+        }
+    }
+
+    /// Moves queued messages into the in-flight window and sends them, in order.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let Some(conn) = self.conn.as_ref() else {
+                return;
+            };
+            if conn.state != ConnectionState::Connected {
+                return;
+            }
+            let server = conn.server;
+            let Some(front) = self.outbound.queue.front() else {
+                return;
+            };
+            let message = &front.message;
+            let token = front.token;
+            if message.qos > QoS::AtMostOnce {
+                // [MQTT-4.9.0-2]: no new QoS 1/2 PUBLISH while the send quota is used up.
+                let window =
+                    usize::from(self.config.max_inflight.min(server.receive_maximum).max(1));
+                if self.outbound.inflight.len() >= window {
+                    return;
+                }
+            }
+            let id = if message.qos > QoS::AtMostOnce {
+                match self.ids.allocate() {
+                    Some(id) => Some(id),
+                    // All identifiers in use: wait for one to be freed.
+                    None => return,
+                }
+            } else {
+                None
+            };
+            let publish = self.build_publish(message, id);
+            let checked = Packet::Publish(publish.clone())
+                .encoded_len(self.version())
+                .map_err(PublishError::from)
+                .and_then(|size| check_against_server(&server, message, size));
+            if let Err(e) = checked {
+                if let Some(id) = id {
+                    self.ids.release(id);
+                }
+                self.outbound.queue.pop_front();
+                self.events.push_back(Event::Published {
+                    token,
+                    outcome: PublishOutcome::Dropped(e),
+                });
+                continue;
+            }
+            match id {
+                None => {
+                    self.outbound.queue.pop_front();
+                    self.send_publish(now, publish);
+                    self.events.push_back(Event::Published {
+                        token,
+                        outcome: PublishOutcome::Sent,
+                    });
+                }
+                Some(id) => {
+                    let record = self.outbound.start(token, publish);
+                    if let Some(store) = self.store.as_mut() {
+                        if let Err(e) = store.put_outgoing(&record) {
+                            self.ids.release(id);
+                            self.events.push_back(Event::StoreFailed(e));
+                            return;
+                        }
+                    }
+                    self.outbound.queue.pop_front();
+                    let publish = record.publish.clone();
+                    self.outbound.insert(id, record);
+                    self.send_publish(now, publish);
+                }
+            }
+        }
+    }
+
+    fn send_publish(&mut self, now: Instant, mut publish: Publish) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.outbound_aliases.apply(&mut publish);
+        }
+        if let Err(e) = self.send(now, &Packet::Publish(publish)) {
+            warn!(error = %e, "cannot encode PUBLISH");
+        }
+    }
+
+    fn on_publish(&mut self, now: Instant, mut publish: Publish) {
+        if let Some(conn) = self.conn.as_mut() {
+            if let Err(v) = conn.inbound_aliases.resolve(&mut publish) {
+                self.violation(v);
+                return;
+            }
+        }
+        let manual = self.config.manual_acks;
+        match publish.qos_pid {
+            QosPid::AtMostOnce => self.events.push_back(Event::Message { publish, ack: None }),
+            QosPid::AtLeastOnce(id) => {
+                if self.receive_maximum_exceeded() {
+                    self.violation(ProtocolViolation::ReceiveMaximumExceeded);
+                    return;
+                }
+                if manual {
+                    let ack = self.inbound.expect_ack(AckKind::PubAck, id);
+                    self.events.push_back(Event::Message {
+                        publish,
+                        ack: Some(ack),
+                    });
+                } else {
+                    self.events.push_back(Event::Message { publish, ack: None });
+                    // [MQTT-4.3.2-4] [MQTT-4.5.0-2]
+                    let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
+                }
+            }
+            QosPid::ExactlyOnce(id) => match self.inbound.qos2.get(&id.get()) {
+                // [MQTT-4.3.3-10] (5.0) / [MQTT-4.3.3-2] (3.1.1): a resend before PUBREL is
+                // answered but never delivered twice.
+                Some(Qos2State::Received) => {
+                    let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
+                }
+                Some(Qos2State::Delivered) => {}
+                None => {
+                    if self.receive_maximum_exceeded() {
+                        self.violation(ProtocolViolation::ReceiveMaximumExceeded);
+                        return;
+                    }
+                    if manual {
+                        self.inbound.qos2.insert(id.get(), Qos2State::Delivered);
+                        let ack = self.inbound.expect_ack(AckKind::PubRec, id);
+                        self.events.push_back(Event::Message {
+                            publish,
+                            ack: Some(ack),
+                        });
+                        return;
+                    }
+                    if let Err(e) = self.store_incoming(id) {
+                        // Not recorded, so not acknowledged: the server will send it again.
+                        self.events.push_back(Event::StoreFailed(e));
+                        return;
+                    }
+                    self.inbound.qos2.insert(id.get(), Qos2State::Received);
+                    self.events.push_back(Event::Message { publish, ack: None });
+                    // [MQTT-4.3.3-8] (5.0)
+                    let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
+                }
+            },
+        }
+    }
+
+    /// Whether one more unacknowledged message would exceed the Receive Maximum we announced.
+    fn receive_maximum_exceeded(&self) -> bool {
+        if !self.version().is_v5() {
+            return false;
+        }
+        match self.config.properties.receive_maximum {
+            Some(max) => self.inbound.unreleased() >= usize::from(max.get()),
+            None => false,
+        }
+    }
+
+    fn store_incoming(&mut self, id: PacketId) -> Result<(), StoreError> {
+        match self.store.as_mut() {
+            Some(store) => store.put_incoming(id),
+            None => Ok(()),
+        }
+    }
+
+    fn on_pubrel(&mut self, now: Instant, rel: PubRel) {
+        let id = rel.packet_id;
+        let mut comp = PubComp::new(id);
+        if self.inbound.qos2.remove(&id.get()).is_some() {
+            if let Some(store) = self.store.as_mut() {
+                if let Err(e) = store.remove_incoming(id) {
+                    // Keep the identifier rather than risk dropping a later message with it;
+                    // the server sends PUBREL again on the next connection.
+                    self.inbound.qos2.insert(id.get(), Qos2State::Received);
+                    self.events.push_back(Event::StoreFailed(e));
+                    return;
+                }
+            }
+        } else if self.version().is_v5() {
+            comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
+        }
+        // [MQTT-4.3.3-11] (5.0)
+        let _ = self.send(now, &Packet::PubComp(comp));
+    }
+
+    /// Ends an outgoing flow: frees its identifier, forgets it in the store, reports it.
+    fn finish_flow(&mut self, now: Instant, id: PacketId, outcome: PublishOutcome) {
+        let Some(record) = self.outbound.remove(id) else {
+            return;
+        };
+        // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed.
+        self.ids.release(id);
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.remove_outgoing(id) {
+                self.events.push_back(Event::StoreFailed(e));
+            }
+        }
+        self.events.push_back(Event::Published {
+            token: record.token,
+            outcome,
+        });
+        self.pump(now);
+    }
+
+    fn flow_state(&self, id: PacketId) -> Option<(QoS, OutgoingState)> {
+        self.outbound.get(id).map(|r| (r.publish.qos(), r.state))
+    }
+
+    fn unknown_id(&mut self, packet: PacketType, id: PacketId) {
+        self.violation(ProtocolViolation::UnknownPacketId {
+            packet,
+            packet_id: id.get(),
+        });
+    }
+
+    fn on_puback(&mut self, now: Instant, ack: PubAck) {
+        let id = ack.packet_id;
+        if self.flow_state(id) != Some((QoS::AtLeastOnce, OutgoingState::Published)) {
+            return self.unknown_id(PacketType::PubAck, id);
+        }
+        let properties = Box::new(ack.properties);
+        let outcome = if ack.reason_code.is_success() {
+            PublishOutcome::Acknowledged {
+                reason: ack.reason_code,
+                properties,
+            }
+        } else {
+            // [MQTT-4.4.0-2]
+            PublishOutcome::Rejected {
+                reason: ack.reason_code,
+                properties,
+            }
+        };
+        self.finish_flow(now, id, outcome);
+    }
+
+    fn on_pubrec(&mut self, now: Instant, rec: PubRec) {
+        let id = rec.packet_id;
+        match self.flow_state(id) {
+            Some((QoS::ExactlyOnce, OutgoingState::Published)) => {
+                if !rec.reason_code.is_success() {
+                    // [MQTT-4.4.0-2] [MQTT-4.3.3-4]: a failed PUBREC ends the flow.
+                    let outcome = PublishOutcome::Rejected {
+                        reason: rec.reason_code,
+                        properties: Box::new(rec.properties),
+                    };
+                    return self.finish_flow(now, id, outcome);
+                }
+                let Some(record) = self.outbound.get_mut(id) else {
+                    return;
+                };
+                record.state = OutgoingState::Released;
+                let record = record.clone();
+                if let Some(store) = self.store.as_mut() {
+                    if let Err(e) = store.put_outgoing(&record) {
+                        // Without the record the PUBREL could be lost to a restart; resending the
+                        // PUBLISH on the next connection restarts the handshake safely.
+                        if let Some(r) = self.outbound.get_mut(id) {
+                            r.state = OutgoingState::Published;
+                        }
+                        self.events.push_back(Event::StoreFailed(e));
+                        return;
+                    }
+                }
+                // [MQTT-4.3.3-4] (5.0) / [MQTT-4.3.3-1] (3.1.1)
+                let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
+            }
+            // A repeated PUBREC: repeat the PUBREL.
+            Some((QoS::ExactlyOnce, OutgoingState::Released)) => {
+                let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
+            }
+            _ => self.unknown_id(PacketType::PubRec, id),
+        }
+    }
+
+    fn on_pubcomp(&mut self, now: Instant, comp: PubComp) {
+        let id = comp.packet_id;
+        if self.flow_state(id) != Some((QoS::ExactlyOnce, OutgoingState::Released)) {
+            return self.unknown_id(PacketType::PubComp, id);
+        }
+        let outcome = PublishOutcome::Completed {
+            reason: comp.reason_code,
+            properties: Box::new(comp.properties),
+        };
+        self.finish_flow(now, id, outcome);
+    }
+
+    fn take_request(&mut self, packet: PacketType, id: PacketId) -> Option<PendingRequest> {
+        let position = self
+            .requests
+            .iter()
+            .position(|r| r.packet_id == id && r.packet.packet_type() == packet)?;
+        self.requests.remove(position)
+    }
+
+    fn on_suback(&mut self, suback: SubAck) {
+        let id = suback.packet_id;
+        let Some(request) = self.take_request(PacketType::Subscribe, id) else {
+            return self.unknown_id(PacketType::SubAck, id);
+        };
+        self.ids.release(id);
+        if suback.reason_codes.len() != request.filters {
+            return self.violation(ProtocolViolation::WrongResultCount {
+                packet: PacketType::SubAck,
+                expected: request.filters,
+                got: suback.reason_codes.len(),
+            });
+        }
+        let results = suback
+            .reason_codes
+            .iter()
+            .map(|code| code.granted_qos().ok_or(*code))
+            .collect();
+        self.events.push_back(Event::Subscribed {
+            packet_id: id,
+            results,
+            properties: Box::new(suback.properties),
+        });
+    }
+
+    fn on_unsuback(&mut self, unsuback: UnsubAck) {
+        let id = unsuback.packet_id;
+        let Some(request) = self.take_request(PacketType::Unsubscribe, id) else {
+            return self.unknown_id(PacketType::UnsubAck, id);
+        };
+        self.ids.release(id);
+        let results = if self.version().is_v5() {
+            if unsuback.reason_codes.len() != request.filters {
+                return self.violation(ProtocolViolation::WrongResultCount {
+                    packet: PacketType::UnsubAck,
+                    expected: request.filters,
+                    got: unsuback.reason_codes.len(),
+                });
+            }
+            unsuback.reason_codes
+        } else {
+            vec![UnsubAckReasonCode::Success; request.filters]
+        };
+        self.events.push_back(Event::Unsubscribed {
+            packet_id: id,
+            results,
+            properties: Box::new(unsuback.properties),
+        });
+    }
+
+    /// Encodes a packet for transmission on the current connection and notes the time.
+    fn send(&mut self, now: Instant, packet: &Packet) -> Result<(), EncodeError> {
+        if self.encode(packet)? {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.last_sent = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes a packet for transmission unless the connection is gone or closing; returns
+    /// whether it was queued.
+    fn encode(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
+        match self.conn.as_ref() {
+            Some(conn) if conn.state != ConnectionState::Closing => {
+                packet.encode(self.config.version, &mut self.transmit)?;
+                trace!(packet = ?packet.packet_type(), "sent");
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The server broke the protocol: tell it why (5.0) and close [MQTT-4.8.0-1].
+    fn violation(&mut self, violation: ProtocolViolation) {
+        warn!(%violation, "closing the connection");
+        let reason = violation.disconnect_reason();
+        self.end_connection(ConnectionError::ProtocolViolation(violation), Some(reason));
+    }
+
+    fn end_connection(&mut self, error: ConnectionError, disconnect: Option<DisconnectReasonCode>) {
+        if let Some(reason) = disconnect.filter(|_| self.version().is_v5()) {
+            let _ = self.encode(&Packet::Disconnect(Disconnect::new(reason)));
+        }
+        self.close(error);
+    }
+
+    /// Marks the connection closing and reports why, once.
+    fn close(&mut self, reason: ConnectionError) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if conn.state == ConnectionState::Closing {
+            return;
+        }
+        conn.state = ConnectionState::Closing;
+        self.inbound.connection_lost();
+        self.read_buf.clear();
+        self.events.push_back(Event::Disconnected { reason });
+    }
+}
+
+/// Checks a message against the limits the server announced in CONNACK.
+fn check_against_server(
+    server: &ServerLimits,
+    message: &Message,
+    size: usize,
+) -> Result<(), PublishError> {
+    if message.qos > server.max_qos {
+        // [MQTT-3.2.2-11]
+        return Err(PublishError::QoSNotSupported {
+            requested: message.qos,
+            max: server.max_qos,
+        });
+    }
+    if message.retain && !server.retain_available {
+        // [MQTT-3.2.2-14]
+        return Err(PublishError::RetainNotSupported);
+    }
+    if size > server.max_packet_size {
+        // [MQTT-3.2.2-15]
+        return Err(PublishError::PacketTooLarge {
+            size,
+            max: server.max_packet_size,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Session persistence. The session writes through a [`SessionStore`] *before* it transmits
+//! the packet a record stands for, so a restarted process can resume every flow.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use mqtt_proto::{PacketId, Publish};
+
+use crate::event::PublishToken;
+
+#[cfg(feature = "file-store")]
+mod file;
+#[cfg(feature = "file-store")]
+pub use file::FileStore;
+
+/// Where an outgoing QoS 1/2 flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutgoingState {
+    /// PUBLISH sent (or about to be); waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREL sent (or about to be); waiting for PUBCOMP.
+    Released,
+}
+
+/// One outgoing QoS 1/2 message in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// Send order: flows are resent in this order after a reconnect [MQTT-4.6.0-1].
+    pub seq: u64,
+    /// The token `publish` returned.
+    pub token: PublishToken,
+    /// Where the flow stands.
+    pub state: OutgoingState,
+    /// The message with its packet identifier and full topic (never a topic alias).
+    pub publish: Publish,
+}
+
+impl OutgoingRecord {
+    /// The packet identifier of the flow.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.publish.packet_id()
+    }
+}
+
+/// Everything a store holds, as loaded after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredSession {
+    /// Outgoing flows in send order.
+    pub outgoing: Vec<OutgoingRecord>,
+    /// Identifiers of incoming QoS 2 messages acknowledged with PUBREC and not yet released.
+    pub incoming: Vec<PacketId>,
+}
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error("session store I/O error: {0}")]
+    Io(String),
+    /// Stored data could not be understood.
+    #[error("session store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Durable storage of session state. Every method is called before the corresponding packet
+/// is transmitted; an error stops that transmission.
+pub trait SessionStore: Send {
+    /// Records (or updates) an outgoing flow.
+    fn put_outgoing(&mut self, record: &OutgoingRecord) -> Result<(), StoreError>;
+    /// Forgets an outgoing flow once it completed.
+    fn remove_outgoing(&mut self, packet_id: PacketId) -> Result<(), StoreError>;
+    /// Records an incoming QoS 2 identifier before PUBREC is sent.
+    fn put_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError>;
+    /// Forgets an incoming QoS 2 identifier before PUBCOMP is sent.
+    fn remove_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError>;
+    /// Reads everything stored.
+    fn load(&mut self) -> Result<StoredSession, StoreError>;
+    /// Forgets everything (the session ended).
+    fn clear(&mut self) -> Result<(), StoreError>;
+}
+
+/// A store in memory, shared by its clones: a new `Session` given a clone of the store used
+/// by one that was dropped resumes its flows, as after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    outgoing: BTreeMap<u16, OutgoingRecord>,
+    incoming: BTreeMap<u16, ()>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryInner) -> T) -> Result<T, StoreError> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Io("memory store lock poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn put_outgoing(&mut self, record: &OutgoingRecord) -> Result<(), StoreError> {
+        let id = record
+            .packet_id()
+            .ok_or_else(|| StoreError::Corrupt("QoS 0 message in the store".into()))?;
+        self.with(|s| {
+            s.outgoing.insert(id.get(), record.clone());
+        })
+    }
+
+    fn remove_outgoing(&mut self, packet_id: PacketId) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.outgoing.remove(&packet_id.get());
+        })
+    }
+
+    fn put_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.incoming.insert(packet_id.get(), ());
+        })
+    }
+
+    fn remove_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.incoming.remove(&packet_id.get());
+        })
+    }
+
+    fn load(&mut self) -> Result<StoredSession, StoreError> {
+        self.with(|s| {
+            let mut outgoing: Vec<_> = s.outgoing.values().cloned().collect();
+            outgoing.sort_by_key(|r| r.seq);
+            StoredSession {
+                outgoing,
+                incoming: s
+                    .incoming
+                    .keys()
+                    .filter_map(|id| PacketId::new(*id))
+                    .collect(),
+            }
+        })
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.outgoing.clear();
+            s.incoming.clear();
+        })
+    }
+}

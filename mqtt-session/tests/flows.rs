@@ -1,0 +1,1065 @@
+//! Deterministic tests of every session flow, with virtual time and a scripted server.
+
+mod common;
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{config, id, server_publish, topic, Pair};
+use mqtt_proto::{
+    Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckProperties, ConnectReasonCode,
+    Disconnect, DisconnectReasonCode, LastWill, MqttString, Packet, ProtocolVersion, PubAck,
+    PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, QoS, QosPid, SubAck,
+    SubAckReasonCode, Subscription, TopicFilter, UnsubAck, WillProperties,
+};
+use mqtt_session::{
+    ConfigError, ConnectionError, ConnectionState, Event, MemoryStore, Message, ProtocolViolation,
+    PublishError, PublishOutcome, Session, SubscribeError,
+};
+
+const VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V3_1,
+    ProtocolVersion::V3_1_1,
+    ProtocolVersion::V5,
+];
+
+fn msg(t: &str, qos: QoS) -> Message {
+    Message::new(t, "payload").unwrap().qos(qos)
+}
+
+fn publishes(packets: &[Packet]) -> Vec<(u16, bool)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((p.packet_id().map_or(0, |i| i.get()), p.dup)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disconnected(events: &[Event]) -> Option<ConnectionError> {
+    events.iter().find_map(|e| match e {
+        Event::Disconnected { reason } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn connect_is_the_first_packet_and_carries_will_and_credentials() {
+    // [MQTT-3.1.0-1]
+    for version in VERSIONS {
+        let will = LastWill {
+            topic: topic("clients/test/status"),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: WillProperties::default(),
+        };
+        let username = "u".repeat(1000);
+        let cfg = config(version)
+            .will(will.clone())
+            .credentials(&username, &b"pw"[..])
+            .unwrap()
+            .keep_alive(Duration::from_secs(15));
+        let mut pair = Pair::new(cfg);
+        let connect = pair.open();
+        assert_eq!(connect.protocol, version);
+        assert_eq!(connect.will, Some(will));
+        assert_eq!(connect.username.as_deref(), Some(username.as_str()));
+        assert_eq!(connect.password.as_deref(), Some(&b"pw"[..]));
+        assert_eq!(connect.keep_alive, 15);
+        assert!(connect.clean_start);
+        assert_eq!(pair.session.state(), ConnectionState::Connecting);
+    }
+}
+
+#[test]
+fn refused_connack_reports_a_typed_reason() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
+    pair.open();
+    // 3.1.1 return code 5: not authorized.
+    pair.deliver_bytes(&[0x20, 0x02, 0x00, 0x05]);
+    let events = pair.events();
+    assert!(matches!(
+        disconnected(&events),
+        Some(ConnectionError::Refused {
+            reason: ConnectReasonCode::NotAuthorized,
+            ..
+        })
+    ));
+    assert!(
+        pair.session.wants_close(),
+        "[MQTT-4.13.2-1] a refusal closes"
+    );
+}
+
+#[test]
+fn qos1_publish_completes_on_its_puback() {
+    // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3]
+    for version in VERSIONS {
+        let mut pair = Pair::new(config(version));
+        pair.connect(false);
+        let t1 = pair
+            .session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+        let t2 = pair
+            .session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+        let sent = pair.sent();
+        assert_eq!(publishes(&sent), vec![(1, false), (2, false)]);
+        pair.deliver(Packet::PubAck(PubAck::new(id(2))));
+        let events = pair.events();
+        assert_eq!(events.len(), 1);
+        assert!(
+            matches!(&events[0], Event::Published { token, outcome: PublishOutcome::Acknowledged { reason: PubAckReasonCode::Success, .. } } if *token == t2)
+        );
+        assert_eq!(pair.session.inflight(), 1);
+        pair.deliver(Packet::PubAck(PubAck::new(id(1))));
+        assert!(matches!(&pair.events()[0], Event::Published { token, .. } if *token == t1));
+        assert_eq!(
+            pair.session.packet_ids_in_use(),
+            0,
+            "[MQTT-2.3.1-3] ids are freed"
+        );
+    }
+}
+
+#[test]
+fn qos2_publish_runs_the_four_way_handshake() {
+    // [MQTT-4.3.3-1] .. [MQTT-4.3.3-5]
+    for version in VERSIONS {
+        let mut pair = Pair::new(config(version));
+        pair.connect(false);
+        let token = pair
+            .session
+            .publish(pair.now, msg("a", QoS::ExactlyOnce))
+            .unwrap();
+        assert_eq!(publishes(&pair.sent()), vec![(1, false)]);
+        pair.deliver(Packet::PubRec(PubRec::new(id(1))));
+        assert_eq!(pair.sent(), vec![Packet::PubRel(PubRel::new(id(1)))]);
+        assert!(pair.events().is_empty(), "not complete before PUBCOMP");
+        // A repeated PUBREC is answered with PUBREL again, never the PUBLISH [MQTT-4.3.3-6].
+        pair.deliver(Packet::PubRec(PubRec::new(id(1))));
+        assert_eq!(pair.sent(), vec![Packet::PubRel(PubRel::new(id(1)))]);
+        pair.deliver(Packet::PubComp(PubComp::new(id(1))));
+        let events = pair.events();
+        assert!(
+            matches!(&events[..], [Event::Published { token: t, outcome: PublishOutcome::Completed { reason: PubRelReasonCode::Success, .. } }] if *t == token)
+        );
+        assert_eq!(pair.session.inflight(), 0);
+    }
+}
+
+#[test]
+fn qos0_publish_reports_sent() {
+    // [MQTT-4.3.1-1]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    let token = pair
+        .session
+        .publish(pair.now, msg("a", QoS::AtMostOnce))
+        .unwrap();
+    let sent = pair.sent();
+    assert!(matches!(&sent[..], [Packet::Publish(p)] if p.qos_pid == QosPid::AtMostOnce && !p.dup));
+    assert!(
+        matches!(&pair.events()[..], [Event::Published { token: t, outcome: PublishOutcome::Sent }] if *t == token)
+    );
+}
+
+#[test]
+fn v5_failed_puback_rejects_the_message_without_resend() {
+    // [MQTT-4.4.0-2]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    pair.session
+        .publish(pair.now, msg("a", QoS::AtLeastOnce))
+        .unwrap();
+    pair.sent();
+    let mut ack = PubAck::new(id(1));
+    ack.reason_code = PubAckReasonCode::NotAuthorized;
+    pair.deliver(Packet::PubAck(ack));
+    assert!(matches!(
+        &pair.events()[..],
+        [Event::Published {
+            outcome: PublishOutcome::Rejected {
+                reason: PubAckReasonCode::NotAuthorized,
+                ..
+            },
+            ..
+        }]
+    ));
+    assert_eq!(pair.session.inflight(), 0);
+}
+
+#[test]
+fn inflight_window_queues_the_rest_in_order() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1).max_inflight(2));
+    pair.connect(false);
+    for _ in 0..5 {
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+    }
+    assert_eq!(publishes(&pair.sent()), vec![(1, false), (2, false)]);
+    assert_eq!(pair.session.queued(), 3);
+    pair.deliver(Packet::PubAck(PubAck::new(id(1))));
+    assert_eq!(publishes(&pair.sent()), vec![(3, false)]);
+    pair.deliver(Packet::PubAck(PubAck::new(id(2))));
+    pair.deliver(Packet::PubAck(PubAck::new(id(3))));
+    assert_eq!(publishes(&pair.sent()), vec![(4, false), (5, false)]);
+}
+
+#[test]
+fn server_receive_maximum_lowers_the_window() {
+    // [MQTT-4.9.0-1] [MQTT-4.9.0-2] [MQTT-4.9.0-3]
+    let mut pair = Pair::new(config(ProtocolVersion::V5).max_inflight(10));
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            receive_maximum: NonZeroU16::new(1),
+            ..Default::default()
+        },
+    );
+    pair.session
+        .publish(pair.now, msg("a", QoS::ExactlyOnce))
+        .unwrap();
+    pair.session
+        .publish(pair.now, msg("a", QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(publishes(&pair.sent()).len(), 1);
+    // Still answering other packets while the quota is zero.
+    pair.deliver(server_publish("in", QosPid::AtLeastOnce(id(9)), b"x"));
+    assert_eq!(pair.sent(), vec![Packet::PubAck(PubAck::new(id(9)))]);
+    pair.deliver(Packet::PubRec(PubRec::new(id(1))));
+    let sent = pair.sent();
+    assert_eq!(
+        sent,
+        vec![Packet::PubRel(PubRel::new(id(1)))],
+        "PUBREL still counts against the quota"
+    );
+    pair.deliver(Packet::PubComp(PubComp::new(id(1))));
+    assert_eq!(publishes(&pair.sent()), vec![(2, false)]);
+}
+
+#[test]
+fn full_queue_is_backpressure_not_growth() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1).max_queued(3));
+    for _ in 0..3 {
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+    }
+    assert_eq!(
+        pair.session.publish(pair.now, msg("a", QoS::AtLeastOnce)),
+        Err(PublishError::QueueFull)
+    );
+    assert_eq!(pair.session.queued(), 3);
+    pair.connect(false);
+    assert_eq!(
+        publishes(&pair.sent()).len(),
+        3,
+        "queued while offline, sent on connect"
+    );
+}
+
+#[test]
+fn packet_id_exhaustion_queues_rather_than_fails() {
+    let mut pair = Pair::new(
+        config(ProtocolVersion::V3_1_1)
+            .max_inflight(u16::MAX)
+            .max_queued(70_000),
+    );
+    pair.connect(false);
+    for _ in 0..65_536u32 {
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+    }
+    let sent = publishes(&pair.sent());
+    assert_eq!(sent.len(), 65_535);
+    assert_eq!(pair.session.queued(), 1);
+    pair.deliver(Packet::PubAck(PubAck::new(id(40_000))));
+    assert_eq!(
+        publishes(&pair.sent()),
+        vec![(40_000, false)],
+        "the freed id is used next"
+    );
+}
+
+#[test]
+fn inbound_qos1_is_acknowledged() {
+    // [MQTT-4.3.2-4] [MQTT-4.5.0-2] [MQTT-3.3.4-1]
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
+    pair.connect(false);
+    pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(5)), b"hello"));
+    assert_eq!(pair.sent(), vec![Packet::PubAck(PubAck::new(id(5)))]);
+    let events = pair.events();
+    assert!(
+        matches!(&events[..], [Event::Message { publish, ack: None }] if publish.payload == "hello")
+    );
+}
+
+#[test]
+fn inbound_qos2_is_delivered_exactly_once_despite_resends() {
+    // [MQTT-4.3.3-8] [MQTT-4.3.3-10] [MQTT-4.3.3-11] [MQTT-4.3.3-12] (5.0); [MQTT-4.3.3-2] (3.1.1)
+    for version in VERSIONS {
+        let mut pair = Pair::new(config(version));
+        pair.connect(false);
+        pair.deliver(server_publish("x", QosPid::ExactlyOnce(id(7)), b"once"));
+        assert_eq!(pair.sent(), vec![Packet::PubRec(PubRec::new(id(7)))]);
+        let mut dup = Packet::Publish({
+            let mut p =
+                mqtt_proto::Publish::new(topic("x"), QosPid::ExactlyOnce(id(7)), &b"once"[..]);
+            p.dup = true;
+            p
+        });
+        pair.deliver(dup.clone());
+        assert_eq!(pair.sent(), vec![Packet::PubRec(PubRec::new(id(7)))]);
+        let messages = pair
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
+        assert_eq!(messages, 1, "delivered once");
+        pair.deliver(Packet::PubRel(PubRel::new(id(7))));
+        assert_eq!(pair.sent(), vec![Packet::PubComp(PubComp::new(id(7)))]);
+        // After PUBCOMP the same id is a new message.
+        if let Packet::Publish(p) = &mut dup {
+            p.dup = false;
+        }
+        pair.deliver(dup);
+        assert_eq!(pair.events().len(), 1);
+    }
+}
+
+#[test]
+fn pubrel_for_unknown_id_is_still_completed() {
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    pair.deliver(Packet::PubRel(PubRel::new(id(3))));
+    let mut comp = PubComp::new(id(3));
+    comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
+    assert_eq!(pair.sent(), vec![Packet::PubComp(comp)]);
+}
+
+#[test]
+fn manual_acks_leave_in_arrival_order() {
+    // [MQTT-4.6.0-2] [MQTT-4.6.0-3]
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1).manual_acks(true));
+    pair.connect(false);
+    pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(1)), b"1"));
+    pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(2)), b"2"));
+    pair.deliver(server_publish("x", QosPid::ExactlyOnce(id(3)), b"3"));
+    assert!(
+        pair.sent().is_empty(),
+        "nothing acknowledged before the application says so"
+    );
+    let tokens: Vec<_> = pair
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message { ack, .. } => ack,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    pair.session.ack(pair.now, tokens[1]).unwrap();
+    assert!(pair.sent().is_empty(), "PUBACK 2 waits for PUBACK 1");
+    pair.session.ack(pair.now, tokens[2]).unwrap();
+    assert_eq!(pair.sent(), vec![Packet::PubRec(PubRec::new(id(3)))]);
+    pair.session.ack(pair.now, tokens[0]).unwrap();
+    assert_eq!(
+        pair.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(id(1))),
+            Packet::PubAck(PubAck::new(id(2)))
+        ]
+    );
+    assert!(
+        pair.session.ack(pair.now, tokens[0]).is_err(),
+        "one ack per token"
+    );
+}
+
+#[test]
+fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
+    // [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1] [MQTT-2.3.1-3]
+    for version in VERSIONS {
+        let mut cfg = config(version).clean_start(false);
+        if version.is_v5() {
+            cfg = cfg.session_expiry(3600);
+        }
+        let mut pair = Pair::new(cfg);
+        pair.connect(false);
+        for qos in [
+            QoS::AtLeastOnce,
+            QoS::ExactlyOnce,
+            QoS::ExactlyOnce,
+            QoS::AtLeastOnce,
+        ] {
+            pair.session.publish(pair.now, msg("a", qos)).unwrap();
+        }
+        pair.sent();
+        pair.deliver(Packet::PubRec(PubRec::new(id(2))));
+        assert_eq!(pair.sent(), vec![Packet::PubRel(PubRel::new(id(2)))]);
+        pair.cut();
+        assert!(matches!(
+            disconnected(&pair.events()),
+            Some(ConnectionError::TransportClosed)
+        ));
+
+        let connect = pair.open();
+        assert!(!connect.clean_start, "the session is resumed");
+        pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+        let resent = pair.sent();
+        let summary: Vec<String> = resent
+            .iter()
+            .map(|p| match p {
+                Packet::Publish(p) => format!("PUBLISH {} dup={}", p.packet_id().unwrap(), p.dup),
+                Packet::PubRel(r) => format!("PUBREL {}", r.packet_id),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "PUBLISH 1 dup=true",
+                "PUBREL 2",
+                "PUBLISH 3 dup=true",
+                "PUBLISH 4 dup=true"
+            ]
+        );
+    }
+}
+
+#[test]
+fn no_resend_while_the_connection_lasts() {
+    // [MQTT-4.4.0-1]: resend only on reconnect.
+    let mut pair = Pair::new(config(ProtocolVersion::V5).keep_alive(Duration::ZERO));
+    pair.connect(false);
+    pair.session
+        .publish(pair.now, msg("a", QoS::AtLeastOnce))
+        .unwrap();
+    pair.sent();
+    pair.advance(Duration::from_secs(3600));
+    assert!(pair.sent().is_empty());
+    assert_eq!(pair.session.poll_timeout(), None);
+}
+
+#[test]
+fn session_present_after_clean_start_is_a_violation() {
+    // [MQTT-3.2.2-4]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.open();
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+    assert!(matches!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(
+            ProtocolViolation::UnexpectedSessionPresent
+        ))
+    ));
+    assert_eq!(
+        pair.sent(),
+        vec![Packet::Disconnect(Disconnect::new(
+            DisconnectReasonCode::ProtocolError
+        ))]
+    );
+}
+
+#[test]
+fn lost_session_requeues_unacknowledged_messages() {
+    // [MQTT-3.2.2-5]: the server has no session; nothing accepted is lost.
+    let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
+    let mut pair = Pair::new(cfg);
+    pair.connect(false);
+    let t1 = pair
+        .session
+        .publish(pair.now, msg("a", QoS::AtLeastOnce))
+        .unwrap();
+    let t2 = pair
+        .session
+        .publish(pair.now, msg("b", QoS::ExactlyOnce))
+        .unwrap();
+    let t3 = pair
+        .session
+        .publish(pair.now, msg("c", QoS::ExactlyOnce))
+        .unwrap();
+    pair.sent();
+    pair.deliver(Packet::PubRec(PubRec::new(id(3))));
+    pair.sent();
+    pair.cut();
+    pair.events();
+    pair.open();
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    let events = pair.events();
+    assert!(events.iter().any(|e| matches!(e, Event::Published { token, outcome: PublishOutcome::Completed { .. } } if *token == t3)),
+        "the server owned message 3 since PUBREC");
+    let sent = pair.sent();
+    let topics: Vec<(String, bool)> = sent
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((p.topic.to_string(), p.dup)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        [("a".to_string(), false), ("b".to_string(), false)],
+        "sent again as new messages, in order"
+    );
+    let Packet::Publish(resent_a) = &sent[0] else {
+        panic!("expected PUBLISH")
+    };
+    pair.deliver(Packet::PubAck(PubAck::new(resent_a.packet_id().unwrap())));
+    assert!(matches!(&pair.events()[..], [Event::Published { token, .. }] if *token == t1));
+    let _ = t2;
+}
+
+#[test]
+fn keep_alive_pings_when_idle_and_detects_a_dead_server() {
+    // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0)
+    let mut cfg = config(ProtocolVersion::V3_1_1).keep_alive(Duration::from_secs(30));
+    cfg.ping_timeout = Duration::from_secs(5);
+    let mut pair = Pair::new(cfg);
+    pair.connect(false);
+    let start = pair.now;
+    assert_eq!(
+        pair.session.poll_timeout(),
+        Some(start + Duration::from_secs(30))
+    );
+    pair.advance(Duration::from_secs(29));
+    assert!(pair.sent().is_empty());
+    pair.advance(Duration::from_secs(1));
+    assert_eq!(pair.sent(), vec![Packet::PingReq]);
+    pair.deliver(Packet::PingResp);
+    assert_eq!(
+        pair.session.poll_timeout(),
+        Some(pair.now + Duration::from_secs(30))
+    );
+    pair.advance(Duration::from_secs(30));
+    assert_eq!(pair.sent(), vec![Packet::PingReq]);
+    pair.advance(Duration::from_secs(5));
+    assert_eq!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::KeepAliveTimeout)
+    );
+    assert!(pair.session.wants_close());
+}
+
+#[test]
+fn silence_from_the_server_prompts_a_ping_even_while_sending() {
+    let mut cfg = config(ProtocolVersion::V3_1_1).keep_alive(Duration::from_secs(10));
+    cfg.ping_timeout = Duration::from_secs(3);
+    let mut pair = Pair::new(cfg);
+    pair.connect(false);
+    for _ in 0..10 {
+        pair.advance(Duration::from_secs(2));
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtMostOnce))
+            .unwrap();
+    }
+    let pings = pair
+        .sent()
+        .iter()
+        .filter(|p| **p == Packet::PingReq)
+        .count();
+    assert_eq!(
+        pings, 1,
+        "a half-open connection is probed although we keep sending"
+    );
+    pair.advance(Duration::from_secs(3));
+    assert_eq!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::KeepAliveTimeout)
+    );
+}
+
+#[test]
+fn server_keep_alive_replaces_ours() {
+    // [MQTT-3.1.2-21] [MQTT-3.2.2-21]
+    let mut pair = Pair::new(config(ProtocolVersion::V5).keep_alive(Duration::from_secs(60)));
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            server_keep_alive: Some(5),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        pair.session.poll_timeout(),
+        Some(pair.now + Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn connect_timeout_without_connack() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
+    pair.open();
+    assert!(pair.fire_timer());
+    assert_eq!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ConnectTimeout)
+    );
+}
+
+#[test]
+fn subscribe_results_are_typed_per_filter() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
+    pair.connect(false);
+    let filters = vec![
+        Subscription::new(TopicFilter::new("a/#").unwrap(), QoS::ExactlyOnce),
+        Subscription::new(TopicFilter::new("b/+").unwrap(), QoS::AtLeastOnce),
+    ];
+    let pid = pair.session.subscribe(pair.now, filters.clone()).unwrap();
+    assert!(
+        matches!(&pair.sent()[..], [Packet::Subscribe(s)] if s.filters == filters && s.packet_id == pid)
+    );
+    pair.deliver(Packet::SubAck(SubAck {
+        packet_id: pid,
+        properties: Default::default(),
+        reason_codes: vec![
+            SubAckReasonCode::GrantedQoS1,
+            SubAckReasonCode::UnspecifiedError,
+        ],
+    }));
+    let events = pair.events();
+    assert!(
+        matches!(&events[..], [Event::Subscribed { packet_id, results, .. }]
+        if *packet_id == pid && results == &vec![Ok(QoS::AtLeastOnce), Err(SubAckReasonCode::UnspecifiedError)])
+    );
+    assert_eq!(
+        pair.session.subscribe(pair.now, vec![]),
+        Err(SubscribeError::NoFilters)
+    );
+
+    let uid = pair
+        .session
+        .unsubscribe(pair.now, vec![TopicFilter::new("a/#").unwrap()])
+        .unwrap();
+    pair.sent();
+    pair.deliver(Packet::UnsubAck(UnsubAck {
+        packet_id: uid,
+        properties: Default::default(),
+        reason_codes: vec![],
+    }));
+    assert!(
+        matches!(&pair.events()[..], [Event::Unsubscribed { packet_id, results, .. }] if *packet_id == uid && results.len() == 1)
+    );
+}
+
+#[test]
+fn subscriptions_asked_offline_are_sent_after_connack() {
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    let pid = pair
+        .session
+        .subscribe(
+            pair.now,
+            vec![Subscription::new(
+                TopicFilter::new("t").unwrap(),
+                QoS::AtLeastOnce,
+            )],
+        )
+        .unwrap();
+    pair.connect(false);
+    assert!(matches!(&pair.sent()[..], [Packet::Subscribe(s)] if s.packet_id == pid));
+}
+
+#[test]
+fn inbound_topic_aliases_are_resolved_and_checked() {
+    let mut cfg = config(ProtocolVersion::V5);
+    cfg.properties.topic_alias_maximum = Some(4);
+    let mut pair = Pair::new(cfg);
+    pair.connect(false);
+    let mut first =
+        mqtt_proto::Publish::new(topic("long/topic/name"), QosPid::AtMostOnce, &b"1"[..]);
+    first.properties.topic_alias = NonZeroU16::new(2);
+    pair.deliver(Packet::Publish(first.clone()));
+    let mut second = first.clone();
+    second.topic = mqtt_proto::TopicName::empty_for_alias();
+    pair.deliver(Packet::Publish(second));
+    let topics: Vec<String> = pair
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message { publish, .. } => Some(publish.topic.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(topics, ["long/topic/name", "long/topic/name"]);
+
+    let mut too_high = first;
+    too_high.properties.topic_alias = NonZeroU16::new(5);
+    pair.deliver(Packet::Publish(too_high));
+    assert_eq!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(
+            ProtocolViolation::TopicAliasInvalid(5)
+        ))
+    );
+    assert_eq!(
+        pair.sent(),
+        vec![Packet::Disconnect(Disconnect::new(
+            DisconnectReasonCode::TopicAliasInvalid
+        ))]
+    );
+}
+
+#[test]
+fn outbound_topic_aliases_stay_within_the_server_maximum() {
+    // [MQTT-3.2.2-17] [MQTT-3.2.2-18]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            topic_alias_maximum: Some(1),
+            ..Default::default()
+        },
+    );
+    for t in ["a/b", "a/b", "c/d"] {
+        pair.session
+            .publish(pair.now, msg(t, QoS::AtMostOnce))
+            .unwrap();
+    }
+    let sent: Vec<(String, Option<u16>)> = pair
+        .sent()
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((
+                p.topic.to_string(),
+                p.properties.topic_alias.map(|a| a.get()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("a/b".into(), Some(1)),
+            (String::new(), Some(1)),
+            ("c/d".into(), None)
+        ]
+    );
+
+    let mut none = Pair::new(config(ProtocolVersion::V5));
+    none.connect(false);
+    none.session
+        .publish(none.now, msg("a/b", QoS::AtMostOnce))
+        .unwrap();
+    assert!(matches!(&none.sent()[..], [Packet::Publish(p)] if p.properties.topic_alias.is_none()));
+}
+
+#[test]
+fn server_limits_refuse_messages_the_server_cannot_take() {
+    // [MQTT-3.2.2-11] [MQTT-3.2.2-14] [MQTT-3.2.2-15]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            maximum_qos: Some(QoS::AtLeastOnce),
+            retain_available: Some(false),
+            maximum_packet_size: NonZeroU32::new(100),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        pair.session.publish(pair.now, msg("a", QoS::ExactlyOnce)),
+        Err(PublishError::QoSNotSupported { .. })
+    ));
+    assert_eq!(
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtMostOnce).retain(true)),
+        Err(PublishError::RetainNotSupported)
+    );
+    let big = Message::new("a", vec![0u8; 200]).unwrap();
+    assert!(matches!(
+        pair.session.publish(pair.now, big),
+        Err(PublishError::PacketTooLarge { max: 100, .. })
+    ));
+    assert!(pair.sent().is_empty());
+}
+
+#[test]
+fn v5_properties_cannot_be_published_on_3_1_1() {
+    let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
+    let mut message = msg("a", QoS::AtMostOnce);
+    message.properties.content_type = Some(MqttString::new("text/plain").unwrap());
+    assert!(matches!(
+        pair.session.publish(pair.now, message),
+        Err(PublishError::Encode(_))
+    ));
+}
+
+#[test]
+fn server_violations_end_the_connection_with_a_typed_error() {
+    let cases: Vec<(Packet, ProtocolViolation, DisconnectReasonCode)> = vec![
+        (
+            Packet::PubAck(PubAck::new(id(99))),
+            ProtocolViolation::UnknownPacketId {
+                packet: mqtt_proto::PacketType::PubAck,
+                packet_id: 99,
+            },
+            DisconnectReasonCode::ProtocolError,
+        ),
+        (
+            Packet::PubComp(PubComp::new(id(1))),
+            ProtocolViolation::UnknownPacketId {
+                packet: mqtt_proto::PacketType::PubComp,
+                packet_id: 1,
+            },
+            DisconnectReasonCode::ProtocolError,
+        ),
+        (
+            Packet::ConnAck(ConnAck::accepted(false)),
+            ProtocolViolation::SecondConnAck,
+            DisconnectReasonCode::ProtocolError,
+        ),
+        (
+            Packet::PingReq,
+            ProtocolViolation::UnexpectedPacket(mqtt_proto::PacketType::PingReq),
+            DisconnectReasonCode::ProtocolError,
+        ),
+    ];
+    for (packet, violation, reason) in cases {
+        let mut pair = Pair::new(config(ProtocolVersion::V5));
+        pair.connect(false);
+        pair.deliver(packet);
+        assert_eq!(
+            disconnected(&pair.events()),
+            Some(ConnectionError::ProtocolViolation(violation))
+        );
+        assert_eq!(
+            pair.sent(),
+            vec![Packet::Disconnect(Disconnect::new(reason))]
+        );
+        // Nothing more is read or sent on that connection.
+        pair.deliver(Packet::PingResp);
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtMostOnce))
+            .unwrap();
+        assert!(pair.sent().is_empty());
+        assert!(pair.events().is_empty());
+    }
+}
+
+#[test]
+fn malformed_bytes_are_a_typed_error_with_disconnect_0x81() {
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    pair.deliver_bytes(&[0x32, 0x03, 0x00, 0x01, b'#']); // QoS 1 PUBLISH, truncated
+    assert!(matches!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(
+            ProtocolViolation::Malformed(_)
+        ))
+    ));
+    assert_eq!(
+        pair.sent(),
+        vec![Packet::Disconnect(Disconnect::new(
+            DisconnectReasonCode::MalformedPacket
+        ))]
+    );
+}
+
+#[test]
+fn oversized_packets_are_refused_from_the_header() {
+    let mut pair = Pair::new(config(ProtocolVersion::V5).max_packet_size(1024));
+    let connect = pair.open();
+    assert_eq!(
+        connect.properties.maximum_packet_size,
+        NonZeroU32::new(1024),
+        "announced in CONNECT"
+    );
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.events();
+    // A PUBLISH header declaring 100 MB, without its body.
+    pair.deliver_bytes(&[0x30, 0x80, 0xDA, 0xC4, 0x09]);
+    assert!(matches!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(
+            ProtocolViolation::Malformed(mqtt_proto::DecodeError::PacketTooLarge { .. })
+        ))
+    ));
+    assert_eq!(
+        pair.sent(),
+        vec![Packet::Disconnect(Disconnect::new(
+            DisconnectReasonCode::PacketTooLarge
+        ))]
+    );
+}
+
+#[test]
+fn server_disconnect_is_reported_with_its_reason() {
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    pair.deliver(Packet::Disconnect(Disconnect::new(
+        DisconnectReasonCode::ServerShuttingDown,
+    )));
+    assert!(matches!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ServerDisconnected {
+            reason: DisconnectReasonCode::ServerShuttingDown,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn local_disconnect_sends_disconnect_then_nothing() {
+    // [MQTT-3.14.4-1] [MQTT-3.14.4-2]
+    for version in VERSIONS {
+        let mut pair = Pair::new(config(version));
+        pair.connect(false);
+        pair.session.disconnect(pair.now);
+        assert_eq!(pair.sent(), vec![Packet::Disconnect(Disconnect::default())]);
+        assert!(pair.session.wants_close());
+        assert_eq!(
+            disconnected(&pair.events()),
+            Some(ConnectionError::LocalDisconnect)
+        );
+        pair.session
+            .publish(pair.now, msg("a", QoS::AtLeastOnce))
+            .unwrap();
+        assert!(pair.sent().is_empty());
+        pair.cut();
+        assert!(pair.events().is_empty(), "one Disconnected per connection");
+        assert_eq!(pair.session.queued(), 1, "kept for the next connection");
+    }
+}
+
+#[test]
+fn empty_client_id_needs_clean_session_before_v5() {
+    // [MQTT-3.1.3-7]
+    let cfg = mqtt_session::Config::new("")
+        .unwrap()
+        .version(ProtocolVersion::V3_1_1)
+        .clean_start(false);
+    let mut session = Session::new(cfg);
+    session.handle_connected(std::time::Instant::now());
+    assert!(matches!(
+        session.poll_event(),
+        Some(Event::Disconnected {
+            reason: ConnectionError::InvalidConfig(ConfigError::EmptyClientIdNeedsCleanSession)
+        })
+    ));
+}
+
+#[test]
+fn assigned_client_id_is_used_on_reconnect() {
+    let cfg = mqtt_session::Config::new("")
+        .unwrap()
+        .version(ProtocolVersion::V5)
+        .session_expiry(60);
+    let mut pair = Pair::new(cfg);
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            assigned_client_identifier: Some(MqttString::new("srv-42").unwrap()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(pair.session.client_id(), "srv-42");
+    pair.cut();
+    let connect = pair.open();
+    assert_eq!(connect.client_id, "srv-42");
+}
+
+#[test]
+fn enhanced_authentication_round_trips() {
+    let mut cfg = config(ProtocolVersion::V5);
+    cfg.properties.authentication_method = Some(MqttString::new("SCRAM-SHA-1").unwrap());
+    let mut pair = Pair::new(cfg);
+    pair.open();
+    let challenge = Auth {
+        reason_code: AuthReasonCode::ContinueAuthentication,
+        properties: AuthProperties {
+            authentication_method: Some(MqttString::new("SCRAM-SHA-1").unwrap()),
+            authentication_data: Some(Bytes::from_static(b"challenge")),
+            ..Default::default()
+        },
+    };
+    pair.deliver(Packet::Auth(challenge.clone()));
+    assert_eq!(pair.events(), vec![Event::Auth(challenge)]);
+    let response = Auth {
+        reason_code: AuthReasonCode::ContinueAuthentication,
+        properties: AuthProperties {
+            authentication_method: Some(MqttString::new("SCRAM-SHA-1").unwrap()),
+            authentication_data: Some(Bytes::from_static(b"response")),
+            ..Default::default()
+        },
+    };
+    pair.session.auth(pair.now, response.clone()).unwrap();
+    assert_eq!(pair.sent(), vec![Packet::Auth(response)]);
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    assert!(pair.session.is_connected());
+
+    let mut plain = Pair::new(config(ProtocolVersion::V5));
+    plain.connect(false);
+    assert!(
+        plain
+            .session
+            .auth(
+                plain.now,
+                Auth {
+                    reason_code: AuthReasonCode::ReAuthenticate,
+                    properties: Default::default()
+                }
+            )
+            .is_err(),
+        "[MQTT-4.12.0-7]"
+    );
+}
+
+#[test]
+fn restart_from_store_resumes_qos2_exactly_once() {
+    let store = MemoryStore::new();
+    let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
+    let mut pair = Pair::with_session(
+        Session::with_store(cfg.clone(), Box::new(store.clone())).unwrap(),
+        ProtocolVersion::V3_1_1,
+    );
+    pair.connect(false);
+    pair.session
+        .publish(pair.now, msg("out", QoS::ExactlyOnce))
+        .unwrap();
+    pair.session
+        .publish(pair.now, msg("out", QoS::AtLeastOnce))
+        .unwrap();
+    pair.sent();
+    pair.deliver(Packet::PubRec(PubRec::new(id(1))));
+    pair.deliver(server_publish("in", QosPid::ExactlyOnce(id(9)), b"once"));
+    pair.sent();
+    assert_eq!(
+        pair.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count(),
+        1
+    );
+    drop(pair); // the process dies
+
+    let restarted = Session::with_store(cfg, Box::new(store)).unwrap();
+    let mut pair = Pair::with_session(restarted, ProtocolVersion::V3_1_1);
+    let connect = pair.open();
+    assert!(!connect.clean_start);
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+    let resent = pair.sent();
+    assert_eq!(resent[0], Packet::PubRel(PubRel::new(id(1))));
+    assert!(matches!(&resent[1], Packet::Publish(p) if p.dup && p.packet_id() == Some(id(2))));
+    // The server resends its QoS 2 message: answered, not delivered again.
+    let mut dup = mqtt_proto::Publish::new(topic("in"), QosPid::ExactlyOnce(id(9)), &b"once"[..]);
+    dup.dup = true;
+    pair.deliver(Packet::Publish(dup));
+    assert_eq!(pair.sent(), vec![Packet::PubRec(PubRec::new(id(9)))]);
+    assert!(pair
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Event::Message { .. })));
+    // New identifiers do not collide with restored ones.
+    pair.session
+        .publish(pair.now, msg("out", QoS::AtLeastOnce))
+        .unwrap();
+    assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.packet_id() == Some(id(3))));
+}
