@@ -192,6 +192,10 @@ pub enum EncodeError {
     /// No Local on a shared subscription [MQTT-3.8.3-4] (5.0).
     #[error("No Local set on a shared subscription [MQTT-3.8.3-4]")]
     NoLocalOnSharedSubscription,
+    /// A property value the spec does not allow on the wire (Maximum QoS 2, a Subscription
+    /// Identifier above 268,435,455).
+    #[error("invalid value for property {0:?}")]
+    InvalidPropertyValue(PropertyId),
     /// A binary field (password, will payload, correlation data ...) longer than 65,535 bytes.
     #[error("binary field longer than 65535 bytes")]
     FieldTooLong,

@@ -242,7 +242,9 @@ impl PropCodec for NonZeroVarInt {
     fn len(value: &NonZeroU32) -> Result<usize, EncodeError> {
         let v = value.get();
         if v > primitives::MAX_VAR_INT {
-            return Err(EncodeError::FieldTooLong);
+            return Err(EncodeError::InvalidPropertyValue(
+                PropertyId::SubscriptionIdentifier,
+            ));
         }
         Ok(var_int_len(v as usize))
     }
@@ -299,7 +301,11 @@ impl PropCodec for MaxQoS {
             _ => bad_value(id),
         }
     }
-    fn len(_: &QoS) -> Result<usize, EncodeError> {
+    fn len(value: &QoS) -> Result<usize, EncodeError> {
+        // Spec 3.2.2.3.4: Maximum QoS is 0 or 1; absent means 2.
+        if *value == QoS::ExactlyOnce {
+            return Err(EncodeError::InvalidPropertyValue(PropertyId::MaximumQoS));
+        }
         Ok(1)
     }
     fn write(value: &QoS, buf: &mut BytesMut) {

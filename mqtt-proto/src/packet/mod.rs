@@ -275,6 +275,9 @@ pub(crate) fn expect_end(rest: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
+/// Most bytes reserved ahead of what has arrived while a packet is incomplete.
+const RESERVE_AHEAD: usize = 1 << 20;
+
 /// Cuts packets out of a byte stream and decodes them, enforcing a maximum packet size before
 /// any body is buffered.
 ///
@@ -349,15 +352,17 @@ impl Decoder {
 
     /// Decodes the packet at the start of `buf`.
     ///
-    /// `Ok(None)` means more bytes are needed; nothing is consumed then, and `buf` is grown to
-    /// hold the whole packet once its size is known and allowed. A packet is removed from `buf`
+    /// `Ok(None)` means more bytes are needed; nothing is consumed then, and once the packet's
+    /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet is removed from `buf`
     /// only when it decodes. After an error the stream cannot be resynchronised: close it.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some((header_len, size)) = self.frame_len(buf)? else {
             return Ok(None);
         };
         if buf.len() < size {
-            buf.reserve(size - buf.len());
+            // Room for the rest of the packet, but no more than 1 MiB ahead of the bytes that
+            // actually arrived: a header alone cannot make the decoder allocate the maximum.
+            buf.reserve((size - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let frame = buf.split_to(size).freeze();

@@ -1,0 +1,454 @@
+//! Decoded strings and payloads are slices of the received frame, not copies; the largest
+//! fields and packets the specs allow survive a round trip; framing handles the largest
+//! remaining length without buffering it.
+
+mod common;
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
+use mqtt_proto::{
+    ConnAck, ConnAckProperties, Connect, DecodeError, Decoder, LastWill, MqttString, Packet,
+    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe, SubscribeProperties,
+    Subscription, WillProperties, MAX_PACKET_SIZE,
+};
+use ProtocolVersion::{V3_1_1, V5};
+
+/// Address range of a buffer's bytes.
+fn range(bytes: &[u8]) -> Range<usize> {
+    let start = bytes.as_ptr() as usize;
+    start..start + bytes.len()
+}
+
+/// Asserts that `part` (non-empty) lies inside the buffer whose addresses are `whole`.
+#[track_caller]
+fn assert_within(whole: &Range<usize>, part: &[u8], what: &str) {
+    assert!(!part.is_empty(), "{what} is empty: nothing to locate");
+    let part = range(part);
+    assert!(
+        whole.start <= part.start && part.end <= whole.end,
+        "{what} at {part:x?} is not inside the received buffer {whole:x?}"
+    );
+}
+
+/// Decodes one packet from `wire`, returning it with the address range the bytes had.
+fn decode_in_place(version: ProtocolVersion, wire: &[u8]) -> (Packet, Range<usize>) {
+    let mut buf = BytesMut::from(wire);
+    let whole = range(&buf);
+    let packet = Decoder::new(version).decode(&mut buf).unwrap().unwrap();
+    assert!(buf.is_empty());
+    (packet, whole)
+}
+
+#[test]
+fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
+    let wire = hex("33 2f
+         00 07 'sensors'
+         00 05
+         1c
+           08 00 05 'reply'
+           09 00 03 'cid'
+           03 00 04 'json'
+           26 00 01 'k' 00 01 'v'
+         'payload'");
+    let (packet, whole) = decode_in_place(V5, &wire);
+    let Packet::Publish(publish) = packet else {
+        panic!("not a PUBLISH");
+    };
+    assert_eq!(publish.topic.as_str(), "sensors");
+    assert_eq!(publish.payload, &b"payload"[..]);
+    assert_within(&whole, publish.topic.as_bytes(), "topic");
+    assert_within(&whole, &publish.payload, "payload");
+    let p = &publish.properties;
+    assert_within(
+        &whole,
+        p.response_topic.as_ref().unwrap().as_bytes(),
+        "response topic",
+    );
+    assert_within(
+        &whole,
+        p.correlation_data.as_ref().unwrap(),
+        "correlation data",
+    );
+    assert_within(
+        &whole,
+        p.content_type.as_ref().unwrap().as_bytes(),
+        "content type",
+    );
+    let pair = &p.user_properties[0];
+    assert_within(&whole, pair.name.as_bytes(), "user property name");
+    assert_within(&whole, pair.value.as_bytes(), "user property value");
+    // The payload is exactly the tail of the frame.
+    assert_eq!(range(&publish.payload).end, whole.end);
+
+    // Cloning the packet shares the same bytes.
+    let copy = publish.clone();
+    assert_eq!(copy.payload.as_ptr(), publish.payload.as_ptr());
+    assert_eq!(
+        copy.topic.as_bytes().as_ptr(),
+        publish.topic.as_bytes().as_ptr()
+    );
+}
+
+#[test]
+fn publish_3_1_1_topic_and_payload_are_slices_of_the_frame() {
+    let wire = hex("30 0c 00 03 'a/b' 'payload'");
+    let (packet, whole) = decode_in_place(V3_1_1, &wire);
+    let Packet::Publish(publish) = packet else {
+        panic!("not a PUBLISH");
+    };
+    assert_within(&whole, publish.topic.as_bytes(), "topic");
+    assert_within(&whole, &publish.payload, "payload");
+    // Topic starts right after its two-byte length, at offset 4 of the frame.
+    assert_eq!(publish.topic.as_bytes().as_ptr() as usize, whole.start + 4);
+    assert_eq!(publish.payload.as_ptr() as usize, whole.start + 7);
+}
+
+#[test]
+fn connect_strings_and_binary_fields_are_slices_of_the_frame() {
+    let wire = hex("10 43
+         00 04 'MQTT' 05 ee 00 1e
+         0f
+           15 00 05 'SCRAM'
+           26 00 01 'k' 00 01 'v'
+         00 04 'dev1'
+         07 09 00 04 'corr'
+         00 04 'dead'
+         00 04 'gone'
+         00 05 'alice'
+         00 06 'secret'");
+    let (packet, whole) = decode_in_place(V5, &wire);
+    let Packet::Connect(connect) = packet else {
+        panic!("not a CONNECT");
+    };
+    assert_eq!(connect.client_id, "dev1");
+    assert_within(&whole, connect.client_id.as_bytes(), "client id");
+    assert_within(
+        &whole,
+        connect.username.as_ref().unwrap().as_bytes(),
+        "user name",
+    );
+    assert_within(&whole, connect.password.as_ref().unwrap(), "password");
+    let p = &connect.properties;
+    assert_within(
+        &whole,
+        p.authentication_method.as_ref().unwrap().as_bytes(),
+        "authentication method",
+    );
+    assert_within(
+        &whole,
+        p.user_properties[0].name.as_bytes(),
+        "user property name",
+    );
+    assert_within(
+        &whole,
+        p.user_properties[0].value.as_bytes(),
+        "user property value",
+    );
+    let will = connect.will.as_ref().unwrap();
+    assert_within(&whole, will.topic.as_bytes(), "will topic");
+    assert_within(&whole, &will.payload, "will payload");
+    assert_within(
+        &whole,
+        will.properties.correlation_data.as_ref().unwrap(),
+        "will correlation data",
+    );
+}
+
+#[test]
+fn subscribe_filters_and_connack_strings_are_slices_of_the_frame() {
+    let wire = hex("82 0e 00 01 00 03 'a/+' 01 00 03 'b/#' 02");
+    let (packet, whole) = decode_in_place(V3_1_1, &wire);
+    let Packet::Subscribe(subscribe) = packet else {
+        panic!("not a SUBSCRIBE");
+    };
+    for sub in &subscribe.filters {
+        assert_within(&whole, sub.filter.as_mqtt_str().as_bytes(), "filter");
+    }
+
+    let (packet, whole) = decode_in_place(
+        V5,
+        &hex("20 14 00 00 11 12 00 06 'auto-1' 1f 00 05 'hello'"),
+    );
+    let Packet::ConnAck(connack) = packet else {
+        panic!("not a CONNACK");
+    };
+    let p = &connack.properties;
+    assert_within(
+        &whole,
+        p.assigned_client_identifier.as_ref().unwrap().as_bytes(),
+        "assigned client id",
+    );
+    assert_within(
+        &whole,
+        p.reason_string.as_ref().unwrap().as_bytes(),
+        "reason string",
+    );
+}
+
+#[test]
+fn decode_frame_slices_the_frame_it_is_given() {
+    let frame = Bytes::from(hex("31 0a 00 03 'a/b' 'hello'"));
+    let whole = range(&frame);
+    let Ok(Packet::Publish(publish)) = Decoder::new(V3_1_1).decode_frame(&frame) else {
+        panic!("not a PUBLISH");
+    };
+    assert!(publish.retain);
+    assert_within(&whole, publish.topic.as_bytes(), "topic");
+    assert_within(&whole, &publish.payload, "payload");
+}
+
+#[test]
+fn decoded_packets_outlive_the_stream_buffer() {
+    // The frame is split off the stream, so later reads into the stream do not disturb it.
+    let decoder = Decoder::new(V3_1_1);
+    let mut stream = BytesMut::from(&hex("30 07 00 03 'a/b' 'hi' 30")[..]);
+    let Some(Packet::Publish(first)) = decoder.decode(&mut stream).unwrap() else {
+        panic!("not a PUBLISH");
+    };
+    stream.extend_from_slice(&hex("07 00 03 'c/d' 'yo'"));
+    let Some(Packet::Publish(second)) = decoder.decode(&mut stream).unwrap() else {
+        panic!("not a PUBLISH");
+    };
+    assert_eq!(
+        (first.topic.as_str(), &first.payload[..]),
+        ("a/b", &b"hi"[..])
+    );
+    assert_eq!(
+        (second.topic.as_str(), &second.payload[..]),
+        ("c/d", &b"yo"[..])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The largest fields and packets
+
+/// Encodes `packet`, decodes it in place, and checks that it comes back unchanged.
+fn round_trip(version: ProtocolVersion, packet: &Packet) -> (Packet, Range<usize>) {
+    let wire = encode(version, packet).unwrap();
+    let (decoded, whole) = decode_in_place(version, &wire);
+    assert!(decoded == *packet, "round trip changed the packet");
+    (decoded, whole)
+}
+
+#[test]
+fn longest_client_id_user_name_and_topic() {
+    let longest = "x".repeat(65_535);
+    for version in VERSIONS {
+        let connect = Packet::Connect(Connect {
+            username: Some(s(&longest)),
+            password: Some(Bytes::from(vec![0xa5; 65_535])),
+            will: Some(LastWill {
+                topic: topic(&longest),
+                payload: Bytes::from(vec![0x5a; 65_535]),
+                qos: QoS::ExactlyOnce,
+                retain: true,
+                properties: WillProperties::default(),
+            }),
+            ..Connect::new(version, s(&longest), 10)
+        });
+        let (decoded, whole) = round_trip(version, &connect);
+        let Packet::Connect(c) = decoded else {
+            unreachable!()
+        };
+        assert_eq!(c.client_id.len(), 65_535);
+        assert_within(&whole, c.client_id.as_bytes(), "client id");
+        assert_within(&whole, c.username.as_ref().unwrap().as_bytes(), "user name");
+
+        let publish = Packet::Publish(Publish::new(
+            topic(&longest),
+            QosPid::AtLeastOnce(pid(7)),
+            b(b"p"),
+        ));
+        let (decoded, whole) = round_trip(version, &publish);
+        let Packet::Publish(p) = decoded else {
+            unreachable!()
+        };
+        assert_eq!(p.topic.len(), 65_535);
+        assert_within(&whole, p.topic.as_bytes(), "topic");
+    }
+    assert!(MqttString::new(&"x".repeat(65_536)).is_err());
+}
+
+#[test]
+fn longest_user_property_and_topic_filter() {
+    let longest = "y".repeat(65_535);
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: pid(1),
+        properties: SubscribeProperties {
+            user_properties: vec![user(&longest, &longest)],
+            ..Default::default()
+        },
+        filters: vec![Subscription::new(
+            common::filter(&longest),
+            QoS::AtLeastOnce,
+        )],
+    });
+    let (decoded, whole) = round_trip(V5, &subscribe);
+    let Packet::Subscribe(sub) = decoded else {
+        unreachable!()
+    };
+    assert_within(
+        &whole,
+        sub.properties.user_properties[0].value.as_bytes(),
+        "value",
+    );
+    assert_within(
+        &whole,
+        sub.filters[0].filter.as_mqtt_str().as_bytes(),
+        "filter",
+    );
+}
+
+#[test]
+fn one_mebibyte_payload() {
+    let payload: Bytes = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    for version in VERSIONS {
+        let publish = Packet::Publish(Publish::new(
+            topic("big"),
+            QosPid::ExactlyOnce(pid(3)),
+            payload.clone(),
+        ));
+        let (decoded, whole) = round_trip(version, &publish);
+        let Packet::Publish(p) = decoded else {
+            unreachable!()
+        };
+        assert_eq!(p.payload.len(), 1 << 20);
+        assert_within(&whole, &p.payload, "payload");
+    }
+}
+
+#[test]
+fn one_mebibyte_payload_arriving_in_chunks() {
+    let payload = Bytes::from(vec![0x42; 1 << 20]);
+    let publish = Packet::Publish(Publish {
+        properties: PublishProperties {
+            content_type: Some(s("application/octet-stream")),
+            ..Default::default()
+        },
+        ..Publish::new(topic("big"), QosPid::AtMostOnce, payload)
+    });
+    let wire = encode(V5, &publish).unwrap();
+    let decoder = Decoder::new(V5);
+    let mut buf = BytesMut::new();
+    let mut chunks = wire.chunks(64 * 1024).peekable();
+    while let Some(chunk) = chunks.next() {
+        buf.extend_from_slice(chunk);
+        let result = decoder.decode(&mut buf).unwrap();
+        if chunks.peek().is_some() {
+            assert_eq!(result, None);
+        } else {
+            assert_eq!(result, Some(publish.clone()));
+        }
+    }
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn sixteen_mebibyte_payload() {
+    let payload = Bytes::from(vec![0xc3; 16 << 20]);
+    let publish = Packet::Publish(Publish {
+        retain: true,
+        ..Publish::new(topic("huge"), QosPid::AtLeastOnce(pid(1)), payload)
+    });
+    let wire = encode(V5, &publish).unwrap();
+    // 16 MiB plus the variable header needs a four-byte remaining length.
+    assert_eq!(Decoder::new(V5).frame_len(&wire), Ok(Some((5, wire.len()))));
+    let (decoded, whole) = decode_in_place(V5, &wire);
+    let Packet::Publish(p) = &decoded else {
+        unreachable!()
+    };
+    assert_within(&whole, &p.payload, "payload");
+    assert!(decoded == publish);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing
+
+#[test]
+fn frame_len_handles_every_remaining_length_size() {
+    // Spec 2.2.3 table: the bounds of each remaining-length size.
+    let cases: [(&[u8], usize); 8] = [
+        (&[0x00], 0),
+        (&[0x7f], 127),
+        (&[0x80, 0x01], 128),
+        (&[0xff, 0x7f], 16_383),
+        (&[0x80, 0x80, 0x01], 16_384),
+        (&[0xff, 0xff, 0x7f], 2_097_151),
+        (&[0x80, 0x80, 0x80, 0x01], 2_097_152),
+        (&[0xff, 0xff, 0xff, 0x7f], 268_435_455),
+    ];
+    for version in VERSIONS {
+        let decoder = Decoder::new(version);
+        for (length, remaining) in cases {
+            let header = [&[0x30][..], length].concat();
+            let header_len = header.len();
+            assert_eq!(
+                decoder.frame_len(&header),
+                Ok(Some((header_len, header_len + remaining))),
+                "{length:x?}"
+            );
+            // Until the last length byte has arrived, the size is unknown.
+            for cut in 0..header_len {
+                assert_eq!(decoder.frame_len(&header[..cut]), Ok(None));
+            }
+        }
+    }
+}
+
+#[test]
+fn largest_remaining_length_is_framed_without_its_body() {
+    let header = [0x30, 0xff, 0xff, 0xff, 0x7f];
+    let decoder = Decoder::new(V5);
+    assert_eq!(decoder.max_packet_size(), MAX_PACKET_SIZE);
+    assert_eq!(MAX_PACKET_SIZE, 268_435_460);
+    assert_eq!(decoder.frame_len(&header), Ok(Some((5, 268_435_460))));
+    // The same header under a smaller limit is refused at once.
+    assert_eq!(
+        decoder.with_max_packet_size(1 << 20).frame_len(&header),
+        Err(DecodeError::PacketTooLarge {
+            size: 268_435_460,
+            max: 1 << 20
+        })
+    );
+}
+
+#[test]
+fn decoder_waits_for_the_body_once_the_size_is_allowed() {
+    let decoder = Decoder::new(V3_1_1).with_max_packet_size(1024);
+    let mut buf = BytesMut::from(&hex("30 80 04")[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    // The buffer made room for the whole packet, consuming nothing.
+    assert_eq!(&buf[..], hex("30 80 04"));
+    assert!(buf.capacity() >= 3 + 512);
+}
+
+#[test]
+fn connack_with_all_string_properties_decodes_in_place() {
+    let connack = Packet::ConnAck(ConnAck {
+        properties: ConnAckProperties {
+            response_information: Some(s("resp")),
+            server_reference: Some(s("srv")),
+            authentication_data: Some(b(b"data")),
+            ..Default::default()
+        },
+        ..ConnAck::accepted(true)
+    });
+    let (decoded, whole) = round_trip(V5, &connack);
+    let Packet::ConnAck(c) = decoded else {
+        unreachable!()
+    };
+    let p = &c.properties;
+    assert_within(
+        &whole,
+        p.response_information.as_ref().unwrap().as_bytes(),
+        "info",
+    );
+    assert_within(
+        &whole,
+        p.server_reference.as_ref().unwrap().as_bytes(),
+        "reference",
+    );
+    assert_within(&whole, p.authentication_data.as_ref().unwrap(), "auth data");
+}
