@@ -1,3 +1,20 @@
 //! Runtime-independent pieces shared by the async client adapters: options, broker URLs,
 //! reconnect backoff and the correlation of completions with waiting callers. Nothing here
 //! performs IO or reads a clock.
+//!
+//! [`ClientCore`] is the adapters' common driver state: it wraps a [`Session`](crate::Session)
+//! with failover and reconnect ([`Reconnect`], [`Backoff`]), answers each caller when its
+//! request completes, and turns session events into the client [`Event`]s. An adapter adds
+//! only sockets, a timer and channels.
+
+mod backoff;
+mod core;
+mod event;
+mod options;
+mod url;
+
+pub use self::backoff::{Backoff, Reconnect};
+pub use self::core::{ClientCore, Command, Output, Step, TransportOptions};
+pub use self::event::{Error, Event, Reply};
+pub use self::options::{ClientOptions, OptionsError, PemSource, TlsOptions};
+pub use self::url::{BrokerUrl, Scheme, UrlError};

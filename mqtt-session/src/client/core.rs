@@ -1,0 +1,1059 @@
+//! [`ClientCore`]: the runtime-independent half of an async client.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use mqtt_proto::{
+    Auth, PacketId, SubscribeProperties, Subscription, TopicFilter, UnsubscribeProperties,
+};
+use tracing::{debug, info, warn};
+
+use super::backoff::Reconnect;
+use super::event::{Error, Event, Reply};
+use super::options::{ClientOptions, OptionsError, TlsOptions};
+use super::url::BrokerUrl;
+use crate::event::{
+    AckToken, ConnectionError, Event as SessionEvent, PublishOutcome, PublishToken,
+};
+use crate::message::Message;
+use crate::session::Session;
+
+/// A request from a client handle. `W` is the adapter's way to answer one caller (e.g. the
+/// sending half of a one-shot channel carrying a [`Reply`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command<W> {
+    /// Publish `message`. With a waiter, its [`Reply::Published`] reports the outcome;
+    /// without, an [`Event::Published`] carrying `token` does.
+    Publish {
+        /// The message.
+        message: Message,
+        /// The token the handle gave the caller.
+        token: PublishToken,
+        /// Who waits for the outcome.
+        waiter: Option<W>,
+    },
+    /// Subscribe; answered with [`Reply::Subscribed`].
+    Subscribe {
+        /// The filters and their options.
+        filters: Vec<Subscription>,
+        /// 5.0 properties.
+        properties: SubscribeProperties,
+        /// Who waits.
+        waiter: W,
+    },
+    /// Unsubscribe; answered with [`Reply::Unsubscribed`].
+    Unsubscribe {
+        /// The filters.
+        filters: Vec<TopicFilter>,
+        /// 5.0 properties.
+        properties: UnsubscribeProperties,
+        /// Who waits.
+        waiter: W,
+    },
+    /// Acknowledge a message received in manual-ack mode; failures become [`Event::Error`].
+    Ack(AckToken),
+    /// Send an AUTH step (5.0); answered with [`Reply::Done`].
+    Auth {
+        /// The packet.
+        auth: Auth,
+        /// Who waits.
+        waiter: W,
+    },
+    /// Finish queued and in-flight messages (bounded by the disconnect timeout), send
+    /// DISCONNECT, close and stop; answered with [`Reply::Done`] once stopped.
+    Disconnect {
+        /// Who waits.
+        waiter: W,
+    },
+    /// Close at once without DISCONNECT (the broker publishes the will) and stop.
+    Abort,
+}
+
+/// Something for the adapter to deliver.
+#[derive(Debug)]
+pub enum Output<W> {
+    /// Answer this caller.
+    Reply(W, Reply),
+    /// Pass this event to the application.
+    Event(Event),
+}
+
+/// What the adapter should do with the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// Open a transport to this broker, then call
+    /// [`handle_connected`](ClientCore::handle_connected) or
+    /// [`handle_connect_failed`](ClientCore::handle_connect_failed).
+    Dial(&'a BrokerUrl),
+    /// A transport is open: run the connection loop.
+    Online,
+    /// Wait until this instant (reconnect backoff), then call
+    /// [`handle_timeout`](ClientCore::handle_timeout).
+    Wait(Instant),
+    /// The client has stopped: deliver the last outputs and end.
+    Stopped,
+}
+
+/// Settings the adapter needs for its transports and channels.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// First read buffer size.
+    pub read_buffer_size: usize,
+    /// Largest read buffer size.
+    pub max_read_buffer_size: usize,
+    /// Bound of the publish request channel.
+    pub publish_capacity: usize,
+    /// How long opening a transport (TCP, TLS and WebSocket handshakes) may take.
+    pub connect_timeout: Duration,
+    /// Largest packet accepted from the broker (bounds WebSocket messages too).
+    pub max_packet_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Dial,
+    Online,
+    Waiting(Instant),
+    Stopped,
+}
+
+#[derive(Debug)]
+enum PublishWaiter<W> {
+    Caller(W),
+    Token(PublishToken),
+}
+
+/// Bytes from one `poll_transmit`, and the QoS 0 publishers to answer once they are written.
+#[derive(Debug)]
+struct Chunk<W> {
+    bytes: BytesMut,
+    written: Vec<W>,
+}
+
+#[derive(Debug)]
+struct Deferred<W> {
+    message: Message,
+    token: PublishToken,
+    waiter: Option<W>,
+}
+
+#[derive(Debug)]
+struct Drain<W> {
+    waiters: Vec<W>,
+    deadline: Instant,
+    sent: bool,
+}
+
+/// The runtime-independent half of an async MQTT client: a [`Session`], the reconnect and
+/// failover policy, and the bookkeeping that answers each caller when its request completes.
+///
+/// Like the session it does no IO and reads no clock: an adapter owns the transport, the
+/// timer and the channels, and drives the core:
+///
+/// 1. ask [`step`](Self::step) what to do: dial a broker, run the connection, wait, or stop;
+/// 2. feed inputs: [`handle_connected`](Self::handle_connected) /
+///    [`handle_connect_failed`](Self::handle_connect_failed),
+///    [`handle_read`](Self::handle_read), [`handle_closed`](Self::handle_closed),
+///    [`handle_timeout`](Self::handle_timeout) and [`handle_command`](Self::handle_command);
+/// 3. then take outputs: write [`poll_transmit`](Self::poll_transmit) (reporting
+///    [`handle_written`](Self::handle_written)), deliver every
+///    [`poll_output`](Self::poll_output), sleep until [`poll_timeout`](Self::poll_timeout),
+///    and close the transport when [`wants_close`](Self::wants_close) and nothing is left to
+///    write.
+///
+/// Requests are answered when their flow completes: QoS 0 once its bytes were handed to
+/// the transport, QoS 1 on PUBACK, QoS 2 on PUBCOMP, subscriptions on SUBACK.
+pub struct ClientCore<W> {
+    session: Session,
+    brokers: Vec<BrokerUrl>,
+    reconnect: Reconnect,
+    phase: Phase,
+    publishes: HashMap<PublishToken, PublishWaiter<W>>,
+    requests: HashMap<PacketId, W>,
+    chunks: VecDeque<Chunk<W>>,
+    spare: BytesMut,
+    deferred: VecDeque<Deferred<W>>,
+    drain: Option<Drain<W>>,
+    last_reason: Option<ConnectionError>,
+    outputs: VecDeque<Output<W>>,
+    disconnect_timeout: Duration,
+}
+
+impl<W> std::fmt::Debug for ClientCore<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCore")
+            .field("session", &self.session)
+            .field("brokers", &self.brokers)
+            .field("phase", &self.phase)
+            .field("waiting_publishes", &self.publishes.len())
+            .field("waiting_requests", &self.requests.len())
+            .field("deferred", &self.deferred.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> ClientCore<W> {
+    /// Builds the core from options; returns it with what the adapter needs for transports.
+    /// Loads the session store, if any.
+    pub fn new(mut options: ClientOptions) -> Result<(Self, TransportOptions), OptionsError> {
+        options.validate()?;
+        let transport = TransportOptions {
+            tls: options.tls.clone(),
+            read_buffer_size: options.read_buffer_size.max(512),
+            max_read_buffer_size: options.max_read_buffer_size.max(options.read_buffer_size),
+            publish_capacity: options.publish_capacity.max(1),
+            connect_timeout: options.config.connect_timeout,
+            max_packet_size: options.config.max_packet_size,
+        };
+        let session = match options.store.take() {
+            Some(store) => Session::with_store(options.config, store)?,
+            None => Session::new(options.config),
+        };
+        let core = Self {
+            session,
+            reconnect: Reconnect::new(options.brokers.len(), options.reconnect),
+            brokers: options.brokers,
+            phase: Phase::Dial,
+            publishes: HashMap::new(),
+            requests: HashMap::new(),
+            chunks: VecDeque::new(),
+            spare: BytesMut::new(),
+            deferred: VecDeque::new(),
+            drain: None,
+            last_reason: None,
+            outputs: VecDeque::new(),
+            disconnect_timeout: options.disconnect_timeout,
+        };
+        Ok((core, transport))
+    }
+
+    // ----- getters -----
+
+    /// What the adapter should do now.
+    pub fn step(&self) -> Step<'_> {
+        match self.phase {
+            Phase::Dial => match self.brokers.get(self.reconnect.broker()) {
+                Some(url) => Step::Dial(url),
+                None => Step::Stopped,
+            },
+            Phase::Online => Step::Online,
+            Phase::Waiting(until) => Step::Wait(until),
+            Phase::Stopped => Step::Stopped,
+        }
+    }
+
+    /// The broker addresses, in failover order.
+    pub fn brokers(&self) -> &[BrokerUrl] {
+        &self.brokers
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the broker accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Online && self.session.is_connected()
+    }
+
+    /// Whether the client has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.phase == Phase::Stopped
+    }
+
+    /// Whether the adapter should take more publish requests now. While the session's queue
+    /// is full, requests wait in the adapter's bounded channel, which makes publishers wait.
+    pub fn accepts_publishes(&self) -> bool {
+        self.phase != Phase::Stopped && self.deferred.is_empty()
+    }
+
+    /// Whether the connection is over: close the transport once
+    /// [`poll_transmit`](Self::poll_transmit) has nothing left, then call
+    /// [`handle_closed`](Self::handle_closed).
+    pub fn wants_close(&self) -> bool {
+        self.phase == Phase::Online && self.session.wants_close()
+    }
+
+    // ----- inputs -----
+
+    /// The transport to the broker of [`Step::Dial`] is open.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.phase != Phase::Dial {
+            return;
+        }
+        self.phase = Phase::Online;
+        self.last_reason = None;
+        self.chunks.clear();
+        self.session.handle_connected(now);
+        self.pump(now);
+    }
+
+    /// Opening the transport failed; `random` in `[0, 1)` jitters the reconnect delay.
+    pub fn handle_connect_failed(&mut self, now: Instant, error: std::io::Error, random: f64) {
+        if self.phase != Phase::Dial {
+            return;
+        }
+        let broker = self
+            .brokers
+            .get(self.reconnect.broker())
+            .cloned()
+            .unwrap_or_else(|| BrokerUrl {
+                scheme: super::url::Scheme::Mqtt,
+                host: String::new(),
+                port: 0,
+                path: String::new(),
+            });
+        warn!(%broker, %error, "connection attempt failed");
+        self.event(Event::Error(Error::Connect { broker, error }));
+        if self.drain.is_some() {
+            self.stop();
+        } else {
+            self.schedule_retry(now, random);
+        }
+    }
+
+    /// Bytes arrived; taken from `buf` without copying when possible (`buf` is left empty).
+    pub fn handle_read(&mut self, now: Instant, buf: &mut BytesMut) {
+        if self.phase != Phase::Online {
+            buf.clear();
+            return;
+        }
+        self.session.handle_read_buf(now, buf);
+        self.pump(now);
+    }
+
+    /// The transport closed: by the broker (end of stream), on `error`, or by the adapter
+    /// after [`wants_close`](Self::wants_close). Decides whether and when to reconnect.
+    pub fn handle_closed(&mut self, now: Instant, error: Option<std::io::Error>, random: f64) {
+        if self.phase != Phase::Online {
+            return;
+        }
+        if let Some(error) = error {
+            debug!(%error, "transport error");
+            self.event(Event::Error(Error::Io(error)));
+        }
+        self.session.handle_closed(now);
+        self.pump(now);
+        self.fail_unwritten();
+        let reason = self.last_reason.take();
+        let last = self.drain.is_some()
+            || matches!(
+                reason,
+                Some(ConnectionError::LocalDisconnect | ConnectionError::InvalidConfig(_))
+            );
+        if last {
+            self.stop();
+        } else {
+            self.phase = Phase::Dial;
+            self.schedule_retry(now, random);
+        }
+    }
+
+    /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Waiting(until) if now >= until => self.phase = Phase::Dial,
+            Phase::Online => {
+                self.session.handle_timeout(now);
+                self.pump(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// A request from a client handle.
+    pub fn handle_command(&mut self, now: Instant, command: Command<W>) {
+        if self.phase == Phase::Stopped {
+            self.refuse(command);
+            return;
+        }
+        match command {
+            Command::Publish {
+                message,
+                token,
+                waiter,
+            } => self.publish(now, message, token, waiter),
+            Command::Subscribe {
+                filters,
+                properties,
+                waiter,
+            } => match self.session.subscribe_with(now, filters, properties) {
+                Ok(id) => {
+                    self.requests.insert(id, waiter);
+                }
+                Err(e) => self.reply(waiter, Reply::Subscribed(Err(e.into()))),
+            },
+            Command::Unsubscribe {
+                filters,
+                properties,
+                waiter,
+            } => match self.session.unsubscribe_with(now, filters, properties) {
+                Ok(id) => {
+                    self.requests.insert(id, waiter);
+                }
+                Err(e) => self.reply(waiter, Reply::Unsubscribed(Err(e.into()))),
+            },
+            Command::Ack(token) => {
+                if let Err(e) = self.session.ack(now, token) {
+                    self.event(Event::Error(e.into()));
+                }
+            }
+            Command::Auth { auth, waiter } => {
+                let result = self.session.auth(now, auth).map_err(Error::from);
+                self.reply(waiter, Reply::Done(result));
+            }
+            Command::Disconnect { waiter } => self.disconnect(now, waiter),
+            Command::Abort => {
+                self.abort(now);
+                return;
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Every client handle is gone: close at once, like [`Command::Abort`].
+    pub fn handle_clients_gone(&mut self, now: Instant) {
+        self.abort(now);
+    }
+
+    // ----- outputs -----
+
+    /// The next bytes to write, if any. Write as many as the transport takes and report them
+    /// with [`handle_written`](Self::handle_written); the slice is one whole
+    /// `Session::poll_transmit` batch, so one write usually carries it.
+    pub fn poll_transmit(&mut self) -> Option<&[u8]> {
+        self.chunks.front().map(|c| &c.bytes[..])
+    }
+
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written.
+    pub fn handle_written(&mut self, n: usize) {
+        let Some(front) = self.chunks.front_mut() else {
+            return;
+        };
+        front.bytes.advance(n.min(front.bytes.len()));
+        if front.bytes.is_empty() {
+            self.finish_chunk();
+        }
+    }
+
+    /// Takes the whole next batch of bytes, for message-oriented transports (WebSocket);
+    /// QoS 0 publishers in it are answered as handed to the transport.
+    pub fn take_transmit(&mut self) -> Option<BytesMut> {
+        let front = self.chunks.front_mut()?;
+        let bytes = front.bytes.split();
+        self.finish_chunk();
+        Some(bytes)
+    }
+
+    /// The next reply or event to deliver.
+    pub fn poll_output(&mut self) -> Option<Output<W>> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Waiting(until) => Some(until),
+            Phase::Online => {
+                let drain = self.drain.as_ref().filter(|d| !d.sent).map(|d| d.deadline);
+                match (self.session.poll_timeout(), drain) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Phase::Dial | Phase::Stopped => None,
+        }
+    }
+
+    // ----- internals -----
+
+    fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn reply(&mut self, waiter: W, reply: Reply) {
+        self.outputs.push_back(Output::Reply(waiter, reply));
+    }
+
+    fn refuse(&mut self, command: Command<W>) {
+        match command {
+            Command::Publish {
+                waiter: Some(w), ..
+            } => self.reply(w, Reply::Published(Err(Error::Closed))),
+            Command::Subscribe { waiter, .. } => {
+                self.reply(waiter, Reply::Subscribed(Err(Error::Closed)));
+            }
+            Command::Unsubscribe { waiter, .. } => {
+                self.reply(waiter, Reply::Unsubscribed(Err(Error::Closed)));
+            }
+            Command::Auth { waiter, .. } => self.reply(waiter, Reply::Done(Err(Error::Closed))),
+            Command::Disconnect { waiter } => self.reply(waiter, Reply::Done(Ok(()))),
+            Command::Publish { waiter: None, .. } | Command::Ack(_) | Command::Abort => {}
+        }
+    }
+
+    fn queue_full(&self) -> bool {
+        self.session.queued() >= self.session.config().max_queued
+    }
+
+    fn publish(&mut self, now: Instant, message: Message, token: PublishToken, waiter: Option<W>) {
+        if !self.deferred.is_empty() || self.queue_full() {
+            self.deferred.push_back(Deferred {
+                message,
+                token,
+                waiter,
+            });
+            return;
+        }
+        match self.session.publish(now, message) {
+            Ok(session_token) => {
+                let waiter = match waiter {
+                    Some(w) => PublishWaiter::Caller(w),
+                    None => PublishWaiter::Token(token),
+                };
+                self.publishes.insert(session_token, waiter);
+            }
+            Err(e) => match waiter {
+                Some(w) => self.reply(w, Reply::Published(Err(e.into()))),
+                None => self.event(Event::Published {
+                    token,
+                    outcome: PublishOutcome::Dropped(e),
+                }),
+            },
+        }
+    }
+
+    /// Moves deferred publishes into the session while its queue has room.
+    fn retry_deferred(&mut self, now: Instant) -> bool {
+        let mut progressed = false;
+        while !self.deferred.is_empty() && !self.queue_full() {
+            let Some(d) = self.deferred.pop_front() else {
+                break;
+            };
+            progressed = true;
+            // The queue has room, so this goes straight into the session.
+            let deferred = std::mem::take(&mut self.deferred);
+            self.publish(now, d.message, d.token, d.waiter);
+            self.deferred = deferred;
+        }
+        progressed
+    }
+
+    fn disconnect(&mut self, now: Instant, waiter: W) {
+        if let Some(drain) = self.drain.as_mut() {
+            drain.waiters.push(waiter);
+            return;
+        }
+        match self.phase {
+            Phase::Online => {
+                // Before CONNACK there is nothing to wait for: disconnect at once.
+                let deadline = if self.session.is_connected() {
+                    now + self.disconnect_timeout
+                } else {
+                    now
+                };
+                info!("disconnecting");
+                self.drain = Some(Drain {
+                    waiters: vec![waiter],
+                    deadline,
+                    sent: false,
+                });
+            }
+            Phase::Dial | Phase::Waiting(_) => {
+                self.drain = Some(Drain {
+                    waiters: vec![waiter],
+                    deadline: now,
+                    sent: true,
+                });
+                self.stop();
+            }
+            Phase::Stopped => self.reply(waiter, Reply::Done(Ok(()))),
+        }
+    }
+
+    /// During a graceful disconnect: sends DISCONNECT once nothing is outstanding or the
+    /// deadline passed.
+    fn check_drain(&mut self, now: Instant) -> bool {
+        let outstanding =
+            !self.deferred.is_empty() || self.session.queued() > 0 || self.session.inflight() > 0;
+        let Some(drain) = self.drain.as_mut() else {
+            return false;
+        };
+        if drain.sent || (outstanding && now < drain.deadline && self.session.is_connected()) {
+            return false;
+        }
+        drain.sent = true;
+        if outstanding {
+            warn!(
+                queued = self.session.queued(),
+                inflight = self.session.inflight(),
+                "disconnecting with messages outstanding"
+            );
+        }
+        self.session.disconnect(now);
+        true
+    }
+
+    fn abort(&mut self, now: Instant) {
+        if self.phase == Phase::Online {
+            self.session.handle_closed(now);
+            self.pump(now);
+        }
+        self.stop();
+    }
+
+    fn schedule_retry(&mut self, now: Instant, random: f64) {
+        match self.reconnect.on_failure(random) {
+            Some(delay) if delay.is_zero() => self.phase = Phase::Dial,
+            Some(delay) => {
+                debug!(?delay, "reconnecting after a delay");
+                self.phase = Phase::Waiting(now + delay);
+            }
+            None => self.stop(),
+        }
+    }
+
+    /// Stops for good: answers every waiting caller and reports [`Event::Closed`].
+    fn stop(&mut self) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
+        self.phase = Phase::Stopped;
+        self.fail_unwritten();
+        let publishes: Vec<_> = self.publishes.drain().map(|(_, w)| w).collect();
+        for waiter in publishes {
+            if let PublishWaiter::Caller(w) = waiter {
+                self.reply(w, Reply::Published(Err(Error::Closed)));
+            }
+        }
+        let deferred: Vec<_> = self.deferred.drain(..).collect();
+        for d in deferred {
+            if let Some(w) = d.waiter {
+                self.reply(w, Reply::Published(Err(Error::Closed)));
+            }
+        }
+        let requests: Vec<_> = self.requests.drain().map(|(_, w)| w).collect();
+        for w in requests {
+            // The kind of request is not remembered; the adapter maps `Done(Err(Closed))`
+            // onto whatever its caller expects.
+            self.reply(w, Reply::Done(Err(Error::Closed)));
+        }
+        if let Some(drain) = self.drain.take() {
+            for w in drain.waiters {
+                self.reply(w, Reply::Done(Ok(())));
+            }
+        }
+        info!("client stopped");
+        self.event(Event::Closed);
+    }
+
+    /// Moves what the session produced into the transmit queue and the outputs, repeating
+    /// while routing an event makes more happen.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            self.fill_transmit();
+            let mut progressed = false;
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                self.route(event);
+            }
+            progressed |= self.retry_deferred(now);
+            progressed |= self.check_drain(now);
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn fill_transmit(&mut self) {
+        let mut bytes = std::mem::take(&mut self.spare);
+        if self.session.poll_transmit(&mut bytes) > 0 {
+            self.chunks.push_back(Chunk {
+                bytes,
+                written: Vec::new(),
+            });
+        } else {
+            self.spare = bytes;
+        }
+    }
+
+    fn finish_chunk(&mut self) {
+        let Some(chunk) = self.chunks.pop_front() else {
+            return;
+        };
+        for w in chunk.written {
+            self.reply(w, Reply::Published(Ok(PublishOutcome::Sent)));
+        }
+        let mut bytes = chunk.bytes;
+        if self.spare.capacity() < bytes.capacity() {
+            bytes.clear();
+            self.spare = bytes;
+        }
+    }
+
+    fn fail_unwritten(&mut self) {
+        let chunks: Vec<_> = self.chunks.drain(..).collect();
+        for chunk in chunks {
+            for w in chunk.written {
+                self.reply(w, Reply::Published(Err(Error::NotSent)));
+            }
+        }
+    }
+
+    fn route(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Connected {
+                session_present,
+                properties,
+            } => {
+                info!(session_present, "connected");
+                self.reconnect.on_connected();
+                self.event(Event::Connected {
+                    session_present,
+                    properties,
+                });
+            }
+            SessionEvent::Message { publish, ack } => self.event(Event::Message { publish, ack }),
+            SessionEvent::Published { token, outcome } => match self.publishes.remove(&token) {
+                Some(PublishWaiter::Caller(w)) => match outcome {
+                    PublishOutcome::Sent => match self.chunks.back_mut() {
+                        Some(chunk) => chunk.written.push(w),
+                        None => self.reply(w, Reply::Published(Ok(PublishOutcome::Sent))),
+                    },
+                    PublishOutcome::Dropped(e) => self.reply(w, Reply::Published(Err(e.into()))),
+                    outcome => self.reply(w, Reply::Published(Ok(outcome))),
+                },
+                Some(PublishWaiter::Token(token)) => {
+                    self.event(Event::Published { token, outcome })
+                }
+                // A flow resumed from the store of an earlier process.
+                None => self.event(Event::Published { token, outcome }),
+            },
+            SessionEvent::Subscribed {
+                packet_id,
+                results,
+                properties,
+            } => {
+                if let Some(w) = self.requests.remove(&packet_id) {
+                    self.reply(w, Reply::Subscribed(Ok(results.clone())));
+                }
+                self.event(Event::Subscribed {
+                    packet_id,
+                    results,
+                    properties,
+                });
+            }
+            SessionEvent::Unsubscribed {
+                packet_id,
+                results,
+                properties,
+            } => {
+                if let Some(w) = self.requests.remove(&packet_id) {
+                    self.reply(w, Reply::Unsubscribed(Ok(results.clone())));
+                }
+                self.event(Event::Unsubscribed {
+                    packet_id,
+                    results,
+                    properties,
+                });
+            }
+            SessionEvent::Auth(auth) => self.event(Event::Auth(auth)),
+            SessionEvent::Disconnected { reason } => {
+                info!(%reason, "disconnected");
+                self.last_reason = Some(reason.clone());
+                self.event(Event::Disconnected { reason });
+            }
+            SessionEvent::StoreFailed(e) => self.event(Event::Error(Error::Store(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_proto::QoS;
+
+    type Core = ClientCore<u32>;
+
+    fn core(options: ClientOptions) -> Core {
+        ClientCore::new(options.client_id("c")).unwrap().0
+    }
+
+    /// Takes everything to write; returns the packet type nibbles of the batch.
+    fn written(core: &mut Core) -> Vec<u8> {
+        let mut types = Vec::new();
+        while let Some(bytes) = core.poll_transmit() {
+            let mut rest = bytes.to_vec();
+            let n = rest.len();
+            while rest.len() >= 2 {
+                types.push(rest[0] >> 4);
+                let len = usize::from(rest[1]) + 2; // short packets only in these tests
+                rest.drain(..len.min(rest.len()));
+            }
+            core.handle_written(n);
+        }
+        types
+    }
+
+    fn outputs(core: &mut Core) -> Vec<Output<u32>> {
+        std::iter::from_fn(|| core.poll_output()).collect()
+    }
+
+    fn read(core: &mut Core, now: Instant, bytes: &[u8]) {
+        core.handle_read(now, &mut BytesMut::from(bytes));
+    }
+
+    fn connected(options: ClientOptions) -> (Core, Instant) {
+        let now = Instant::now();
+        let mut core = core(options);
+        assert!(matches!(core.step(), Step::Dial(_)));
+        core.handle_connected(now);
+        assert_eq!(written(&mut core), [1]); // CONNECT
+        read(&mut core, now, &[0x20, 0x02, 0x00, 0x00]);
+        assert!(matches!(
+            outputs(&mut core).as_slice(),
+            [Output::Event(Event::Connected { .. })]
+        ));
+        assert!(core.is_connected());
+        (core, now)
+    }
+
+    fn publish(core: &mut Core, now: Instant, qos: QoS, waiter: Option<u32>, token: u64) {
+        let message = Message::new("t", "x").unwrap().qos(qos);
+        core.handle_command(
+            now,
+            Command::Publish {
+                message,
+                token: PublishToken(token),
+                waiter,
+            },
+        );
+    }
+
+    #[test]
+    fn qos0_is_answered_once_written() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        publish(&mut core, now, QoS::AtMostOnce, Some(7), 1);
+        assert!(outputs(&mut core).is_empty(), "answered before the write");
+        let len = core.poll_transmit().unwrap().len();
+        core.handle_written(len - 1);
+        assert!(
+            outputs(&mut core).is_empty(),
+            "answered after a partial write"
+        );
+        core.handle_written(1);
+        assert!(matches!(
+            outputs(&mut core).as_slice(),
+            [Output::Reply(7, Reply::Published(Ok(PublishOutcome::Sent)))]
+        ));
+    }
+
+    #[test]
+    fn qos1_is_answered_on_puback_and_detached_ones_become_events() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 10);
+        publish(&mut core, now, QoS::AtLeastOnce, None, 11);
+        assert_eq!(written(&mut core), [3, 3]);
+        assert!(outputs(&mut core).is_empty());
+        read(
+            &mut core,
+            now,
+            &[0x40, 0x02, 0x00, 0x01, 0x40, 0x02, 0x00, 0x02],
+        );
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Reply(1, Reply::Published(Ok(PublishOutcome::Acknowledged { .. }))),
+                    Output::Event(Event::Published {
+                        token: PublishToken(11),
+                        outcome: PublishOutcome::Acknowledged { .. }
+                    })
+                ]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn subscribe_is_answered_and_reported() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        let filter = TopicFilter::new("a/#").unwrap();
+        core.handle_command(
+            now,
+            Command::Subscribe {
+                filters: vec![Subscription::new(filter, QoS::ExactlyOnce)],
+                properties: SubscribeProperties::default(),
+                waiter: 3,
+            },
+        );
+        assert_eq!(written(&mut core), [8]);
+        read(&mut core, now, &[0x90, 0x03, 0x00, 0x01, 0x01]);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Reply(3, Reply::Subscribed(Ok(r))), Output::Event(Event::Subscribed { .. })]
+                    if r == &vec![Ok(QoS::AtLeastOnce)]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn disconnect_waits_for_inflight_then_stops() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
+        core.handle_command(now, Command::Disconnect { waiter: 2 });
+        assert_eq!(written(&mut core), [3], "DISCONNECT before the PUBACK");
+        assert!(!core.wants_close());
+        read(&mut core, now, &[0x40, 0x02, 0x00, 0x01]);
+        assert_eq!(written(&mut core), [14]);
+        assert!(core.wants_close());
+        core.handle_closed(now, None, 0.0);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Reply(1, Reply::Published(Ok(_))),
+                    Output::Event(Event::Disconnected {
+                        reason: ConnectionError::LocalDisconnect
+                    }),
+                    Output::Reply(2, Reply::Done(Ok(()))),
+                    Output::Event(Event::Closed),
+                ]
+            ),
+            "{out:?}"
+        );
+        assert_eq!(core.step(), Step::Stopped);
+    }
+
+    #[test]
+    fn disconnect_gives_up_waiting_at_the_deadline() {
+        let options = ClientOptions::new("mqtt://h").disconnect_timeout(Duration::from_secs(1));
+        let (mut core, now) = connected(options);
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
+        core.handle_command(now, Command::Disconnect { waiter: 2 });
+        written(&mut core);
+        let deadline = core.poll_timeout().unwrap();
+        assert!(deadline <= now + Duration::from_secs(1));
+        core.handle_timeout(deadline);
+        assert_eq!(written(&mut core), [14]);
+        assert!(core.wants_close());
+    }
+
+    #[test]
+    fn lost_connection_backs_off_then_redials() {
+        let options = ClientOptions::new("mqtt://h").reconnect(super::super::Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(8),
+        ));
+        let (mut core, now) = connected(options);
+        core.handle_closed(now, None, 0.0);
+        let Step::Wait(until) = core.step() else {
+            panic!("{:?}", core.step());
+        };
+        assert!(until > now && until <= now + Duration::from_secs(1));
+        assert_eq!(core.poll_timeout(), Some(until));
+        core.handle_timeout(until);
+        assert!(matches!(core.step(), Step::Dial(_)));
+    }
+
+    #[test]
+    fn without_reconnect_a_failure_stops_and_answers_everyone() {
+        let now = Instant::now();
+        let mut core = core(ClientOptions::new("mqtt://h").no_reconnect());
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
+        let error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        core.handle_connect_failed(now, error, 0.5);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Event(Event::Error(Error::Connect { .. })),
+                    Output::Reply(1, Reply::Published(Err(Error::Closed))),
+                    Output::Event(Event::Closed),
+                ]
+            ),
+            "{out:?}"
+        );
+        publish(&mut core, now, QoS::AtMostOnce, Some(2), 2);
+        assert!(matches!(
+            outputs(&mut core).as_slice(),
+            [Output::Reply(2, Reply::Published(Err(Error::Closed)))]
+        ));
+    }
+
+    #[test]
+    fn a_full_queue_defers_publishes_in_order() {
+        let options = ClientOptions::new("mqtt://h").max_inflight(1).max_queued(1);
+        let (mut core, now) = connected(options);
+        for i in 1..=4 {
+            publish(&mut core, now, QoS::AtLeastOnce, Some(i), u64::from(i));
+        }
+        assert!(!core.accepts_publishes());
+        assert_eq!(written(&mut core), [3]);
+        for id in 1..=4u8 {
+            read(&mut core, now, &[0x40, 0x02, 0x00, id]);
+            let out = outputs(&mut core);
+            assert!(
+                matches!(
+                    out.as_slice(),
+                    [Output::Reply(w, Reply::Published(Ok(_)))] if *w == u32::from(id)
+                ),
+                "{out:?}"
+            );
+            written(&mut core);
+        }
+        assert!(core.accepts_publishes());
+    }
+
+    #[test]
+    fn unwritten_qos0_fails_when_the_connection_drops() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        publish(&mut core, now, QoS::AtMostOnce, Some(5), 1);
+        core.handle_closed(now, None, 0.0);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Event(Event::Disconnected { .. }),
+                    Output::Reply(5, Reply::Published(Err(Error::NotSent))),
+                ]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn abort_stops_at_once() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        publish(&mut core, now, QoS::ExactlyOnce, Some(1), 1);
+        written(&mut core);
+        core.handle_command(now, Command::Abort);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Event(Event::Disconnected {
+                        reason: ConnectionError::TransportClosed
+                    }),
+                    Output::Reply(1, Reply::Published(Err(Error::Closed))),
+                    Output::Event(Event::Closed),
+                ]
+            ),
+            "{out:?}"
+        );
+        assert!(core.is_stopped());
+    }
+}

@@ -1,0 +1,140 @@
+//! What an async client reports: events for the application, errors, and the replies that
+//! complete a caller's request.
+
+use mqtt_proto::{
+    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, SubAckReasonCode,
+    UnsubAckReasonCode,
+};
+
+use super::options::OptionsError;
+use super::url::BrokerUrl;
+use crate::event::{
+    AckError, AckToken, AuthError, ConnectionError, PublishError, PublishOutcome, PublishToken,
+    SubscribeError,
+};
+use crate::store::StoreError;
+
+/// Something an async client reports to the application, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The broker accepted a connection.
+    Connected {
+        /// Whether the broker resumed a stored session.
+        session_present: bool,
+        /// 5.0 CONNACK properties (assigned client id, server limits ...).
+        properties: Box<ConnAckProperties>,
+    },
+    /// A message arrived. In manual-ack mode, pass `ack` to the client's `ack` once the
+    /// message is processed.
+    Message {
+        /// The PUBLISH: topic, payload, QoS, retain flag, 5.0 properties.
+        publish: Publish,
+        /// Token to acknowledge it with, in manual-ack mode.
+        ack: Option<AckToken>,
+    },
+    /// A message given to `try_publish` completed (messages given to `publish` report
+    /// through its future instead).
+    Published {
+        /// The token `try_publish` returned.
+        token: PublishToken,
+        /// How the flow ended.
+        outcome: PublishOutcome,
+    },
+    /// The broker answered a SUBSCRIBE.
+    Subscribed {
+        /// Its packet identifier.
+        packet_id: PacketId,
+        /// Per filter: the granted QoS, or the refusal.
+        results: Vec<Result<QoS, SubAckReasonCode>>,
+        /// 5.0 SUBACK properties.
+        properties: Box<AckProperties>,
+    },
+    /// The broker answered an UNSUBSCRIBE.
+    Unsubscribed {
+        /// Its packet identifier.
+        packet_id: PacketId,
+        /// Per filter: the result.
+        results: Vec<UnsubAckReasonCode>,
+        /// 5.0 UNSUBACK properties.
+        properties: Box<AckProperties>,
+    },
+    /// The broker sent an AUTH step of enhanced authentication (5.0).
+    Auth(Auth),
+    /// A connection ended. Unless the client stops (then [`Event::Closed`] follows), it
+    /// reconnects and resumes the session.
+    Disconnected {
+        /// Why.
+        reason: ConnectionError,
+    },
+    /// Something failed that did not end the client by itself: a connection attempt, the
+    /// transport, the session store, an acknowledgement.
+    Error(Error),
+    /// The client stopped: after `disconnect`, when reconnecting is off or gave up, or when
+    /// every handle was dropped. No event follows.
+    Closed,
+}
+
+/// What went wrong in an async client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The options are invalid.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// A connection attempt failed (resolution, TCP, TLS, WebSocket handshake, timeout).
+    #[error("cannot connect to {broker}: {error}")]
+    Connect {
+        /// The broker.
+        broker: BrokerUrl,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Reading or writing the transport failed.
+    #[error("transport error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A topic or topic filter is invalid.
+    #[error(transparent)]
+    InvalidTopic(#[from] mqtt_proto::TopicError),
+    /// The session refused the message.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The session refused the (un)subscription.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// The broker refused the subscription.
+    #[error("subscription refused: {0:?}")]
+    SubscribeRefused(SubAckReasonCode),
+    /// An acknowledgement token was not accepted.
+    #[error(transparent)]
+    Ack(#[from] AckError),
+    /// An AUTH packet was not accepted.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The session store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The connection closed before a QoS 0 message was written.
+    #[error("the connection closed before the message was written")]
+    NotSent,
+    /// `try_publish` found the publish queue full.
+    #[error("the publish queue is full")]
+    QueueFull,
+    /// The client has stopped.
+    #[error("the client has stopped")]
+    Closed,
+}
+
+/// The answer to one caller's request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Reply {
+    /// A publish completed: the outcome, or why the message was not sent.
+    Published(Result<PublishOutcome, Error>),
+    /// A subscribe completed: per filter, the granted QoS or the refusal.
+    Subscribed(Result<Vec<Result<QoS, SubAckReasonCode>>, Error>),
+    /// An unsubscribe completed.
+    Unsubscribed(Result<Vec<UnsubAckReasonCode>, Error>),
+    /// A request without a value (auth, disconnect) completed.
+    Done(Result<(), Error>),
+}

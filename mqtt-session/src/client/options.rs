@@ -1,0 +1,567 @@
+//! What an async client needs before it connects: brokers, session configuration, TLS,
+//! reconnect policy and buffer sizes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_proto::{LastWill, MqttString, ProtocolVersion, StringError, WillProperties};
+
+use super::backoff::Backoff;
+use super::url::{BrokerUrl, UrlError};
+use crate::config::Config;
+use crate::message::Message;
+use crate::store::{SessionStore, StoreError};
+
+/// Why client options cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// A broker URL is invalid.
+    #[error("invalid broker URL {url:?}: {error}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        error: UrlError,
+    },
+    /// No broker URL was given.
+    #[error("no broker URL")]
+    NoBroker,
+    /// A client identifier or user name is not a valid MQTT string.
+    #[error("invalid {field}: {error}")]
+    InvalidString {
+        /// Which setting.
+        field: &'static str,
+        /// Why.
+        error: StringError,
+    },
+    /// The will topic is not a valid topic name.
+    #[error("invalid will topic: {0}")]
+    InvalidWillTopic(mqtt_proto::TopicError),
+    /// A certificate or key file cannot be read.
+    #[error("cannot read {path}: {error}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The TLS settings cannot be used (bad PEM, no usable root certificate ...).
+    #[error("TLS settings: {0}")]
+    Tls(String),
+    /// The session store cannot be loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// PEM data, or a file holding it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    /// A PEM file, read when the client starts.
+    File(PathBuf),
+    /// PEM text.
+    Pem(Bytes),
+}
+
+impl PemSource {
+    /// Reads the PEM data. This is the one place that touches the file system, and only the
+    /// adapters call it, when a client starts.
+    pub fn load(&self) -> Result<Bytes, OptionsError> {
+        match self {
+            Self::Pem(pem) => Ok(pem.clone()),
+            Self::File(path) => {
+                std::fs::read(path)
+                    .map(Bytes::from)
+                    .map_err(|error| OptionsError::ReadFile {
+                        path: path.clone(),
+                        error,
+                    })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Pem(pem) => write!(f, "Pem(<{} bytes>)", pem.len()),
+        }
+    }
+}
+
+/// TLS settings for `mqtts://` and `wss://` brokers. Certificates and host names are
+/// verified unless [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs) is set.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// Trusted CA certificates (PEM, possibly several per source).
+    pub ca: Vec<PemSource>,
+    /// Whether to trust the operating system's roots too; by default they are trusted only
+    /// when no CA is given.
+    pub system_roots: Option<bool>,
+    /// Client certificate chain and private key, for brokers that ask for one.
+    pub client_cert: Option<(PemSource, PemSource)>,
+    /// Name to send in SNI and to verify the certificate against, instead of the URL's host.
+    pub server_name: Option<String>,
+    /// Accept any server certificate. Only for tests against self-signed brokers: it makes
+    /// the connection open to interception.
+    pub danger_accept_invalid_certs: bool,
+    /// ALPN protocols to offer.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl TlsOptions {
+    /// Whether the operating system's roots are trusted under these settings.
+    pub fn use_system_roots(&self) -> bool {
+        self.system_roots.unwrap_or(self.ca.is_empty())
+    }
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca", &self.ca)
+            .field("system_roots", &self.system_roots)
+            .field("client_cert", &self.client_cert.as_ref().map(|(c, _)| c))
+            .field(
+                "client_key",
+                &self.client_cert.as_ref().map(|_| "<redacted>"),
+            )
+            .field("server_name", &self.server_name)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything an async client needs: broker addresses (tried in order for failover), the
+/// session [`Config`], TLS, reconnect policy, an optional session store and buffer sizes.
+///
+/// Setters never fail: the first invalid value is remembered and reported when the client
+/// starts.
+///
+/// ```
+/// use std::time::Duration;
+/// use mqtt_session::client::ClientOptions;
+/// use mqtt_session::proto::{ProtocolVersion, QoS};
+/// use mqtt_session::Message;
+///
+/// let options = ClientOptions::new("mqtts://broker.example")
+///     .broker("mqtts://backup.example:8884")
+///     .client_id("sensor-17")
+///     .version(ProtocolVersion::V5)
+///     .credentials("alice", "secret")
+///     .will(Message::new("sensors/17/status", "offline").unwrap().qos(QoS::AtLeastOnce))
+///     .keep_alive(Duration::from_secs(30));
+/// assert!(!format!("{options:?}").contains("secret"));
+/// ```
+pub struct ClientOptions {
+    /// Broker addresses, tried in order.
+    pub brokers: Vec<BrokerUrl>,
+    /// The session configuration (CONNECT contents and limits).
+    pub config: Config,
+    /// TLS settings for `mqtts://` and `wss://`.
+    pub tls: TlsOptions,
+    /// Reconnect policy; `None` stops the client when the connection ends.
+    pub reconnect: Option<Backoff>,
+    /// Where the session's state is kept, so that QoS 1/2 flows survive a restart.
+    pub store: Option<Box<dyn SessionStore>>,
+    /// First size of the read buffer; it grows while reads fill it, up to
+    /// [`max_read_buffer_size`](Self::max_read_buffer_size).
+    pub read_buffer_size: usize,
+    /// Largest read buffer, so one read never takes more than this from the socket.
+    pub max_read_buffer_size: usize,
+    /// How many publish requests may wait for the client's driver before `publish` waits and
+    /// `try_publish` fails.
+    pub publish_capacity: usize,
+    /// How long a graceful disconnect waits for queued and in-flight messages to complete.
+    pub disconnect_timeout: Duration,
+    persistent: bool,
+    error: Option<OptionsError>,
+}
+
+impl ClientOptions {
+    /// Options for one broker, MQTT 3.1.1, an empty client id (the server assigns one), a
+    /// clean session and reconnect with the default [`Backoff`].
+    pub fn new(url: &str) -> Self {
+        let config = match Config::new("") {
+            Ok(config) => config,
+            Err(_) => unreachable_config(),
+        };
+        let mut options = Self {
+            brokers: Vec::new(),
+            config,
+            tls: TlsOptions::default(),
+            reconnect: Some(Backoff::default()),
+            store: None,
+            read_buffer_size: 64 * 1024,
+            max_read_buffer_size: 1024 * 1024,
+            publish_capacity: 1024,
+            disconnect_timeout: Duration::from_secs(10),
+            persistent: false,
+            error: None,
+        };
+        options = options.broker(url);
+        options
+    }
+
+    fn fail(&mut self, error: OptionsError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    /// Adds a fallback broker, tried when the ones before it fail.
+    pub fn broker(mut self, url: &str) -> Self {
+        match BrokerUrl::parse(url) {
+            Ok(url) => self.brokers.push(url),
+            Err(error) => self.fail(OptionsError::Url {
+                url: url.to_owned(),
+                error,
+            }),
+        }
+        self
+    }
+
+    /// Sets the client identifier.
+    pub fn client_id(mut self, id: &str) -> Self {
+        match MqttString::new(id) {
+            Ok(id) => self.config.client_id = id,
+            Err(error) => self.fail(OptionsError::InvalidString {
+                field: "client id",
+                error,
+            }),
+        }
+        self
+    }
+
+    /// Sets user name and password. The password never appears in logs or debug output.
+    pub fn credentials(mut self, username: &str, password: impl Into<Bytes>) -> Self {
+        match MqttString::new(username) {
+            Ok(name) => {
+                self.config.username = Some(name);
+                self.config.password = Some(password.into());
+            }
+            Err(error) => self.fail(OptionsError::InvalidString {
+                field: "user name",
+                error,
+            }),
+        }
+        self
+    }
+
+    /// Sets a user name without password.
+    pub fn username(mut self, username: &str) -> Self {
+        match MqttString::new(username) {
+            Ok(name) => self.config.username = Some(name),
+            Err(error) => self.fail(OptionsError::InvalidString {
+                field: "user name",
+                error,
+            }),
+        }
+        self
+    }
+
+    /// Sets the protocol version.
+    pub fn version(mut self, version: ProtocolVersion) -> Self {
+        self.config.version = version;
+        self
+    }
+
+    /// Sets the keep alive interval (zero turns it off).
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.config.keep_alive = keep_alive;
+        self
+    }
+
+    /// Sets Clean Session (3.1.x) / Clean Start (5.0) for the first connection.
+    pub fn clean_start(mut self, clean: bool) -> Self {
+        self.config.clean_start = clean;
+        self
+    }
+
+    /// Sets the 5.0 session expiry interval in seconds.
+    pub fn session_expiry(mut self, seconds: u32) -> Self {
+        self.config.properties.session_expiry_interval = Some(seconds);
+        self
+    }
+
+    /// Asks for a session that outlives connections: Clean Session off (3.1.x) or, in 5.0,
+    /// Clean Start off and, unless set otherwise, the longest session expiry.
+    pub fn persistent_session(mut self) -> Self {
+        self.config.clean_start = false;
+        self.persistent = true;
+        self
+    }
+
+    /// Sets the will: the message the server publishes if the connection ends without
+    /// DISCONNECT.
+    pub fn will(mut self, message: Message) -> Self {
+        self.config.will = Some(LastWill {
+            topic: message.topic,
+            payload: message.payload,
+            qos: message.qos,
+            retain: message.retain,
+            properties: WillProperties::default(),
+        });
+        self
+    }
+
+    /// Sets the will from a topic string; an invalid topic is reported when the client starts.
+    pub fn will_message(
+        mut self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: mqtt_proto::QoS,
+    ) -> Self {
+        match Message::new(topic, payload) {
+            Ok(message) => self.will(message.qos(qos)),
+            Err(error) => {
+                self.fail(OptionsError::InvalidWillTopic(error));
+                self
+            }
+        }
+    }
+
+    /// Makes the application acknowledge each QoS 1/2 message itself.
+    pub fn manual_acks(mut self, manual: bool) -> Self {
+        self.config.manual_acks = manual;
+        self
+    }
+
+    /// Sets how many QoS 1/2 messages may be in flight at once.
+    pub fn max_inflight(mut self, max: u16) -> Self {
+        self.config.max_inflight = max.max(1);
+        self
+    }
+
+    /// Sets how many messages may wait behind the in-flight window inside the session.
+    pub fn max_queued(mut self, max: usize) -> Self {
+        self.config.max_queued = max.max(1);
+        self
+    }
+
+    /// Sets the largest packet accepted from the server.
+    pub fn max_packet_size(mut self, max: usize) -> Self {
+        self.config = self.config.max_packet_size(max);
+        self
+    }
+
+    /// Sets how long to wait for the transport to connect and for CONNACK.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Replaces the whole session configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file (instead of the system's roots).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca.push(PemSource::File(path.into()));
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM text (instead of the system's roots).
+    pub fn ca_pem(mut self, pem: impl Into<Bytes>) -> Self {
+        self.tls.ca.push(PemSource::Pem(pem.into()));
+        self
+    }
+
+    /// Trusts the operating system's roots as well as (`true`) or instead of any CA given.
+    pub fn system_roots(mut self, enabled: bool) -> Self {
+        self.tls.system_roots = Some(enabled);
+        self
+    }
+
+    /// Presents this client certificate chain and key (PEM files).
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_cert = Some((PemSource::File(cert.into()), PemSource::File(key.into())));
+        self
+    }
+
+    /// Presents this client certificate chain and key (PEM text).
+    pub fn client_cert_pem(mut self, cert: impl Into<Bytes>, key: impl Into<Bytes>) -> Self {
+        self.tls.client_cert = Some((PemSource::Pem(cert.into()), PemSource::Pem(key.into())));
+        self
+    }
+
+    /// Sends this name in SNI and verifies the certificate against it.
+    pub fn tls_server_name(mut self, name: &str) -> Self {
+        self.tls.server_name = Some(name.to_owned());
+        self
+    }
+
+    /// Accepts any server certificate: no chain or host name verification. Tests only.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.danger_accept_invalid_certs = accept;
+        self
+    }
+
+    /// Sets the reconnect backoff.
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    /// Turns reconnecting off: the client stops when the connection ends.
+    pub fn no_reconnect(mut self) -> Self {
+        self.reconnect = None;
+        self
+    }
+
+    /// Keeps the session's state in `store` (e.g. a `FileStore`), so a restarted process
+    /// resumes its QoS 1/2 flows. Use with a persistent session.
+    pub fn store(mut self, store: impl SessionStore + 'static) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Sets the first and the largest size of the read buffer.
+    pub fn read_buffer_size(mut self, initial: usize, max: usize) -> Self {
+        self.read_buffer_size = initial.max(512);
+        self.max_read_buffer_size = max.max(self.read_buffer_size);
+        self
+    }
+
+    /// Sets how many publish requests may wait for the driver.
+    pub fn publish_capacity(mut self, capacity: usize) -> Self {
+        self.publish_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets how long a graceful disconnect waits for outstanding messages.
+    pub fn disconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.disconnect_timeout = timeout;
+        self
+    }
+
+    /// The first invalid setting, if any.
+    pub fn error(&self) -> Option<&OptionsError> {
+        self.error.as_ref()
+    }
+
+    /// Checks the options: reports the first invalid setting, or a missing broker.
+    pub fn validate(&mut self) -> Result<(), OptionsError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        if self.brokers.is_empty() {
+            return Err(OptionsError::NoBroker);
+        }
+        let expiry = &mut self.config.properties.session_expiry_interval;
+        if self.persistent && self.config.version.is_v5() && expiry.is_none() {
+            *expiry = Some(u32::MAX);
+        }
+        Ok(())
+    }
+}
+
+/// The session defaults with an empty client id. `Config::new("")` cannot fail (the empty
+/// string is a valid MQTT string); the literal below only keeps this function total.
+#[cold]
+fn unreachable_config() -> Config {
+    Config {
+        version: ProtocolVersion::V3_1_1,
+        client_id: MqttString::default(),
+        clean_start: true,
+        keep_alive: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(30),
+        username: None,
+        password: None,
+        will: None,
+        properties: mqtt_proto::ConnectProperties::default(),
+        max_inflight: 100,
+        max_queued: 10_000,
+        max_packet_size: mqtt_proto::MAX_PACKET_SIZE,
+        manual_acks: false,
+        outgoing_topic_aliases: true,
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Config`'s and `TlsOptions`' Debug redact the password and the private key.
+        f.debug_struct("ClientOptions")
+            .field("brokers", &self.brokers)
+            .field("config", &self.config)
+            .field("tls", &self.tls)
+            .field("reconnect", &self.reconnect)
+            .field("store", &self.store.as_ref().map(|_| "<store>"))
+            .field("read_buffer_size", &self.read_buffer_size)
+            .field("max_read_buffer_size", &self.max_read_buffer_size)
+            .field("publish_capacity", &self.publish_capacity)
+            .field("disconnect_timeout", &self.disconnect_timeout)
+            .field("persistent", &self.persistent)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let options = ClientOptions::new("mqtts://h")
+            .credentials("alice", "hunter2")
+            .client_cert_pem("-----BEGIN CERTIFICATE-----", "topsecretkey");
+        let shown = format!("{options:?}");
+        assert!(shown.contains("alice"));
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("topsecretkey"));
+    }
+
+    #[test]
+    fn first_error_is_reported() {
+        let mut options = ClientOptions::new("http://h").client_id("a\0b");
+        assert!(matches!(options.validate(), Err(OptionsError::Url { .. })));
+        assert!(matches!(options.validate(), Err(OptionsError::NoBroker)));
+        let mut options = ClientOptions::new("mqtt://h").client_id("a\0b");
+        assert!(matches!(
+            options.validate(),
+            Err(OptionsError::InvalidString {
+                field: "client id",
+                ..
+            })
+        ));
+        let mut options =
+            ClientOptions::new("mqtt://h").will_message("a/+", "x", mqtt_proto::QoS::AtMostOnce);
+        assert!(matches!(
+            options.validate(),
+            Err(OptionsError::InvalidWillTopic(_))
+        ));
+    }
+
+    #[test]
+    fn persistent_session_per_version() {
+        let mut options = ClientOptions::new("mqtt://h")
+            .persistent_session()
+            .version(ProtocolVersion::V5);
+        options.validate().unwrap();
+        assert!(!options.config.clean_start);
+        assert_eq!(
+            options.config.properties.session_expiry_interval,
+            Some(u32::MAX)
+        );
+        let mut options = ClientOptions::new("mqtt://h")
+            .session_expiry(60)
+            .persistent_session()
+            .version(ProtocolVersion::V5);
+        options.validate().unwrap();
+        assert_eq!(options.config.properties.session_expiry_interval, Some(60));
+        let mut options = ClientOptions::new("mqtt://h").persistent_session();
+        options.validate().unwrap();
+        assert_eq!(options.config.properties.session_expiry_interval, None);
+        assert!(options.config.session_outlives_connection());
+    }
+}

@@ -1,0 +1,559 @@
+//! Test support for the MQTT client crates: a private mosquitto broker per test, TLS
+//! certificates made on the spot, and the integration suite that every async adapter runs.
+//!
+//! [`Mosquitto::start`] finds the `mosquitto` binary (on `PATH` or in `/usr/sbin`), writes a
+//! configuration for loopback listeners on free ports in a temporary directory, starts the
+//! broker and waits until it accepts connections. The broker is killed when the value drops,
+//! so no process outlives its test. A missing broker is a failure, not a skipped test.
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use tempfile::TempDir;
+
+mod suite;
+
+/// How long a broker may take to accept connections after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A certificate and its private key, as PEM text and as files.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PEM (PKCS#8).
+    pub key_pem: String,
+    /// File holding `cert_pem`.
+    pub cert_file: PathBuf,
+    /// File holding `key_pem`.
+    pub key_file: PathBuf,
+}
+
+/// Certificates for TLS tests: a CA, a server certificate for `localhost` and `127.0.0.1`,
+/// a client certificate, and an unrelated CA that must not be trusted.
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA that signed the server and client certificates.
+    pub ca: CertFiles,
+    /// The broker's certificate (names `localhost` and `127.0.0.1`).
+    pub server: CertFiles,
+    /// A client certificate signed by the CA.
+    pub client: CertFiles,
+    /// A CA that signed nothing here: trusting only it must fail verification.
+    pub other_ca: CertFiles,
+}
+
+fn write_pair(dir: &Path, name: &str, cert_pem: String, key_pem: String) -> CertFiles {
+    let cert_file = dir.join(format!("{name}.crt"));
+    let key_file = dir.join(format!("{name}.key"));
+    fs::write(&cert_file, &cert_pem).expect("write certificate");
+    fs::write(&key_file, &key_pem).expect("write key");
+    CertFiles {
+        cert_pem,
+        key_pem,
+        cert_file,
+        key_file,
+    }
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+fn leaf_params(name: &str, sans: &[&str], usage: ExtendedKeyUsagePurpose) -> CertificateParams {
+    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+    let mut params = CertificateParams::new(sans).expect("certificate parameters");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![usage];
+    params
+}
+
+impl TestCerts {
+    /// Generates fresh certificates into `dir`.
+    pub fn generate(dir: &Path) -> Self {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let params = ca_params("mqtt test CA");
+        let ca_cert = params.self_signed(&ca_key).expect("CA certificate");
+        let ca = write_pair(dir, "ca", ca_cert.pem(), ca_key.serialize_pem());
+        let issuer = Issuer::new(params, ca_key);
+
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = leaf_params(
+            "localhost",
+            &["localhost", "127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+        let server = write_pair(dir, "server", server_cert.pem(), server_key.serialize_pem());
+
+        let client_key = KeyPair::generate().expect("client key");
+        let client_cert = leaf_params("mqtt test client", &[], ExtendedKeyUsagePurpose::ClientAuth)
+            .signed_by(&client_key, &issuer)
+            .expect("client certificate");
+        let client = write_pair(dir, "client", client_cert.pem(), client_key.serialize_pem());
+
+        let other_key = KeyPair::generate().expect("other CA key");
+        let other_cert = ca_params("unrelated CA")
+            .self_signed(&other_key)
+            .expect("other CA certificate");
+        let other_ca = write_pair(dir, "other-ca", other_cert.pem(), other_key.serialize_pem());
+
+        Self {
+            ca,
+            server,
+            client,
+            other_ca,
+        }
+    }
+}
+
+/// What to configure in a test broker beyond its plain loopback listener.
+#[derive(Debug, Clone, Default)]
+pub struct MosquittoConfig {
+    persistence: bool,
+    tls: bool,
+    require_client_cert: bool,
+    websockets: bool,
+    websockets_tls: bool,
+    extra: Vec<String>,
+}
+
+impl MosquittoConfig {
+    /// A plain MQTT listener only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps sessions and queued messages on disk across [`Mosquitto::restart`].
+    pub fn persistence(mut self) -> Self {
+        self.persistence = true;
+        self
+    }
+
+    /// Adds an `mqtts://` listener with certificates from [`TestCerts`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Makes the TLS listeners require a client certificate signed by the test CA.
+    pub fn require_client_cert(mut self) -> Self {
+        self.tls = true;
+        self.require_client_cert = true;
+        self
+    }
+
+    /// Adds a `ws://` listener.
+    pub fn websockets(mut self) -> Self {
+        self.websockets = true;
+        self
+    }
+
+    /// Adds a `wss://` listener.
+    pub fn websockets_tls(mut self) -> Self {
+        self.websockets_tls = true;
+        self
+    }
+
+    /// Adds a raw line to the configuration (global options go before the listeners).
+    pub fn extra(mut self, line: &str) -> Self {
+        self.extra.push(line.to_owned());
+        self
+    }
+
+    fn needs_certs(&self) -> bool {
+        self.tls || self.websockets_tls
+    }
+}
+
+/// A mosquitto broker private to one test, on loopback ports picked at start.
+#[derive(Debug)]
+pub struct Mosquitto {
+    binary: PathBuf,
+    dir: TempDir,
+    config_file: PathBuf,
+    log_file: PathBuf,
+    ports: Ports,
+    certs: Option<TestCerts>,
+    child: Option<Child>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Ports {
+    mqtt: u16,
+    tls: Option<u16>,
+    ws: Option<u16>,
+    wss: Option<u16>,
+}
+
+/// Finds the mosquitto binary, or fails the test with how to install it.
+pub fn mosquitto_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("mosquitto");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    for candidate in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
+        if Path::new(candidate).is_file() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "mosquitto is not installed, and the integration tests need it: \
+         run `apt-get install -y mosquitto` (Debian/Ubuntu) and try again"
+    );
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    free_ports(1).first().copied().unwrap_or(1)
+}
+
+/// Picks `n` distinct free loopback ports (bound together, then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect()
+}
+
+impl Mosquitto {
+    /// Starts a broker with `config`; panics (failing the test) if it cannot.
+    pub fn start(config: MosquittoConfig) -> Self {
+        let binary = mosquitto_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("mqtt-testkit-")
+            .tempdir()
+            .expect("temporary directory");
+        let certs = config
+            .needs_certs()
+            .then(|| TestCerts::generate(dir.path()));
+        let mut dir = dir;
+        let mut last_log = String::new();
+        // A port released by `free_ports` can be taken by someone else before the broker
+        // binds it: try again with new ports.
+        for _ in 0..3 {
+            let wanted = 1
+                + usize::from(config.tls)
+                + usize::from(config.websockets)
+                + usize::from(config.websockets_tls);
+            let picked = free_ports(wanted);
+            let mut picked = picked.into_iter();
+            let mut ports = Ports {
+                mqtt: picked.next().unwrap_or_default(),
+                ..Ports::default()
+            };
+            if config.tls {
+                ports.tls = picked.next();
+            }
+            if config.websockets {
+                ports.ws = picked.next();
+            }
+            if config.websockets_tls {
+                ports.wss = picked.next();
+            }
+            let config_file = dir.path().join("mosquitto.conf");
+            let log_file = dir.path().join("mosquitto.log");
+            let text = render_config(&config, ports, dir.path(), &log_file, certs.as_ref());
+            fs::write(&config_file, text).expect("write mosquitto.conf");
+            let mut broker = Self {
+                binary: binary.clone(),
+                dir,
+                config_file,
+                log_file,
+                ports,
+                certs: certs.clone(),
+                child: None,
+            };
+            match broker.launch() {
+                Ok(()) => return broker,
+                Err(log) => {
+                    if log.contains("websockets") && log.contains("not available") {
+                        panic!(
+                            "{} was built without websockets support; install a build with \
+                             it (Debian's `mosquitto` package has it)\n{log}",
+                            binary.display()
+                        );
+                    }
+                    last_log = log;
+                    dir = broker.take_dir();
+                }
+            }
+        }
+        panic!("mosquitto did not start:\n{last_log}");
+    }
+
+    /// A broker with a plain listener only.
+    pub fn plain() -> Self {
+        Self::start(MosquittoConfig::new())
+    }
+
+    fn take_dir(mut self) -> TempDir {
+        self.stop_child(true);
+        let placeholder = tempfile::tempdir().expect("temporary directory");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+
+    /// Starts the process and waits for every listener; on failure returns the log.
+    fn launch(&mut self) -> Result<(), String> {
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let ports: Vec<u16> = [
+            Some(self.ports.mqtt),
+            self.ports.tls,
+            self.ports.ws,
+            self.ports.wss,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for port in ports {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            loop {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if let Some(child) = self.child.as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        let mut stderr = String::new();
+                        if let Some(mut pipe) = child.stderr.take() {
+                            let _ = pipe.read_to_string(&mut stderr);
+                        }
+                        self.child = None;
+                        return Err(format!("exited with {status}\n{stderr}\n{}", self.log()));
+                    }
+                }
+                if Instant::now() > deadline {
+                    self.stop_child(true);
+                    return Err(format!(
+                        "port {port} not open after {START_TIMEOUT:?}\n{}",
+                        self.log()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_child(&mut self, kill: bool) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if !kill {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -TERM {}", child.id()))
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.ports.mqtt)
+    }
+
+    /// The plain listener's port.
+    pub fn port(&self) -> u16 {
+        self.ports.mqtt
+    }
+
+    /// `mqtts://127.0.0.1:PORT` of the TLS listener.
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The TLS listener's port.
+    pub fn tls_port(&self) -> u16 {
+        self.ports.tls.expect("the broker has no TLS listener")
+    }
+
+    /// `ws://127.0.0.1:PORT/mqtt` of the WebSocket listener.
+    pub fn ws_url(&self) -> String {
+        let port = self.ports.ws.expect("the broker has no WebSocket listener");
+        format!("ws://127.0.0.1:{port}/mqtt")
+    }
+
+    /// `wss://localhost:PORT/mqtt` of the WebSocket-over-TLS listener.
+    pub fn wss_url(&self) -> String {
+        let port = self.ports.wss.expect("the broker has no wss listener");
+        format!("wss://localhost:{port}/mqtt")
+    }
+
+    /// The certificates of the TLS listeners.
+    pub fn certs(&self) -> &TestCerts {
+        self.certs.as_ref().expect("the broker has no TLS listener")
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the broker process is running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the broker with SIGKILL: connections drop at once and nothing is saved.
+    pub fn kill(&mut self) {
+        self.stop_child(true);
+    }
+
+    /// Stops the broker with SIGTERM and waits: with persistence on, it saves its state.
+    pub fn stop(&mut self) {
+        self.stop_child(false);
+    }
+
+    /// Starts the broker again (stopping it first if it runs), on the same ports and
+    /// persistence directory.
+    pub fn restart(&mut self) {
+        self.stop_child(true);
+        // The ports were ours a moment ago; a short retry covers sockets still closing.
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.launch() {
+                Ok(()) => return,
+                Err(log) => last = log,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto did not restart:\n{last}");
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop_child(true);
+    }
+}
+
+fn render_config(
+    config: &MosquittoConfig,
+    ports: Ports,
+    dir: &Path,
+    log_file: &Path,
+    certs: Option<&TestCerts>,
+) -> String {
+    let mut lines = vec![
+        "# Written by mqtt-testkit for one test.".to_owned(),
+        "allow_anonymous true".to_owned(),
+        format!("log_dest file {}", log_file.display()),
+        "log_type error".to_owned(),
+        "log_type warning".to_owned(),
+        "log_type notice".to_owned(),
+        "log_type information".to_owned(),
+        "connection_messages true".to_owned(),
+        // Tests publish bursts to slow subscribers: queue without limit, drop nothing.
+        "max_queued_messages 0".to_owned(),
+        "set_tcp_nodelay true".to_owned(),
+    ];
+    if running_as_root() {
+        // Keep root rather than switching to a `mosquitto` user that cannot read the
+        // temporary directory.
+        lines.push("user root".to_owned());
+    }
+    if config.persistence {
+        let data = dir.join("data");
+        fs::create_dir_all(&data).expect("persistence directory");
+        lines.push("persistence true".to_owned());
+        lines.push(format!("persistence_location {}/", data.display()));
+        lines.push("autosave_interval 1".to_owned());
+    }
+    lines.extend(config.extra.iter().cloned());
+    lines.push(format!("listener {} 127.0.0.1", ports.mqtt));
+    let tls_lines = |lines: &mut Vec<String>| {
+        if let Some(certs) = certs {
+            lines.push(format!("cafile {}", certs.ca.cert_file.display()));
+            lines.push(format!("certfile {}", certs.server.cert_file.display()));
+            lines.push(format!("keyfile {}", certs.server.key_file.display()));
+            lines.push(format!(
+                "require_certificate {}",
+                config.require_client_cert
+            ));
+        }
+    };
+    if let Some(port) = ports.tls {
+        lines.push(format!("listener {port} 127.0.0.1"));
+        tls_lines(&mut lines);
+    }
+    if let Some(port) = ports.ws {
+        lines.push(format!("listener {port} 127.0.0.1"));
+        lines.push("protocol websockets".to_owned());
+    }
+    if let Some(port) = ports.wss {
+        lines.push(format!("listener {port} 127.0.0.1"));
+        lines.push("protocol websockets".to_owned());
+        tls_lines(&mut lines);
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}

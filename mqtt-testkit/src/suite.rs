@@ -1,0 +1,810 @@
+//! The integration suite every async adapter runs against mosquitto.
+
+/// Expands to the integration tests of an async client adapter.
+///
+/// The adapter crate must offer the common client API (`Client::connect(ClientOptions)`
+/// returning a client handle and an event stream with `recv().await`, and the re-exported
+/// option, event and message types). Each test starts its own broker, talks over loopback
+/// only, and bounds every wait.
+///
+/// ```text
+/// mqtt_testkit::client_suite! {
+///     krate: mqtt_tokio,
+///     test: tokio::test,
+///     timeout: tokio::time::timeout,
+///     sleep: tokio::time::sleep,
+/// }
+/// ```
+#[macro_export]
+macro_rules! client_suite {
+    (krate: $k:ident, test: $test:meta, timeout: $timeout:path, sleep: $sleep:path $(,)?) => {
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+
+        use $crate::{Mosquitto, MosquittoConfig};
+        use $k::{
+            Backoff, Client, ClientOptions, Error, Event, Events, Message, ProtocolVersion,
+            Publish, PublishOutcome, QoS,
+        };
+
+        /// Longest wait for any one step.
+        const LIMIT: Duration = Duration::from_secs(30);
+
+        async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+            match $timeout(LIMIT, future).await {
+                Ok(output) => output,
+                Err(_) => panic!("timed out after {LIMIT:?}: {what}"),
+            }
+        }
+
+        fn options(url: &str, id: &str, version: ProtocolVersion) -> ClientOptions {
+            ClientOptions::new(url)
+                .client_id(id)
+                .version(version)
+                .no_reconnect()
+                .connect_timeout(Duration::from_secs(10))
+        }
+
+        fn fast_reconnect() -> Backoff {
+            Backoff::new(Duration::from_millis(50), Duration::from_millis(500))
+        }
+
+        fn message(topic: &str, payload: impl Into<bytes::Bytes>, qos: QoS) -> Message {
+            Message::new(topic, payload).expect("valid topic").qos(qos)
+        }
+
+        /// Starts a client and waits for CONNACK.
+        async fn start(options: ClientOptions) -> (Client, Events) {
+            let (client, mut events) = Client::connect(options).expect("valid options");
+            within("CONNACK", async {
+                let mut seen = Vec::new();
+                loop {
+                    match events.recv().await {
+                        Some(Event::Connected { .. }) => break,
+                        Some(Event::Closed) | None => panic!("stopped before connecting: {seen:?}"),
+                        Some(event) => seen.push(event),
+                    }
+                }
+            })
+            .await;
+            (client, events)
+        }
+
+        /// The next message, skipping other events.
+        async fn next_message(events: &mut Events) -> Publish {
+            within("a message", async {
+                loop {
+                    match events.recv().await {
+                        Some(Event::Message { publish, .. }) => return publish,
+                        Some(Event::Closed) | None => panic!("stopped while waiting for a message"),
+                        Some(_) => {}
+                    }
+                }
+            })
+            .await
+        }
+
+        /// Every event up to and including `Closed`.
+        async fn until_closed(events: &mut Events) -> Vec<Event> {
+            within("Closed", async {
+                let mut seen = Vec::new();
+                while let Some(event) = events.recv().await {
+                    let last = matches!(event, Event::Closed);
+                    seen.push(event);
+                    if last {
+                        return seen;
+                    }
+                }
+                panic!("event stream ended without Closed: {seen:?}");
+            })
+            .await
+        }
+
+        fn index(publish: &Publish) -> u32 {
+            let bytes: [u8; 4] = publish.payload[..4].try_into().expect("4-byte index");
+            u32::from_be_bytes(bytes)
+        }
+
+        async fn round_trip(version: ProtocolVersion) {
+            let broker = Mosquitto::plain();
+            let (sub, mut sub_events) = start(options(&broker.url(), "rt-sub", version)).await;
+            assert_eq!(
+                sub.subscribe("rt/#", QoS::ExactlyOnce).await.unwrap(),
+                QoS::ExactlyOnce
+            );
+            let (publisher, mut pub_events) =
+                start(options(&broker.url(), "rt-pub", version)).await;
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let topic = format!("rt/{}", qos as u8);
+                let payload = format!("payload at {qos:?}");
+                let outcome = within(
+                    "publish",
+                    publisher.publish(message(&topic, payload.clone(), qos)),
+                )
+                .await
+                .unwrap();
+                match qos {
+                    QoS::AtMostOnce => assert_eq!(outcome, PublishOutcome::Sent),
+                    QoS::AtLeastOnce => assert!(
+                        matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                        "{outcome:?}"
+                    ),
+                    QoS::ExactlyOnce => assert!(
+                        matches!(outcome, PublishOutcome::Completed { .. }),
+                        "{outcome:?}"
+                    ),
+                }
+                let got = next_message(&mut sub_events).await;
+                assert_eq!(got.topic.as_str(), topic);
+                assert_eq!(&got.payload[..], payload.as_bytes());
+                assert_eq!(got.qos(), qos);
+                assert!(!got.retain);
+            }
+            publisher.disconnect().await.unwrap();
+            sub.disconnect().await.unwrap();
+            let events = until_closed(&mut pub_events).await;
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::Disconnected {
+                        reason: $k::ConnectionError::LocalDisconnect
+                    }
+                )),
+                "{events:?}"
+            );
+            until_closed(&mut sub_events).await;
+            assert!(!publisher.is_connected());
+            assert!(matches!(
+                publisher
+                    .publish(message("rt/late", "x", QoS::AtMostOnce))
+                    .await,
+                Err(Error::Closed)
+            ));
+        }
+
+        #[$test]
+        async fn round_trip_qos_0_1_2_mqtt_3_1() {
+            round_trip(ProtocolVersion::V3_1).await;
+        }
+
+        #[$test]
+        async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
+            round_trip(ProtocolVersion::V3_1_1).await;
+        }
+
+        #[$test]
+        async fn round_trip_qos_0_1_2_mqtt_5() {
+            round_trip(ProtocolVersion::V5).await;
+        }
+
+        #[$test]
+        async fn retained_message_reaches_a_later_subscriber() {
+            let broker = Mosquitto::plain();
+            let (publisher, _p) =
+                start(options(&broker.url(), "ret-pub", ProtocolVersion::V5)).await;
+            publisher
+                .publish(message("ret/state", "on", QoS::AtLeastOnce).retain(true))
+                .await
+                .unwrap();
+            let (sub, mut events) =
+                start(options(&broker.url(), "ret-sub", ProtocolVersion::V5)).await;
+            sub.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
+            let got = next_message(&mut events).await;
+            assert_eq!(
+                (got.topic.as_str(), &got.payload[..], got.retain),
+                ("ret/state", &b"on"[..], true)
+            );
+            // An empty retained message clears it.
+            publisher
+                .publish(message("ret/state", "", QoS::AtLeastOnce).retain(true))
+                .await
+                .unwrap();
+            let (late, mut late_events) =
+                start(options(&broker.url(), "ret-late", ProtocolVersion::V5)).await;
+            late.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
+            publisher
+                .publish(message("ret/marker", "m", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(
+                next_message(&mut late_events).await.topic.as_str(),
+                "ret/marker"
+            );
+        }
+
+        async fn will_watcher(broker: &Mosquitto, id: &str) -> (Client, Events) {
+            let (watcher, events) =
+                start(options(&broker.url(), id, ProtocolVersion::V3_1_1)).await;
+            watcher.subscribe("will/#", QoS::AtLeastOnce).await.unwrap();
+            (watcher, events)
+        }
+
+        fn with_will(url: &str, id: &str) -> ClientOptions {
+            options(url, id, ProtocolVersion::V3_1_1)
+                .keep_alive(Duration::from_secs(30))
+                .will(message("will/victim", "gone", QoS::AtLeastOnce))
+        }
+
+        #[$test]
+        async fn will_is_published_when_the_connection_is_cut() {
+            let broker = Mosquitto::plain();
+            let (_watcher, mut events) = will_watcher(&broker, "will-w1").await;
+            let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v1")).await;
+            victim.abort();
+            until_closed(&mut victim_events).await;
+            let will = next_message(&mut events).await;
+            assert_eq!(
+                (will.topic.as_str(), &will.payload[..]),
+                ("will/victim", &b"gone"[..])
+            );
+        }
+
+        #[$test]
+        async fn will_is_published_when_every_handle_is_dropped() {
+            let broker = Mosquitto::plain();
+            let (_watcher, mut events) = will_watcher(&broker, "will-w2").await;
+            let (victim, victim_events) = start(with_will(&broker.url(), "will-v2")).await;
+            drop(victim);
+            drop(victim_events);
+            let will = next_message(&mut events).await;
+            assert_eq!(will.topic.as_str(), "will/victim");
+        }
+
+        #[$test]
+        async fn will_is_not_published_after_a_clean_disconnect() {
+            let broker = Mosquitto::plain();
+            let (watcher, mut events) = will_watcher(&broker, "will-w3").await;
+            let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v3")).await;
+            victim.disconnect().await.unwrap();
+            until_closed(&mut victim_events).await;
+            // A will would have been published when the connection closed, before this.
+            watcher
+                .publish(message("will/marker", "m", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(
+                next_message(&mut events).await.topic.as_str(),
+                "will/marker"
+            );
+        }
+
+        #[$test]
+        async fn ten_mib_message_round_trip_is_byte_exact() {
+            let broker = Mosquitto::plain();
+            let (sub, mut events) =
+                start(options(&broker.url(), "big-sub", ProtocolVersion::V5)).await;
+            sub.subscribe("big", QoS::AtLeastOnce).await.unwrap();
+            let (publisher, _p) =
+                start(options(&broker.url(), "big-pub", ProtocolVersion::V5)).await;
+            let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let outcome = within(
+                "10 MiB publish",
+                publisher.publish(message("big", payload.clone(), QoS::AtLeastOnce)),
+            )
+            .await
+            .unwrap();
+            assert!(
+                matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                "{outcome:?}"
+            );
+            let got = next_message(&mut events).await;
+            assert_eq!(got.payload.len(), payload.len());
+            assert!(got.payload[..] == payload[..], "payload differs");
+        }
+
+        #[$test]
+        async fn long_user_name_and_topic() {
+            let broker = Mosquitto::plain();
+            let user = "u".repeat(1500);
+            let topic = format!("long/{}/end", "t".repeat(1200));
+            let (client, mut events) = start(
+                options(&broker.url(), "long", ProtocolVersion::V3_1_1).credentials(&user, "pw"),
+            )
+            .await;
+            client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+            client
+                .publish(message(&topic, "hi", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            let got = next_message(&mut events).await;
+            assert_eq!(got.topic.as_str(), topic);
+        }
+
+        #[$test]
+        async fn ten_thousand_qos1_messages_arrive_in_order() {
+            const COUNT: u32 = 10_000;
+            let broker = Mosquitto::plain();
+            let (sub, mut events) =
+                start(options(&broker.url(), "many-sub", ProtocolVersion::V3_1_1)).await;
+            sub.subscribe("many", QoS::AtLeastOnce).await.unwrap();
+            let (publisher, mut pub_events) = start(
+                options(&broker.url(), "many-pub", ProtocolVersion::V3_1_1)
+                    .publish_capacity(COUNT as usize),
+            )
+            .await;
+            let mut tokens = std::collections::HashSet::new();
+            for i in 0..COUNT {
+                let token = publisher
+                    .try_publish(message("many", i.to_be_bytes().to_vec(), QoS::AtLeastOnce))
+                    .unwrap();
+                tokens.insert(token);
+            }
+            for expected in 0..COUNT {
+                let got = next_message(&mut events).await;
+                assert_eq!(index(&got), expected, "out of order or lost");
+            }
+            within("every PUBACK", async {
+                while !tokens.is_empty() {
+                    match pub_events.recv().await {
+                        Some(Event::Published { token, outcome }) => {
+                            assert!(
+                                matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                                "{outcome:?}"
+                            );
+                            assert!(tokens.remove(&token), "unknown or repeated token");
+                        }
+                        Some(Event::Closed) | None => panic!("stopped"),
+                        Some(_) => {}
+                    }
+                }
+            })
+            .await;
+        }
+
+        #[$test]
+        async fn tls_with_the_broker_ca() {
+            let broker = Mosquitto::start(MosquittoConfig::new().tls());
+            let ca = broker.certs().ca.cert_pem.clone();
+            let (client, mut events) =
+                start(options(&broker.tls_url(), "tls", ProtocolVersion::V5).ca_pem(ca)).await;
+            client.subscribe("tls", QoS::ExactlyOnce).await.unwrap();
+            client
+                .publish(message("tls", "secret", QoS::ExactlyOnce))
+                .await
+                .unwrap();
+            assert_eq!(&next_message(&mut events).await.payload[..], b"secret");
+            // The same through the host name, with the CA from a file.
+            let file = broker.certs().ca.cert_file.clone();
+            let url = format!("mqtts://localhost:{}", broker.tls_port());
+            let (other, _e) =
+                start(options(&url, "tls-name", ProtocolVersion::V3_1_1).ca_file(file)).await;
+            other.disconnect().await.unwrap();
+        }
+
+        /// Connecting must fail: an error event, then `Closed`, and never `Connected`.
+        async fn expect_rejected(options: ClientOptions) -> String {
+            let (_client, mut events) = Client::connect(options).expect("valid options");
+            let seen = until_closed(&mut events).await;
+            assert!(
+                !seen.iter().any(|e| matches!(e, Event::Connected { .. })),
+                "{seen:?}"
+            );
+            seen.iter()
+                .find_map(|e| match e {
+                    Event::Error(error) => Some(error.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("{seen:?}"))
+        }
+
+        #[$test]
+        async fn tls_rejects_a_certificate_from_another_ca() {
+            let broker = Mosquitto::start(MosquittoConfig::new().tls());
+            let wrong = broker.certs().other_ca.cert_pem.clone();
+            let error = expect_rejected(
+                options(&broker.tls_url(), "tls-bad", ProtocolVersion::V5).ca_pem(wrong),
+            )
+            .await;
+            assert!(error.contains("certificate"), "{error}");
+        }
+
+        #[$test]
+        async fn tls_rejects_a_wrong_host_name() {
+            let broker = Mosquitto::start(MosquittoConfig::new().tls());
+            let ca = broker.certs().ca.cert_pem.clone();
+            let error = expect_rejected(
+                options(&broker.tls_url(), "tls-name", ProtocolVersion::V5)
+                    .ca_pem(ca)
+                    .tls_server_name("wrong.example"),
+            )
+            .await;
+            assert!(error.contains("certificate"), "{error}");
+        }
+
+        #[$test]
+        async fn tls_accepts_anything_only_when_told_to() {
+            let broker = Mosquitto::start(MosquittoConfig::new().tls());
+            let (client, _e) = start(
+                options(&broker.tls_url(), "tls-any", ProtocolVersion::V5)
+                    .danger_accept_invalid_certs(true),
+            )
+            .await;
+            client.disconnect().await.unwrap();
+        }
+
+        #[$test]
+        async fn tls_client_certificate() {
+            let broker = Mosquitto::start(MosquittoConfig::new().require_client_cert());
+            let certs = broker.certs().clone();
+            let (client, _e) = start(
+                options(&broker.tls_url(), "tls-cert", ProtocolVersion::V3_1_1)
+                    .ca_pem(certs.ca.cert_pem.clone())
+                    .client_cert_files(&certs.client.cert_file, &certs.client.key_file),
+            )
+            .await;
+            client.subscribe("c", QoS::AtLeastOnce).await.unwrap();
+            expect_rejected(
+                options(&broker.tls_url(), "tls-nocert", ProtocolVersion::V3_1_1)
+                    .ca_pem(certs.ca.cert_pem.clone()),
+            )
+            .await;
+        }
+
+        #[$test]
+        async fn websocket_round_trip() {
+            let broker = Mosquitto::start(MosquittoConfig::new().websockets());
+            let (client, mut events) =
+                start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
+            client.subscribe("ws/#", QoS::ExactlyOnce).await.unwrap();
+            // Packets of many sizes, so that they straddle WebSocket frames.
+            for (i, size) in [0usize, 1, 200, 70_000, 300_000].into_iter().enumerate() {
+                let payload = vec![i as u8; size];
+                client
+                    .publish(message("ws/a", payload.clone(), QoS::ExactlyOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
+            }
+            client.disconnect().await.unwrap();
+            until_closed(&mut events).await;
+        }
+
+        #[$test]
+        async fn secure_websocket_round_trip() {
+            let broker = Mosquitto::start(MosquittoConfig::new().websockets_tls());
+            let ca = broker.certs().ca.cert_pem.clone();
+            let (client, mut events) =
+                start(options(&broker.wss_url(), "wss", ProtocolVersion::V5).ca_pem(ca)).await;
+            client.subscribe("wss", QoS::AtLeastOnce).await.unwrap();
+            client
+                .publish(message("wss", "over tls", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(&next_message(&mut events).await.payload[..], b"over tls");
+        }
+
+        /// Publishes `count` messages while the broker is stopped and restarted; every
+        /// message must arrive, QoS 2 exactly once.
+        async fn stream_across_broker_restart(qos: QoS, version: ProtocolVersion) {
+            const COUNT: u32 = 400;
+            let mut broker = Mosquitto::start(MosquittoConfig::new().persistence());
+            let persistent = |id: &str| {
+                options(&broker.url(), id, version)
+                    .persistent_session()
+                    .reconnect(fast_reconnect())
+            };
+            let (sub, mut events) = start(persistent("restart-sub")).await;
+            sub.subscribe("stream", qos).await.unwrap();
+            let (publisher, mut pub_events) = start(
+                persistent("restart-pub")
+                    .max_inflight(10)
+                    .store($k::MemoryStore::new()),
+            )
+            .await;
+            let publish = |i: u32| {
+                publisher
+                    .try_publish(message("stream", i.to_be_bytes().to_vec(), qos))
+                    .unwrap();
+            };
+            for i in 0..COUNT / 2 {
+                publish(i);
+            }
+            let mut received: BTreeMap<u32, u32> = BTreeMap::new();
+            while received.len() < 50 {
+                *received
+                    .entry(index(&next_message(&mut events).await))
+                    .or_default() += 1;
+            }
+            broker.stop();
+            broker.restart();
+            for i in COUNT / 2..COUNT {
+                publish(i);
+            }
+            let mut completed = 0;
+            within("every message after the restart", async {
+                while received.len() < COUNT as usize || completed < COUNT {
+                    next_stream_event(&mut events, &mut pub_events, &mut received, &mut completed)
+                        .await;
+                }
+            })
+            .await;
+            // Let late duplicates, if any, arrive before counting.
+            $sleep(Duration::from_millis(300)).await;
+            while let Some(event) = events.try_recv() {
+                if let Event::Message { publish, .. } = event {
+                    *received.entry(index(&publish)).or_default() += 1;
+                }
+            }
+            for i in 0..COUNT {
+                let n = received.get(&i).copied().unwrap_or(0);
+                assert!(n >= 1, "message {i} lost");
+                if qos == QoS::ExactlyOnce {
+                    assert_eq!(n, 1, "message {i} delivered {n} times at QoS 2");
+                }
+            }
+        }
+
+        /// Takes whichever of the two streams has an event ready, without a select macro:
+        /// messages first, then publish completions.
+        async fn next_stream_event(
+            events: &mut Events,
+            pub_events: &mut Events,
+            received: &mut BTreeMap<u32, u32>,
+            completed: &mut u32,
+        ) {
+            loop {
+                if let Some(event) = events.try_recv() {
+                    if let Event::Message { publish, .. } = event {
+                        *received.entry(index(&publish)).or_default() += 1;
+                    }
+                    return;
+                }
+                if let Some(event) = pub_events.try_recv() {
+                    if let Event::Published { outcome, .. } = event {
+                        assert!(
+                            matches!(
+                                outcome,
+                                PublishOutcome::Acknowledged { .. }
+                                    | PublishOutcome::Completed { .. }
+                            ),
+                            "{outcome:?}"
+                        );
+                        *completed += 1;
+                    }
+                    return;
+                }
+                $sleep(Duration::from_millis(2)).await;
+            }
+        }
+
+        #[$test]
+        async fn qos1_stream_survives_a_broker_restart() {
+            stream_across_broker_restart(QoS::AtLeastOnce, ProtocolVersion::V3_1_1).await;
+        }
+
+        #[$test]
+        async fn qos2_stream_survives_a_broker_restart_exactly_once() {
+            stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V3_1_1).await;
+        }
+
+        #[$test]
+        async fn qos2_stream_survives_a_broker_restart_exactly_once_mqtt_5() {
+            stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V5).await;
+        }
+
+        #[$test]
+        async fn reconnects_after_the_broker_is_killed() {
+            let mut broker = Mosquitto::plain();
+            let (client, mut events) = start(
+                options(&broker.url(), "killed", ProtocolVersion::V3_1_1)
+                    .reconnect(fast_reconnect()),
+            )
+            .await;
+            client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
+            broker.kill();
+            within("Disconnected", async {
+                loop {
+                    if let Some(Event::Disconnected { .. }) = events.recv().await {
+                        break;
+                    }
+                }
+            })
+            .await;
+            broker.restart();
+            within("Connected again", async {
+                loop {
+                    match events.recv().await {
+                        Some(Event::Connected { .. }) => break,
+                        Some(Event::Closed) | None => panic!("gave up reconnecting"),
+                        _ => {}
+                    }
+                }
+            })
+            .await;
+            // A clean session lost the subscription with the broker: subscribe again.
+            client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
+            client
+                .publish(message("k", "back", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(&next_message(&mut events).await.payload[..], b"back");
+        }
+
+        #[$test]
+        async fn fails_over_to_the_next_broker() {
+            let broker = Mosquitto::plain();
+            let dead = format!("mqtt://127.0.0.1:{}", $crate::free_port());
+            let (client, mut events) = Client::connect(
+                ClientOptions::new(&dead)
+                    .broker(&broker.url())
+                    .client_id("failover")
+                    .no_reconnect(),
+            )
+            .unwrap();
+            let seen = within("failover", async {
+                let mut seen = Vec::new();
+                loop {
+                    let event = events.recv().await.expect("events");
+                    let done = matches!(event, Event::Connected { .. } | Event::Closed);
+                    seen.push(event);
+                    if done {
+                        return seen;
+                    }
+                }
+            })
+            .await;
+            assert!(
+                matches!(seen.first(), Some(Event::Error(Error::Connect { .. }))),
+                "{seen:?}"
+            );
+            assert!(
+                matches!(seen.last(), Some(Event::Connected { .. })),
+                "{seen:?}"
+            );
+            client.disconnect().await.unwrap();
+        }
+
+        #[$test]
+        async fn subscribe_many_and_unsubscribe() {
+            let broker = Mosquitto::plain();
+            let (client, mut events) =
+                start(options(&broker.url(), "subs", ProtocolVersion::V5)).await;
+            let filters = vec![
+                $k::Subscription::new($k::TopicFilter::new("a/#").unwrap(), QoS::AtLeastOnce),
+                $k::Subscription::new($k::TopicFilter::new("b/+").unwrap(), QoS::ExactlyOnce),
+            ];
+            let granted = client.subscribe_many(filters).await.unwrap();
+            assert_eq!(granted, vec![Ok(QoS::AtLeastOnce), Ok(QoS::ExactlyOnce)]);
+            let code = client.unsubscribe("a/#").await.unwrap();
+            assert_eq!(code, $k::proto::UnsubAckReasonCode::Success);
+            client
+                .publish(message("a/x", "gone", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            client
+                .publish(message("b/x", "kept", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(next_message(&mut events).await.topic.as_str(), "b/x");
+            assert!(matches!(
+                client.subscribe("bad/#/x", QoS::AtMostOnce).await,
+                Err(Error::InvalidTopic(_))
+            ));
+        }
+
+        #[$test]
+        async fn manual_acknowledgements() {
+            let broker = Mosquitto::plain();
+            let (client, mut events) =
+                start(options(&broker.url(), "manual", ProtocolVersion::V5).manual_acks(true))
+                    .await;
+            client.subscribe("m/#", QoS::ExactlyOnce).await.unwrap();
+            for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                client.try_publish(message("m/x", "payload", qos)).unwrap();
+                let token = within("a message to acknowledge", async {
+                    loop {
+                        if let Some(Event::Message {
+                            ack: Some(token), ..
+                        }) = events.recv().await
+                        {
+                            return token;
+                        }
+                    }
+                })
+                .await;
+                client.ack(token).unwrap();
+            }
+            // Acknowledged messages are not redelivered: the next one is new.
+            client
+                .publish(message("m/y", "next", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            assert_eq!(next_message(&mut events).await.topic.as_str(), "m/y");
+        }
+
+        #[$test]
+        async fn disconnect_sends_what_was_queued_first() {
+            let broker = Mosquitto::plain();
+            let (sub, mut events) =
+                start(options(&broker.url(), "flush-sub", ProtocolVersion::V3_1_1)).await;
+            sub.subscribe("flush", QoS::AtLeastOnce).await.unwrap();
+            let (publisher, mut pub_events) =
+                start(options(&broker.url(), "flush-pub", ProtocolVersion::V3_1_1)).await;
+            for i in 0..300u32 {
+                let qos = if i % 3 == 0 {
+                    QoS::AtMostOnce
+                } else {
+                    QoS::AtLeastOnce
+                };
+                publisher
+                    .try_publish(message("flush", i.to_be_bytes().to_vec(), qos))
+                    .unwrap();
+            }
+            publisher.disconnect().await.unwrap();
+            until_closed(&mut pub_events).await;
+            // The broker may let QoS 0 overtake queued QoS 1 messages: check that all came.
+            let mut seen = std::collections::BTreeSet::new();
+            while seen.len() < 300 {
+                assert!(
+                    seen.insert(index(&next_message(&mut events).await)),
+                    "duplicate"
+                );
+            }
+        }
+
+        #[$test]
+        async fn commands_from_the_event_handler_do_not_deadlock() {
+            let broker = Mosquitto::plain();
+            let (client, mut events) =
+                start(options(&broker.url(), "handler", ProtocolVersion::V5)).await;
+            client.subscribe("ping/#", QoS::ExactlyOnce).await.unwrap();
+            client
+                .publish(message("ping/0", "0", QoS::ExactlyOnce))
+                .await
+                .unwrap();
+            within("a chain of replies from the handler", async {
+                let mut hops = 0;
+                while hops < 20 {
+                    if let Some(Event::Message { publish, .. }) = events.recv().await {
+                        hops += 1;
+                        // Await commands while messages keep arriving.
+                        client
+                            .subscribe(&format!("extra/{hops}"), QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                        let next = format!("ping/{hops}");
+                        client
+                            .publish(message(&next, publish.payload.clone(), QoS::ExactlyOnce))
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+            .await;
+        }
+
+        #[$test]
+        async fn keep_alive_holds_an_idle_connection() {
+            let broker = Mosquitto::plain();
+            let (client, mut events) = start(
+                options(&broker.url(), "idle", ProtocolVersion::V3_1_1)
+                    .keep_alive(Duration::from_secs(1)),
+            )
+            .await;
+            client.subscribe("idle", QoS::AtLeastOnce).await.unwrap();
+            $sleep(Duration::from_millis(3500)).await;
+            assert!(client.is_connected());
+            client
+                .publish(message("idle", "still here", QoS::AtLeastOnce))
+                .await
+                .unwrap();
+            let got = next_message(&mut events).await;
+            assert_eq!(&got.payload[..], b"still here");
+            while let Some(event) = events.try_recv() {
+                assert!(!matches!(event, Event::Disconnected { .. }), "{event:?}");
+            }
+        }
+
+        #[$test]
+        async fn invalid_options_are_reported_at_connect() {
+            assert!(matches!(
+                Client::connect(ClientOptions::new("http://x")),
+                Err(Error::Options(_))
+            ));
+            let missing = ClientOptions::new("mqtts://127.0.0.1:1").ca_file("/nonexistent/ca.pem");
+            assert!(matches!(Client::connect(missing), Err(Error::Options(_))));
+        }
+    };
+}
