@@ -58,13 +58,13 @@ pub struct Config {
     pub outgoing_topic_aliases: bool,
 }
 
-impl Config {
-    /// A configuration for MQTT 3.1.1 with the given client identifier, a clean session,
-    /// keep alive 60 s, and the spec's largest packets.
-    pub fn new(client_id: &str) -> Result<Self, mqtt_proto::StringError> {
-        Ok(Self {
+impl Default for Config {
+    /// MQTT 3.1.1 with an empty client id (the server assigns one), a clean session and keep
+    /// alive 60 s.
+    fn default() -> Self {
+        Self {
             version: ProtocolVersion::V3_1_1,
-            client_id: MqttString::new(client_id)?,
+            client_id: MqttString::default(),
             clean_start: true,
             keep_alive: Duration::from_secs(60),
             ping_timeout: Duration::from_secs(10),
@@ -78,6 +78,17 @@ impl Config {
             max_packet_size: MAX_PACKET_SIZE,
             manual_acks: false,
             outgoing_topic_aliases: true,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for MQTT 3.1.1 with the given client identifier, a clean session,
+    /// keep alive 60 s, and the spec's largest packets.
+    pub fn new(client_id: &str) -> Result<Self, mqtt_proto::StringError> {
+        Ok(Self {
+            client_id: MqttString::new(client_id)?,
+            ..Self::default()
         })
     }
 

@@ -297,6 +297,14 @@ pub enum AuthError {
     /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7].
     #[error("enhanced authentication needs MQTT 5.0 and an authentication method")]
     NotNegotiated,
+    /// The Authentication Method differs from the one in CONNECT [MQTT-4.12.0-5],
+    /// [MQTT-4.12.1-1].
+    #[error("AUTH must carry the authentication method of CONNECT")]
+    MethodMismatch,
+    /// A reason code the client may not send now: only 0x18 while connecting
+    /// [MQTT-4.12.0-3], 0x18 or 0x19 once connected.
+    #[error("AUTH reason code {0:?} is not allowed here")]
+    WrongReasonCode(mqtt_proto::AuthReasonCode),
     /// There is no connection to send it on.
     #[error("not connected")]
     NotConnected,

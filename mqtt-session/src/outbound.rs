@@ -30,10 +30,14 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    pub(crate) fn new_token(&mut self) -> PublishToken {
-        let token = PublishToken(self.next_token);
-        self.next_token += 1;
-        token
+    /// The next unused token.
+    pub(crate) fn peek_token(&self) -> PublishToken {
+        PublishToken(self.next_token)
+    }
+
+    /// Notes that `token` is used, so later tokens are above it.
+    pub(crate) fn reserve_token(&mut self, token: PublishToken) {
+        self.next_token = self.next_token.max(token.0.saturating_add(1));
     }
 
     /// Starts a flow for a message with an identifier: the record to store and send.

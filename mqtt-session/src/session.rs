@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqtt_proto::{
-    Auth, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError, Packet,
-    PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode,
-    Publish, QoS, QosPid, SubAck, Subscribe, SubscribeProperties, Subscription, TopicFilter,
-    UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
+    Auth, AuthReasonCode, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError,
+    Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    PubRelReasonCode, Publish, QoS, QosPid, SubAck, Subscribe, SubscribeProperties, Subscription,
+    TopicFilter, UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
 };
 use tracing::{debug, trace, warn};
 
@@ -421,14 +421,34 @@ impl Session {
         now: Instant,
         message: Message,
     ) -> Result<PublishToken, PublishError> {
+        let token = self.next_publish_token();
+        self.publish_with_token(now, message, token)?;
+        Ok(token)
+    }
+
+    /// Like [`publish`](Self::publish) with a token the caller chose, e.g. a handle that must
+    /// answer at once while the session runs elsewhere. Tokens must be unique within the
+    /// session and its store: start from [`next_publish_token`](Self::next_publish_token).
+    pub fn publish_with_token(
+        &mut self,
+        now: Instant,
+        message: Message,
+        token: PublishToken,
+    ) -> Result<(), PublishError> {
         self.check_message(&message)?;
         if self.outbound.queue.len() >= self.config.max_queued {
             return Err(PublishError::QueueFull);
         }
-        let token = self.outbound.new_token();
+        self.outbound.reserve_token(token);
         self.outbound.queue.push_back(Queued { token, message });
         self.pump(now);
-        Ok(token)
+        Ok(())
+    }
+
+    /// The token the next [`publish`](Self::publish) will return: above every token in use or
+    /// restored from the store.
+    pub fn next_publish_token(&self) -> PublishToken {
+        self.outbound.peek_token()
     }
 
     /// Checks what can be checked before a message is queued.
@@ -593,12 +613,25 @@ impl Session {
 
     /// Sends an AUTH packet of enhanced authentication (5.0 with an authentication method).
     pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), AuthError> {
-        if !self.version().is_v5() || self.config.properties.authentication_method.is_none() {
+        let method = self.config.properties.authentication_method.as_ref();
+        if !self.version().is_v5() || method.is_none() {
             // [MQTT-4.12.0-7]
             return Err(AuthError::NotNegotiated);
         }
-        if !self.reading() {
-            return Err(AuthError::NotConnected);
+        if auth.properties.authentication_method.as_ref() != method {
+            // [MQTT-4.12.0-5] [MQTT-4.12.1-1]: every AUTH repeats the method of CONNECT.
+            return Err(AuthError::MethodMismatch);
+        }
+        let allowed = match self.state() {
+            // [MQTT-4.12.0-3]: while connecting, only "continue authentication".
+            ConnectionState::Connecting => {
+                auth.reason_code == AuthReasonCode::ContinueAuthentication
+            }
+            ConnectionState::Connected => auth.reason_code != AuthReasonCode::Success,
+            _ => return Err(AuthError::NotConnected),
+        };
+        if !allowed {
+            return Err(AuthError::WrongReasonCode(auth.reason_code));
         }
         self.send(now, &Packet::Auth(auth))?;
         Ok(())

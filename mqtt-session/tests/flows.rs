@@ -1063,3 +1063,72 @@ fn restart_from_store_resumes_qos2_exactly_once() {
         .unwrap();
     assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.packet_id() == Some(id(3))));
 }
+
+#[test]
+fn auth_repeats_the_connect_method_and_uses_allowed_codes() {
+    // [MQTT-4.12.0-3] [MQTT-4.12.0-5] [MQTT-4.12.1-1]
+    let method = MqttString::new("SCRAM-SHA-1").unwrap();
+    let mut cfg = config(ProtocolVersion::V5);
+    cfg.properties.authentication_method = Some(method.clone());
+    let mut pair = Pair::new(cfg);
+    pair.open();
+    let auth = |reason_code, method: Option<MqttString>| Auth {
+        reason_code,
+        properties: AuthProperties {
+            authentication_method: method,
+            ..Default::default()
+        },
+    };
+    assert_eq!(
+        pair.session.auth(
+            pair.now,
+            auth(
+                AuthReasonCode::ContinueAuthentication,
+                Some(MqttString::new("PLAIN").unwrap())
+            )
+        ),
+        Err(mqtt_session::AuthError::MethodMismatch)
+    );
+    assert_eq!(
+        pair.session.auth(
+            pair.now,
+            auth(AuthReasonCode::ReAuthenticate, Some(method.clone()))
+        ),
+        Err(mqtt_session::AuthError::WrongReasonCode(
+            AuthReasonCode::ReAuthenticate
+        )),
+        "only continue-authentication before CONNACK"
+    );
+    assert!(pair.sent().is_empty());
+    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.session
+        .auth(pair.now, auth(AuthReasonCode::ReAuthenticate, Some(method)))
+        .unwrap();
+    assert!(
+        matches!(&pair.sent()[..], [Packet::Auth(a)] if a.reason_code == AuthReasonCode::ReAuthenticate)
+    );
+}
+
+#[test]
+fn caller_chosen_tokens_continue_after_restored_ones() {
+    let store = MemoryStore::new();
+    let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
+    let mut session = Session::with_store(cfg.clone(), Box::new(store.clone())).unwrap();
+    let mut pair = Pair::with_session(session, ProtocolVersion::V3_1_1);
+    pair.connect(false);
+    let first = pair.session.next_publish_token();
+    pair.session
+        .publish_with_token(
+            pair.now,
+            msg("a", QoS::AtLeastOnce),
+            mqtt_session::PublishToken(first.0 + 41),
+        )
+        .unwrap();
+    drop(pair);
+    session = Session::with_store(cfg, Box::new(store)).unwrap();
+    assert_eq!(
+        session.next_publish_token().0,
+        first.0 + 42,
+        "restored tokens are never handed out again"
+    );
+}

@@ -149,7 +149,12 @@ impl Client {
         let (publish_tx, publish_rx) = mpsc::channel(transport.publish_capacity);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
+        // Handle tokens continue the session's numbering, so flows resumed from a store never
+        // share a token with new messages.
+        let shared = Arc::new(Shared {
+            connected: AtomicBool::new(false),
+            next_token: AtomicU64::new(core.session().next_publish_token().0),
+        });
         let driver = Driver {
             core,
             read_buf: BytesMut::with_capacity(transport.read_buffer_size),

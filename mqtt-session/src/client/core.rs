@@ -510,13 +510,13 @@ impl<W> ClientCore<W> {
             });
             return;
         }
-        match self.session.publish(now, message) {
-            Ok(session_token) => {
+        match self.session.publish_with_token(now, message, token) {
+            Ok(()) => {
                 let waiter = match waiter {
                     Some(w) => PublishWaiter::Caller(w),
                     None => PublishWaiter::Token(token),
                 };
-                self.publishes.insert(session_token, waiter);
+                self.publishes.insert(token, waiter);
             }
             Err(e) => match waiter {
                 Some(w) => self.reply(w, Reply::Published(Err(e.into()))),
