@@ -1,2 +1,95 @@
-//! The `mqtt` command.
-fn main() {}
+//! `mqtt`: publish and subscribe from the shell, with the flags of `mosquitto_pub` and
+//! `mosquitto_sub`.
+//!
+//! ```text
+//! mqtt sub -h localhost -t 'sensors/#' -v
+//! mqtt pub -h localhost -t sensors/kitchen -m 21.5 -q 1
+//! ```
+//!
+//! Errors are one line on stderr and a non-zero exit code.
+
+mod args;
+mod connect;
+mod pub_cmd;
+mod sub_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Why the command failed; each is printed as one line.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The flags do not make sense.
+    Usage(String),
+    /// Connecting failed or the connection was lost.
+    Connect(String),
+    /// A message could not be published.
+    Publish(String),
+    /// Subscribing failed.
+    Subscribe(String),
+    /// Reading input failed.
+    Io(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(m)
+            | Self::Connect(m)
+            | Self::Publish(m)
+            | Self::Subscribe(m)
+            | Self::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // No panic message with a backtrace ever reaches the user: one line, exit code 1.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("Error: internal error: {info}");
+        std::process::exit(1);
+    }));
+    let cli = Cli::parse();
+    let (debug, quiet) = match &cli.command {
+        Command::Pub(a) => (a.conn.debug, a.conn.quiet),
+        Command::Sub(a) => (a.conn.debug, a.conn.quiet),
+    };
+    if debug {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::TRACE)
+            .with_target(false)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Pub(args) => pub_cmd::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Sub(args) => sub_cmd::run(args).await.map(|finish| match finish {
+                sub_cmd::Finish::Done => ExitCode::SUCCESS,
+                sub_cmd::Finish::TimedOut => ExitCode::from(sub_cmd::TIMEOUT_EXIT),
+            }),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if !quiet {
+                eprintln!("Error: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Turning connection flags into client options, and waiting for the broker's answer.
+
+use std::time::Duration;
+
+use mqtt_tokio::proto::{ConnectReasonCode, LastWill, TopicName, WillProperties};
+use mqtt_tokio::{Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS};
+
+use crate::args::{ConnArgs, Version};
+use crate::CliError;
+
+/// What `-L` carries besides the broker: credentials and a topic.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct UrlParts {
+    /// `scheme://host:port` (or the whole URL for WebSocket).
+    pub(crate) broker: String,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) topic: Option<String>,
+}
+
+/// Splits `mqtt(s)://[user[:password]@]host[:port]/topic` as mosquitto reads `-L`.
+pub(crate) fn split_url(url: &str) -> Result<UrlParts, CliError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| CliError::Usage(format!("invalid URL '{url}': expected scheme://host")))?;
+    if scheme.starts_with("ws") {
+        // A WebSocket URL's path names the endpoint, not a topic.
+        return Ok(UrlParts {
+            broker: url.to_string(),
+            ..UrlParts::default()
+        });
+    }
+    let (authority, topic) = match rest.split_once('/') {
+        Some((a, t)) => (a, (!t.is_empty()).then(|| t.to_string())),
+        None => (rest, None),
+    };
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((name, pw)) => (Some(name.to_string()), Some(pw.to_string())),
+            None => (Some(u.to_string()), None),
+        },
+        None => (None, None),
+    };
+    Ok(UrlParts {
+        broker: format!("{scheme}://{host}"),
+        username,
+        password,
+        topic,
+    })
+}
+
+/// The broker URL from `-h`/`-p` and the TLS flags.
+fn host_url(conn: &ConnArgs) -> String {
+    let tls = conn.cafile.is_some() || conn.capath.is_some() || conn.insecure;
+    let scheme = if tls { "mqtts" } else { "mqtt" };
+    let port = conn.port.unwrap_or(if tls { 8883 } else { 1883 });
+    let host = if conn.host.contains(':') && !conn.host.starts_with('[') {
+        format!("[{}]", conn.host)
+    } else {
+        conn.host.clone()
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
+fn qos(value: u8) -> QoS {
+    QoS::from_u8(value).unwrap_or_default()
+}
+
+/// Client options from the flags; `default_id` names the client when `-i`/`-I` do not.
+pub(crate) fn options(
+    conn: &ConnArgs,
+    url: Option<&UrlParts>,
+    default_id: &str,
+) -> Result<ClientOptions, CliError> {
+    let broker = url.map_or_else(|| host_url(conn), |u| u.broker.clone());
+    let client_id = match (&conn.id, &conn.id_prefix) {
+        (Some(id), _) => id.clone(),
+        (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
+        (None, None) => format!("{default_id}-{}", std::process::id()),
+    };
+    let version = match conn.version {
+        Version::V31 => ProtocolVersion::V3_1,
+        Version::V311 => ProtocolVersion::V3_1_1,
+        Version::V5 => ProtocolVersion::V5,
+    };
+    let keep_alive = Duration::from_secs(u64::from(conn.keepalive));
+    let mut options = ClientOptions::new(&broker)
+        .client_id(&client_id)
+        .version(version)
+        .keep_alive(keep_alive)
+        .no_reconnect()
+        .clean_start(!conn.no_clean)
+        // A broker that stays silent cannot hold the command longer than its keep alive.
+        .connect_timeout(if keep_alive.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            keep_alive
+        });
+    if let Some(expiry) = conn.session_expiry {
+        options = options.session_expiry(expiry);
+    }
+    let username = conn
+        .username
+        .clone()
+        .or_else(|| url.and_then(|u| u.username.clone()));
+    let password = conn
+        .password
+        .clone()
+        .or_else(|| url.and_then(|u| u.password.clone()));
+    match (username, password) {
+        (Some(user), Some(pw)) => options = options.credentials(&user, pw.into_bytes()),
+        (Some(user), None) => options = options.username(&user),
+        (None, Some(_)) => {
+            return Err(CliError::Usage(
+                "a password needs a user name (-u)".to_string(),
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(topic) = &conn.will_topic {
+        let topic = TopicName::new(topic)
+            .map_err(|e| CliError::Usage(format!("invalid will topic: {e}")))?;
+        let payload = conn.will_payload.clone().unwrap_or_default();
+        let mut config = options.config.clone();
+        config.will = Some(LastWill {
+            topic,
+            payload: payload.into_bytes().into(),
+            qos: qos(conn.will_qos),
+            retain: conn.will_retain,
+            properties: WillProperties::default(),
+        });
+        options = options.config(config);
+    } else if conn.will_payload.is_some() {
+        return Err(CliError::Usage(
+            "--will-payload needs --will-topic".to_string(),
+        ));
+    }
+    if let Some(ca) = &conn.cafile {
+        options = options.ca_file(ca);
+    }
+    if let Some(dir) = &conn.capath {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| CliError::Usage(format!("cannot read --capath {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_cert = path.extension().is_some_and(|e| e == "pem" || e == "crt");
+            if is_cert {
+                options = options.ca_file(path);
+            }
+        }
+    }
+    match (&conn.cert, &conn.key) {
+        (Some(cert), Some(key)) => options = options.client_cert_files(cert, key),
+        (None, None) => {}
+        _ => return Err(CliError::Usage("--cert and --key go together".to_string())),
+    }
+    if conn.insecure {
+        options = options.danger_accept_invalid_certs(true);
+    }
+    Ok(options)
+}
+
+/// Connects and waits for the broker's CONNACK; a refusal or a failed connection is an error.
+pub(crate) async fn connect(options: ClientOptions) -> Result<(Client, Events), CliError> {
+    let (client, mut events) =
+        Client::connect(options).map_err(|e| CliError::Connect(e.to_string()))?;
+    let mut failure = None;
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Connected { .. } => return Ok((client, events)),
+            Event::Disconnected { reason } => failure = Some(connection_error(&reason)),
+            Event::Error(e) => failure = failure.or(Some(CliError::Connect(e.to_string()))),
+            Event::Closed => break,
+            _ => {}
+        }
+    }
+    Err(failure.unwrap_or_else(|| CliError::Connect("connection closed".to_string())))
+}
+
+/// One clear line for how a connection ended.
+pub(crate) fn connection_error(reason: &ConnectionError) -> CliError {
+    match reason {
+        ConnectionError::Refused { reason, .. } => {
+            CliError::Connect(format!("Connection Refused: {}", refusal(*reason)))
+        }
+        other => CliError::Connect(other.to_string()),
+    }
+}
+
+/// mosquitto's wording for CONNACK refusals.
+fn refusal(code: ConnectReasonCode) -> String {
+    match code {
+        ConnectReasonCode::UnsupportedProtocolVersion => "unacceptable protocol version".into(),
+        ConnectReasonCode::ClientIdentifierNotValid => "identifier rejected".into(),
+        ConnectReasonCode::ServerUnavailable => "broker unavailable".into(),
+        ConnectReasonCode::BadUserNameOrPassword => "bad user name or password".into(),
+        ConnectReasonCode::NotAuthorized => "not authorised".into(),
+        other => format!("{other:?} ({:#04x})", other.as_u8()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_with_credentials_and_topic() {
+        let parts = split_url("mqtts://alice:s3cret@example.com:8884/a/b").unwrap();
+        assert_eq!(
+            parts,
+            UrlParts {
+                broker: "mqtts://example.com:8884".into(),
+                username: Some("alice".into()),
+                password: Some("s3cret".into()),
+                topic: Some("a/b".into()),
+            }
+        );
+        let bare = split_url("mqtt://[::1]").unwrap();
+        assert_eq!(bare.broker, "mqtt://[::1]");
+        assert_eq!(bare.topic, None);
+        assert!(split_url("localhost").is_err());
+        assert_eq!(
+            split_url("ws://h:9001/mqtt").unwrap().broker,
+            "ws://h:9001/mqtt"
+        );
+    }
+}

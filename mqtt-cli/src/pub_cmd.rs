@@ -1,0 +1,149 @@
+//! `mqtt pub`: publish a message, a file, or stdin, and wait until the broker has it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mqtt_tokio::{Event, Message, PublishOutcome, QoS};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::args::PubArgs;
+use crate::connect::{connect, connection_error, options, split_url};
+use crate::CliError;
+
+/// Publishes awaited at once when reading lines: keeps the broker busy without unbounded
+/// memory.
+const PIPELINE: usize = 64;
+
+/// Runs `mqtt pub`.
+pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
+    let url = args.conn.url.as_deref().map(split_url).transpose()?;
+    let topic = args
+        .topic
+        .clone()
+        .or_else(|| url.as_ref().and_then(|u| u.topic.clone()))
+        .ok_or_else(|| CliError::Usage("a topic is needed (-t)".to_string()))?;
+    let topic = mqtt_tokio::proto::TopicName::new(&topic)
+        .map_err(|e| CliError::Usage(format!("invalid topic '{topic}': {e}")))?;
+    let source = Source::from_args(&args)?;
+    let qos = QoS::from_u8(args.qos).unwrap_or_default();
+    let message = |payload: Bytes| {
+        Message::with_topic(topic.clone(), payload)
+            .qos(qos)
+            .retain(args.retain)
+    };
+
+    let options = options(&args.conn, url.as_ref(), "mqtt-pub")?;
+    let (client, mut events) = connect(options).await?;
+    // Watch the connection while publishing: a lost connection ends the command.
+    let watcher = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Disconnected { reason } => return Some(connection_error(&reason)),
+                Event::Closed => return None,
+                _ => {}
+            }
+        }
+        None
+    });
+
+    let result = async {
+        match source {
+            Source::Lines => {
+                let lines = BufReader::new(tokio::io::stdin()).lines();
+                let stream = futures_util::stream::unfold(lines, |mut lines| async move {
+                    match lines.next_line().await {
+                        Ok(Some(line)) => Some((Ok(line), lines)),
+                        Ok(None) => None,
+                        Err(e) => Some((Err(e), lines)),
+                    }
+                });
+                let outcomes = stream
+                    .map(|line| {
+                        let client = client.clone();
+                        let message = line.map(|l| message(Bytes::from(l.into_bytes())));
+                        async move {
+                            let message = message.map_err(|e| CliError::Io(e.to_string()))?;
+                            check(client.publish(message).await)
+                        }
+                    })
+                    .buffered(PIPELINE);
+                let mut outcomes = std::pin::pin!(outcomes);
+                while let Some(outcome) = outcomes.next().await {
+                    outcome?;
+                }
+            }
+            Source::Payload(payload) => {
+                for i in 0..args.repeat.max(1) {
+                    if i > 0 && args.repeat_delay > 0.0 {
+                        tokio::time::sleep(Duration::from_secs_f64(args.repeat_delay)).await;
+                    }
+                    check(client.publish(message(payload.clone())).await)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+
+    if result.is_ok() {
+        client
+            .disconnect()
+            .await
+            .map_err(|e| CliError::Connect(e.to_string()))?;
+    } else {
+        client.abort();
+    }
+    match watcher.await {
+        Ok(Some(error)) if result.is_err() => Err(error),
+        _ => result,
+    }
+}
+
+/// Where the payload comes from.
+enum Source {
+    /// One payload, maybe repeated.
+    Payload(Bytes),
+    /// One message per line of stdin.
+    Lines,
+}
+
+impl Source {
+    fn from_args(args: &PubArgs) -> Result<Self, CliError> {
+        if let Some(m) = &args.message {
+            return Ok(Self::Payload(Bytes::from(m.clone().into_bytes())));
+        }
+        if let Some(path) = &args.file {
+            let data = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            return Ok(Self::Payload(data.into()));
+        }
+        if args.null_message {
+            return Ok(Self::Payload(Bytes::new()));
+        }
+        if args.stdin_line {
+            return Ok(Self::Lines);
+        }
+        if args.stdin_file {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)
+                .map_err(|e| CliError::Io(e.to_string()))?;
+            return Ok(Self::Payload(data.into()));
+        }
+        Err(CliError::Usage(
+            "a message is needed: -m, -f, -s, -l or -n".to_string(),
+        ))
+    }
+}
+
+/// Turns a publish result into the command's: a refusal by the broker is an error.
+fn check(result: Result<PublishOutcome, mqtt_tokio::Error>) -> Result<(), CliError> {
+    match result {
+        Ok(PublishOutcome::Rejected { reason, .. }) => Err(CliError::Publish(format!(
+            "the broker refused the message: {reason:?}"
+        ))),
+        Ok(PublishOutcome::Dropped(e)) => Err(CliError::Publish(e.to_string())),
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::Publish(e.to_string())),
+    }
+}

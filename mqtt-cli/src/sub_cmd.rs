@@ -1,0 +1,151 @@
+//! `mqtt sub`: subscribe and print messages as mosquitto_sub does.
+
+use std::io::Write;
+use std::time::Duration;
+
+use mqtt_tokio::proto::TopicFilter;
+use mqtt_tokio::{Event, QoS, Subscription};
+
+use crate::args::SubArgs;
+use crate::connect::{connect, connection_error, options, split_url};
+use crate::CliError;
+
+/// Exit code when `-W` runs out, as mosquitto_sub uses (ETIMEDOUT).
+pub(crate) const TIMEOUT_EXIT: u8 = 27;
+
+/// How the command ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Count reached, `-E`, interrupted, or `--retained-only` done.
+    Done,
+    /// `-W` elapsed.
+    TimedOut,
+}
+
+fn filters(list: &[String]) -> Result<Vec<TopicFilter>, CliError> {
+    list.iter()
+        .map(|t| {
+            TopicFilter::new(t)
+                .map_err(|e| CliError::Usage(format!("invalid topic filter '{t}': {e}")))
+        })
+        .collect()
+}
+
+/// Runs `mqtt sub`.
+pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
+    let url = args.conn.url.as_deref().map(split_url).transpose()?;
+    let mut topics = args.topics.clone();
+    if let Some(t) = url.as_ref().and_then(|u| u.topic.clone()) {
+        topics.push(t);
+    }
+    if topics.is_empty() {
+        return Err(CliError::Usage(
+            "at least one topic filter is needed (-t)".to_string(),
+        ));
+    }
+    let subscribe = filters(&topics)?;
+    let filter_out = filters(&args.filter_out)?;
+    let unsubscribe = filters(&args.unsubscribe)?;
+    let qos = QoS::from_u8(args.qos).unwrap_or_default();
+
+    let options = options(&args.conn, url.as_ref(), "mqtt-sub")?;
+    let (client, mut events) = connect(options).await?;
+    if !unsubscribe.is_empty() {
+        client
+            .unsubscribe_many(unsubscribe)
+            .await
+            .map_err(|e| CliError::Subscribe(e.to_string()))?;
+    }
+    let subscriptions = subscribe
+        .into_iter()
+        .map(|f| Subscription::new(f, qos))
+        .collect();
+    let results = client
+        .subscribe_many(subscriptions)
+        .await
+        .map_err(|e| CliError::Subscribe(e.to_string()))?;
+    if results.iter().all(|r| r.is_err()) {
+        client.abort();
+        return Err(CliError::Subscribe(
+            "all subscription requests were denied".to_string(),
+        ));
+    }
+    for (topic, result) in topics.iter().zip(&results) {
+        if let Err(code) = result {
+            eprintln!("Warning: subscription to {topic} refused: {code:?}");
+        }
+    }
+    if args.exit_after_subscribe {
+        let _ = client.disconnect().await;
+        return Ok(Finish::Done);
+    }
+
+    let deadline = args
+        .timeout
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut printed: u64 = 0;
+    let stdout = std::io::stdout();
+    let outcome = loop {
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, events.recv()).await.ok(),
+                None => Some(events.recv().await),
+            }
+        };
+        let event = tokio::select! {
+            e = next => e,
+            _ = tokio::signal::ctrl_c() => break Ok(Finish::Done),
+        };
+        let Some(event) = event else {
+            break Ok(Finish::TimedOut);
+        };
+        match event {
+            Some(Event::Message { publish, .. }) => {
+                if filter_out.iter().any(|f| f.matches(&publish.topic)) {
+                    continue;
+                }
+                if args.retained_only && !publish.retain {
+                    break Ok(Finish::Done);
+                }
+                if args.no_retained && publish.retain {
+                    continue;
+                }
+                let mut out = stdout.lock();
+                let written = (|| {
+                    if args.verbose {
+                        out.write_all(publish.topic.as_bytes())?;
+                        out.write_all(b" ")?;
+                    }
+                    out.write_all(&publish.payload)?;
+                    if !args.no_newline {
+                        out.write_all(b"\n")?;
+                    }
+                    out.flush()
+                })();
+                if written.is_err() {
+                    // The reader went away (e.g. `| head`): stop quietly.
+                    break Ok(Finish::Done);
+                }
+                printed += 1;
+                if args.count.is_some_and(|c| printed >= c) {
+                    break Ok(Finish::Done);
+                }
+            }
+            Some(Event::Disconnected { reason }) => break Err(connection_error(&reason)),
+            Some(Event::Closed) | None => {
+                break Err(CliError::Connect("connection closed".to_string()))
+            }
+            Some(_) => {}
+        }
+    };
+    match outcome {
+        Ok(finish) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.disconnect()).await;
+            Ok(finish)
+        }
+        Err(e) => {
+            client.abort();
+            Err(e)
+        }
+    }
+}

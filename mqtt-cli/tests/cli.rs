@@ -1,0 +1,415 @@
+//! The `mqtt` command driven as a process against a mosquitto broker each test starts.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mqtt_testkit::{Mosquitto, MosquittoConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mqtt");
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn mqtt(broker: &Mosquitto, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    cmd.args(["-h", "127.0.0.1", "-p", &broker.port().to_string()]);
+    cmd
+}
+
+/// Runs a command to completion within the time limit (killing it past that).
+fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn mqtt");
+    if let Some(data) = stdin {
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(data).expect("write stdin");
+    }
+    finish(child)
+}
+
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "mqtt did not finish in {LIMIT:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A broker that logs every subscription, so tests know when a subscriber is ready.
+fn broker() -> Mosquitto {
+    Mosquitto::start(MosquittoConfig::new().extra("log_type subscribe"))
+}
+
+/// Starts `mqtt sub` and waits until the broker has its subscription to `args`' first `-t`.
+fn start_sub(broker: &Mosquitto, args: &[&str]) -> Child {
+    let mut cmd = mqtt(broker, &["sub"]);
+    cmd.args(args);
+    spawn_subscribed(broker, cmd, args)
+}
+
+fn spawn_subscribed(broker: &Mosquitto, mut cmd: Command, args: &[&str]) -> Child {
+    let topic = args
+        .iter()
+        .position(|a| *a == "-t")
+        .and_then(|i| args.get(i + 1))
+        .map(|t| format!(" {t}"))
+        .unwrap_or_default();
+    let before = subscriptions(broker, &topic);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn mqtt sub");
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
+        if subscriptions(broker, &topic) > before {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "the subscription never reached the broker:\n{}",
+        broker.log()
+    );
+}
+
+/// Subscription lines in the broker log ending with `topic` (logged as "id qos topic").
+fn subscriptions(broker: &Mosquitto, topic: &str) -> usize {
+    broker.log().lines().filter(|l| l.ends_with(topic)).count()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        stderr(out)
+    );
+}
+
+#[test]
+fn pub_and_sub_round_trip_at_every_qos_and_version() {
+    let broker = broker();
+    for (i, version) in ["mqttv31", "mqttv311", "mqttv5", "5"].iter().enumerate() {
+        for qos in ["0", "1", "2"] {
+            let topic = format!("cli/{i}/{qos}");
+            let sub = start_sub(
+                &broker,
+                &["-t", &topic, "-q", qos, "-V", version, "-v", "-C", "1"],
+            );
+            let out = run(
+                mqtt(
+                    &broker,
+                    &["pub", "-t", &topic, "-m", "hello", "-q", qos, "-V", version],
+                ),
+                None,
+            );
+            assert_ok(&out);
+            let got = finish(sub);
+            assert_ok(&got);
+            assert_eq!(stdout(&got), format!("{topic} hello\n"));
+        }
+    }
+}
+
+#[test]
+fn pub_reads_lines_files_stdin_and_null_messages() {
+    let broker = broker();
+    let sub = start_sub(&broker, &["-t", "src/#", "-C", "6", "-v"]);
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "src/lines", "-l", "-q", "1"]),
+        Some(b"one\ntwo\nthree\n"),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload.bin");
+    std::fs::write(&file, b"from a file").unwrap();
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &["pub", "-t", "src/file", "-f", file.to_str().unwrap()],
+        ),
+        None,
+    ));
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "src/stdin", "-s"]),
+        Some(b"all of stdin"),
+    ));
+    assert_ok(&run(mqtt(&broker, &["pub", "-t", "src/null", "-n"]), None));
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(
+        stdout(&got),
+        "src/lines one\nsrc/lines two\nsrc/lines three\nsrc/file from a file\nsrc/stdin all of stdin\nsrc/null \n"
+    );
+}
+
+#[test]
+fn retained_messages_and_stale_retained_filtering() {
+    let broker = broker();
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &["pub", "-t", "ret/a", "-m", "kept", "-r", "-q", "1"],
+        ),
+        None,
+    ));
+    // A new subscriber gets the retained message...
+    let out = run(
+        mqtt(&broker, &["sub", "-t", "ret/#", "-C", "1", "-W", "10"]),
+        None,
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "kept\n");
+    // ... unless -R asks not to print stale retained messages.
+    let out = run(
+        mqtt(&broker, &["sub", "-t", "ret/#", "-R", "-W", "2"]),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(27),
+        "timed out with nothing printed"
+    );
+    assert_eq!(stdout(&out), "");
+    // --retained-only prints retained messages and stops at the first live one.
+    let sub = start_sub(&broker, &["-t", "ret/#", "--retained-only", "-W", "10"]);
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "ret/b", "-m", "live"]),
+        None,
+    ));
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "kept\n");
+}
+
+#[test]
+fn filter_out_no_newline_and_timeout() {
+    let broker = broker();
+    let sub = start_sub(&broker, &["-t", "f/#", "-T", "f/skip", "-N", "-C", "2"]);
+    for (topic, payload) in [("f/skip", "x"), ("f/a", "1"), ("f/skip", "y"), ("f/b", "2")] {
+        assert_ok(&run(
+            mqtt(&broker, &["pub", "-t", topic, "-m", payload, "-q", "1"]),
+            None,
+        ));
+    }
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "12");
+
+    let started = Instant::now();
+    let out = run(mqtt(&broker, &["sub", "-t", "quiet", "-W", "1"]), None);
+    assert_eq!(out.status.code(), Some(27));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn exit_after_subscribing() {
+    let broker = broker();
+    let out = run(mqtt(&broker, &["sub", "-t", "e/#", "-E"]), None);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn url_flag_carries_topic_and_credentials() {
+    let broker = broker();
+    let url = format!("mqtt://user:secret@127.0.0.1:{}/from/url", broker.port());
+    let mut sub = Command::new(BIN);
+    sub.args(["sub", "-L", &url, "-C", "1", "-v"]);
+    let sub = spawn_subscribed(&broker, sub, &["-t", "from/url"]);
+    let mut publish = Command::new(BIN);
+    publish.args(["pub", "-L", &url, "-m", "via url"]);
+    assert_ok(&run(publish, None));
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "from/url via url\n");
+    assert!(
+        broker.log().contains("u'user'"),
+        "the user name reached the broker"
+    );
+}
+
+#[test]
+fn will_is_published_when_the_client_dies() {
+    let broker = broker();
+    let watcher = start_sub(&broker, &["-t", "wills/#", "-v", "-C", "1"]);
+    let doomed_args = [
+        "-t",
+        "nothing",
+        "--will-topic",
+        "wills/cli",
+        "--will-payload",
+        "gone",
+        "--will-qos",
+        "1",
+        "-k",
+        "5",
+    ];
+    let mut doomed = start_sub(&broker, &doomed_args);
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let got = finish(watcher);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "wills/cli gone\n");
+}
+
+#[test]
+fn unreachable_broker_is_one_line_and_non_zero() {
+    let port = mqtt_testkit::free_port();
+    let out = run(
+        {
+            let mut c = Command::new(BIN);
+            c.args([
+                "pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "a",
+                "-m",
+                "b",
+            ]);
+            c
+        },
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("Error: "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+#[test]
+fn refused_connection_reports_the_reason() {
+    let broker = Mosquitto::start(
+        MosquittoConfig::new()
+            .extra("per_listener_settings false")
+            .extra("allow_anonymous false"),
+    );
+    let out = run(mqtt(&broker, &["pub", "-t", "a", "-m", "b"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Connection Refused: not authorised"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn invalid_topics_are_usage_errors() {
+    let broker = broker();
+    let out = run(mqtt(&broker, &["pub", "-t", "a/#", "-m", "x"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("wildcard"));
+    let out = run(mqtt(&broker, &["sub", "-t", "a/#/b"]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1);
+}
+
+#[test]
+fn a_silent_broker_cannot_hang_the_command_past_keep_alive() {
+    // Accepts TCP connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "sub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "a",
+        "-k",
+        "2",
+    ]);
+    let out = run(cmd, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    drop(silent);
+}
+
+#[test]
+fn debug_trace_never_shows_the_password() {
+    let broker = broker();
+    let out = run(
+        mqtt(
+            &broker,
+            &[
+                "pub",
+                "-t",
+                "d",
+                "-m",
+                "x",
+                "-d",
+                "-u",
+                "alice",
+                "-P",
+                "hunter2-secret",
+            ],
+        ),
+        None,
+    );
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Connect") || err.contains("CONNECT"),
+        "debug output shows packets: {err}"
+    );
+    assert!(!err.contains("hunter2-secret"));
+}
+
+#[test]
+fn help_is_long_only_because_h_is_the_host() {
+    let out = run(
+        {
+            let mut c = Command::new(BIN);
+            c.args(["pub", "--help"]);
+            c
+        },
+        None,
+    );
+    assert_ok(&out);
+    assert!(stdout(&out).contains("--host"));
+    let out = run(
+        {
+            let mut c = Command::new(BIN);
+            c.args(["pub", "-h"]);
+            c
+        },
+        None,
+    );
+    assert!(!out.status.success(), "-h takes a host argument");
+}
