@@ -71,3 +71,23 @@ pub use reason::{
 pub use string::{MqttString, MAX_STRING_LEN};
 pub use topic::{TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, QosPid};
+
+/// `arbitrary` support for the `Bytes` fields, which `bytes` does not provide.
+#[cfg(feature = "arbitrary")]
+pub(crate) mod arbitrary_support {
+    use alloc::vec::Vec;
+    use arbitrary::{Arbitrary, Result, Unstructured};
+    use bytes::Bytes;
+
+    pub(crate) fn bytes(u: &mut Unstructured<'_>) -> Result<Bytes> {
+        Ok(Bytes::from(Vec::<u8>::arbitrary(u)?))
+    }
+
+    pub(crate) fn option_bytes(u: &mut Unstructured<'_>) -> Result<Option<Bytes>> {
+        Ok(if u.arbitrary()? {
+            Some(bytes(u)?)
+        } else {
+            None
+        })
+    }
+}

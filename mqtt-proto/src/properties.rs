@@ -478,6 +478,7 @@ property_set! {
         /// The enhanced authentication method.
         authentication_method: MqttString as Utf8 = AuthenticationMethod,
         /// The enhanced authentication data.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
         authentication_data: Bytes as Binary = AuthenticationData,
     }
 }
@@ -496,6 +497,7 @@ property_set! {
         /// Topic for a response to the will.
         response_topic: TopicName as Topic = ResponseTopic,
         /// Correlation data for a response.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
         correlation_data: Bytes as Binary = CorrelationData,
     }
 }
@@ -534,6 +536,7 @@ property_set! {
         /// The enhanced authentication method.
         authentication_method: MqttString as Utf8 = AuthenticationMethod,
         /// The enhanced authentication data.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
         authentication_data: Bytes as Binary = AuthenticationData,
     }
 }
@@ -550,6 +553,7 @@ property_set! {
         /// Topic for a response.
         response_topic: TopicName as Topic = ResponseTopic,
         /// Correlation data for a response.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
         correlation_data: Bytes as Binary = CorrelationData,
         /// MIME type of the payload.
         content_type: MqttString as Utf8 = ContentType,
@@ -601,6 +605,7 @@ property_set! {
         /// The enhanced authentication method.
         authentication_method: MqttString as Utf8 = AuthenticationMethod,
         /// The enhanced authentication data.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
         authentication_data: Bytes as Binary = AuthenticationData,
         /// Human-readable diagnostics.
         reason_string: MqttString as Utf8 = ReasonString,

@@ -39,6 +39,7 @@ pub struct Connect {
     /// The user name.
     pub username: Option<MqttString>,
     /// The password: binary data.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
     pub password: Option<Bytes>,
     /// 5.0 properties.
     pub properties: ConnectProperties,
@@ -51,6 +52,7 @@ pub struct LastWill {
     /// The topic the will is published to.
     pub topic: TopicName,
     /// The will payload.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::bytes))]
     pub payload: Bytes,
     /// QoS of the will.
     pub qos: QoS,

@@ -81,6 +81,7 @@ impl PacketType {
 /// Decoding keeps every string and payload as a slice of the received frame; encoding writes
 /// the packet in the layout of the version asked for, or says why it cannot.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)]
 pub enum Packet {
     Connect(Connect),

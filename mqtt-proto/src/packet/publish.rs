@@ -29,6 +29,7 @@ pub struct Publish {
     /// 5.0 properties.
     pub properties: PublishProperties,
     /// The application message.
+    #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::bytes))]
     pub payload: Bytes,
 }
 

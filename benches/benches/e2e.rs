@@ -1,0 +1,308 @@
+//! End-to-end throughput through one local mosquitto: one publisher and one subscriber
+//! connection per run, ours and rumqttc side by side in the same process and run.
+//!
+//! For each client and QoS it reports messages/s received, losses, duplicates, and the
+//! client's CPU time per message (user + system of this process, which holds both client
+//! connections; the broker is another process). On a small machine the broker is the
+//! bottleneck, so CPU per message is the figure that shows a client's own cost.
+//!
+//! `cargo bench -p mqtt-benches --bench e2e` (needs mosquitto installed). Set `E2E_SCALE` to
+//! a fraction (e.g. 0.1) for a quick run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use mqtt_testkit::Mosquitto;
+
+/// Messages in flight per publisher, for every client.
+const INFLIGHT: u16 = 100;
+/// Payload size of every message.
+const PAYLOAD: usize = 64;
+/// A run ends when nothing arrived for this long.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// One measured run.
+struct Run {
+    client: &'static str,
+    qos: u8,
+    sent: u64,
+    received: u64,
+    duplicates: u64,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+/// CPU time (user + system) of this process so far, from /proc (no unsafe FFI needed).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the name.
+    let total = ticks(11) + ticks(12);
+    let hz = clock_ticks_per_second();
+    Duration::from_secs_f64(total as f64 / hz as f64)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn payload(seq: u64) -> Vec<u8> {
+    let mut p = vec![0u8; PAYLOAD];
+    p[..8].copy_from_slice(&seq.to_be_bytes());
+    p
+}
+
+/// Counts deliveries by sequence number.
+struct Tally {
+    seen: Vec<u8>,
+    received: u64,
+    duplicates: u64,
+}
+
+impl Tally {
+    fn new(n: u64) -> Self {
+        Self {
+            seen: vec![0; n as usize],
+            received: 0,
+            duplicates: 0,
+        }
+    }
+
+    fn record(&mut self, payload: &[u8]) {
+        let Some(seq) = payload
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            return;
+        };
+        match self.seen.get_mut(seq as usize) {
+            Some(0) => {
+                self.seen[seq as usize] = 1;
+                self.received += 1;
+            }
+            Some(_) => self.duplicates += 1,
+            None => {}
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.received as usize == self.seen.len()
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = (Tally, Duration)>>>;
+
+/// Our tokio client.
+fn ours(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
+    Box::pin(async move {
+        use mqtt_tokio::{Client, ClientOptions, Event, Message, QoS};
+        let qos = QoS::from_u8(qos).unwrap();
+        let options = |id: &str| {
+            ClientOptions::new(&url)
+                .client_id(id)
+                .max_inflight(INFLIGHT)
+                .max_queued(100_000)
+                .no_reconnect()
+        };
+        let (sub, mut events) = Client::connect(options("ours-sub")).unwrap();
+        sub.subscribe(&topic, qos).await.unwrap();
+        let (publisher, mut pub_events) = Client::connect(options("ours-pub")).unwrap();
+        tokio::spawn(async move { while pub_events.recv().await.is_some() {} });
+        let start = Instant::now();
+        let publishing = tokio::spawn({
+            let topic = topic.clone();
+            async move {
+                {
+                    let mut pending = FuturesUnordered::new();
+                    for seq in 0..n {
+                        let msg = Message::new(&topic, payload(seq)).unwrap().qos(qos);
+                        pending.push(publisher.publish(msg));
+                        if pending.len() >= 1_000 {
+                            pending.next().await.unwrap().unwrap();
+                        }
+                    }
+                    while let Some(r) = pending.next().await {
+                        r.unwrap();
+                    }
+                }
+                publisher
+            }
+        });
+        let mut tally = Tally::new(n);
+        while !tally.complete() {
+            match tokio::time::timeout(IDLE, events.recv()).await {
+                Ok(Some(Event::Message { publish, .. })) => tally.record(&publish.payload),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let elapsed = start.elapsed();
+        if let Ok(publisher) = publishing.await {
+            let _ = publisher.disconnect().await;
+        }
+        let _ = sub.disconnect().await;
+        (tally, elapsed)
+    })
+}
+
+/// rumqttc, the most used Rust client.
+fn rumqttc(port: u16, topic: String, qos: u8, n: u64) -> BoxFuture {
+    Box::pin(async move {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let qos = match qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        let options = |id: &str| {
+            let mut o = MqttOptions::new(id, "127.0.0.1", port);
+            o.set_inflight(INFLIGHT)
+                .set_keep_alive(Duration::from_secs(60));
+            o
+        };
+        let (sub, mut sub_loop) = AsyncClient::new(options("rumqttc-sub"), 1_000);
+        sub.subscribe(topic.clone(), qos).await.unwrap();
+        // Wait for SUBACK so no message is published before the subscription exists.
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await.unwrap() {
+                break;
+            }
+        }
+        let (publisher, mut pub_loop) = AsyncClient::new(options("rumqttc-pub"), 1_000);
+        let driver = tokio::spawn(async move {
+            let mut completed = 0u64;
+            while completed < n {
+                match pub_loop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => completed += 1,
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_)))
+                        if qos == QoS::AtMostOnce =>
+                    {
+                        completed += 1
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            // Let the last packets reach the socket.
+            let _ = tokio::time::timeout(Duration::from_millis(100), pub_loop.poll()).await;
+        });
+        let start = Instant::now();
+        let publishing = tokio::spawn({
+            let topic = topic.clone();
+            async move {
+                for seq in 0..n {
+                    publisher
+                        .publish(topic.clone(), qos, false, payload(seq))
+                        .await
+                        .unwrap();
+                }
+                publisher
+            }
+        });
+        let mut tally = Tally::new(n);
+        while !tally.complete() {
+            match tokio::time::timeout(IDLE, sub_loop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => tally.record(&p.payload),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let elapsed = start.elapsed();
+        let _ = driver.await;
+        if let Ok(publisher) = publishing.await {
+            let _ = publisher.disconnect().await;
+        }
+        let _ = sub.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(100), sub_loop.poll()).await;
+        (tally, elapsed)
+    })
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    client: &'static str,
+    qos: u8,
+    n: u64,
+    run: BoxFuture,
+) -> Run {
+    let cpu = cpu_time();
+    let (tally, elapsed) = rt.block_on(run);
+    Run {
+        client,
+        qos,
+        sent: n,
+        received: tally.received,
+        duplicates: tally.duplicates,
+        elapsed,
+        cpu: cpu_time().saturating_sub(cpu),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that short.
+    let quick = std::env::args().all(|a| a != "--bench");
+    let scale: f64 = std::env::var("E2E_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 0.01 } else { 1.0 });
+    let broker = Mosquitto::plain();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases = [(0u8, 100_000u64), (1, 50_000), (2, 20_000)];
+    let mut runs = Vec::new();
+    for (qos, count) in cases {
+        let n = ((count as f64 * scale) as u64).max(10);
+        // Alternate the order so neither client always runs on a warmer broker.
+        let topic = |who: &str| format!("bench/{who}/{qos}");
+        let r1 = measure(
+            &rt,
+            "rumqttc",
+            qos,
+            n,
+            rumqttc(broker.port(), topic("rumqttc"), qos, n),
+        );
+        let r2 = measure(
+            &rt,
+            "ours (tokio)",
+            qos,
+            n,
+            ours(broker.url(), topic("ours"), qos, n),
+        );
+        runs.push(r1);
+        runs.push(r2);
+    }
+    println!("| QoS | client | messages | received/s | lost | duplicates | CPU µs/message |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} |",
+            r.qos,
+            r.client,
+            r.sent,
+            r.received as f64 / r.elapsed.as_secs_f64(),
+            r.sent - r.received,
+            r.duplicates,
+            r.cpu.as_secs_f64() * 1e6 / r.sent as f64,
+        );
+    }
+}
