@@ -1,1 +1,86 @@
-//! mqtt-async-std.
+//! An async MQTT 3.1 / 3.1.1 / 5.0 client for async-std, smol and any other executor.
+//!
+//! A thin driver over the sans-IO [`mqtt_session`]: the session decodes packets, runs the
+//! QoS flows and keep alive; this crate owns the socket, the timer and the channels. Sockets
+//! come from `async-net`, timers from `async-io`, and every stream is used through the
+//! `futures-io` traits, so nothing here depends on one runtime: the reactor of `async-io`
+//! serves async-std and smol alike (it runs on its own thread when no `block_on` drives it).
+//!
+//! - [`Client::connect`] returns a cloneable [`Client`] handle and the [`Events`] stream.
+//! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
+//!   QoS 1: PUBACK; QoS 2: PUBCOMP); [`Client::try_publish`] returns a token at once.
+//! - Transports by URL: `mqtt://` (TCP), `mqtts://` (TLS with rustls, verified against the
+//!   system's roots or a given CA), `ws://` and `wss://` (WebSocket, subprotocol `mqtt`).
+//!   Several URLs fail over in order.
+//! - Reconnects with exponential backoff and jitter, resuming a persistent session so that
+//!   nothing in flight is lost; an optional [`FileStore`] keeps it across restarts.
+//!
+//! # Where the client runs
+//!
+//! The crate does not depend on async-std itself (deprecated upstream in favour of smol):
+//! only on the pieces both are built from, `async-io`, `async-net` and, for the default
+//! spawner, `async-global-executor`.
+//!
+//! Each client has one driver task. [`Client::connect`] spawns it on the global executor of
+//! `async-global-executor`, which is the executor async-std's `task::spawn` uses: on
+//! async-std the driver is an ordinary task. Any other executor, smol's included, works as
+//! it is, the driver then running on that global executor's threads; to keep it on your own
+//! executor, pass a spawner to [`Client::connect_with`]:
+//!
+//! ```no_run
+//! # fn run() -> Result<(), mqtt_async_std::Error> {
+//! use mqtt_async_std::{Client, ClientOptions};
+//!
+//! let options = ClientOptions::new("mqtt://localhost:1883");
+//! let (client, events) = Client::connect_with(options, |driver| smol::spawn(driver).detach())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ```no_run
+//! use mqtt_async_std::{Client, ClientOptions, Event, Message, QoS};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ClientOptions::new("mqtts://broker.example")
+//!     .client_id("sensor-17")
+//!     .credentials("alice", "secret");
+//! let (client, mut events) = Client::connect(options)?;
+//! client.subscribe("commands/sensor-17", QoS::AtLeastOnce).await?;
+//! client.publish(Message::new("sensors/17", "21.5")?.qos(QoS::ExactlyOnce)).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let Event::Message { publish, .. } = event {
+//!         println!("command: {:?}", publish.payload);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+mod client;
+mod transport;
+
+pub use client::{Client, Driver, Events};
+pub use mqtt_session::client::{
+    Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
+    UrlError,
+};
+/// The packet model, for 5.0 properties, reason codes and topic types.
+pub use mqtt_session::proto;
+pub use mqtt_session::proto::{ProtocolVersion, Publish, QoS, Subscription, TopicFilter};
+pub use mqtt_session::{
+    AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
+    PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
+};

@@ -7,6 +7,15 @@
 /// option, event and message types). Each test starts its own broker, talks over loopback
 /// only, and bounds every wait.
 ///
+/// The runtime is given by
+/// - either `test:`, an attribute that runs an `async fn` test (`tokio::test`), or
+///   `block_on:`, a function that runs a future to completion on the test's thread
+///   (`smol::block_on`, `async_std::task::block_on`);
+/// - `timeout:`, `async fn(Duration, F) -> Result<F::Output, _>`, and `sleep:`, a function
+///   of a `Duration` whose future waits that long;
+/// - optionally `connect:`, a function used instead of `Client::connect` to start clients
+///   (e.g. one that spawns the driver on the runtime's own executor).
+///
 /// ```text
 /// mqtt_testkit::client_suite! {
 ///     krate: mqtt_tokio,
@@ -14,10 +23,46 @@
 ///     timeout: tokio::time::timeout,
 ///     sleep: tokio::time::sleep,
 /// }
+///
+/// mqtt_testkit::client_suite! {
+///     krate: mqtt_async_std,
+///     block_on: smol::block_on,
+///     timeout: timeout,
+///     sleep: smol::Timer::after,
+///     connect: connect_on_smol,
+/// }
 /// ```
 #[macro_export]
 macro_rules! client_suite {
-    (krate: $k:ident, test: $test:meta, timeout: $timeout:path, sleep: $sleep:path $(,)?) => {
+    (
+        krate: $k:ident,
+        test: $test:meta,
+        timeout: $timeout:path,
+        sleep: $sleep:path
+        $(, connect: $connect:path)? $(,)?
+    ) => {
+        $crate::client_suite! {
+            @suite $k, [attribute $test], $timeout, $sleep, [$($connect)?]
+        }
+    };
+    (
+        krate: $k:ident,
+        block_on: $block_on:path,
+        timeout: $timeout:path,
+        sleep: $sleep:path
+        $(, connect: $connect:path)? $(,)?
+    ) => {
+        $crate::client_suite! {
+            @suite $k, [block_on $block_on], $timeout, $sleep, [$($connect)?]
+        }
+    };
+    (@connect []) => {
+        Client::connect
+    };
+    (@connect [$connect:path]) => {
+        $connect
+    };
+    (@suite $k:ident, $mode:tt, $timeout:path, $sleep:path, $connect:tt) => {
         use std::collections::BTreeMap;
         use std::time::Duration;
 
@@ -29,6 +74,11 @@ macro_rules! client_suite {
 
         /// Longest wait for any one step.
         const LIMIT: Duration = Duration::from_secs(30);
+
+        /// Starts a client the way this suite was asked to.
+        fn connect(options: ClientOptions) -> Result<(Client, Events), Error> {
+            ($crate::client_suite!(@connect $connect))(options)
+        }
 
         async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
             match $timeout(LIMIT, future).await {
@@ -55,7 +105,7 @@ macro_rules! client_suite {
 
         /// Starts a client and waits for CONNACK.
         async fn start(options: ClientOptions) -> (Client, Events) {
-            let (client, mut events) = Client::connect(options).expect("valid options");
+            let (client, mut events) = connect(options).expect("valid options");
             within("CONNACK", async {
                 let mut seen = Vec::new();
                 loop {
@@ -162,54 +212,58 @@ macro_rules! client_suite {
             ));
         }
 
-        #[$test]
-        async fn round_trip_qos_0_1_2_mqtt_3_1() {
-            round_trip(ProtocolVersion::V3_1).await;
+        $crate::__suite_test! { $mode
+            async fn round_trip_qos_0_1_2_mqtt_3_1() {
+                round_trip(ProtocolVersion::V3_1).await;
+            }
         }
 
-        #[$test]
-        async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
-            round_trip(ProtocolVersion::V3_1_1).await;
+        $crate::__suite_test! { $mode
+            async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
+                round_trip(ProtocolVersion::V3_1_1).await;
+            }
         }
 
-        #[$test]
-        async fn round_trip_qos_0_1_2_mqtt_5() {
-            round_trip(ProtocolVersion::V5).await;
+        $crate::__suite_test! { $mode
+            async fn round_trip_qos_0_1_2_mqtt_5() {
+                round_trip(ProtocolVersion::V5).await;
+            }
         }
 
-        #[$test]
-        async fn retained_message_reaches_a_later_subscriber() {
-            let broker = Mosquitto::plain();
-            let (publisher, _p) =
-                start(options(&broker.url(), "ret-pub", ProtocolVersion::V5)).await;
-            publisher
-                .publish(message("ret/state", "on", QoS::AtLeastOnce).retain(true))
-                .await
-                .unwrap();
-            let (sub, mut events) =
-                start(options(&broker.url(), "ret-sub", ProtocolVersion::V5)).await;
-            sub.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
-            let got = next_message(&mut events).await;
-            assert_eq!(
-                (got.topic.as_str(), &got.payload[..], got.retain),
-                ("ret/state", &b"on"[..], true)
-            );
-            // An empty retained message clears it.
-            publisher
-                .publish(message("ret/state", "", QoS::AtLeastOnce).retain(true))
-                .await
-                .unwrap();
-            let (late, mut late_events) =
-                start(options(&broker.url(), "ret-late", ProtocolVersion::V5)).await;
-            late.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
-            publisher
-                .publish(message("ret/marker", "m", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(
-                next_message(&mut late_events).await.topic.as_str(),
-                "ret/marker"
-            );
+        $crate::__suite_test! { $mode
+            async fn retained_message_reaches_a_later_subscriber() {
+                let broker = Mosquitto::plain();
+                let (publisher, _p) =
+                    start(options(&broker.url(), "ret-pub", ProtocolVersion::V5)).await;
+                publisher
+                    .publish(message("ret/state", "on", QoS::AtLeastOnce).retain(true))
+                    .await
+                    .unwrap();
+                let (sub, mut events) =
+                    start(options(&broker.url(), "ret-sub", ProtocolVersion::V5)).await;
+                sub.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
+                let got = next_message(&mut events).await;
+                assert_eq!(
+                    (got.topic.as_str(), &got.payload[..], got.retain),
+                    ("ret/state", &b"on"[..], true)
+                );
+                // An empty retained message clears it.
+                publisher
+                    .publish(message("ret/state", "", QoS::AtLeastOnce).retain(true))
+                    .await
+                    .unwrap();
+                let (late, mut late_events) =
+                    start(options(&broker.url(), "ret-late", ProtocolVersion::V5)).await;
+                late.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
+                publisher
+                    .publish(message("ret/marker", "m", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    next_message(&mut late_events).await.topic.as_str(),
+                    "ret/marker"
+                );
+            }
         }
 
         async fn will_watcher(broker: &Mosquitto, id: &str) -> (Client, Events) {
@@ -225,157 +279,164 @@ macro_rules! client_suite {
                 .will(message("will/victim", "gone", QoS::AtLeastOnce))
         }
 
-        #[$test]
-        async fn will_is_published_when_the_connection_is_cut() {
-            let broker = Mosquitto::plain();
-            let (_watcher, mut events) = will_watcher(&broker, "will-w1").await;
-            let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v1")).await;
-            victim.abort();
-            until_closed(&mut victim_events).await;
-            let will = next_message(&mut events).await;
-            assert_eq!(
-                (will.topic.as_str(), &will.payload[..]),
-                ("will/victim", &b"gone"[..])
-            );
+        $crate::__suite_test! { $mode
+            async fn will_is_published_when_the_connection_is_cut() {
+                let broker = Mosquitto::plain();
+                let (_watcher, mut events) = will_watcher(&broker, "will-w1").await;
+                let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v1")).await;
+                victim.abort();
+                until_closed(&mut victim_events).await;
+                let will = next_message(&mut events).await;
+                assert_eq!(
+                    (will.topic.as_str(), &will.payload[..]),
+                    ("will/victim", &b"gone"[..])
+                );
+            }
         }
 
-        #[$test]
-        async fn will_is_published_when_every_handle_is_dropped() {
-            let broker = Mosquitto::plain();
-            let (_watcher, mut events) = will_watcher(&broker, "will-w2").await;
-            let (victim, victim_events) = start(with_will(&broker.url(), "will-v2")).await;
-            drop(victim);
-            drop(victim_events);
-            let will = next_message(&mut events).await;
-            assert_eq!(will.topic.as_str(), "will/victim");
+        $crate::__suite_test! { $mode
+            async fn will_is_published_when_every_handle_is_dropped() {
+                let broker = Mosquitto::plain();
+                let (_watcher, mut events) = will_watcher(&broker, "will-w2").await;
+                let (victim, victim_events) = start(with_will(&broker.url(), "will-v2")).await;
+                drop(victim);
+                drop(victim_events);
+                let will = next_message(&mut events).await;
+                assert_eq!(will.topic.as_str(), "will/victim");
+            }
         }
 
-        #[$test]
-        async fn will_is_not_published_after_a_clean_disconnect() {
-            let broker = Mosquitto::plain();
-            let (watcher, mut events) = will_watcher(&broker, "will-w3").await;
-            let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v3")).await;
-            victim.disconnect().await.unwrap();
-            until_closed(&mut victim_events).await;
-            // A will would have been published when the connection closed, before this.
-            watcher
-                .publish(message("will/marker", "m", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(
-                next_message(&mut events).await.topic.as_str(),
-                "will/marker"
-            );
-        }
-
-        #[$test]
-        async fn ten_mib_message_round_trip_is_byte_exact() {
-            let broker = Mosquitto::plain();
-            let (sub, mut events) =
-                start(options(&broker.url(), "big-sub", ProtocolVersion::V5)).await;
-            sub.subscribe("big", QoS::AtLeastOnce).await.unwrap();
-            let (publisher, _p) =
-                start(options(&broker.url(), "big-pub", ProtocolVersion::V5)).await;
-            let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect();
-            let outcome = within(
-                "10 MiB publish",
-                publisher.publish(message("big", payload.clone(), QoS::AtLeastOnce)),
-            )
-            .await
-            .unwrap();
-            assert!(
-                matches!(outcome, PublishOutcome::Acknowledged { .. }),
-                "{outcome:?}"
-            );
-            let got = next_message(&mut events).await;
-            assert_eq!(got.payload.len(), payload.len());
-            assert!(got.payload[..] == payload[..], "payload differs");
-        }
-
-        #[$test]
-        async fn long_user_name_and_topic() {
-            let broker = Mosquitto::plain();
-            let user = "u".repeat(1500);
-            let topic = format!("long/{}/end", "t".repeat(1200));
-            let (client, mut events) = start(
-                options(&broker.url(), "long", ProtocolVersion::V3_1_1).credentials(&user, "pw"),
-            )
-            .await;
-            client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
-            client
-                .publish(message(&topic, "hi", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            let got = next_message(&mut events).await;
-            assert_eq!(got.topic.as_str(), topic);
-        }
-
-        #[$test]
-        async fn ten_thousand_qos1_messages_arrive_in_order() {
-            const COUNT: u32 = 10_000;
-            let broker = Mosquitto::plain();
-            let (sub, mut events) =
-                start(options(&broker.url(), "many-sub", ProtocolVersion::V3_1_1)).await;
-            sub.subscribe("many", QoS::AtLeastOnce).await.unwrap();
-            let (publisher, mut pub_events) = start(
-                options(&broker.url(), "many-pub", ProtocolVersion::V3_1_1)
-                    .publish_capacity(COUNT as usize),
-            )
-            .await;
-            let mut tokens = std::collections::HashSet::new();
-            for i in 0..COUNT {
-                let token = publisher
-                    .try_publish(message("many", i.to_be_bytes().to_vec(), QoS::AtLeastOnce))
+        $crate::__suite_test! { $mode
+            async fn will_is_not_published_after_a_clean_disconnect() {
+                let broker = Mosquitto::plain();
+                let (watcher, mut events) = will_watcher(&broker, "will-w3").await;
+                let (victim, mut victim_events) = start(with_will(&broker.url(), "will-v3")).await;
+                victim.disconnect().await.unwrap();
+                until_closed(&mut victim_events).await;
+                // A will would have been published when the connection closed, before this.
+                watcher
+                    .publish(message("will/marker", "m", QoS::AtLeastOnce))
+                    .await
                     .unwrap();
-                tokens.insert(token);
+                assert_eq!(
+                    next_message(&mut events).await.topic.as_str(),
+                    "will/marker"
+                );
             }
-            for expected in 0..COUNT {
-                let got = next_message(&mut events).await;
-                assert_eq!(index(&got), expected, "out of order or lost");
-            }
-            within("every PUBACK", async {
-                while !tokens.is_empty() {
-                    match pub_events.recv().await {
-                        Some(Event::Published { token, outcome }) => {
-                            assert!(
-                                matches!(outcome, PublishOutcome::Acknowledged { .. }),
-                                "{outcome:?}"
-                            );
-                            assert!(tokens.remove(&token), "unknown or repeated token");
-                        }
-                        Some(Event::Closed) | None => panic!("stopped"),
-                        Some(_) => {}
-                    }
-                }
-            })
-            .await;
         }
 
-        #[$test]
-        async fn tls_with_the_broker_ca() {
-            let broker = Mosquitto::start(MosquittoConfig::new().tls());
-            let ca = broker.certs().ca.cert_pem.clone();
-            let (client, mut events) =
-                start(options(&broker.tls_url(), "tls", ProtocolVersion::V5).ca_pem(ca)).await;
-            client.subscribe("tls", QoS::ExactlyOnce).await.unwrap();
-            client
-                .publish(message("tls", "secret", QoS::ExactlyOnce))
+        $crate::__suite_test! { $mode
+            async fn ten_mib_message_round_trip_is_byte_exact() {
+                let broker = Mosquitto::plain();
+                let (sub, mut events) =
+                    start(options(&broker.url(), "big-sub", ProtocolVersion::V5)).await;
+                sub.subscribe("big", QoS::AtLeastOnce).await.unwrap();
+                let (publisher, _p) =
+                    start(options(&broker.url(), "big-pub", ProtocolVersion::V5)).await;
+                let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect();
+                let outcome = within(
+                    "10 MiB publish",
+                    publisher.publish(message("big", payload.clone(), QoS::AtLeastOnce)),
+                )
                 .await
                 .unwrap();
-            assert_eq!(&next_message(&mut events).await.payload[..], b"secret");
-            // The same through the host name, with the CA from a file.
-            let file = broker.certs().ca.cert_file.clone();
-            let url = format!("mqtts://localhost:{}", broker.tls_port());
-            let (other, _e) =
-                start(options(&url, "tls-name", ProtocolVersion::V3_1_1).ca_file(file)).await;
-            other.disconnect().await.unwrap();
+                assert!(
+                    matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                    "{outcome:?}"
+                );
+                let got = next_message(&mut events).await;
+                assert_eq!(got.payload.len(), payload.len());
+                assert!(got.payload[..] == payload[..], "payload differs");
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn long_user_name_and_topic() {
+                let broker = Mosquitto::plain();
+                let user = "u".repeat(1500);
+                let topic = format!("long/{}/end", "t".repeat(1200));
+                let (client, mut events) = start(
+                    options(&broker.url(), "long", ProtocolVersion::V3_1_1).credentials(&user, "pw"),
+                )
+                .await;
+                client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+                client
+                    .publish(message(&topic, "hi", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                let got = next_message(&mut events).await;
+                assert_eq!(got.topic.as_str(), topic);
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn ten_thousand_qos1_messages_arrive_in_order() {
+                const COUNT: u32 = 10_000;
+                let broker = Mosquitto::plain();
+                let (sub, mut events) =
+                    start(options(&broker.url(), "many-sub", ProtocolVersion::V3_1_1)).await;
+                sub.subscribe("many", QoS::AtLeastOnce).await.unwrap();
+                let (publisher, mut pub_events) = start(
+                    options(&broker.url(), "many-pub", ProtocolVersion::V3_1_1)
+                        .publish_capacity(COUNT as usize),
+                )
+                .await;
+                let mut tokens = std::collections::HashSet::new();
+                for i in 0..COUNT {
+                    let token = publisher
+                        .try_publish(message("many", i.to_be_bytes().to_vec(), QoS::AtLeastOnce))
+                        .unwrap();
+                    tokens.insert(token);
+                }
+                for expected in 0..COUNT {
+                    let got = next_message(&mut events).await;
+                    assert_eq!(index(&got), expected, "out of order or lost");
+                }
+                within("every PUBACK", async {
+                    while !tokens.is_empty() {
+                        match pub_events.recv().await {
+                            Some(Event::Published { token, outcome }) => {
+                                assert!(
+                                    matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                                    "{outcome:?}"
+                                );
+                                assert!(tokens.remove(&token), "unknown or repeated token");
+                            }
+                            Some(Event::Closed) | None => panic!("stopped"),
+                            Some(_) => {}
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn tls_with_the_broker_ca() {
+                let broker = Mosquitto::start(MosquittoConfig::new().tls());
+                let ca = broker.certs().ca.cert_pem.clone();
+                let (client, mut events) =
+                    start(options(&broker.tls_url(), "tls", ProtocolVersion::V5).ca_pem(ca)).await;
+                client.subscribe("tls", QoS::ExactlyOnce).await.unwrap();
+                client
+                    .publish(message("tls", "secret", QoS::ExactlyOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(&next_message(&mut events).await.payload[..], b"secret");
+                // The same through the host name, with the CA from a file.
+                let file = broker.certs().ca.cert_file.clone();
+                let url = format!("mqtts://localhost:{}", broker.tls_port());
+                let (other, _e) =
+                    start(options(&url, "tls-name", ProtocolVersion::V3_1_1).ca_file(file)).await;
+                other.disconnect().await.unwrap();
+            }
         }
 
         /// Connecting must fail: an error event, then `Closed`, and never `Connected`.
         async fn expect_rejected(options: ClientOptions) -> String {
-            let (_client, mut events) = Client::connect(options).expect("valid options");
+            let (_client, mut events) = connect(options).expect("valid options");
             let seen = until_closed(&mut events).await;
             assert!(
                 !seen.iter().any(|e| matches!(e, Event::Connected { .. })),
@@ -389,90 +450,96 @@ macro_rules! client_suite {
                 .unwrap_or_else(|| format!("{seen:?}"))
         }
 
-        #[$test]
-        async fn tls_rejects_a_certificate_from_another_ca() {
-            let broker = Mosquitto::start(MosquittoConfig::new().tls());
-            let wrong = broker.certs().other_ca.cert_pem.clone();
-            let error = expect_rejected(
-                options(&broker.tls_url(), "tls-bad", ProtocolVersion::V5).ca_pem(wrong),
-            )
-            .await;
-            assert!(error.contains("certificate"), "{error}");
+        $crate::__suite_test! { $mode
+            async fn tls_rejects_a_certificate_from_another_ca() {
+                let broker = Mosquitto::start(MosquittoConfig::new().tls());
+                let wrong = broker.certs().other_ca.cert_pem.clone();
+                let error = expect_rejected(
+                    options(&broker.tls_url(), "tls-bad", ProtocolVersion::V5).ca_pem(wrong),
+                )
+                .await;
+                assert!(error.contains("certificate"), "{error}");
+            }
         }
 
-        #[$test]
-        async fn tls_rejects_a_wrong_host_name() {
-            let broker = Mosquitto::start(MosquittoConfig::new().tls());
-            let ca = broker.certs().ca.cert_pem.clone();
-            let error = expect_rejected(
-                options(&broker.tls_url(), "tls-name", ProtocolVersion::V5)
-                    .ca_pem(ca)
-                    .tls_server_name("wrong.example"),
-            )
-            .await;
-            assert!(error.contains("certificate"), "{error}");
+        $crate::__suite_test! { $mode
+            async fn tls_rejects_a_wrong_host_name() {
+                let broker = Mosquitto::start(MosquittoConfig::new().tls());
+                let ca = broker.certs().ca.cert_pem.clone();
+                let error = expect_rejected(
+                    options(&broker.tls_url(), "tls-name", ProtocolVersion::V5)
+                        .ca_pem(ca)
+                        .tls_server_name("wrong.example"),
+                )
+                .await;
+                assert!(error.contains("certificate"), "{error}");
+            }
         }
 
-        #[$test]
-        async fn tls_accepts_anything_only_when_told_to() {
-            let broker = Mosquitto::start(MosquittoConfig::new().tls());
-            let (client, _e) = start(
-                options(&broker.tls_url(), "tls-any", ProtocolVersion::V5)
-                    .danger_accept_invalid_certs(true),
-            )
-            .await;
-            client.disconnect().await.unwrap();
+        $crate::__suite_test! { $mode
+            async fn tls_accepts_anything_only_when_told_to() {
+                let broker = Mosquitto::start(MosquittoConfig::new().tls());
+                let (client, _e) = start(
+                    options(&broker.tls_url(), "tls-any", ProtocolVersion::V5)
+                        .danger_accept_invalid_certs(true),
+                )
+                .await;
+                client.disconnect().await.unwrap();
+            }
         }
 
-        #[$test]
-        async fn tls_client_certificate() {
-            let broker = Mosquitto::start(MosquittoConfig::new().require_client_cert());
-            let certs = broker.certs().clone();
-            let (client, _e) = start(
-                options(&broker.tls_url(), "tls-cert", ProtocolVersion::V3_1_1)
-                    .ca_pem(certs.ca.cert_pem.clone())
-                    .client_cert_files(&certs.client.cert_file, &certs.client.key_file),
-            )
-            .await;
-            client.subscribe("c", QoS::AtLeastOnce).await.unwrap();
-            expect_rejected(
-                options(&broker.tls_url(), "tls-nocert", ProtocolVersion::V3_1_1)
-                    .ca_pem(certs.ca.cert_pem.clone()),
-            )
-            .await;
+        $crate::__suite_test! { $mode
+            async fn tls_client_certificate() {
+                let broker = Mosquitto::start(MosquittoConfig::new().require_client_cert());
+                let certs = broker.certs().clone();
+                let (client, _e) = start(
+                    options(&broker.tls_url(), "tls-cert", ProtocolVersion::V3_1_1)
+                        .ca_pem(certs.ca.cert_pem.clone())
+                        .client_cert_files(&certs.client.cert_file, &certs.client.key_file),
+                )
+                .await;
+                client.subscribe("c", QoS::AtLeastOnce).await.unwrap();
+                expect_rejected(
+                    options(&broker.tls_url(), "tls-nocert", ProtocolVersion::V3_1_1)
+                        .ca_pem(certs.ca.cert_pem.clone()),
+                )
+                .await;
+            }
         }
 
-        #[$test]
-        async fn websocket_round_trip() {
-            let broker = Mosquitto::start(MosquittoConfig::new().websockets());
-            let (client, mut events) =
-                start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
-            client.subscribe("ws/#", QoS::ExactlyOnce).await.unwrap();
-            // Packets of many sizes, so that they straddle WebSocket frames.
-            for (i, size) in [0usize, 1, 200, 70_000, 300_000].into_iter().enumerate() {
-                let payload = vec![i as u8; size];
+        $crate::__suite_test! { $mode
+            async fn websocket_round_trip() {
+                let broker = Mosquitto::start(MosquittoConfig::new().websockets());
+                let (client, mut events) =
+                    start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
+                client.subscribe("ws/#", QoS::ExactlyOnce).await.unwrap();
+                // Packets of many sizes, so that they straddle WebSocket frames.
+                for (i, size) in [0usize, 1, 200, 70_000, 300_000].into_iter().enumerate() {
+                    let payload = vec![i as u8; size];
+                    client
+                        .publish(message("ws/a", payload.clone(), QoS::ExactlyOnce))
+                        .await
+                        .unwrap();
+                    assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
+                }
+                client.disconnect().await.unwrap();
+                until_closed(&mut events).await;
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn secure_websocket_round_trip() {
+                let broker = Mosquitto::start(MosquittoConfig::new().websockets_tls());
+                let ca = broker.certs().ca.cert_pem.clone();
+                let (client, mut events) =
+                    start(options(&broker.wss_url(), "wss", ProtocolVersion::V5).ca_pem(ca)).await;
+                client.subscribe("wss", QoS::AtLeastOnce).await.unwrap();
                 client
-                    .publish(message("ws/a", payload.clone(), QoS::ExactlyOnce))
+                    .publish(message("wss", "over tls", QoS::AtLeastOnce))
                     .await
                     .unwrap();
-                assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
+                assert_eq!(&next_message(&mut events).await.payload[..], b"over tls");
             }
-            client.disconnect().await.unwrap();
-            until_closed(&mut events).await;
-        }
-
-        #[$test]
-        async fn secure_websocket_round_trip() {
-            let broker = Mosquitto::start(MosquittoConfig::new().websockets_tls());
-            let ca = broker.certs().ca.cert_pem.clone();
-            let (client, mut events) =
-                start(options(&broker.wss_url(), "wss", ProtocolVersion::V5).ca_pem(ca)).await;
-            client.subscribe("wss", QoS::AtLeastOnce).await.unwrap();
-            client
-                .publish(message("wss", "over tls", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(&next_message(&mut events).await.payload[..], b"over tls");
         }
 
         /// Publishes `count` messages while the broker is stopped and restarted; every
@@ -569,242 +636,379 @@ macro_rules! client_suite {
             }
         }
 
-        #[$test]
-        async fn qos1_stream_survives_a_broker_restart() {
-            stream_across_broker_restart(QoS::AtLeastOnce, ProtocolVersion::V3_1_1).await;
+        $crate::__suite_test! { $mode
+            async fn qos1_stream_survives_a_broker_restart() {
+                stream_across_broker_restart(QoS::AtLeastOnce, ProtocolVersion::V3_1_1).await;
+            }
         }
 
-        #[$test]
-        async fn qos2_stream_survives_a_broker_restart_exactly_once() {
-            stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V3_1_1).await;
+        $crate::__suite_test! { $mode
+            async fn qos2_stream_survives_a_broker_restart_exactly_once() {
+                stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V3_1_1).await;
+            }
         }
 
-        #[$test]
-        async fn qos2_stream_survives_a_broker_restart_exactly_once_mqtt_5() {
-            stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V5).await;
+        $crate::__suite_test! { $mode
+            async fn qos2_stream_survives_a_broker_restart_exactly_once_mqtt_5() {
+                stream_across_broker_restart(QoS::ExactlyOnce, ProtocolVersion::V5).await;
+            }
         }
 
-        #[$test]
-        async fn reconnects_after_the_broker_is_killed() {
-            let mut broker = Mosquitto::plain();
-            let (client, mut events) = start(
-                options(&broker.url(), "killed", ProtocolVersion::V3_1_1)
-                    .reconnect(fast_reconnect()),
-            )
-            .await;
-            client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
-            broker.kill();
-            within("Disconnected", async {
-                loop {
-                    if let Some(Event::Disconnected { .. }) = events.recv().await {
-                        break;
-                    }
-                }
-            })
-            .await;
-            broker.restart();
-            within("Connected again", async {
-                loop {
-                    match events.recv().await {
-                        Some(Event::Connected { .. }) => break,
-                        Some(Event::Closed) | None => panic!("gave up reconnecting"),
-                        _ => {}
-                    }
-                }
-            })
-            .await;
-            // A clean session lost the subscription with the broker: subscribe again.
-            client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
-            client
-                .publish(message("k", "back", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(&next_message(&mut events).await.payload[..], b"back");
-        }
-
-        #[$test]
-        async fn fails_over_to_the_next_broker() {
-            let broker = Mosquitto::plain();
-            let dead = format!("mqtt://127.0.0.1:{}", $crate::free_port());
-            let (client, mut events) = Client::connect(
-                ClientOptions::new(&dead)
-                    .broker(&broker.url())
-                    .client_id("failover")
-                    .no_reconnect(),
-            )
-            .unwrap();
-            let seen = within("failover", async {
-                let mut seen = Vec::new();
-                loop {
-                    let event = events.recv().await.expect("events");
-                    let done = matches!(event, Event::Connected { .. } | Event::Closed);
-                    seen.push(event);
-                    if done {
-                        return seen;
-                    }
-                }
-            })
-            .await;
-            assert!(
-                matches!(seen.first(), Some(Event::Error(Error::Connect { .. }))),
-                "{seen:?}"
-            );
-            assert!(
-                matches!(seen.last(), Some(Event::Connected { .. })),
-                "{seen:?}"
-            );
-            client.disconnect().await.unwrap();
-        }
-
-        #[$test]
-        async fn subscribe_many_and_unsubscribe() {
-            let broker = Mosquitto::plain();
-            let (client, mut events) =
-                start(options(&broker.url(), "subs", ProtocolVersion::V5)).await;
-            let filters = vec![
-                $k::Subscription::new($k::TopicFilter::new("a/#").unwrap(), QoS::AtLeastOnce),
-                $k::Subscription::new($k::TopicFilter::new("b/+").unwrap(), QoS::ExactlyOnce),
-            ];
-            let granted = client.subscribe_many(filters).await.unwrap();
-            assert_eq!(granted, vec![Ok(QoS::AtLeastOnce), Ok(QoS::ExactlyOnce)]);
-            let code = client.unsubscribe("a/#").await.unwrap();
-            assert_eq!(code, $k::proto::UnsubAckReasonCode::Success);
-            client
-                .publish(message("a/x", "gone", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            client
-                .publish(message("b/x", "kept", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(next_message(&mut events).await.topic.as_str(), "b/x");
-            assert!(matches!(
-                client.subscribe("bad/#/x", QoS::AtMostOnce).await,
-                Err(Error::InvalidTopic(_))
-            ));
-        }
-
-        #[$test]
-        async fn manual_acknowledgements() {
-            let broker = Mosquitto::plain();
-            let (client, mut events) =
-                start(options(&broker.url(), "manual", ProtocolVersion::V5).manual_acks(true))
-                    .await;
-            client.subscribe("m/#", QoS::ExactlyOnce).await.unwrap();
-            for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-                client.try_publish(message("m/x", "payload", qos)).unwrap();
-                let token = within("a message to acknowledge", async {
+        $crate::__suite_test! { $mode
+            async fn reconnects_after_the_broker_is_killed() {
+                let mut broker = Mosquitto::plain();
+                let (client, mut events) = start(
+                    options(&broker.url(), "killed", ProtocolVersion::V3_1_1)
+                        .reconnect(fast_reconnect()),
+                )
+                .await;
+                client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
+                broker.kill();
+                within("Disconnected", async {
                     loop {
-                        if let Some(Event::Message {
-                            ack: Some(token), ..
-                        }) = events.recv().await
-                        {
-                            return token;
+                        if let Some(Event::Disconnected { .. }) = events.recv().await {
+                            break;
                         }
                     }
                 })
                 .await;
-                client.ack(token).unwrap();
-            }
-            // Acknowledged messages are not redelivered: the next one is new.
-            client
-                .publish(message("m/y", "next", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            assert_eq!(next_message(&mut events).await.topic.as_str(), "m/y");
-        }
-
-        #[$test]
-        async fn disconnect_sends_what_was_queued_first() {
-            let broker = Mosquitto::plain();
-            let (sub, mut events) =
-                start(options(&broker.url(), "flush-sub", ProtocolVersion::V3_1_1)).await;
-            sub.subscribe("flush", QoS::AtLeastOnce).await.unwrap();
-            let (publisher, mut pub_events) =
-                start(options(&broker.url(), "flush-pub", ProtocolVersion::V3_1_1)).await;
-            for i in 0..300u32 {
-                let qos = if i % 3 == 0 {
-                    QoS::AtMostOnce
-                } else {
-                    QoS::AtLeastOnce
-                };
-                publisher
-                    .try_publish(message("flush", i.to_be_bytes().to_vec(), qos))
-                    .unwrap();
-            }
-            publisher.disconnect().await.unwrap();
-            until_closed(&mut pub_events).await;
-            // The broker may let QoS 0 overtake queued QoS 1 messages: check that all came.
-            let mut seen = std::collections::BTreeSet::new();
-            while seen.len() < 300 {
-                assert!(
-                    seen.insert(index(&next_message(&mut events).await)),
-                    "duplicate"
-                );
-            }
-        }
-
-        #[$test]
-        async fn commands_from_the_event_handler_do_not_deadlock() {
-            let broker = Mosquitto::plain();
-            let (client, mut events) =
-                start(options(&broker.url(), "handler", ProtocolVersion::V5)).await;
-            client.subscribe("ping/#", QoS::ExactlyOnce).await.unwrap();
-            client
-                .publish(message("ping/0", "0", QoS::ExactlyOnce))
-                .await
-                .unwrap();
-            within("a chain of replies from the handler", async {
-                let mut hops = 0;
-                while hops < 20 {
-                    if let Some(Event::Message { publish, .. }) = events.recv().await {
-                        hops += 1;
-                        // Await commands while messages keep arriving.
-                        client
-                            .subscribe(&format!("extra/{hops}"), QoS::AtLeastOnce)
-                            .await
-                            .unwrap();
-                        let next = format!("ping/{hops}");
-                        client
-                            .publish(message(&next, publish.payload.clone(), QoS::ExactlyOnce))
-                            .await
-                            .unwrap();
+                broker.restart();
+                within("Connected again", async {
+                    loop {
+                        match events.recv().await {
+                            Some(Event::Connected { .. }) => break,
+                            Some(Event::Closed) | None => panic!("gave up reconnecting"),
+                            _ => {}
+                        }
                     }
+                })
+                .await;
+                // A clean session lost the subscription with the broker: subscribe again.
+                client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
+                client
+                    .publish(message("k", "back", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(&next_message(&mut events).await.payload[..], b"back");
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn fails_over_to_the_next_broker() {
+                let broker = Mosquitto::plain();
+                let dead = format!("mqtt://127.0.0.1:{}", $crate::free_port());
+                let (client, mut events) = connect(
+                    ClientOptions::new(&dead)
+                        .broker(&broker.url())
+                        .client_id("failover")
+                        .no_reconnect(),
+                )
+                .unwrap();
+                let seen = within("failover", async {
+                    let mut seen = Vec::new();
+                    loop {
+                        let event = events.recv().await.expect("events");
+                        let done = matches!(event, Event::Connected { .. } | Event::Closed);
+                        seen.push(event);
+                        if done {
+                            return seen;
+                        }
+                    }
+                })
+                .await;
+                assert!(
+                    matches!(seen.first(), Some(Event::Error(Error::Connect { .. }))),
+                    "{seen:?}"
+                );
+                assert!(
+                    matches!(seen.last(), Some(Event::Connected { .. })),
+                    "{seen:?}"
+                );
+                client.disconnect().await.unwrap();
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn subscribe_many_and_unsubscribe() {
+                let broker = Mosquitto::plain();
+                let (client, mut events) =
+                    start(options(&broker.url(), "subs", ProtocolVersion::V5)).await;
+                let filters = vec![
+                    $k::Subscription::new($k::TopicFilter::new("a/#").unwrap(), QoS::AtLeastOnce),
+                    $k::Subscription::new($k::TopicFilter::new("b/+").unwrap(), QoS::ExactlyOnce),
+                ];
+                let granted = client.subscribe_many(filters).await.unwrap();
+                assert_eq!(granted, vec![Ok(QoS::AtLeastOnce), Ok(QoS::ExactlyOnce)]);
+                let code = client.unsubscribe("a/#").await.unwrap();
+                assert_eq!(code, $k::proto::UnsubAckReasonCode::Success);
+                client
+                    .publish(message("a/x", "gone", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                client
+                    .publish(message("b/x", "kept", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(next_message(&mut events).await.topic.as_str(), "b/x");
+                assert!(matches!(
+                    client.subscribe("bad/#/x", QoS::AtMostOnce).await,
+                    Err(Error::InvalidTopic(_))
+                ));
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn manual_acknowledgements() {
+                let broker = Mosquitto::plain();
+                let (client, mut events) =
+                    start(options(&broker.url(), "manual", ProtocolVersion::V5).manual_acks(true))
+                        .await;
+                client.subscribe("m/#", QoS::ExactlyOnce).await.unwrap();
+                for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                    client.try_publish(message("m/x", "payload", qos)).unwrap();
+                    let token = within("a message to acknowledge", async {
+                        loop {
+                            if let Some(Event::Message {
+                                ack: Some(token), ..
+                            }) = events.recv().await
+                            {
+                                return token;
+                            }
+                        }
+                    })
+                    .await;
+                    client.ack(token).unwrap();
+                }
+                // Acknowledged messages are not redelivered: the next one is new.
+                client
+                    .publish(message("m/y", "next", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(next_message(&mut events).await.topic.as_str(), "m/y");
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn disconnect_sends_what_was_queued_first() {
+                let broker = Mosquitto::plain();
+                let (sub, mut events) =
+                    start(options(&broker.url(), "flush-sub", ProtocolVersion::V3_1_1)).await;
+                sub.subscribe("flush", QoS::AtLeastOnce).await.unwrap();
+                let (publisher, mut pub_events) =
+                    start(options(&broker.url(), "flush-pub", ProtocolVersion::V3_1_1)).await;
+                for i in 0..300u32 {
+                    let qos = if i % 3 == 0 {
+                        QoS::AtMostOnce
+                    } else {
+                        QoS::AtLeastOnce
+                    };
+                    publisher
+                        .try_publish(message("flush", i.to_be_bytes().to_vec(), qos))
+                        .unwrap();
+                }
+                publisher.disconnect().await.unwrap();
+                until_closed(&mut pub_events).await;
+                // The broker may let QoS 0 overtake queued QoS 1 messages: check that all came.
+                let mut seen = std::collections::BTreeSet::new();
+                while seen.len() < 300 {
+                    assert!(
+                        seen.insert(index(&next_message(&mut events).await)),
+                        "duplicate"
+                    );
+                }
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn commands_from_the_event_handler_do_not_deadlock() {
+                let broker = Mosquitto::plain();
+                let (client, mut events) =
+                    start(options(&broker.url(), "handler", ProtocolVersion::V5)).await;
+                client.subscribe("ping/#", QoS::ExactlyOnce).await.unwrap();
+                client
+                    .publish(message("ping/0", "0", QoS::ExactlyOnce))
+                    .await
+                    .unwrap();
+                within("a chain of replies from the handler", async {
+                    let mut hops = 0;
+                    while hops < 20 {
+                        if let Some(Event::Message { publish, .. }) = events.recv().await {
+                            hops += 1;
+                            // Await commands while messages keep arriving.
+                            client
+                                .subscribe(&format!("extra/{hops}"), QoS::AtLeastOnce)
+                                .await
+                                .unwrap();
+                            let next = format!("ping/{hops}");
+                            client
+                                .publish(message(&next, publish.payload.clone(), QoS::ExactlyOnce))
+                                .await
+                                .unwrap();
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn keep_alive_holds_an_idle_connection() {
+                let broker = Mosquitto::plain();
+                let (client, mut events) = start(
+                    options(&broker.url(), "idle", ProtocolVersion::V3_1_1)
+                        .keep_alive(Duration::from_secs(1)),
+                )
+                .await;
+                client.subscribe("idle", QoS::AtLeastOnce).await.unwrap();
+                $sleep(Duration::from_millis(3500)).await;
+                assert!(client.is_connected());
+                client
+                    .publish(message("idle", "still here", QoS::AtLeastOnce))
+                    .await
+                    .unwrap();
+                let got = next_message(&mut events).await;
+                assert_eq!(&got.payload[..], b"still here");
+                while let Some(event) = events.try_recv() {
+                    assert!(!matches!(event, Event::Disconnected { .. }), "{event:?}");
+                }
+            }
+        }
+
+        /// A scripted broker on loopback, for what a real broker never does: it accepts one
+        /// client and reads its CONNECT, runs `script` on the socket, then holds the socket
+        /// until the client closes it. Runs on a thread of its own, so any runtime will do.
+        fn scripted_broker(
+            script: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+        ) -> (String, std::thread::JoinHandle<()>) {
+            use std::io::Read;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let url = format!("mqtt://{}", listener.local_addr().expect("address"));
+            let broker = std::thread::spawn(move || {
+                let (mut socket, _) = listener.accept().expect("accept");
+                socket.set_read_timeout(Some(LIMIT)).expect("read timeout");
+                socket.set_nodelay(true).expect("nodelay");
+                let mut buf = [0u8; 256];
+                let n = socket.read(&mut buf).expect("CONNECT");
+                assert!(n > 0 && buf[0] == 0x10, "expected CONNECT");
+                script(&mut socket);
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
+            });
+            (url, broker)
+        }
+
+        /// Waits, without blocking the runtime, for the scripted broker to finish.
+        async fn broker_finished(broker: std::thread::JoinHandle<()>) {
+            within("the scripted broker to finish", async {
+                while !broker.is_finished() {
+                    $sleep(Duration::from_millis(10)).await;
                 }
             })
             .await;
+            broker.join().expect("the scripted broker failed");
         }
 
-        #[$test]
-        async fn keep_alive_holds_an_idle_connection() {
-            let broker = Mosquitto::plain();
-            let (client, mut events) = start(
-                options(&broker.url(), "idle", ProtocolVersion::V3_1_1)
-                    .keep_alive(Duration::from_secs(1)),
-            )
-            .await;
-            client.subscribe("idle", QoS::AtLeastOnce).await.unwrap();
-            $sleep(Duration::from_millis(3500)).await;
-            assert!(client.is_connected());
-            client
-                .publish(message("idle", "still here", QoS::AtLeastOnce))
-                .await
-                .unwrap();
-            let got = next_message(&mut events).await;
-            assert_eq!(&got.payload[..], b"still here");
-            while let Some(event) = events.try_recv() {
-                assert!(!matches!(event, Event::Disconnected { .. }), "{event:?}");
+        $crate::__suite_test! { $mode
+            async fn an_oversized_packet_is_refused_from_its_header() {
+                use std::io::Write;
+                let (url, broker) = scripted_broker(|socket| {
+                    socket.write_all(&[0x20, 0x02, 0x00, 0x00]).expect("CONNACK");
+                    // PUBLISH announcing 200 MiB, then a little of it.
+                    let mut header = vec![0x30];
+                    let mut len = 200 * 1024 * 1024u32;
+                    loop {
+                        let byte = (len % 128) as u8;
+                        len /= 128;
+                        header.push(if len > 0 { byte | 0x80 } else { byte });
+                        if len == 0 {
+                            break;
+                        }
+                    }
+                    socket.write_all(&header).expect("header");
+                    let _ = socket.write_all(&[0u8; 4096]);
+                });
+                let options = ClientOptions::new(&url)
+                    .client_id("small")
+                    .max_packet_size(1024 * 1024)
+                    .no_reconnect();
+                let (_client, mut events) = connect(options).expect("valid options");
+                let reason = within("Disconnected", async {
+                    loop {
+                        match events.recv().await.expect("events") {
+                            Event::Disconnected { reason } => return reason,
+                            Event::Closed => panic!("closed without a reason"),
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                let $k::ConnectionError::ProtocolViolation(violation) = reason else {
+                    panic!("{reason:?}");
+                };
+                assert!(
+                    matches!(
+                        violation,
+                        $k::ProtocolViolation::Malformed(
+                            $k::proto::DecodeError::PacketTooLarge { .. }
+                        )
+                    ),
+                    "{violation:?}"
+                );
+                broker_finished(broker).await;
             }
         }
 
+        $crate::__suite_test! { $mode
+            async fn packets_trickled_byte_by_byte() {
+                use std::io::Write;
+                let (url, broker) = scripted_broker(|socket| {
+                    // CONNACK, then PUBLISH QoS 0 "a/b" = "hello", one byte per write.
+                    let mut bytes = vec![0x20, 0x02, 0x00, 0x00, 0x30, 10, 0x00, 0x03];
+                    bytes.extend_from_slice(b"a/bhello");
+                    for byte in bytes {
+                        socket.write_all(&[byte]).expect("write");
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                });
+                let options = ClientOptions::new(&url).client_id("trickle").no_reconnect();
+                let (client, mut events) = connect(options).expect("valid options");
+                let publish = next_message(&mut events).await;
+                assert_eq!(
+                    (publish.topic.as_str(), &publish.payload[..]),
+                    ("a/b", &b"hello"[..])
+                );
+                client.disconnect().await.unwrap();
+                broker_finished(broker).await;
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn invalid_options_are_reported_at_connect() {
+                assert!(matches!(
+                    connect(ClientOptions::new("http://x")),
+                    Err(Error::Options(_))
+                ));
+                let missing = ClientOptions::new("mqtts://127.0.0.1:1").ca_file("/nonexistent/ca.pem");
+                assert!(matches!(connect(missing), Err(Error::Options(_))));
+            }
+        }
+    };
+}
+
+/// One test of [`client_suite!`], run by the suite's test attribute or `block_on`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_test {
+    ([attribute $test:meta] async fn $name:ident() { $($body:tt)* }) => {
         #[$test]
-        async fn invalid_options_are_reported_at_connect() {
-            assert!(matches!(
-                Client::connect(ClientOptions::new("http://x")),
-                Err(Error::Options(_))
-            ));
-            let missing = ClientOptions::new("mqtts://127.0.0.1:1").ca_file("/nonexistent/ca.pem");
-            assert!(matches!(Client::connect(missing), Err(Error::Options(_))));
+        async fn $name() {
+            $($body)*
+        }
+    };
+    ([block_on $block_on:path] async fn $name:ident() { $($body:tt)* }) => {
+        #[test]
+        fn $name() {
+            $block_on(async { $($body)* })
         }
     };
 }

@@ -1,24 +1,22 @@
 //! [`Client`], its [`Events`] and the driver task behind them.
 
-use std::collections::hash_map::RandomState;
 use std::future::{poll_fn, Future};
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use mqtt_io::{Jitter, ReadBuffer};
 use mqtt_session::client::{
-    ClientCore, ClientOptions, Command, Error, Event, Output, Reply, Step, TransportOptions,
+    ClientCore, ClientOptions, Command, Error, Event, HandleState, Output, Reply, Step,
+    TransportOptions,
 };
 use mqtt_session::proto::{
     Auth, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
     UnsubAckReasonCode, UnsubscribeProperties,
 };
-use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken, SubscribeError};
+use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 use tracing::debug;
@@ -33,12 +31,6 @@ const COMMAND_BATCH: usize = 256;
 
 /// How long a graceful close of the transport may take after DISCONNECT.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Default)]
-struct Shared {
-    connected: AtomicBool,
-    next_token: AtomicU64,
-}
 
 /// A handle to an MQTT client running on tokio. Cheap to clone; every clone talks to the
 /// same connection.
@@ -80,7 +72,7 @@ struct Shared {
 pub struct Client {
     publish_tx: mpsc::Sender<Command<Waiter>>,
     control_tx: mpsc::UnboundedSender<Command<Waiter>>,
-    shared: Arc<Shared>,
+    shared: Arc<HandleState>,
 }
 
 impl std::fmt::Debug for Client {
@@ -141,24 +133,14 @@ impl Client {
     /// When called outside a tokio runtime.
     pub fn connect(options: ClientOptions) -> Result<(Client, Events), Error> {
         let (core, transport) = ClientCore::new(options)?;
-        let tls = if core.brokers().iter().any(|b| b.scheme.is_tls()) {
-            Some(crate::tls::client_config(&transport.tls)?)
-        } else {
-            None
-        };
+        let tls = mqtt_io::tls::client_config_for(core.brokers(), &transport.tls)?;
         let (publish_tx, publish_rx) = mpsc::channel(transport.publish_capacity);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        // Handle tokens continue the session's numbering, so flows resumed from a store never
-        // share a token with new messages.
-        let shared = Arc::new(Shared {
-            connected: AtomicBool::new(false),
-            next_token: AtomicU64::new(core.session().next_publish_token().0),
-        });
+        let shared = Arc::new(HandleState::new(&core));
         let driver = Driver {
             core,
-            read_buf: BytesMut::with_capacity(transport.read_buffer_size),
-            read_size: transport.read_buffer_size,
+            read_buf: ReadBuffer::new(&transport),
             options: transport,
             tls,
             publish_rx,
@@ -179,11 +161,7 @@ impl Client {
 
     /// Whether the broker has accepted the current connection.
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Relaxed)
-    }
-
-    fn next_token(&self) -> PublishToken {
-        PublishToken(self.shared.next_token.fetch_add(1, Ordering::Relaxed) + 1)
+        self.shared.is_connected()
     }
 
     /// Publishes a message and waits until its flow completes: QoS 0 once written to the
@@ -196,21 +174,17 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let command = Command::Publish {
             message,
-            token: self.next_token(),
+            token: self.shared.next_token(),
             waiter: Some(tx),
         };
         self.publish_tx.send(command).await.map_err(closed)?;
-        match rx.await.map_err(closed)? {
-            Reply::Published(result) => result,
-            Reply::Done(Err(e)) => Err(e),
-            _ => Err(Error::Closed),
-        }
+        rx.await.map_err(closed)?.into_published()
     }
 
     /// Queues a message without waiting; [`Event::Published`] with the returned token
     /// reports its completion. Fails with [`Error::QueueFull`] when the publish queue is full.
     pub fn try_publish(&self, message: Message) -> Result<PublishToken, Error> {
-        let token = self.next_token();
+        let token = self.shared.next_token();
         let command = Command::Publish {
             message,
             token,
@@ -232,13 +206,14 @@ impl Client {
     /// Subscribes to one filter; returns the QoS the broker granted, or
     /// [`Error::SubscribeRefused`].
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
-        let subscription = Subscription::new(TopicFilter::new(filter)?, qos);
-        let results = self.subscribe_many(vec![subscription]).await?;
-        match results.into_iter().next() {
-            Some(Ok(granted)) => Ok(granted),
-            Some(Err(code)) => Err(Error::SubscribeRefused(code)),
-            None => Err(Error::Subscribe(SubscribeError::NoFilters)),
-        }
+        let filters = vec![Subscription::new(TopicFilter::new(filter)?, qos)];
+        self.request(|waiter| Command::Subscribe {
+            filters,
+            properties: SubscribeProperties::default(),
+            waiter,
+        })
+        .await?
+        .into_granted()
     }
 
     /// Subscribes to several filters at once; returns per filter the granted QoS or the
@@ -257,29 +232,25 @@ impl Client {
         subscriptions: Vec<Subscription>,
         properties: SubscribeProperties,
     ) -> Result<Vec<Result<QoS, SubAckReasonCode>>, Error> {
-        let reply = self
-            .request(|waiter| Command::Subscribe {
-                filters: subscriptions,
-                properties,
-                waiter,
-            })
-            .await?;
-        match reply {
-            Reply::Subscribed(result) => result,
-            Reply::Done(Err(e)) => Err(e),
-            _ => Err(Error::Closed),
-        }
+        self.request(|waiter| Command::Subscribe {
+            filters: subscriptions,
+            properties,
+            waiter,
+        })
+        .await?
+        .into_subscribed()
     }
 
     /// Unsubscribes from one filter; returns the broker's answer (always success before 5.0).
     pub async fn unsubscribe(&self, filter: &str) -> Result<UnsubAckReasonCode, Error> {
-        let results = self
-            .unsubscribe_many(vec![TopicFilter::new(filter)?])
-            .await?;
-        results
-            .into_iter()
-            .next()
-            .ok_or(Error::Subscribe(SubscribeError::NoFilters))
+        let filters = vec![TopicFilter::new(filter)?];
+        self.request(|waiter| Command::Unsubscribe {
+            filters,
+            properties: UnsubscribeProperties::default(),
+            waiter,
+        })
+        .await?
+        .into_unsubscribed_one()
     }
 
     /// Unsubscribes from several filters at once.
@@ -297,18 +268,13 @@ impl Client {
         filters: Vec<TopicFilter>,
         properties: UnsubscribeProperties,
     ) -> Result<Vec<UnsubAckReasonCode>, Error> {
-        let reply = self
-            .request(|waiter| Command::Unsubscribe {
-                filters,
-                properties,
-                waiter,
-            })
-            .await?;
-        match reply {
-            Reply::Unsubscribed(result) => result,
-            Reply::Done(Err(e)) => Err(e),
-            _ => Err(Error::Closed),
-        }
+        self.request(|waiter| Command::Unsubscribe {
+            filters,
+            properties,
+            waiter,
+        })
+        .await?
+        .into_unsubscribed()
     }
 
     /// Acknowledges a message received in manual-ack mode (see
@@ -320,13 +286,9 @@ impl Client {
 
     /// Sends an AUTH step of 5.0 enhanced authentication.
     pub async fn auth(&self, auth: Auth) -> Result<(), Error> {
-        match self
-            .request(|waiter| Command::Auth { auth, waiter })
+        self.request(|waiter| Command::Auth { auth, waiter })
             .await?
-        {
-            Reply::Done(result) => result,
-            _ => Err(Error::Closed),
-        }
+            .into_done()
     }
 
     /// Ends the client gracefully: publishes already requested go out and complete (up to
@@ -334,10 +296,10 @@ impl Client {
     /// the connection closes and the client stops. Returns once stopped; succeeds also when
     /// the client had already stopped.
     pub async fn disconnect(&self) -> Result<(), Error> {
-        match self.request(|waiter| Command::Disconnect { waiter }).await {
-            Ok(Reply::Done(result)) => result,
-            Ok(_) | Err(Error::Closed) => Ok(()),
-            Err(e) => Err(e),
+        let reply = self.request(|waiter| Command::Disconnect { waiter }).await;
+        match reply.and_then(Reply::into_done) {
+            Err(Error::Closed) => Ok(()),
+            result => result,
         }
     }
 
@@ -345,29 +307,6 @@ impl Client {
     /// publishes the will. The client stops.
     pub fn abort(&self) {
         let _ = self.control_tx.send(Command::Abort);
-    }
-}
-
-/// A small random source for reconnect jitter, seeded by the standard library's hasher keys.
-#[derive(Debug)]
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(0x9e37_79b9_7f4a_7c15);
-        Self(hasher.finish() | 1)
-    }
-
-    /// A value in `[0, 1)` (xorshift64*).
-    fn next(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-        bits as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -399,9 +338,8 @@ struct Driver {
     publish_open: bool,
     control_rx: mpsc::UnboundedReceiver<Command<Waiter>>,
     events: mpsc::UnboundedSender<Event>,
-    shared: Arc<Shared>,
-    read_buf: BytesMut,
-    read_size: usize,
+    shared: Arc<HandleState>,
+    read_buf: ReadBuffer,
     jitter: Jitter,
 }
 
@@ -420,7 +358,7 @@ impl Driver {
                 Step::Wait(until) => self.wait(until).await,
                 Step::Online => {
                     // Only reachable with a transport in hand; recover by closing.
-                    let random = self.jitter.next();
+                    let random = self.jitter.sample();
                     self.core.handle_closed(now(), None, random);
                 }
             }
@@ -441,9 +379,7 @@ impl Driver {
                 }
             }
         }
-        self.shared
-            .connected
-            .store(self.core.is_connected(), Ordering::Relaxed);
+        self.shared.update(&self.core);
     }
 
     /// Passes a command to the core. A disconnect first takes every publish already
@@ -508,7 +444,7 @@ impl Driver {
                 Some(transport)
             }
             Err(error) => {
-                let random = self.jitter.next();
+                let random = self.jitter.sample();
                 self.core.handle_connect_failed(now(), error, random);
                 None
             }
@@ -539,7 +475,7 @@ impl Driver {
                 if let Ok(Err(error)) = tokio::time::timeout(CLOSE_TIMEOUT, close).await {
                     debug!(%error, "closing the transport");
                 }
-                let random = self.jitter.next();
+                let random = self.jitter.sample();
                 self.core.handle_closed(now(), None, random);
                 continue;
             }
@@ -561,7 +497,7 @@ impl Driver {
             })
             .await;
             if let Wake::Closed(error) = wake {
-                let random = self.jitter.next();
+                let random = self.jitter.sample();
                 self.core.handle_closed(now(), error, random);
             }
         }
@@ -627,18 +563,10 @@ impl Driver {
             }
         }
         if !self.core.wants_close() {
-            self.read_buf.reserve(self.read_size);
-            match transport.poll_read(cx, &mut self.read_buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Wake::Closed(None)),
-                Poll::Ready(Ok(n)) => {
-                    progress = true;
-                    if n >= self.read_size {
-                        // The socket had more than we asked for: read bigger chunks.
-                        self.read_size =
-                            (self.read_size * 2).min(self.options.max_read_buffer_size);
-                    }
-                    self.core.handle_read(now(), &mut self.read_buf);
-                }
+            let read = |buf: &mut _, _| transport.poll_read(cx, buf);
+            match self.read_buf.poll_read(&mut self.core, now, read) {
+                Poll::Ready(Ok(true)) => progress = true,
+                Poll::Ready(Ok(false)) => return Poll::Ready(Wake::Closed(None)),
                 Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
                 Poll::Pending => {}
             }

@@ -45,7 +45,6 @@
 )]
 
 mod client;
-mod tls;
 mod transport;
 
 pub use client::{Client, Events};

@@ -6,18 +6,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use futures_core::Stream;
-use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
+use mqtt_io::websocket;
 use mqtt_session::client::{BrokerUrl, ClientCore, TlsOptions};
 
 /// A byte stream: plain TCP or TLS.
@@ -76,16 +71,6 @@ pub(crate) enum Transport {
     WebSocket(Box<WebSocketStream<ByteStream>>),
 }
 
-fn ws_error(error: WsError) -> io::Error {
-    match error {
-        WsError::Io(e) => e,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            io::Error::new(io::ErrorKind::ConnectionAborted, error)
-        }
-        other => io::Error::other(other),
-    }
-}
-
 /// Opens a transport to `url`: TCP, then TLS for `mqtts`/`wss`, then the WebSocket upgrade
 /// (subprotocol `mqtt`) for `ws`/`wss`.
 pub(crate) async fn connect(
@@ -98,7 +83,7 @@ pub(crate) async fn connect(
     tcp.set_nodelay(true)?;
     let stream = if url.scheme.is_tls() {
         let config = tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        let name = crate::tls::server_name(&url.host, tls_options)?;
+        let name = mqtt_io::tls::server_name(&url.host, tls_options)?;
         let stream = TlsConnector::from(config.clone())
             .connect(name, tcp)
             .await?;
@@ -109,24 +94,12 @@ pub(crate) async fn connect(
     if !url.scheme.is_websocket() {
         return Ok(Transport::Stream(stream));
     }
-    let mut request = url
-        .websocket_url()
-        .into_client_request()
-        .map_err(ws_error)?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-    // One WebSocket message may carry several packets; bound it well above one packet.
-    let limit = max_packet_size
-        .max(16 * 1024 * 1024)
-        .saturating_add(64 * 1024);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+    let request = websocket::request(url)?;
+    let config = websocket::config(max_packet_size);
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
-            .map_err(ws_error)?;
+            .map_err(websocket::io_error)?;
     Ok(Transport::WebSocket(Box::new(ws)))
 }
 
@@ -139,30 +112,7 @@ impl Transport {
     ) -> Poll<io::Result<usize>> {
         match self {
             Self::Stream(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
-            Self::WebSocket(ws) => loop {
-                match Pin::new(ws.as_mut()).poll_next(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) | Poll::Ready(Some(Ok(WsMessage::Close(_)))) => {
-                        return Poll::Ready(Ok(0));
-                    }
-                    Poll::Ready(Some(Ok(WsMessage::Binary(data)))) => {
-                        if data.is_empty() {
-                            continue;
-                        }
-                        buf.extend_from_slice(&data);
-                        return Poll::Ready(Ok(data.len()));
-                    }
-                    Poll::Ready(Some(Ok(WsMessage::Text(_)))) => {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "text WebSocket message: MQTT uses binary messages only",
-                        )));
-                    }
-                    // Pings are answered by the WebSocket layer.
-                    Poll::Ready(Some(Ok(_))) => continue,
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ws_error(e))),
-                }
-            },
+            Self::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
     }
 
@@ -175,37 +125,9 @@ impl Transport {
     ) -> Poll<io::Result<bool>> {
         match self {
             Self::Stream(s) => {
-                let Some(bytes) = core.poll_transmit() else {
-                    return Poll::Ready(Ok(false));
-                };
-                match Pin::new(s).poll_write(cx, bytes) {
-                    Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => {
-                        core.handle_written(n);
-                        Poll::Ready(Ok(true))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
+                mqtt_io::poll_write_transmit(core, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
-            Self::WebSocket(ws) => {
-                if core.poll_transmit().is_none() {
-                    return Poll::Ready(Ok(false));
-                }
-                let mut ws = Pin::new(ws.as_mut());
-                match ws.as_mut().poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(ws_error(e))),
-                    Poll::Pending => return Poll::Pending,
-                }
-                let Some(bytes) = core.take_transmit() else {
-                    return Poll::Ready(Ok(false));
-                };
-                match ws.start_send(WsMessage::Binary(bytes.freeze())) {
-                    Ok(()) => Poll::Ready(Ok(true)),
-                    Err(e) => Poll::Ready(Err(ws_error(e))),
-                }
-            }
+            Self::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
         }
     }
 
@@ -213,7 +135,7 @@ impl Transport {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Stream(s) => Pin::new(s).poll_flush(cx),
-            Self::WebSocket(ws) => Pin::new(ws.as_mut()).poll_flush(cx).map_err(ws_error),
+            Self::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
         }
     }
 
@@ -221,7 +143,7 @@ impl Transport {
     pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Stream(s) => Pin::new(s).poll_shutdown(cx),
-            Self::WebSocket(ws) => Pin::new(ws.as_mut()).poll_close(cx).map_err(ws_error),
+            Self::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
         }
     }
 }

@@ -138,3 +138,97 @@ pub enum Reply {
     /// A request without a value (auth, disconnect) completed.
     Done(Result<(), Error>),
 }
+
+impl Reply {
+    /// The result of a publish request. A reply of another kind can only come from a client
+    /// that stopped, and reads as [`Error::Closed`].
+    pub fn into_published(self) -> Result<PublishOutcome, Error> {
+        match self {
+            Self::Published(result) => result,
+            Self::Done(Err(e)) => Err(e),
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// The result of a subscribe request: per filter, the granted QoS or the refusal.
+    pub fn into_subscribed(self) -> Result<Vec<Result<QoS, SubAckReasonCode>>, Error> {
+        match self {
+            Self::Subscribed(result) => result,
+            Self::Done(Err(e)) => Err(e),
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// The result of a subscribe request for one filter: the granted QoS, or
+    /// [`Error::SubscribeRefused`].
+    pub fn into_granted(self) -> Result<QoS, Error> {
+        match self.into_subscribed()?.into_iter().next() {
+            Some(Ok(granted)) => Ok(granted),
+            Some(Err(code)) => Err(Error::SubscribeRefused(code)),
+            None => Err(Error::Subscribe(SubscribeError::NoFilters)),
+        }
+    }
+
+    /// The result of an unsubscribe request: per filter, the broker's answer.
+    pub fn into_unsubscribed(self) -> Result<Vec<UnsubAckReasonCode>, Error> {
+        match self {
+            Self::Unsubscribed(result) => result,
+            Self::Done(Err(e)) => Err(e),
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// The result of an unsubscribe request for one filter.
+    pub fn into_unsubscribed_one(self) -> Result<UnsubAckReasonCode, Error> {
+        self.into_unsubscribed()?
+            .into_iter()
+            .next()
+            .ok_or(Error::Subscribe(SubscribeError::NoFilters))
+    }
+
+    /// The result of a request without a value (auth, disconnect).
+    pub fn into_done(self) -> Result<(), Error> {
+        match self {
+            Self::Done(result) => result,
+            _ => Err(Error::Closed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_map_to_the_caller_results() {
+        let closed = || Reply::Done(Err(Error::Closed));
+        assert!(matches!(closed().into_published(), Err(Error::Closed)));
+        assert!(matches!(
+            Reply::Published(Ok(PublishOutcome::Sent)).into_published(),
+            Ok(PublishOutcome::Sent)
+        ));
+        assert!(matches!(
+            Reply::Subscribed(Ok(vec![Ok(QoS::AtLeastOnce)])).into_granted(),
+            Ok(QoS::AtLeastOnce)
+        ));
+        assert!(matches!(
+            Reply::Subscribed(Ok(vec![Err(SubAckReasonCode::NotAuthorized)])).into_granted(),
+            Err(Error::SubscribeRefused(SubAckReasonCode::NotAuthorized))
+        ));
+        assert!(matches!(
+            Reply::Subscribed(Ok(Vec::new())).into_granted(),
+            Err(Error::Subscribe(SubscribeError::NoFilters))
+        ));
+        assert!(matches!(closed().into_granted(), Err(Error::Closed)));
+        assert!(matches!(
+            Reply::Unsubscribed(Ok(vec![UnsubAckReasonCode::Success])).into_unsubscribed_one(),
+            Ok(UnsubAckReasonCode::Success)
+        ));
+        assert!(matches!(closed().into_unsubscribed(), Err(Error::Closed)));
+        assert!(matches!(Reply::Done(Ok(())).into_done(), Ok(())));
+        assert!(matches!(
+            Reply::Published(Ok(PublishOutcome::Sent)).into_done(),
+            Err(Error::Closed)
+        ));
+    }
+}

@@ -10,11 +10,13 @@
 mod backoff;
 mod core;
 mod event;
+mod handle;
 mod options;
 mod url;
 
 pub use self::backoff::{Backoff, Reconnect};
 pub use self::core::{ClientCore, Command, Output, Step, TransportOptions};
 pub use self::event::{Error, Event, Reply};
+pub use self::handle::HandleState;
 pub use self::options::{ClientOptions, OptionsError, PemSource, TlsOptions};
 pub use self::url::{BrokerUrl, Scheme, UrlError};

@@ -1,4 +1,5 @@
-//! rustls client configuration from [`TlsOptions`].
+//! rustls client configuration from [`TlsOptions`]: the same verification rules on every
+//! runtime.
 
 use std::sync::Arc;
 
@@ -9,15 +10,17 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tracing::{debug, warn};
 
-use mqtt_session::client::{OptionsError, TlsOptions};
+use mqtt_session::client::{BrokerUrl, OptionsError, TlsOptions};
 
 fn tls_error(context: &str, error: impl std::fmt::Display) -> OptionsError {
     OptionsError::Tls(format!("{context}: {error}"))
 }
 
-/// Builds the rustls configuration: verified chains and host names unless the options say
-/// `danger_accept_invalid_certs`.
-pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsError> {
+/// Builds the rustls configuration: chains and host names are verified, against the given CAs
+/// and (unless turned off, or by default when a CA is given) the system's roots, unless the
+/// options say `danger_accept_invalid_certs`; the client certificate and ALPN protocols are
+/// added when given.
+pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -50,6 +53,19 @@ pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, O
     };
     config.alpn_protocols = options.alpn.clone();
     Ok(Arc::new(config))
+}
+
+/// The rustls configuration for a client of `brokers`: `None` when none of them uses TLS, so
+/// that plain clients never load root certificates.
+pub fn client_config_for(
+    brokers: &[BrokerUrl],
+    options: &TlsOptions,
+) -> Result<Option<Arc<ClientConfig>>, OptionsError> {
+    if brokers.iter().any(|b| b.scheme.is_tls()) {
+        client_config(options).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 fn root_store(options: &TlsOptions) -> Result<RootCertStore, OptionsError> {
@@ -87,10 +103,7 @@ fn root_store(options: &TlsOptions) -> Result<RootCertStore, OptionsError> {
 }
 
 /// The name to verify the broker's certificate against and to send in SNI.
-pub(crate) fn server_name(
-    host: &str,
-    options: &TlsOptions,
-) -> std::io::Result<ServerName<'static>> {
+pub fn server_name(host: &str, options: &TlsOptions) -> std::io::Result<ServerName<'static>> {
     let name = options.server_name.as_deref().unwrap_or(host);
     ServerName::try_from(name.to_owned())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))

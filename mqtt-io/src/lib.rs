@@ -1,0 +1,148 @@
+//! IO-level pieces that the async MQTT client adapters share, tied to no runtime.
+//!
+//! The adapters (`mqtt-tokio`, `mqtt-async-std`) own sockets, timers, channels and tasks, and
+//! drive [`ClientCore`]. What they would otherwise both write lives here:
+//!
+//! - [`tls`]: the rustls client configuration from [`TlsOptions`](mqtt_session::client::TlsOptions)
+//!   (rustls itself is runtime-independent), so that certificate verification follows the same
+//!   rules everywhere;
+//! - [`websocket`]: the upgrade request, the limits, and MQTT packets over binary WebSocket
+//!   messages, against the `Stream`/`Sink` traits every tungstenite binding implements;
+//! - [`poll_write_transmit`] and [`ReadBuffer`]: moving bytes between a byte stream and the
+//!   core;
+//! - [`Jitter`]: the random numbers that spread reconnect attempts.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mqtt_session::client::{ClientCore, TransportOptions};
+
+pub mod tls;
+pub mod websocket;
+
+/// Writes the core's pending bytes with `write` (one `poll_write` on a byte stream) and
+/// reports how many were taken. `Ready(Ok(true))` when bytes were written, `Ready(Ok(false))`
+/// when nothing is pending; a write of zero bytes is [`io::ErrorKind::WriteZero`].
+pub fn poll_write_transmit<W>(
+    core: &mut ClientCore<W>,
+    write: impl FnOnce(&[u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<bool>> {
+    let Some(bytes) = core.poll_transmit() else {
+        return Poll::Ready(Ok(false));
+    };
+    match write(bytes) {
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+        Poll::Ready(Ok(n)) => {
+            core.handle_written(n);
+            Poll::Ready(Ok(true))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// The read buffer of a connection. Each read asks for the current read size; a read that
+/// fills it doubles the size, up to the configured maximum, so one read never takes more than
+/// that from the socket.
+#[derive(Debug)]
+pub struct ReadBuffer {
+    buf: BytesMut,
+    size: usize,
+    max: usize,
+}
+
+impl ReadBuffer {
+    /// A buffer sized by the client's options.
+    pub fn new(options: &TransportOptions) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(options.read_buffer_size),
+            size: options.read_buffer_size,
+            max: options.max_read_buffer_size,
+        }
+    }
+
+    /// Reads once with `read`, which gets the buffer (with room for the read size reserved)
+    /// and the read size, and passes what arrived to `core` at the time `now` gives.
+    /// `Ready(Ok(true))` when bytes arrived, `Ready(Ok(false))` at the end of the stream.
+    pub fn poll_read<W>(
+        &mut self,
+        core: &mut ClientCore<W>,
+        now: impl FnOnce() -> Instant,
+        read: impl FnOnce(&mut BytesMut, usize) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<bool>> {
+        self.buf.reserve(self.size);
+        match read(&mut self.buf, self.size) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(n)) => {
+                if n >= self.size {
+                    // The socket had more than we asked for: read bigger chunks.
+                    self.size = (self.size * 2).min(self.max);
+                }
+                core.handle_read(now(), &mut self.buf);
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A small random source for reconnect jitter, seeded by the standard library's hasher keys.
+#[derive(Debug)]
+pub struct Jitter(u64);
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Jitter {
+    /// A generator with a fresh seed.
+    pub fn new() -> Self {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(0x9e37_79b9_7f4a_7c15);
+        Self(hasher.finish() | 1)
+    }
+
+    /// A value in `[0, 1)` (xorshift64*).
+    pub fn sample(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        bits as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range_and_varies() {
+        let mut jitter = Jitter::new();
+        let values: Vec<f64> = (0..1000).map(|_| jitter.sample()).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        assert!(values.windows(2).any(|w| w[0] != w[1]));
+    }
+}
