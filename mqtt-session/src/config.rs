@@ -47,7 +47,9 @@ pub struct Config {
     pub properties: ConnectProperties,
     /// Most QoS 1/2 messages in flight at once; the server's Receive Maximum lowers it.
     pub max_inflight: u16,
-    /// Most messages waiting behind the in-flight window; `publish` fails past it.
+    /// Most messages waiting behind the in-flight window; `publish` fails past it. When the
+    /// server has lost the session, unacknowledged in-flight messages go back to the queue
+    /// ahead of it, so the queue may briefly hold up to `max_queued + max_inflight`.
     pub max_queued: usize,
     /// Largest packet accepted from the server, fixed header included. In 5.0 it is announced
     /// in CONNECT unless `properties.maximum_packet_size` is set.

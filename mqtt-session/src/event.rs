@@ -11,7 +11,8 @@ use mqtt_proto::{
 use crate::store::StoreError;
 
 /// Identifies one message given to [`Session::publish`](crate::Session::publish), from the
-/// call until its flow completes. Unlike packet identifiers, tokens are never reused.
+/// call until its flow completes. Unlike packet identifiers, tokens are not reused within a
+/// process and the flows its store resumes; a new process with an empty store counts afresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublishToken(pub u64);
 

@@ -48,19 +48,25 @@ impl OrderedAcks {
         });
     }
 
-    /// Marks `token` acknowledged; false if it is not here.
-    fn mark(&mut self, token: u64) -> bool {
+    /// Marks `token` acknowledged; returns its packet identifier, `None` if it is not here.
+    fn mark(&mut self, token: u64, acked: bool) -> Option<PacketId> {
         // Tokens grow with arrival, so the queue is sorted by token.
-        match self.pending.binary_search_by_key(&token, |p| p.token) {
-            Ok(i) => match self.pending.get_mut(i) {
-                Some(p) if !p.acked => {
-                    p.acked = true;
-                    true
-                }
-                _ => false,
-            },
-            Err(_) => false,
+        let i = self
+            .pending
+            .binary_search_by_key(&token, |p| p.token)
+            .ok()?;
+        match self.pending.get_mut(i) {
+            Some(p) if p.acked != acked => {
+                p.acked = acked;
+                Some(p.packet_id)
+            }
+            _ => None,
         }
+    }
+
+    /// Whether a message with `id` waits for its acknowledgement.
+    fn contains(&self, id: PacketId) -> bool {
+        self.pending.iter().any(|p| p.packet_id == id)
     }
 
     /// Removes the acknowledged entries at the front: they may go out now.
@@ -96,15 +102,28 @@ impl Inbound {
         AckToken(token)
     }
 
-    /// Marks a token acknowledged. Returns which queue it was in, or `None` if unknown.
-    pub(crate) fn mark(&mut self, token: AckToken) -> Option<AckKind> {
-        if self.pubacks.mark(token.0) {
-            Some(AckKind::PubAck)
-        } else if self.pubrecs.mark(token.0) {
-            Some(AckKind::PubRec)
+    /// Marks a token acknowledged. Returns which queue it was in and its packet identifier,
+    /// or `None` if unknown or already acknowledged.
+    pub(crate) fn mark(&mut self, token: AckToken) -> Option<(AckKind, PacketId)> {
+        if let Some(id) = self.pubacks.mark(token.0, true) {
+            Some((AckKind::PubAck, id))
         } else {
-            None
+            self.pubrecs
+                .mark(token.0, true)
+                .map(|id| (AckKind::PubRec, id))
         }
+    }
+
+    /// Takes back an acknowledgement that could not be recorded.
+    pub(crate) fn unmark(&mut self, token: AckToken) {
+        if self.pubacks.mark(token.0, false).is_none() {
+            self.pubrecs.mark(token.0, false);
+        }
+    }
+
+    /// Whether a QoS 1 message with `id` was delivered and waits for the application.
+    pub(crate) fn puback_pending(&self, id: PacketId) -> bool {
+        self.pubacks.contains(id)
     }
 
     /// The acknowledgements of `kind` that may go out now, in arrival order.
@@ -150,14 +169,14 @@ mod tests {
         let a = inbound.expect_ack(AckKind::PubAck, id(10));
         let b = inbound.expect_ack(AckKind::PubAck, id(11));
         let c = inbound.expect_ack(AckKind::PubAck, id(12));
-        assert_eq!(inbound.mark(c), Some(AckKind::PubAck));
+        assert_eq!(inbound.mark(c), Some((AckKind::PubAck, id(12))));
         assert!(
             inbound.ready(AckKind::PubAck).is_empty(),
             "12 waits for 10 and 11"
         );
-        assert_eq!(inbound.mark(a), Some(AckKind::PubAck));
+        assert_eq!(inbound.mark(a), Some((AckKind::PubAck, id(10))));
         assert_eq!(inbound.ready(AckKind::PubAck), vec![id(10)]);
-        assert_eq!(inbound.mark(b), Some(AckKind::PubAck));
+        assert_eq!(inbound.mark(b), Some((AckKind::PubAck, id(11))));
         assert_eq!(inbound.ready(AckKind::PubAck), vec![id(11), id(12)]);
         assert_eq!(inbound.mark(b), None, "a token acknowledges once");
     }
@@ -168,10 +187,10 @@ mod tests {
         let mut inbound = Inbound::default();
         let q1 = inbound.expect_ack(AckKind::PubAck, id(1));
         let q2 = inbound.expect_ack(AckKind::PubRec, id(2));
-        assert_eq!(inbound.mark(q2), Some(AckKind::PubRec));
+        assert_eq!(inbound.mark(q2), Some((AckKind::PubRec, id(2))));
         assert_eq!(inbound.ready(AckKind::PubRec), vec![id(2)]);
         assert!(inbound.ready(AckKind::PubAck).is_empty());
-        assert_eq!(inbound.mark(q1), Some(AckKind::PubAck));
+        assert_eq!(inbound.mark(q1), Some((AckKind::PubAck, id(1))));
         assert_eq!(inbound.ready(AckKind::PubAck), vec![id(1)]);
     }
 }

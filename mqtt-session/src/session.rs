@@ -587,7 +587,17 @@ impl Session {
     /// Acknowledges a QoS 1/2 message received in manual-ack mode. Acknowledgements leave in
     /// the order the messages arrived, whatever order the application acknowledges in.
     pub fn ack(&mut self, now: Instant, token: AckToken) -> Result<(), AckError> {
-        let kind = self.inbound.mark(token).ok_or(AckError::UnknownToken)?;
+        let (kind, acked) = self.inbound.mark(token).ok_or(AckError::UnknownToken)?;
+        if kind == AckKind::PubRec
+            && self.inbound.qos2.get(&acked.get()) == Some(&Qos2State::Delivered)
+        {
+            // Record the identifier now, even if its PUBREC must wait for earlier ones
+            // [MQTT-4.6.0-3]: a restart in between must not deliver the message again.
+            if let Err(e) = self.store_incoming(acked) {
+                self.inbound.unmark(token);
+                return Err(AckError::Store(e));
+            }
+        }
         for id in self.inbound.ready(kind) {
             match kind {
                 AckKind::PubAck => {
@@ -596,12 +606,6 @@ impl Session {
                 AckKind::PubRec => {
                     if self.inbound.qos2.get(&id.get()) != Some(&Qos2State::Delivered) {
                         continue;
-                    }
-                    if let Err(e) = self.store_incoming(id) {
-                        // Without a record, exactly-once cannot be promised: let the server's
-                        // resend deliver it again rather than lose it.
-                        self.inbound.qos2.remove(&id.get());
-                        return Err(AckError::Store(e));
                     }
                     self.inbound.qos2.insert(id.get(), Qos2State::Received);
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
@@ -943,7 +947,9 @@ impl Session {
         match publish.qos_pid {
             QosPid::AtMostOnce => self.events.push_back(Event::Message { publish, ack: None }),
             QosPid::AtLeastOnce(id) => {
-                if self.receive_maximum_exceeded() {
+                // A resend of a message still waiting for the application takes no more quota.
+                let resend = manual && self.inbound.puback_pending(id);
+                if !resend && self.receive_maximum_exceeded() {
                     self.violation(ProtocolViolation::ReceiveMaximumExceeded);
                     return;
                 }
