@@ -250,6 +250,9 @@ pub enum PublishError {
     /// The session store failed to record the message.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A client's PUBLISH never carries a Subscription Identifier [MQTT-3.3.4-6].
+    #[error("a client may not send a subscription identifier in PUBLISH [MQTT-3.3.4-6]")]
+    SubscriptionIdentifierInPublish,
     /// A disconnect was asked for; no new messages are taken.
     #[error("the session is disconnecting")]
     Disconnecting,

@@ -453,6 +453,10 @@ impl Session {
 
     /// Checks what can be checked before a message is queued.
     fn check_message(&self, message: &Message) -> Result<(), PublishError> {
+        if !message.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]
+            return Err(PublishError::SubscriptionIdentifierInPublish);
+        }
         let probe = self.build_publish(message, PacketId::new(1));
         let size = Packet::Publish(probe).encoded_len(self.version())?;
         if let Some(conn) = self

@@ -96,7 +96,7 @@ fn refused_connack_reports_a_typed_reason() {
 
 #[test]
 fn qos1_publish_completes_on_its_puback() {
-    // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3]
+    // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-2.2.1-5]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -129,7 +129,7 @@ fn qos1_publish_completes_on_its_puback() {
 
 #[test]
 fn qos2_publish_runs_the_four_way_handshake() {
-    // [MQTT-4.3.3-1] .. [MQTT-4.3.3-5]
+    // [MQTT-4.3.3-1] [MQTT-4.3.3-2] [MQTT-4.3.3-3] [MQTT-4.3.3-4] [MQTT-4.3.3-5] [MQTT-2.3.1-6]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -214,7 +214,7 @@ fn inflight_window_queues_the_rest_in_order() {
 
 #[test]
 fn server_receive_maximum_lowers_the_window() {
-    // [MQTT-4.9.0-1] [MQTT-4.9.0-2] [MQTT-4.9.0-3]
+    // [MQTT-4.9.0-1] [MQTT-4.9.0-2] [MQTT-4.9.0-3] [MQTT-3.3.4-7] [MQTT-3.3.4-8]
     let mut pair = Pair::new(config(ProtocolVersion::V5).max_inflight(10));
     pair.connect_with(
         false,
@@ -291,7 +291,7 @@ fn packet_id_exhaustion_queues_rather_than_fails() {
 
 #[test]
 fn inbound_qos1_is_acknowledged() {
-    // [MQTT-4.3.2-4] [MQTT-4.5.0-2] [MQTT-3.3.4-1]
+    // [MQTT-4.3.2-4] [MQTT-4.5.0-2] [MQTT-3.3.4-1] [MQTT-4.3.2-5]
     let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
     pair.connect(false);
     pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(5)), b"hello"));
@@ -386,7 +386,7 @@ fn manual_acks_leave_in_arrival_order() {
 
 #[test]
 fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
-    // [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1] [MQTT-2.3.1-3]
+    // [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1] [MQTT-2.3.1-3] [MQTT-4.1.0-1] [MQTT-4.1.0-2]
     for version in VERSIONS {
         let mut cfg = config(version).clean_start(false);
         if version.is_v5() {
@@ -669,6 +669,7 @@ fn subscriptions_asked_offline_are_sent_after_connack() {
 
 #[test]
 fn inbound_topic_aliases_are_resolved_and_checked() {
+    // [MQTT-3.3.2-10]: any alias from 1 to the maximum we announced is accepted.
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.topic_alias_maximum = Some(4);
     let mut pair = Pair::new(cfg);
@@ -709,7 +710,7 @@ fn inbound_topic_aliases_are_resolved_and_checked() {
 
 #[test]
 fn outbound_topic_aliases_stay_within_the_server_maximum() {
-    // [MQTT-3.2.2-17] [MQTT-3.2.2-18]
+    // [MQTT-3.2.2-17] [MQTT-3.2.2-18] [MQTT-3.3.2-9]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect_with(
         false,
@@ -778,6 +779,23 @@ fn server_limits_refuse_messages_the_server_cannot_take() {
         pair.session.publish(pair.now, big),
         Err(PublishError::PacketTooLarge { max: 100, .. })
     ));
+    assert!(pair.sent().is_empty());
+}
+
+#[test]
+fn a_client_publish_never_carries_a_subscription_identifier() {
+    // [MQTT-3.3.4-6]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    let mut message = msg("a", QoS::AtMostOnce);
+    message
+        .properties
+        .subscription_identifiers
+        .push(NonZeroU32::new(7).unwrap());
+    assert_eq!(
+        pair.session.publish(pair.now, message),
+        Err(PublishError::SubscriptionIdentifierInPublish)
+    );
     assert!(pair.sent().is_empty());
 }
 
@@ -948,6 +966,7 @@ fn empty_client_id_needs_clean_session_before_v5() {
 
 #[test]
 fn assigned_client_id_is_used_on_reconnect() {
+    // [MQTT-3.1.3-2]: the client id names the session, so the resumed one is reused.
     let cfg = mqtt_session::Config::new("")
         .unwrap()
         .version(ProtocolVersion::V5)
@@ -968,10 +987,14 @@ fn assigned_client_id_is_used_on_reconnect() {
 
 #[test]
 fn enhanced_authentication_round_trips() {
+    // [MQTT-3.1.2-30]: until CONNACK only AUTH goes out, even with messages waiting.
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.authentication_method = Some(MqttString::new("SCRAM-SHA-1").unwrap());
     let mut pair = Pair::new(cfg);
     pair.open();
+    pair.session
+        .publish(pair.now, msg("queued", QoS::AtLeastOnce))
+        .unwrap();
     let challenge = Auth {
         reason_code: AuthReasonCode::ContinueAuthentication,
         properties: AuthProperties {
@@ -994,6 +1017,7 @@ fn enhanced_authentication_round_trips() {
     assert_eq!(pair.sent(), vec![Packet::Auth(response)]);
     pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
     assert!(pair.session.is_connected());
+    assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.topic.as_str() == "queued"));
 
     let mut plain = Pair::new(config(ProtocolVersion::V5));
     plain.connect(false);
@@ -1130,5 +1154,74 @@ fn caller_chosen_tokens_continue_after_restored_ones() {
         session.next_publish_token().0,
         first.0 + 42,
         "restored tokens are never handed out again"
+    );
+}
+
+#[test]
+fn pubrels_leave_in_the_order_the_pubrecs_arrived() {
+    // [MQTT-4.6.0-4]
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    for _ in 0..3 {
+        pair.session
+            .publish(pair.now, msg("a", QoS::ExactlyOnce))
+            .unwrap();
+    }
+    pair.sent();
+    for n in [3, 1, 2] {
+        pair.deliver(Packet::PubRec(PubRec::new(id(n))));
+    }
+    assert_eq!(
+        pair.sent(),
+        vec![
+            Packet::PubRel(PubRel::new(id(3))),
+            Packet::PubRel(PubRel::new(id(1))),
+            Packet::PubRel(PubRel::new(id(2))),
+        ]
+    );
+}
+
+#[test]
+fn topic_aliases_do_not_outlive_the_connection() {
+    // [MQTT-3.3.2-7]: mappings in both directions start empty on a new connection.
+    let mut cfg = config(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(60);
+    cfg.properties.topic_alias_maximum = Some(4);
+    let mut pair = Pair::new(cfg);
+    let with_aliases = ConnAckProperties {
+        topic_alias_maximum: Some(4),
+        ..Default::default()
+    };
+    pair.connect_with(false, with_aliases.clone());
+    let mut aliased = mqtt_proto::Publish::new(topic("x/y"), QosPid::AtMostOnce, &b"1"[..]);
+    aliased.properties.topic_alias = NonZeroU16::new(1);
+    pair.deliver(Packet::Publish(aliased.clone()));
+    pair.session
+        .publish(pair.now, msg("a/b", QoS::AtMostOnce))
+        .unwrap();
+    pair.sent();
+    pair.cut();
+    pair.open();
+    pair.deliver(Packet::ConnAck(ConnAck {
+        session_present: true,
+        reason_code: ConnectReasonCode::Success,
+        properties: with_aliases,
+    }));
+    pair.events();
+    // Our alias for a/b is defined afresh: the topic goes out in full again.
+    pair.session
+        .publish(pair.now, msg("a/b", QoS::AtMostOnce))
+        .unwrap();
+    assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.topic.as_str() == "a/b"));
+    // The server's alias 1 from the old connection means nothing now.
+    let mut stale = aliased;
+    stale.topic = mqtt_proto::TopicName::empty_for_alias();
+    pair.deliver(Packet::Publish(stale));
+    assert_eq!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(
+            ProtocolViolation::TopicAliasInvalid(1)
+        ))
     );
 }

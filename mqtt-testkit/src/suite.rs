@@ -220,6 +220,7 @@ macro_rules! client_suite {
 
         $crate::__suite_test! { $mode
             async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
+                // [MQTT-4.2.0-1] [MQTT-7.1.2-1]: TCP, an ordered lossless byte stream.
                 round_trip(ProtocolVersion::V3_1_1).await;
             }
         }
@@ -509,6 +510,8 @@ macro_rules! client_suite {
 
         $crate::__suite_test! { $mode
             async fn websocket_round_trip() {
+                // [MQTT-6.0.0-1] binary frames only; [MQTT-6.0.0-2] packets need not align with
+                // frames (300 KB payloads span many); [MQTT-6.0.0-3] subprotocol "mqtt".
                 let broker = Mosquitto::start(MosquittoConfig::new().websockets());
                 let (client, mut events) =
                     start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
