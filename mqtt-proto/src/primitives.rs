@@ -117,9 +117,22 @@ pub(crate) fn put_var_int(buf: &mut BytesMut, value: usize) {
 }
 
 /// Two-byte-length-prefixed bytes, borrowed from the frame.
+#[inline]
 pub(crate) fn binary_slice(input: &[u8]) -> PResult<'_, &[u8]> {
     let (input, len) = u16(input)?;
     nom::bytes::complete::take(len)(input)
+}
+
+/// How many two-byte-length-prefixed fields, each followed by `trailer` bytes, `input` holds;
+/// a malformed last field still counts, so this is at most `input.len() / 2`.
+pub(crate) fn count_prefixed(mut input: &[u8], trailer: usize) -> usize {
+    let mut n = 0;
+    while let [hi, lo, rest @ ..] = input {
+        n += 1;
+        let skip = usize::from(u16::from_be_bytes([*hi, *lo])) + trailer;
+        input = rest.get(skip..).unwrap_or_default();
+    }
+    n
 }
 
 /// Binary data (spec 1.5.6), sliced from `frame` without copying.
@@ -128,22 +141,30 @@ pub(crate) fn binary<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Bytes> {
     Ok((rest, frame.slice_ref(data)))
 }
 
-/// A UTF-8 encoded string (spec 1.5.3 / 1.5.4), sliced from `frame` without copying.
-pub(crate) fn string<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, MqttString> {
+/// A string sliced from `frame`, validated, with whether it holds `+` or `#`.
+#[inline]
+fn scanned_string<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, (MqttString, bool)> {
     let (rest, data) = binary_slice(input)?;
-    match MqttString::from_bytes(frame.slice_ref(data)) {
+    match MqttString::from_bytes_scan(frame.slice_ref(data)) {
         Ok(s) => Ok((rest, s)),
         Err(e) => fail(e),
     }
 }
 
+/// A UTF-8 encoded string (spec 1.5.3 / 1.5.4), sliced from `frame` without copying.
+pub(crate) fn string<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, MqttString> {
+    let (rest, (s, _)) = scanned_string(frame, input)?;
+    Ok((rest, s))
+}
+
 /// A topic name (the empty name is left for the caller to judge: 5.0 topic aliases use it).
+#[inline]
 pub(crate) fn topic_name_or_empty<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, TopicName> {
-    let (rest, s) = string(frame, input)?;
+    let (rest, (s, wildcard)) = scanned_string(frame, input)?;
     if s.is_empty() {
         return Ok((rest, TopicName::empty_for_alias()));
     }
-    match TopicName::from_string(s) {
+    match TopicName::from_scanned(s, wildcard) {
         Ok(t) => Ok((rest, t)),
         Err(e) => fail(e),
     }
@@ -151,8 +172,8 @@ pub(crate) fn topic_name_or_empty<'a>(frame: &Bytes, input: &'a [u8]) -> PResult
 
 /// A non-empty topic name.
 pub(crate) fn topic_name<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, TopicName> {
-    let (rest, s) = string(frame, input)?;
-    match TopicName::from_string(s) {
+    let (rest, (s, wildcard)) = scanned_string(frame, input)?;
+    match TopicName::from_scanned(s, wildcard) {
         Ok(t) => Ok((rest, t)),
         Err(e) => fail(e),
     }
@@ -160,8 +181,8 @@ pub(crate) fn topic_name<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Topi
 
 /// A topic filter.
 pub(crate) fn topic_filter<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, TopicFilter> {
-    let (rest, s) = string(frame, input)?;
-    match TopicFilter::from_string(s) {
+    let (rest, (s, wildcard)) = scanned_string(frame, input)?;
+    match TopicFilter::from_scanned(s, wildcard) {
         Ok(t) => Ok((rest, t)),
         Err(e) => fail(e),
     }

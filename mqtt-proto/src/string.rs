@@ -41,14 +41,27 @@ impl MqttString {
 
     /// Validates `bytes` as an MQTT string without copying them.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
+        let (s, _) = Self::from_bytes_scan(bytes)?;
+        Ok(s)
+    }
+
+    /// [`MqttString::from_bytes`] that also reports whether the text holds a `+` or `#`, found
+    /// in the same pass over the bytes as the U+0000 check.
+    #[inline]
+    pub(crate) fn from_bytes_scan(bytes: Bytes) -> Result<(Self, bool), StringError> {
         if bytes.len() > MAX_STRING_LEN {
             return Err(StringError::TooLong);
         }
         let s = ByteString::try_from(bytes).map_err(|_| StringError::InvalidUtf8)?;
-        if s.as_bytes().contains(&0) {
-            return Err(StringError::NullCharacter);
+        let mut wildcard = false;
+        if has_special_byte(s.as_bytes()) {
+            // Rare: tell which of the bytes was found.
+            if s.as_bytes().contains(&0) {
+                return Err(StringError::NullCharacter);
+            }
+            wildcard = true;
         }
-        Ok(Self(s))
+        Ok((Self(s), wildcard))
     }
 
     /// The text.
@@ -70,6 +83,33 @@ impl MqttString {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Whether `bytes` holds U+0000, `+` or `#`: one pass, eight bytes at a time.
+#[inline]
+fn has_special_byte(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
+    const HASH: u64 = u64::from_ne_bytes([b'#'; 8]);
+    // Non-zero exactly when some byte of `v` is zero.
+    #[inline(always)]
+    fn zero_byte(v: u64) -> u64 {
+        v.wrapping_sub(ONES) & !v & HIGHS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_ne_bytes(word);
+        if zero_byte(v) | zero_byte(v ^ PLUS) | zero_byte(v ^ HASH) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b == 0 || b == b'+' || b == b'#')
 }
 
 /// Checks the rules a `&str` does not already guarantee.
@@ -183,5 +223,25 @@ mod tests {
         let long = "x".repeat(MAX_STRING_LEN);
         assert_eq!(MqttString::new(&long).map(|s| s.len()), Ok(MAX_STRING_LEN));
         assert_eq!(MqttString::new(&(long + "x")), Err(StringError::TooLong));
+    }
+
+    #[test]
+    fn word_scan_finds_each_special_byte_at_every_position() {
+        for len in 0..24 {
+            let plain = vec![b'a'; len];
+            assert!(!has_special_byte(&plain));
+            for pos in 0..len {
+                for special in [0, b'+', b'#'] {
+                    let mut bytes = plain.clone();
+                    bytes[pos] = special;
+                    assert!(has_special_byte(&bytes), "{special} at {pos} of {len}");
+                }
+                for near in [0x80, 0xFF, b'*', b'"', 0x01, b'$', b','] {
+                    let mut bytes = plain.clone();
+                    bytes[pos] = near;
+                    assert!(!has_special_byte(&bytes), "{near} at {pos} of {len}");
+                }
+            }
+        }
     }
 }

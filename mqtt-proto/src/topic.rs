@@ -34,6 +34,19 @@ impl TopicName {
         Ok(Self(s))
     }
 
+    /// A decoded string as a topic name; `wildcard` says whether the string holds `+` or `#`,
+    /// as [`MqttString::from_bytes_scan`] found in its pass over the bytes.
+    #[inline]
+    pub(crate) fn from_scanned(s: MqttString, wildcard: bool) -> Result<Self, TopicError> {
+        if s.is_empty() {
+            return Err(TopicError::Empty);
+        }
+        if wildcard {
+            return Err(TopicError::WildcardInName);
+        }
+        Ok(Self(s))
+    }
+
     /// The empty topic name a 5.0 PUBLISH carries when a topic alias stands for the topic.
     pub fn empty_for_alias() -> Self {
         Self(MqttString::default())
@@ -128,7 +141,15 @@ impl TopicFilter {
 
     /// Validates an already checked MQTT string as a topic filter.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
-        check_filter(&s)?;
+        check_filter(&s, true)?;
+        Ok(Self(s))
+    }
+
+    /// A decoded string as a topic filter; `wildcard` says whether the string holds `+` or `#`,
+    /// as [`MqttString::from_bytes_scan`] found in its pass over the bytes.
+    #[inline]
+    pub(crate) fn from_scanned(s: MqttString, wildcard: bool) -> Result<Self, TopicError> {
+        check_filter(&s, wildcard)?;
         Ok(Self(s))
     }
 
@@ -196,7 +217,9 @@ fn matches(filter: &str, name: &str) -> bool {
 }
 
 /// Checks the topic-filter rules that an [`MqttString`] does not already guarantee.
-fn check_filter(s: &str) -> Result<(), TopicError> {
+///
+/// `wildcard` is false only when `s` is known to hold neither `+` nor `#`.
+fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
     if s.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -206,21 +229,47 @@ fn check_filter(s: &str) -> Result<(), TopicError> {
     let filter = if s.starts_with(SHARE_PREFIX) {
         // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
         let (group, filter) = split_shared(s).ok_or(TopicError::InvalidShareName)?;
-        if group.is_empty() || group.contains(['+', '#']) || filter.is_empty() {
+        if group.is_empty() || (wildcard && group.contains(['+', '#'])) || filter.is_empty() {
             return Err(TopicError::InvalidShareName);
         }
         filter
     } else {
         s
     };
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return Err(TopicError::MisplacedMultiLevelWildcard);
+    if wildcard {
+        check_levels(filter.as_bytes())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the wildcards of a (non-shared) filter in one pass: `#` only as the whole last level,
+/// `+` only as a whole level. Within one level a misplaced `#` is reported before a misplaced
+/// `+`.
+fn check_levels(filter: &[u8]) -> Result<(), TopicError> {
+    let mut prev = b'/';
+    for (i, &b) in filter.iter().enumerate() {
+        match b {
+            b'#' if prev != b'/' || i + 1 != filter.len() => {
+                return Err(TopicError::MisplacedMultiLevelWildcard);
+            }
+            b'+' if prev != b'/' || !matches!(filter.get(i + 1), None | Some(b'/')) => {
+                let level_rest = filter.get(i..).unwrap_or_default();
+                return Err(
+                    if level_rest
+                        .iter()
+                        .take_while(|&&c| c != b'/')
+                        .any(|&c| c == b'#')
+                    {
+                        TopicError::MisplacedMultiLevelWildcard
+                    } else {
+                        TopicError::MisplacedSingleLevelWildcard
+                    },
+                );
+            }
+            _ => {}
         }
-        if level.contains('+') && level != "+" {
-            return Err(TopicError::MisplacedSingleLevelWildcard);
-        }
+        prev = b;
     }
     Ok(())
 }
@@ -443,5 +492,43 @@ mod tests {
             );
         }
         assert!(filter("$shared/x").share_name().is_none());
+    }
+
+    /// The level-by-level statement of the wildcard rules, kept to check the one-pass scan.
+    fn check_levels_by_split(filter: &str) -> Result<(), TopicError> {
+        let mut levels = filter.split('/').peekable();
+        while let Some(level) = levels.next() {
+            if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+                return Err(TopicError::MisplacedMultiLevelWildcard);
+            }
+            if level.contains('+') && level != "+" {
+                return Err(TopicError::MisplacedSingleLevelWildcard);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn one_pass_filter_check_agrees_with_the_level_rules() {
+        let alphabet = ['a', '/', '+', '#'];
+        let mut inputs = vec![String::new()];
+        for _ in 0..7 {
+            let mut next = Vec::new();
+            for s in &inputs {
+                for c in alphabet {
+                    let mut t = s.clone();
+                    t.push(c);
+                    next.push(t);
+                }
+            }
+            for s in &next {
+                assert_eq!(
+                    check_levels(s.as_bytes()),
+                    check_levels_by_split(s),
+                    "filter {s:?}"
+                );
+            }
+            inputs = next;
+        }
     }
 }

@@ -45,7 +45,9 @@ pub struct Config {
     /// 5.0 CONNECT properties (session expiry, receive maximum, maximum packet size, topic
     /// alias maximum, request response/problem information, user properties, authentication).
     pub properties: ConnectProperties,
-    /// Most QoS 1/2 messages in flight at once; the server's Receive Maximum lowers it.
+    /// Most QoS 1/2 messages in flight at once; the server's Receive Maximum lowers it. The
+    /// default, 20, is mosquitto's default limit on a client's unreleased QoS 2 messages,
+    /// which a 3.1.1 server cannot announce and enforces by closing the connection.
     pub max_inflight: u16,
     /// Most messages waiting behind the in-flight window; `publish` fails past it. When the
     /// server has lost the session, unacknowledged in-flight messages go back to the queue
@@ -75,7 +77,7 @@ impl Default for Config {
             password: None,
             will: None,
             properties: ConnectProperties::default(),
-            max_inflight: 100,
+            max_inflight: 20,
             max_queued: 10_000,
             max_packet_size: MAX_PACKET_SIZE,
             manual_acks: false,

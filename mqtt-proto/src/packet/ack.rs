@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::packet::{expect_end, PacketType};
+use crate::packet::{expect_end, Packet, PacketType};
 use crate::primitives::{self, fail, finish, PResult};
 use crate::properties::AckProperties;
 use crate::reason::{PubAckReasonCode, PubRelReasonCode};
@@ -79,6 +79,37 @@ macro_rules! ack_packet {
                     buf.put_u8(self.reason_code.as_u8());
                     self.properties.write(buf);
                 }
+            }
+
+            /// The whole encoded packet in its common four-byte form (success, no
+            /// properties), which every version shares.
+            #[inline]
+            pub(crate) fn short_form(&self) -> Option<[u8; 4]> {
+                if self.reason_code == $code::Success && self.properties.is_empty() {
+                    let [hi, lo] = self.packet_id.get().to_be_bytes();
+                    let first = ((PacketType::$ty as u8) << 4) | PacketType::$ty.required_flags();
+                    Some([first, 2, hi, lo])
+                } else {
+                    None
+                }
+            }
+
+            /// Parses a body into the whole packet; a two-byte body (the common case in every
+            /// version) is read directly.
+            #[inline]
+            pub(crate) fn parse_packet(
+                frame: &Bytes,
+                body: &[u8],
+                version: ProtocolVersion,
+            ) -> Result<Packet, DecodeError> {
+                if let [hi, lo] = *body {
+                    // [MQTT-2.3.1-1]
+                    return match PacketId::new(u16::from_be_bytes([hi, lo])) {
+                        Some(id) => Ok(Packet::$ty(Self::new(id))),
+                        None => Err(DecodeError::ZeroPacketId),
+                    };
+                }
+                Ok(Packet::$ty(Self::parse(frame, body, version)?))
             }
 
             pub(crate) fn parse(

@@ -38,6 +38,12 @@ impl Disconnect {
         }
     }
 
+    /// Whether the packet has no body in any version: normal disconnection, no properties.
+    #[inline]
+    pub(crate) fn is_short_form(&self) -> bool {
+        self.reason_code == DisconnectReasonCode::NormalDisconnection && self.properties.is_empty()
+    }
+
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         if !version.is_v5() {
             if self.reason_code != DisconnectReasonCode::NormalDisconnection {

@@ -192,6 +192,35 @@ impl Packet {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
+        // Fixed-size packets in their common form are the same bytes in every version.
+        match self {
+            Self::PubAck(p) => {
+                if let Some(bytes) = p.short_form() {
+                    return Ok(put_short(buf, &bytes));
+                }
+            }
+            Self::PubRec(p) => {
+                if let Some(bytes) = p.short_form() {
+                    return Ok(put_short(buf, &bytes));
+                }
+            }
+            Self::PubRel(p) => {
+                if let Some(bytes) = p.short_form() {
+                    return Ok(put_short(buf, &bytes));
+                }
+            }
+            Self::PubComp(p) => {
+                if let Some(bytes) = p.short_form() {
+                    return Ok(put_short(buf, &bytes));
+                }
+            }
+            Self::PingReq => return Ok(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
+            Self::PingResp => return Ok(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
+            Self::Disconnect(p) if p.is_short_form() => {
+                return Ok(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]));
+            }
+            _ => {}
+        }
         let body = self.body_len(version)?;
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
@@ -224,28 +253,46 @@ impl Packet {
     /// Parses one whole frame (fixed header included, as cut by [`Decoder`]).
     ///
     /// `header_len` is the size of the fixed header at the start of `frame`.
+    #[inline]
     fn parse(
-        frame: &Bytes,
+        frame: Bytes,
         header_len: usize,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let first = *frame.first().ok_or(DecodeError::Truncated)?;
-        let body = frame.get(header_len..).ok_or(DecodeError::Truncated)?;
         let ty = PacketType::from_first_byte(first, version)?;
         let flags = first & 0x0F;
-        if ty != PacketType::Publish && flags != ty.required_flags() {
+        if ty == PacketType::Publish {
+            return Publish::parse_packet(frame, header_len, flags, version);
+        }
+        if flags != ty.required_flags() {
             // [MQTT-2.2.2-1] [MQTT-2.2.2-2] [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]
             // [MQTT-3.14.1-1] [MQTT-3.15.1-1]
             return Err(DecodeError::InvalidFlags { packet: ty, flags });
         }
+        Self::parse_other(&frame, header_len, ty, flags, version)
+    }
+
+    /// Parses a packet whose type and flags were checked; PUBLISH takes [`Packet::parse`]'s
+    /// path that hands it the frame.
+    fn parse_other(
+        frame: &Bytes,
+        header_len: usize,
+        ty: PacketType,
+        flags: u8,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let body = frame.get(header_len..).ok_or(DecodeError::Truncated)?;
         Ok(match ty {
             PacketType::Connect => Self::Connect(Connect::parse(frame, body)?),
             PacketType::ConnAck => Self::ConnAck(ConnAck::parse(frame, body, version)?),
-            PacketType::Publish => Self::Publish(Publish::parse(frame, body, flags, version)?),
-            PacketType::PubAck => Self::PubAck(PubAck::parse(frame, body, version)?),
-            PacketType::PubRec => Self::PubRec(PubRec::parse(frame, body, version)?),
-            PacketType::PubRel => Self::PubRel(PubRel::parse(frame, body, version)?),
-            PacketType::PubComp => Self::PubComp(PubComp::parse(frame, body, version)?),
+            PacketType::Publish => {
+                return Publish::parse_packet(frame.clone(), header_len, flags, version)
+            }
+            PacketType::PubAck => return PubAck::parse_packet(frame, body, version),
+            PacketType::PubRec => return PubRec::parse_packet(frame, body, version),
+            PacketType::PubRel => return PubRel::parse_packet(frame, body, version),
+            PacketType::PubComp => return PubComp::parse_packet(frame, body, version),
             PacketType::Subscribe => Self::Subscribe(Subscribe::parse(frame, body, version)?),
             PacketType::SubAck => Self::SubAck(SubAck::parse(frame, body, version)?),
             PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::parse(frame, body, version)?),
@@ -256,6 +303,13 @@ impl Packet {
             PacketType::Auth => Self::Auth(Auth::parse(frame, body)?),
         })
     }
+}
+
+/// Appends a whole packet of a few bytes; returns its size.
+#[inline]
+fn put_short(buf: &mut BytesMut, bytes: &[u8]) -> usize {
+    buf.extend_from_slice(bytes);
+    bytes.len()
 }
 
 /// A packet without a body: anything after the fixed header is an error.
@@ -356,6 +410,7 @@ impl Decoder {
     /// `Ok(None)` means more bytes are needed; nothing is consumed then, and once the packet's
     /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet is removed from `buf`
     /// only when it decodes. After an error the stream cannot be resynchronised: close it.
+    #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some((header_len, size)) = self.frame_len(buf)? else {
             return Ok(None);
@@ -367,14 +422,17 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.split_to(size).freeze();
-        Packet::parse(&frame, header_len, self.version).map(Some)
+        match Packet::parse(frame, header_len, self.version) {
+            Ok(packet) => Ok(Some(packet)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Decodes one whole frame, fixed header included, that was cut out by other means.
     pub fn decode_frame(&self, frame: &Bytes) -> Result<Packet, DecodeError> {
         match self.frame_len(frame)? {
             Some((header_len, size)) if size == frame.len() => {
-                Packet::parse(frame, header_len, self.version)
+                Packet::parse(frame.clone(), header_len, self.version)
             }
             Some((_, size)) if size < frame.len() => {
                 Err(DecodeError::TrailingBytes(frame.len() - size))

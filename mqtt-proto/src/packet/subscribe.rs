@@ -173,7 +173,7 @@ impl Subscribe {
         } else {
             (input, SubscribeProperties::default())
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 1));
         while !input.is_empty() {
             // [MQTT-3.8.3-1]
             let (rest, filter) = primitives::topic_filter(frame, input)?;
@@ -341,7 +341,7 @@ impl Unsubscribe {
         } else {
             (input, UnsubscribeProperties::default())
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 0));
         while !input.is_empty() {
             // [MQTT-3.10.3-1]
             let (rest, filter) = primitives::topic_filter(frame, input)?;

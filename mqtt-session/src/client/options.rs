@@ -188,10 +188,7 @@ impl ClientOptions {
     /// Options for one broker, MQTT 3.1.1, an empty client id (the server assigns one), a
     /// clean session and reconnect with the default [`Backoff`].
     pub fn new(url: &str) -> Self {
-        let config = match Config::new("") {
-            Ok(config) => config,
-            Err(_) => unreachable_config(),
-        };
+        let config = Config::default();
         let mut options = Self {
             brokers: Vec::new(),
             config,
@@ -461,29 +458,6 @@ impl ClientOptions {
             *expiry = Some(u32::MAX);
         }
         Ok(())
-    }
-}
-
-/// The session defaults with an empty client id. `Config::new("")` cannot fail (the empty
-/// string is a valid MQTT string); the literal below only keeps this function total.
-#[cold]
-fn unreachable_config() -> Config {
-    Config {
-        version: ProtocolVersion::V3_1_1,
-        client_id: MqttString::default(),
-        clean_start: true,
-        keep_alive: Duration::from_secs(60),
-        ping_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(30),
-        username: None,
-        password: None,
-        will: None,
-        properties: mqtt_proto::ConnectProperties::default(),
-        max_inflight: 100,
-        max_queued: 10_000,
-        max_packet_size: mqtt_proto::MAX_PACKET_SIZE,
-        manual_acks: false,
-        outgoing_topic_aliases: true,
     }
 }
 
