@@ -641,7 +641,9 @@ impl Session {
         if !allowed {
             return Err(AuthError::WrongReasonCode(auth.reason_code));
         }
-        self.send(now, &Packet::Auth(auth))?;
+        let mut packet = Packet::Auth(auth);
+        self.fit_diagnostics(&mut packet);
+        self.send(now, &packet)?;
         Ok(())
     }
 
@@ -662,9 +664,48 @@ impl Session {
         } else {
             Disconnect::default()
         };
-        let _ = self.send(now, &Packet::Disconnect(disconnect));
+        let mut packet = Packet::Disconnect(disconnect);
+        self.fit_diagnostics(&mut packet);
+        let _ = self.send(now, &packet);
         // [MQTT-3.14.4-1] [MQTT-3.14.4-2]: nothing more is sent; the transport closes.
         self.close(ConnectionError::LocalDisconnect);
+    }
+
+    /// Drops the Reason String, then the User Properties, of a DISCONNECT or AUTH that would
+    /// exceed the server's Maximum Packet Size [MQTT-3.14.2-3] [MQTT-3.14.2-4]
+    /// [MQTT-3.15.2-2] [MQTT-3.15.2-3].
+    fn fit_diagnostics(&self, packet: &mut Packet) {
+        let Some(max) = self
+            .conn
+            .as_ref()
+            .filter(|c| c.state == ConnectionState::Connected)
+            .map(|c| c.server.max_packet_size)
+        else {
+            return;
+        };
+        let version = self.version();
+        let too_big = |p: &Packet| p.encoded_len(version).is_ok_and(|n| n > max);
+        for step in 0..2 {
+            if !too_big(packet) {
+                return;
+            }
+            let (reason, users) = match packet {
+                Packet::Disconnect(d) => (
+                    &mut d.properties.reason_string,
+                    &mut d.properties.user_properties,
+                ),
+                Packet::Auth(a) => (
+                    &mut a.properties.reason_string,
+                    &mut a.properties.user_properties,
+                ),
+                _ => return,
+            };
+            if step == 0 {
+                *reason = None;
+            } else {
+                users.clear();
+            }
+        }
     }
 
     // ----- outputs -----

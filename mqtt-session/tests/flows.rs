@@ -1225,3 +1225,47 @@ fn topic_aliases_do_not_outlive_the_connection() {
         ))
     );
 }
+
+#[test]
+fn diagnostics_are_dropped_to_fit_the_server_maximum_packet_size() {
+    // [MQTT-3.14.2-3] [MQTT-3.14.2-4] [MQTT-3.15.2-2] [MQTT-3.15.2-3]
+    let method = MqttString::new("M").unwrap();
+    let mut cfg = config(ProtocolVersion::V5);
+    cfg.properties.authentication_method = Some(method.clone());
+    let mut pair = Pair::new(cfg);
+    pair.connect_with(
+        false,
+        ConnAckProperties {
+            maximum_packet_size: NonZeroU32::new(64),
+            ..Default::default()
+        },
+    );
+    let long = MqttString::new(&"r".repeat(100)).unwrap();
+    let user = mqtt_proto::UserProperty::new(long.clone(), long.clone());
+    let small =
+        mqtt_proto::UserProperty::new(MqttString::new("k").unwrap(), MqttString::new("v").unwrap());
+    // Dropping the reason string is enough: the small user property stays.
+    let mut auth = Auth {
+        reason_code: AuthReasonCode::ReAuthenticate,
+        properties: AuthProperties {
+            authentication_method: Some(method.clone()),
+            reason_string: Some(long.clone()),
+            user_properties: vec![small.clone()],
+            ..Default::default()
+        },
+    };
+    pair.session.auth(pair.now, auth.clone()).unwrap();
+    auth.properties.reason_string = None;
+    assert_eq!(pair.sent(), vec![Packet::Auth(auth)]);
+    // Both must go for the DISCONNECT to fit.
+    let mut disconnect = Disconnect::new(DisconnectReasonCode::NormalDisconnection);
+    disconnect.properties.reason_string = Some(long);
+    disconnect.properties.user_properties = vec![user];
+    pair.session.disconnect_with(pair.now, disconnect);
+    assert_eq!(
+        pair.sent(),
+        vec![Packet::Disconnect(Disconnect::new(
+            DisconnectReasonCode::NormalDisconnection
+        ))]
+    );
+}
