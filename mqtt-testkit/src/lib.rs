@@ -19,7 +19,10 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+mod embedded;
 mod suite;
+
+pub use embedded::embedded_broker;
 
 /// How long a broker may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,7 +10,6 @@
 //! Without a URL it starts a broker in this process (rumqttd, on a free loopback port), so
 //! it runs on a machine with nothing installed.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| std::env::var("MQTT_URL").ok())
     {
         Some(url) => url,
-        None => embedded_broker()?,
+        None => mqtt_testkit::embedded_broker()?,
     };
     println!("broker: {url}");
 
@@ -111,53 +110,4 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     client.disconnect().await?;
     handler.await?;
     Ok(())
-}
-
-/// Starts rumqttd on a free loopback port in this process and returns its URL.
-fn embedded_broker() -> Result<String, Box<dyn std::error::Error>> {
-    use std::collections::HashMap;
-
-    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let server = ServerSettings {
-        name: "quickstart".into(),
-        listen,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 10_000,
-            max_payload_size: 1024 * 1024,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        router: RouterConfig {
-            max_connections: 16,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1024 * 1024,
-            max_segment_count: 10,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("1".to_owned(), server)])),
-        ..Config::default()
-    };
-    let mut broker = Broker::new(config);
-    std::thread::spawn(move || {
-        if let Err(error) = broker.start() {
-            eprintln!("embedded broker stopped: {error}");
-        }
-    });
-    // Wait until it listens.
-    for _ in 0..200 {
-        if TcpStream::connect(listen).is_ok() {
-            return Ok(format!("mqtt://{listen}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Err("the embedded broker did not start".into())
 }
