@@ -1,5 +1,6 @@
 //! End-to-end throughput through one local mosquitto: one publisher and one subscriber
-//! connection per run, ours and rumqttc side by side in the same process and run.
+//! connection per run, rumqttc and ours (on tokio, async-std and smol) side by side in the same
+//! process and run.
 //!
 //! For each client and QoS it reports messages/s received, losses, duplicates, and the
 //! client's CPU time per message (user + system of this process, which holds both client
@@ -109,10 +110,18 @@ impl Tally {
 
 type BoxFuture = Pin<Box<dyn Future<Output = (Tally, Duration)>>>;
 
-/// Our tokio client.
-fn ours(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
+/// One of our clients: broker URL, topic, QoS, message count.
+type OurRun = fn(String, String, u8, u64) -> BoxFuture;
+
+/// Defines a run of one of our clients: `$krate` is the adapter crate, `$connect` starts a
+/// client on the runtime under test.
+macro_rules! our_client {
+    ($(#[$doc:meta])* $name:ident, $krate:ident, $connect:expr) => {
+        $(#[$doc])*
+        fn $name(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
     Box::pin(async move {
-        use mqtt_tokio::{Client, ClientOptions, Event, Message, QoS};
+        use $krate::{Client, ClientOptions, Event, Message, QoS};
+        let connect = $connect;
         let qos = QoS::from_u8(qos).unwrap();
         let options = |id: &str| {
             ClientOptions::new(&url)
@@ -121,9 +130,9 @@ fn ours(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
                 .max_queued(100_000)
                 .no_reconnect()
         };
-        let (sub, mut events) = Client::connect(options("ours-sub")).unwrap();
+        let (sub, mut events) = connect(options(concat!(stringify!($name), "-sub"))).unwrap();
         sub.subscribe(&topic, qos).await.unwrap();
-        let (publisher, mut pub_events) = Client::connect(options("ours-pub")).unwrap();
+        let (publisher, mut pub_events) = connect(options(concat!(stringify!($name), "-pub"))).unwrap();
         tokio::spawn(async move { while pub_events.recv().await.is_some() {} });
         let start = Instant::now();
         let publishing = tokio::spawn({
@@ -161,6 +170,27 @@ fn ours(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
         (tally, elapsed)
     })
 }
+    };
+}
+
+our_client!(
+    /// Our tokio client.
+    ours_tokio,
+    mqtt_tokio,
+    Client::connect
+);
+our_client!(
+    /// Our futures-io client, its driver on async-std's executor.
+    ours_async_std,
+    mqtt_async_std,
+    Client::connect
+);
+our_client!(
+    /// Our futures-io client, its driver on smol's executor.
+    ours_smol,
+    mqtt_async_std,
+    |options| Client::connect_with(options, |driver| smol::spawn(driver).detach())
+);
 
 /// rumqttc, the most used Rust client.
 fn rumqttc(port: u16, topic: String, qos: u8, n: u64) -> BoxFuture {
@@ -274,24 +304,28 @@ fn main() {
     let mut runs = Vec::new();
     for (qos, count) in cases {
         let n = ((count as f64 * scale) as u64).max(10);
-        // Alternate the order so neither client always runs on a warmer broker.
-        let topic = |who: &str| format!("bench/{who}/{qos}");
-        let r1 = measure(
+        let topic = |who: &str| format!("bench/{}/{qos}", who.replace(' ', "_"));
+        runs.push(measure(
             &rt,
             "rumqttc",
             qos,
             n,
             rumqttc(broker.port(), topic("rumqttc"), qos, n),
-        );
-        let r2 = measure(
-            &rt,
-            "ours (tokio)",
-            qos,
-            n,
-            ours(broker.url(), topic("ours"), qos, n),
-        );
-        runs.push(r1);
-        runs.push(r2);
+        ));
+        let ours: [(&'static str, OurRun); 3] = [
+            ("ours (tokio)", ours_tokio),
+            ("ours (async-std)", ours_async_std),
+            ("ours (smol)", ours_smol),
+        ];
+        for (name, run) in ours {
+            runs.push(measure(
+                &rt,
+                name,
+                qos,
+                n,
+                run(broker.url(), topic(name), qos, n),
+            ));
+        }
     }
     if runs.iter().any(|r| r.received < r.sent) {
         eprintln!("broker log:\n{}", broker.log());
