@@ -6,12 +6,12 @@
 //! broker and waits until it accepts connections. The broker is killed when the value drops,
 //! so no process outlives its test. A missing broker is a failure, not a skipped test.
 
-use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use std::{env, fs};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -496,8 +496,21 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop_child(true);
+        if std::thread::panicking() {
+            // The test failed: its captured output is shown, so add what the broker saw.
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- mosquitto log (last {} lines) ---", tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
     }
 }
+
+/// How much of the broker's log a failing test prints.
+const LOG_TAIL_LINES: usize = 200;
 
 fn render_config(
     config: &MosquittoConfig,
@@ -515,6 +528,15 @@ fn render_config(
         "log_type notice".to_owned(),
         "log_type information".to_owned(),
         "connection_messages true".to_owned(),
+        // `MQTT_TESTKIT_DEBUG_LOG` set: log every packet, for reading with `Mosquitto::log`.
+        format!(
+            "log_type {}",
+            if env::var_os("MQTT_TESTKIT_DEBUG_LOG").is_some() {
+                "debug"
+            } else {
+                "notice"
+            }
+        ),
         // Tests publish bursts to slow subscribers: queue without limit, drop nothing.
         "max_queued_messages 0".to_owned(),
         "set_tcp_nodelay true".to_owned(),

@@ -549,7 +549,18 @@ macro_rules! client_suite {
         /// message must arrive, QoS 2 exactly once.
         async fn stream_across_broker_restart(qos: QoS, version: ProtocolVersion) {
             const COUNT: u32 = 400;
-            let mut broker = Mosquitto::start(MosquittoConfig::new().persistence());
+            // mosquitto 2.0.11 restores at most `max_inflight_messages` (default 20) of a
+            // session's outgoing messages as in flight and queues the rest. It then publishes
+            // those again with DUP set, even the ones whose PUBREL it had already sent, and a
+            // subscriber that completed them rightly takes them as new messages. That breaks
+            // [MQTT-4.3.3-1] (3.1.1) and [MQTT-4.3.3-6] (5.0), so the broker here gets a window
+            // wider than the stream and the test stays about the client. To see every packet
+            // the broker handles, run with `MQTT_TESTKIT_DEBUG_LOG=1`.
+            let mut broker = Mosquitto::start(
+                MosquittoConfig::new()
+                    .persistence()
+                    .extra("max_inflight_messages 1000"),
+            );
             let persistent = |id: &str| {
                 options(&broker.url(), id, version)
                     .persistent_session()
@@ -597,19 +608,10 @@ macro_rules! client_suite {
                     *received.entry(index(&publish)).or_default() += 1;
                 }
             }
-            // Known issue: on the futures-io adapter, about one run in two delivers one message
-            // from around the restart twice; on tokio it has not been seen. Until it is
-            // understood, those runs check at-least-once and report the duplicates.
-            let exactly_once_known_to_fail =
-                !std::any::type_name::<Client>().starts_with("mqtt_tokio");
-            let duplicates: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
-            if qos == QoS::ExactlyOnce && !duplicates.is_empty() {
-                eprintln!("QoS 2 duplicates across the broker restart: {duplicates:?}");
-            }
             for i in 0..COUNT {
                 let n = received.get(&i).copied().unwrap_or(0);
                 assert!(n >= 1, "message {i} lost");
-                if qos == QoS::ExactlyOnce && !exactly_once_known_to_fail {
+                if qos == QoS::ExactlyOnce {
                     assert_eq!(n, 1, "message {i} delivered {n} times at QoS 2");
                 }
             }
