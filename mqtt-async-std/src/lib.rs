@@ -1,10 +1,11 @@
 //! An async MQTT 3.1 / 3.1.1 / 5.0 client for async-std, smol and any other executor.
 //!
-//! A thin driver over the sans-IO [`mqtt_session`]: the session decodes packets, runs the
-//! QoS flows and keep alive; this crate owns the socket, the timer and the channels. Sockets
-//! come from `async-net`, timers from `async-io`, and every stream is used through the
-//! `futures-io` traits, so nothing here depends on one runtime: the reactor of `async-io`
-//! serves async-std and smol alike (it runs on its own thread when no `block_on` drives it).
+//! The sans-IO [`mqtt_session`] decodes packets, runs the QoS flows and keep alive; the
+//! client handle and its driver task are written once in [`mqtt_io`]; this crate gives them
+//! sockets from `async-net`, timers from `async-io`, streams through the `futures-io` traits
+//! and a spawner (the [`AsyncIo`] runtime). Nothing here depends on one runtime: the reactor
+//! of `async-io` serves async-std and smol alike (it runs on its own thread when no
+//! `block_on` drives it).
 //!
 //! - [`Client::connect`] returns a cloneable [`Client`] handle and the [`Events`] stream.
 //! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
@@ -69,10 +70,10 @@
     )
 )]
 
-mod client;
+mod runtime;
 mod transport;
 
-pub use client::{Client, Driver, Events};
+pub use mqtt_io::client::{Driver, Events};
 pub use mqtt_session::client::{
     Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
     UrlError,
@@ -84,3 +85,5 @@ pub use mqtt_session::{
     AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
     PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
 };
+pub use runtime::{AsyncIo, AsyncIoTimer, Client};
+pub use transport::Transport;

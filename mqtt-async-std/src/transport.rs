@@ -19,8 +19,11 @@ pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
 
-/// An open connection to a broker.
-pub(crate) enum Transport {
+/// An open connection to a broker through `futures-io`.
+pub struct Transport(Inner);
+
+/// The connection's layers.
+enum Inner {
     /// MQTT directly on the byte stream, read through a scratch buffer (`futures-io` reads
     /// into initialised memory only).
     Stream(Box<dyn ByteStream>, Vec<u8>),
@@ -30,9 +33,9 @@ pub(crate) enum Transport {
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Stream(..) => "Transport::Stream",
-            Self::WebSocket(_) => "Transport::WebSocket",
+        f.write_str(match self.0 {
+            Inner::Stream(..) => "Transport::Stream",
+            Inner::WebSocket(_) => "Transport::WebSocket",
         })
     }
 }
@@ -40,9 +43,9 @@ impl std::fmt::Debug for Transport {
 /// Opens a transport to `url`: TCP, then TLS for `mqtts`/`wss`, then the WebSocket upgrade
 /// (subprotocol `mqtt`) for `ws`/`wss`.
 pub(crate) async fn connect(
-    url: &BrokerUrl,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    tls_options: &TlsOptions,
+    url: BrokerUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> io::Result<Transport> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
@@ -50,37 +53,33 @@ pub(crate) async fn connect(
     let stream: Box<dyn ByteStream> = match (url.scheme.is_tls(), tls) {
         (false, _) => Box::new(tcp),
         (true, Some(config)) => {
-            let name = mqtt_io::tls::server_name(&url.host, tls_options)?;
-            Box::new(
-                TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await?,
-            )
+            let name = mqtt_io::tls::server_name(&url.host, &tls_options)?;
+            Box::new(TlsConnector::from(config).connect(name, tcp).await?)
         }
         (true, None) => return Err(io::Error::other("TLS is not configured")),
     };
     if !url.scheme.is_websocket() {
-        return Ok(Transport::Stream(stream, Vec::new()));
+        return Ok(Transport(Inner::Stream(stream, Vec::new())));
     }
-    let request = websocket::request(url)?;
+    let request = websocket::request(&url)?;
     let config = Some(websocket::config(max_packet_size));
     let (ws, _response) = async_tungstenite::client_async_with_config(request, stream, config)
         .await
         .map_err(websocket::io_error)?;
-    Ok(Transport::WebSocket(Box::new(ws)))
+    Ok(Transport(Inner::WebSocket(Box::new(ws))))
 }
 
-impl Transport {
-    /// Reads up to `size` bytes (at least what one WebSocket message carries) into `buf`;
-    /// `Ok(0)` is the end of the stream.
-    pub(crate) fn poll_read(
+impl mqtt_io::Transport for Transport {
+    // `futures-io` reads into initialised memory only: read into the scratch buffer, then
+    // copy. A WebSocket read takes at least one whole message.
+    fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
         size: usize,
     ) -> Poll<io::Result<usize>> {
-        match self {
-            Self::Stream(stream, scratch) => {
+        match &mut self.0 {
+            Inner::Stream(stream, scratch) => {
                 if scratch.len() < size {
                     scratch.resize(size, 0);
                 }
@@ -91,38 +90,34 @@ impl Transport {
                 }
                 result
             }
-            Self::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
+            Inner::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
     }
 
-    /// Hands the core's pending bytes to the transport. `Ready(Ok(true))` when something was
-    /// written, `Ready(Ok(false))` when nothing is pending.
-    pub(crate) fn poll_transmit<W>(
+    fn poll_transmit<W>(
         &mut self,
         cx: &mut Context<'_>,
         core: &mut ClientCore<W>,
     ) -> Poll<io::Result<bool>> {
-        match self {
-            Self::Stream(s, _) => {
+        match &mut self.0 {
+            Inner::Stream(s, _) => {
                 mqtt_io::poll_write_transmit(core, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
-            Self::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
+            Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
         }
     }
 
-    /// Pushes buffered bytes (TLS records, WebSocket frames) to the socket.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Self::Stream(s, _) => Pin::new(s).poll_flush(cx),
-            Self::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.0 {
+            Inner::Stream(s, _) => Pin::new(s).poll_flush(cx),
+            Inner::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
         }
     }
 
-    /// Closes gracefully: TLS close_notify, WebSocket close frame, TCP FIN.
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Self::Stream(s, _) => Pin::new(s).poll_close(cx),
-            Self::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.0 {
+            Inner::Stream(s, _) => Pin::new(s).poll_close(cx),
+            Inner::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
         }
     }
 }

@@ -1,7 +1,10 @@
-//! IO-level pieces that the async MQTT client adapters share, tied to no runtime.
+//! The async MQTT client, written once for every runtime, and the IO-level pieces it needs.
 //!
-//! The adapters (`mqtt-tokio`, `mqtt-async-std`) own sockets, timers, channels and tasks, and
-//! drive [`ClientCore`]. What they would otherwise both write lives here:
+//! [`client::Client`] is the handle and [`client::Events`] the event stream; a driver task
+//! moves commands, bytes and deadlines between them, the transport and the sans-IO
+//! [`ClientCore`]. What differs between runtimes (opening a transport, a timer, the clock,
+//! spawning) is the [`Runtime`] trait, which the adapters (`mqtt-tokio`, `mqtt-async-std`)
+//! implement; they add nothing else. Also here:
 //!
 //! - [`tls`]: the rustls client configuration from [`TlsOptions`](mqtt_session::client::TlsOptions)
 //!   (rustls itself is runtime-independent), so that certificate verification follows the same
@@ -34,8 +37,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mqtt_session::client::{ClientCore, TransportOptions};
 
+pub mod client;
+mod driver;
+pub mod runtime;
 pub mod tls;
 pub mod websocket;
+
+pub use runtime::{Runtime, Timer, Transport};
 
 /// Writes the core's pending bytes with `write` (one `poll_write` on a byte stream) and
 /// reports how many were taken. `Ready(Ok(true))` when bytes were written, `Ready(Ok(false))`

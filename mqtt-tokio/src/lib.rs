@@ -1,7 +1,8 @@
 //! An async MQTT 3.1 / 3.1.1 / 5.0 client for tokio.
 //!
-//! A thin driver over the sans-IO [`mqtt_session`]: the session decodes packets, runs the
-//! QoS flows and keep alive; this crate owns the socket, the timer and the channels.
+//! The sans-IO [`mqtt_session`] decodes packets, runs the QoS flows and keep alive; the
+//! client handle and its driver task are written once in [`mqtt_io`]; this crate gives them
+//! tokio's sockets, timers and spawner (the [`Tokio`] runtime).
 //!
 //! - [`Client::connect`] returns a cloneable [`Client`] handle and the [`Events`] stream.
 //! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
@@ -44,10 +45,10 @@
     )
 )]
 
-mod client;
+mod runtime;
 mod transport;
 
-pub use client::{Client, Events};
+pub use mqtt_io::client::{Driver, Events};
 pub use mqtt_session::client::{
     Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
     UrlError,
@@ -59,3 +60,5 @@ pub use mqtt_session::{
     AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
     PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
 };
+pub use runtime::{Client, Tokio, TokioTimer};
+pub use transport::Transport;

@@ -62,9 +62,13 @@ impl AsyncWrite for ByteStream {
     }
 }
 
-/// An open connection to a broker.
+/// An open connection to a broker on tokio.
 #[derive(Debug)]
-pub(crate) enum Transport {
+pub struct Transport(Inner);
+
+/// The connection's layers.
+#[derive(Debug)]
+enum Inner {
     /// MQTT directly on the byte stream.
     Stream(ByteStream),
     /// MQTT in binary WebSocket messages; packets need not align with messages.
@@ -74,76 +78,71 @@ pub(crate) enum Transport {
 /// Opens a transport to `url`: TCP, then TLS for `mqtts`/`wss`, then the WebSocket upgrade
 /// (subprotocol `mqtt`) for `ws`/`wss`.
 pub(crate) async fn connect(
-    url: &BrokerUrl,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    tls_options: &TlsOptions,
+    url: BrokerUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> io::Result<Transport> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
     tcp.set_nodelay(true)?;
     let stream = if url.scheme.is_tls() {
         let config = tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        let name = mqtt_io::tls::server_name(&url.host, tls_options)?;
-        let stream = TlsConnector::from(config.clone())
-            .connect(name, tcp)
-            .await?;
+        let name = mqtt_io::tls::server_name(&url.host, &tls_options)?;
+        let stream = TlsConnector::from(config).connect(name, tcp).await?;
         ByteStream::Tls(Box::new(stream))
     } else {
         ByteStream::Tcp(tcp)
     };
     if !url.scheme.is_websocket() {
-        return Ok(Transport::Stream(stream));
+        return Ok(Transport(Inner::Stream(stream)));
     }
-    let request = websocket::request(url)?;
+    let request = websocket::request(&url)?;
     let config = websocket::config(max_packet_size);
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
             .map_err(websocket::io_error)?;
-    Ok(Transport::WebSocket(Box::new(ws)))
+    Ok(Transport(Inner::WebSocket(Box::new(ws))))
 }
 
-impl Transport {
-    /// Reads what is available into `buf`; `Ok(0)` is the end of the stream.
-    pub(crate) fn poll_read(
+impl mqtt_io::Transport for Transport {
+    // tokio reads into spare capacity: no scratch buffer, and no need for the size hint.
+    fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
+        _size: usize,
     ) -> Poll<io::Result<usize>> {
-        match self {
-            Self::Stream(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
-            Self::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
+        match &mut self.0 {
+            Inner::Stream(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
+            Inner::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
     }
 
-    /// Hands the core's pending bytes to the transport. `Ready(Ok(true))` when something was
-    /// written, `Ready(Ok(false))` when nothing is pending.
-    pub(crate) fn poll_transmit<W>(
+    fn poll_transmit<W>(
         &mut self,
         cx: &mut Context<'_>,
         core: &mut ClientCore<W>,
     ) -> Poll<io::Result<bool>> {
-        match self {
-            Self::Stream(s) => {
+        match &mut self.0 {
+            Inner::Stream(s) => {
                 mqtt_io::poll_write_transmit(core, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
-            Self::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
+            Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
         }
     }
 
-    /// Pushes buffered bytes (TLS records, WebSocket frames) to the socket.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Self::Stream(s) => Pin::new(s).poll_flush(cx),
-            Self::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.0 {
+            Inner::Stream(s) => Pin::new(s).poll_flush(cx),
+            Inner::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
         }
     }
 
-    /// Closes gracefully: TLS close_notify, WebSocket close frame, TCP FIN.
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Self::Stream(s) => Pin::new(s).poll_shutdown(cx),
-            Self::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.0 {
+            Inner::Stream(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
         }
     }
 }

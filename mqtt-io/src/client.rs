@@ -1,0 +1,321 @@
+//! The client handle, its [`Events`] and the [`Driver`] task, for any [`Runtime`].
+//!
+//! The handle talks to the driver through runtime-independent channels (`async-channel`,
+//! `futures-channel`), so its futures need no runtime context and work from any executor.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_channel::oneshot;
+use futures_core::Stream;
+use mqtt_session::client::{ClientCore, ClientOptions, Command, Error, Event, HandleState, Reply};
+use mqtt_session::proto::{
+    Auth, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
+    UnsubAckReasonCode, UnsubscribeProperties,
+};
+use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken};
+
+use crate::driver::Connection;
+use crate::runtime::Runtime;
+
+/// How the driver answers one caller.
+pub(crate) type Waiter = oneshot::Sender<Reply>;
+
+/// A handle to an MQTT client whose driver runs on the runtime `R`. Cheap to clone; every
+/// clone talks to the same connection. The adapters name it `Client` for their runtime.
+///
+/// [`Client::connect`] starts one driver task that owns the connection: it dials the broker
+/// (failing over through the listed URLs and reconnecting with backoff), resumes the
+/// session, and reports what happens through [`Events`]. Commands reach it through channels
+/// that it never blocks on, so a task handling events may call any method here without
+/// deadlock, and a slow event consumer never delays the completion of commands.
+///
+/// The handle works from any executor, or none: its futures need no runtime context.
+///
+/// Dropping every handle closes the connection without DISCONNECT, as a crash would (the
+/// broker publishes the will); call [`disconnect`](Self::disconnect) for a clean end.
+pub struct Client<R> {
+    publish_tx: Sender<Command<Waiter>>,
+    control_tx: Sender<Command<Waiter>>,
+    shared: Arc<HandleState>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Self {
+            publish_tx: self.publish_tx.clone(),
+            control_tx: self.control_tx.clone(),
+            shared: self.shared.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("connected", &self.shared.is_connected())
+            .field("stopped", &self.control_tx.is_closed())
+            .finish()
+    }
+}
+
+/// The events of one client, in order; see [`Event`]. The stream ends after
+/// [`Event::Closed`].
+///
+/// The channel behind it is unbounded, so that handling an event may await a command
+/// without deadlock: read events promptly, or memory grows with unread messages.
+#[derive(Debug)]
+pub struct Events {
+    rx: Pin<Box<Receiver<Event>>>,
+}
+
+impl Events {
+    /// The next event; `None` once the client has stopped and every event was read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Polls for the next event.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.as_mut().poll_next(cx)
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// The task that owns a client's connection, for [`Client::connect_with`] to hand to an
+/// executor. It finishes when the client stops.
+#[must_use = "the client does nothing unless its driver is polled"]
+pub struct Driver(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Driver")
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+fn closed<T>(_: T) -> Error {
+    Error::Closed
+}
+
+impl<R: Runtime> Client<R> {
+    /// Starts a client: checks the options, spawns its driver task with the runtime's
+    /// spawner, and returns a handle with the client's events. Connecting happens in the
+    /// background; [`Event::Connected`] reports success.
+    pub fn connect(options: ClientOptions) -> Result<(Self, Events), Error> {
+        Self::connect_with(options, R::spawn)
+    }
+
+    /// Starts a client like [`connect`](Self::connect), but hands the driver task to `spawn`,
+    /// which must poll it to completion. The client does nothing until it is polled.
+    pub fn connect_with(
+        options: ClientOptions,
+        spawn: impl FnOnce(Driver),
+    ) -> Result<(Self, Events), Error> {
+        let (core, transport) = ClientCore::new(options)?;
+        let tls = crate::tls::client_config_for(core.brokers(), &transport.tls)?;
+        let (publish_tx, publish_rx) = async_channel::bounded(transport.publish_capacity);
+        let (control_tx, control_rx) = async_channel::unbounded();
+        let (events_tx, events_rx) = async_channel::unbounded();
+        let shared = Arc::new(HandleState::new(&core));
+        let driver = Connection::<R>::new(
+            core,
+            transport,
+            tls,
+            publish_rx,
+            control_rx,
+            events_tx,
+            shared.clone(),
+        );
+        spawn(Driver(Box::pin(driver.run())));
+        let client = Client {
+            publish_tx,
+            control_tx,
+            shared,
+            runtime: PhantomData,
+        };
+        let events = Events {
+            rx: Box::pin(events_rx),
+        };
+        Ok((client, events))
+    }
+}
+
+impl<R> Client<R> {
+    /// Whether the broker has accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.shared.is_connected()
+    }
+
+    /// Publishes a message and waits until its flow completes: QoS 0 once written to the
+    /// transport, QoS 1 on PUBACK, QoS 2 on PUBCOMP. Messages published while disconnected
+    /// wait for the next connection. Waits for room when many publishes are outstanding.
+    ///
+    /// Returns the outcome (which for 5.0 may be a rejection by the broker), or why the
+    /// message could not be sent.
+    pub async fn publish(&self, message: Message) -> Result<PublishOutcome, Error> {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Publish {
+            message,
+            token: self.shared.next_token(),
+            waiter: Some(tx),
+        };
+        self.publish_tx.send(command).await.map_err(closed)?;
+        rx.await.map_err(closed)?.into_published()
+    }
+
+    /// Queues a message without waiting; [`Event::Published`] with the returned token
+    /// reports its completion. Fails with [`Error::QueueFull`] when the publish queue is full.
+    pub fn try_publish(&self, message: Message) -> Result<PublishToken, Error> {
+        let token = self.shared.next_token();
+        let command = Command::Publish {
+            message,
+            token,
+            waiter: None,
+        };
+        match self.publish_tx.try_send(command) {
+            Ok(()) => Ok(token),
+            Err(TrySendError::Full(_)) => Err(Error::QueueFull),
+            Err(TrySendError::Closed(_)) => Err(Error::Closed),
+        }
+    }
+
+    async fn request(&self, make: impl FnOnce(Waiter) -> Command<Waiter>) -> Result<Reply, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.control_tx.try_send(make(tx)).map_err(closed)?;
+        rx.await.map_err(closed)
+    }
+
+    /// Subscribes to one filter; returns the QoS the broker granted, or
+    /// [`Error::SubscribeRefused`].
+    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
+        let filters = vec![Subscription::new(TopicFilter::new(filter)?, qos)];
+        let properties = SubscribeProperties::default();
+        self.request(|waiter| Command::Subscribe {
+            filters,
+            properties,
+            waiter,
+        })
+        .await?
+        .into_granted()
+    }
+
+    /// Subscribes to several filters at once; returns per filter the granted QoS or the
+    /// refusal.
+    pub async fn subscribe_many(
+        &self,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<Vec<Result<QoS, SubAckReasonCode>>, Error> {
+        let properties = SubscribeProperties::default();
+        self.subscribe_with(subscriptions, properties).await
+    }
+
+    /// Subscribes with 5.0 properties (subscription identifier, user properties).
+    pub async fn subscribe_with(
+        &self,
+        filters: Vec<Subscription>,
+        properties: SubscribeProperties,
+    ) -> Result<Vec<Result<QoS, SubAckReasonCode>>, Error> {
+        let reply = self.request(|waiter| Command::Subscribe {
+            filters,
+            properties,
+            waiter,
+        });
+        reply.await?.into_subscribed()
+    }
+
+    /// Unsubscribes from one filter; returns the broker's answer (always success before 5.0).
+    pub async fn unsubscribe(&self, filter: &str) -> Result<UnsubAckReasonCode, Error> {
+        let filters = vec![TopicFilter::new(filter)?];
+        let properties = UnsubscribeProperties::default();
+        self.request(|waiter| Command::Unsubscribe {
+            filters,
+            properties,
+            waiter,
+        })
+        .await?
+        .into_unsubscribed_one()
+    }
+
+    /// Unsubscribes from several filters at once.
+    pub async fn unsubscribe_many(
+        &self,
+        filters: Vec<TopicFilter>,
+    ) -> Result<Vec<UnsubAckReasonCode>, Error> {
+        let properties = UnsubscribeProperties::default();
+        self.unsubscribe_with(filters, properties).await
+    }
+
+    /// Unsubscribes with 5.0 properties.
+    pub async fn unsubscribe_with(
+        &self,
+        filters: Vec<TopicFilter>,
+        properties: UnsubscribeProperties,
+    ) -> Result<Vec<UnsubAckReasonCode>, Error> {
+        let reply = self.request(|waiter| Command::Unsubscribe {
+            filters,
+            properties,
+            waiter,
+        });
+        reply.await?.into_unsubscribed()
+    }
+
+    /// Acknowledges a message received in manual-ack mode (see
+    /// [`ClientOptions::manual_acks`]). Acknowledgements leave in arrival order; a token the
+    /// session does not know is reported as [`Event::Error`].
+    pub fn ack(&self, token: AckToken) -> Result<(), Error> {
+        self.control_tx
+            .try_send(Command::Ack(token))
+            .map_err(closed)
+    }
+
+    /// Sends an AUTH step of 5.0 enhanced authentication.
+    pub async fn auth(&self, auth: Auth) -> Result<(), Error> {
+        let reply = self.request(|waiter| Command::Auth { auth, waiter });
+        reply.await?.into_done()
+    }
+
+    /// Ends the client gracefully: publishes already requested go out and complete (up to
+    /// the disconnect timeout), then DISCONNECT is sent (so the broker discards the will),
+    /// the connection closes and the client stops. Returns once stopped; succeeds also when
+    /// the client had already stopped.
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        let reply = self.request(|waiter| Command::Disconnect { waiter }).await;
+        match reply.and_then(Reply::into_done) {
+            Err(Error::Closed) => Ok(()),
+            result => result,
+        }
+    }
+
+    /// Closes the connection at once without DISCONNECT, as a crash would: the broker
+    /// publishes the will. The client stops.
+    pub fn abort(&self) {
+        let _ = self.control_tx.try_send(Command::Abort);
+    }
+}

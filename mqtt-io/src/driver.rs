@@ -1,0 +1,348 @@
+//! The driver task: one loop that dials, waits out backoff, and runs each connection,
+//! moving commands, bytes and deadlines between the channels, the transport and the core.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use futures_core::Stream;
+use mqtt_session::client::{
+    BrokerUrl, ClientCore, Command, Event, HandleState, Output, Step, TransportOptions,
+};
+use tracing::debug;
+
+use crate::client::Waiter;
+use crate::runtime::{Runtime, Timer, Transport};
+use crate::{Jitter, ReadBuffer};
+
+/// Most commands taken from one channel before the driver turns to the socket.
+const COMMAND_BATCH: usize = 256;
+
+/// How long a graceful close of the transport may take after DISCONNECT.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the connection loop woke up.
+enum Wake {
+    /// Something was done; deliver outputs and look again.
+    Progress,
+    /// The transport ended, with the error if any.
+    Closed(Option<io::Error>),
+}
+
+/// What happened while waiting for an operation with the transport closed.
+enum Offline<T> {
+    Control(Option<Command<Waiter>>),
+    Publish(Option<Command<Waiter>>),
+    Done(T),
+}
+
+/// `future`'s output, or `None` if `limit` passes first on `R`'s timer.
+async fn within<R: Runtime, T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let mut future = pin!(future);
+    let mut timer = pin!(R::timer());
+    timer.as_mut().set(R::now() + limit);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll_fired(cx).map(|()| None)
+    })
+    .await
+}
+
+/// The state of the driver task.
+pub(crate) struct Connection<R> {
+    core: ClientCore<Waiter>,
+    options: TransportOptions,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    publish_rx: Pin<Box<Receiver<Command<Waiter>>>>,
+    publish_open: bool,
+    control_rx: Pin<Box<Receiver<Command<Waiter>>>>,
+    events: Sender<Event>,
+    shared: Arc<HandleState>,
+    read_buf: ReadBuffer,
+    jitter: Jitter,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Connection<R> {
+    /// A driver for `core`, fed by the handle's channels.
+    pub(crate) fn new(
+        core: ClientCore<Waiter>,
+        options: TransportOptions,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        publish_rx: Receiver<Command<Waiter>>,
+        control_rx: Receiver<Command<Waiter>>,
+        events: Sender<Event>,
+        shared: Arc<HandleState>,
+    ) -> Self {
+        Self {
+            core,
+            read_buf: ReadBuffer::new(&options),
+            options,
+            tls,
+            publish_rx: Box::pin(publish_rx),
+            publish_open: true,
+            control_rx: Box::pin(control_rx),
+            events,
+            shared,
+            jitter: Jitter::new(),
+            runtime: PhantomData,
+        }
+    }
+
+    /// Runs the client until it stops.
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.deliver();
+            match self.core.step() {
+                Step::Stopped => break,
+                Step::Dial(url) => {
+                    let url = url.clone();
+                    if let Some(transport) = self.dial(url).await {
+                        self.online(transport).await;
+                    }
+                }
+                Step::Wait(until) => self.wait(until).await,
+                Step::Online => {
+                    // Only reachable with a transport in hand; recover by closing.
+                    let random = self.jitter.sample();
+                    self.core.handle_closed(R::now(), None, random);
+                }
+            }
+        }
+        self.deliver();
+        debug!("driver finished");
+    }
+
+    /// Hands replies and events out.
+    fn deliver(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Reply(waiter, reply) => {
+                    let _ = waiter.send(reply);
+                }
+                Output::Event(event) => {
+                    let _ = self.events.try_send(event);
+                }
+            }
+        }
+        self.shared.update(&self.core);
+    }
+
+    /// Passes a command to the core. A disconnect first takes every publish already
+    /// requested, so that they go out before DISCONNECT.
+    fn on_command(&mut self, command: Command<Waiter>) {
+        if matches!(command, Command::Disconnect { .. }) && self.publish_open {
+            self.publish_rx.close();
+            while let Ok(publish) = self.publish_rx.try_recv() {
+                self.core.handle_command(R::now(), publish);
+            }
+            self.publish_open = false;
+        }
+        self.core.handle_command(R::now(), command);
+    }
+
+    /// Handles commands while `operation` runs; returns its output, or `None` if the client
+    /// stopped meanwhile.
+    async fn offline<T>(&mut self, operation: impl Future<Output = T>) -> Option<T> {
+        let mut operation = pin!(operation);
+        loop {
+            let accept_publish = self.publish_open && self.core.accepts_publishes();
+            let next = poll_fn(|cx| {
+                if let Poll::Ready(command) = self.control_rx.as_mut().poll_next(cx) {
+                    return Poll::Ready(Offline::Control(command));
+                }
+                if accept_publish {
+                    if let Poll::Ready(command) = self.publish_rx.as_mut().poll_next(cx) {
+                        return Poll::Ready(Offline::Publish(command));
+                    }
+                }
+                operation.as_mut().poll(cx).map(Offline::Done)
+            })
+            .await;
+            match next {
+                Offline::Control(Some(command)) => self.on_command(command),
+                Offline::Control(None) => self.core.handle_clients_gone(R::now()),
+                Offline::Publish(Some(command)) => self.core.handle_command(R::now(), command),
+                Offline::Publish(None) => self.publish_open = false,
+                Offline::Done(output) => return Some(output),
+            }
+            self.deliver();
+            if self.core.is_stopped() {
+                return None;
+            }
+        }
+    }
+
+    /// Opens a transport to `url`, handling commands meanwhile.
+    async fn dial(&mut self, url: BrokerUrl) -> Option<R::Transport> {
+        debug!(broker = %url, "connecting");
+        let connect = R::connect(
+            url,
+            self.tls.clone(),
+            self.options.tls.clone(),
+            self.options.max_packet_size,
+        );
+        let limit = self.options.connect_timeout;
+        let connect = async move {
+            within::<R, _>(limit, connect).await.unwrap_or_else(|| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out opening the transport",
+                ))
+            })
+        };
+        match self.offline(connect).await? {
+            Ok(transport) => {
+                self.core.handle_connected(R::now());
+                Some(transport)
+            }
+            Err(error) => {
+                let random = self.jitter.sample();
+                self.core.handle_connect_failed(R::now(), error, random);
+                None
+            }
+        }
+    }
+
+    /// Waits out a reconnect delay, handling commands meanwhile.
+    async fn wait(&mut self, until: Instant) {
+        let mut timer = pin!(R::timer());
+        timer.as_mut().set(until);
+        let fired = poll_fn(|cx| timer.as_mut().poll_fired(cx));
+        if self.offline(fired).await.is_some() {
+            self.core.handle_timeout(R::now());
+        }
+    }
+
+    /// Runs one connection until it ends.
+    async fn online(&mut self, mut transport: R::Transport) {
+        let mut timer = pin!(R::timer());
+        let mut armed: Option<Instant> = None;
+        let mut flush_pending = false;
+        loop {
+            self.deliver();
+            if self.core.step() != Step::Online {
+                // Closed, or stopped by abort: dropping the transport closes it.
+                return;
+            }
+            if self.core.wants_close() && self.core.poll_transmit().is_none() && !flush_pending {
+                let close = poll_fn(|cx| transport.poll_close(cx));
+                if let Some(Err(error)) = within::<R, _>(CLOSE_TIMEOUT, close).await {
+                    debug!(%error, "closing the transport");
+                }
+                let random = self.jitter.sample();
+                self.core.handle_closed(R::now(), None, random);
+                continue;
+            }
+            let deadline = self.core.poll_timeout();
+            if deadline != armed {
+                if let Some(deadline) = deadline {
+                    timer.as_mut().set(deadline);
+                }
+                armed = deadline;
+            }
+            let wake = poll_fn(|cx| {
+                self.poll_connection(
+                    cx,
+                    &mut transport,
+                    timer.as_mut(),
+                    &mut armed,
+                    &mut flush_pending,
+                )
+            })
+            .await;
+            if let Wake::Closed(error) = wake {
+                let random = self.jitter.sample();
+                self.core.handle_closed(R::now(), error, random);
+            }
+        }
+    }
+
+    /// One pass over every source: commands, writes, reads, the timer. Ready when anything
+    /// happened. A timer that fired is disarmed, so the next pass sets it again if the core
+    /// still wants that deadline.
+    fn poll_connection(
+        &mut self,
+        cx: &mut Context<'_>,
+        transport: &mut R::Transport,
+        timer: Pin<&mut R::Timer>,
+        armed: &mut Option<Instant>,
+        flush_pending: &mut bool,
+    ) -> Poll<Wake> {
+        let mut progress = false;
+        for _ in 0..COMMAND_BATCH {
+            match self.control_rx.as_mut().poll_next(cx) {
+                Poll::Ready(Some(command)) => {
+                    progress = true;
+                    self.on_command(command);
+                    if self.core.step() != Step::Online {
+                        return Poll::Ready(Wake::Progress);
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.core.handle_clients_gone(R::now());
+                    return Poll::Ready(Wake::Progress);
+                }
+                Poll::Pending => break,
+            }
+        }
+        let mut taken = 0;
+        while self.publish_open && self.core.accepts_publishes() && taken < COMMAND_BATCH {
+            match self.publish_rx.as_mut().poll_next(cx) {
+                Poll::Ready(Some(command)) => {
+                    progress = true;
+                    taken += 1;
+                    self.core.handle_command(R::now(), command);
+                }
+                Poll::Ready(None) => self.publish_open = false,
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            match transport.poll_transmit(cx, &mut self.core) {
+                Poll::Ready(Ok(true)) => {
+                    progress = true;
+                    *flush_pending = true;
+                }
+                Poll::Ready(Ok(false)) => {
+                    if *flush_pending {
+                        match transport.poll_flush(cx) {
+                            Poll::Ready(Ok(())) => *flush_pending = false,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                            Poll::Pending => {}
+                        }
+                    }
+                    break;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                Poll::Pending => break,
+            }
+        }
+        if !self.core.wants_close() {
+            let read = |buf: &mut _, size| transport.poll_read(cx, buf, size);
+            match self.read_buf.poll_read(&mut self.core, R::now, read) {
+                Poll::Ready(Ok(true)) => progress = true,
+                Poll::Ready(Ok(false)) => return Poll::Ready(Wake::Closed(None)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                Poll::Pending => {}
+            }
+        }
+        if armed.is_some() && timer.poll_fired(cx).is_ready() {
+            progress = true;
+            *armed = None;
+            self.core.handle_timeout(R::now());
+        }
+        if progress {
+            Poll::Ready(Wake::Progress)
+        } else {
+            Poll::Pending
+        }
+    }
+}
