@@ -73,17 +73,6 @@
 mod runtime;
 mod transport;
 
-pub use mqtt_io::client::{Driver, Events};
-pub use mqtt_session::client::{
-    Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
-    UrlError,
-};
-/// The packet model, for 5.0 properties, reason codes and topic types.
-pub use mqtt_session::proto;
-pub use mqtt_session::proto::{ProtocolVersion, Publish, QoS, Subscription, TopicFilter};
-pub use mqtt_session::{
-    AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
-    PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
-};
+pub use mqtt_io::api::*;
 pub use runtime::{AsyncIo, AsyncIoTimer, Client};
 pub use transport::Transport;

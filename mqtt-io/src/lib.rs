@@ -45,6 +45,23 @@ pub mod websocket;
 
 pub use runtime::{Runtime, Timer, Transport};
 
+/// The client API every adapter re-exports (`pub use mqtt_io::api::*`) next to its own
+/// `Client` alias and runtime types, so that the adapters' APIs cannot drift apart.
+pub mod api {
+    pub use crate::client::{Driver, Events};
+    pub use mqtt_session::client::{
+        Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme,
+        TlsOptions, UrlError,
+    };
+    /// The packet model, for 5.0 properties, reason codes and topic types.
+    pub use mqtt_session::proto;
+    pub use mqtt_session::proto::{ProtocolVersion, Publish, QoS, Subscription, TopicFilter};
+    pub use mqtt_session::{
+        AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
+        PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
+    };
+}
+
 /// Writes the core's pending bytes with `write` (one `poll_write` on a byte stream) and
 /// reports how many were taken. `Ready(Ok(true))` when bytes were written, `Ready(Ok(false))`
 /// when nothing is pending; a write of zero bytes is [`io::ErrorKind::WriteZero`].
