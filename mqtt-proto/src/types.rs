@@ -81,6 +81,9 @@ impl QoS {
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
+    /// The smallest identifier, 1.
+    pub const MIN: Self = Self(NonZeroU16::MIN);
+
     /// The identifier for `value`, or `None` for zero.
     pub const fn new(value: u16) -> Option<Self> {
         match NonZeroU16::new(value) {
@@ -98,7 +101,7 @@ impl PacketId {
     pub const fn next(self) -> Self {
         match NonZeroU16::new(self.0.get().wrapping_add(1)) {
             Some(v) => Self(v),
-            None => Self(NonZeroU16::MIN),
+            None => Self::MIN,
         }
     }
 }

@@ -7,13 +7,15 @@ use mqtt_proto::{PacketId, Publish};
 
 use crate::event::PublishToken;
 use crate::message::Message;
-use crate::store::{OutgoingRecord, OutgoingState};
+use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord};
 
 /// A message accepted by `publish` but not yet sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Queued {
     pub(crate) token: PublishToken,
     pub(crate) message: Message,
+    /// Whether the store holds it (as a queued record).
+    pub(crate) stored: bool,
 }
 
 /// Outgoing state that survives connections.
@@ -75,14 +77,37 @@ impl Outbound {
         records
     }
 
-    /// Restores flows loaded from a store; tokens and sequence numbers continue after them.
-    pub(crate) fn restore(&mut self, records: Vec<OutgoingRecord>) {
+    /// Restores flows and queued messages loaded from a store; tokens and sequence numbers
+    /// continue after them. A queued record whose token also has a flow is stale (the process
+    /// stopped between writing the flow and forgetting the queued record): it is skipped, and
+    /// its token returned for the store to forget.
+    pub(crate) fn restore(
+        &mut self,
+        records: Vec<OutgoingRecord>,
+        queued: Vec<QueuedRecord>,
+    ) -> Vec<PublishToken> {
         for record in records {
             self.next_seq = self.next_seq.max(record.seq + 1);
-            self.next_token = self.next_token.max(record.token.0 + 1);
+            self.reserve_token(record.token);
             if let Some(id) = record.packet_id() {
                 self.inflight.insert(id.get(), record);
             }
         }
+        let started: std::collections::HashSet<PublishToken> =
+            self.inflight.values().map(|r| r.token).collect();
+        let mut stale = Vec::new();
+        for record in queued {
+            self.reserve_token(record.token);
+            if started.contains(&record.token) {
+                stale.push(record.token);
+            } else {
+                self.queue.push_back(Queued {
+                    token: record.token,
+                    message: record.message,
+                    stored: true,
+                });
+            }
+        }
+        stale
     }
 }

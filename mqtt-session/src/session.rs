@@ -23,7 +23,7 @@ use crate::ids::PacketIds;
 use crate::inbound::{AckKind, Inbound, Qos2State};
 use crate::message::Message;
 use crate::outbound::{Outbound, Queued};
-use crate::store::{OutgoingState, SessionStore, StoreError};
+use crate::store::{OutgoingState, QueuedRecord, SessionStore, StoreError};
 
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,9 @@ impl Session {
                 session.ids.claim(id);
             }
         }
-        session.outbound.restore(stored.outgoing);
+        for token in session.outbound.restore(stored.outgoing, stored.queued) {
+            store.remove_queued(token)?;
+        }
         for id in stored.incoming {
             session.inbound.qos2.insert(id.get(), Qos2State::Received);
         }
@@ -440,9 +442,54 @@ impl Session {
             return Err(PublishError::QueueFull);
         }
         self.outbound.reserve_token(token);
-        self.outbound.queue.push_back(Queued { token, message });
+        self.outbound.queue.push_back(Queued {
+            token,
+            message,
+            stored: false,
+        });
         self.pump(now);
-        Ok(())
+        self.store_queued_tail(token)
+    }
+
+    /// Records in the store the message `publish` just queued, if it is QoS 1/2 and still
+    /// waits (one that went straight into flight has its outgoing record already). If the
+    /// store fails, the message is taken back and the error returned.
+    fn store_queued_tail(&mut self, token: PublishToken) -> Result<(), PublishError> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let Some(last) = self.outbound.queue.back_mut() else {
+            return Ok(());
+        };
+        if last.token != token || last.message.qos == QoS::AtMostOnce {
+            return Ok(());
+        }
+        let record = QueuedRecord {
+            token,
+            message: last.message.clone(),
+        };
+        match store.put_queued(&record) {
+            Ok(()) => {
+                last.stored = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.outbound.queue.pop_back();
+                Err(PublishError::Store(e))
+            }
+        }
+    }
+
+    /// Forgets a queued record once its message left the queue.
+    fn forget_queued(&mut self, queued: &Queued) {
+        if !queued.stored {
+            return;
+        }
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.remove_queued(queued.token) {
+                self.events.push_back(Event::StoreFailed(e));
+            }
+        }
     }
 
     /// The token the next [`publish`](Self::publish) will return: above every token in use or
@@ -885,6 +932,7 @@ impl Session {
                     self.outbound.queue.push_front(Queued {
                         token: record.token,
                         message,
+                        stored: false,
                     });
                 }
             }
@@ -893,6 +941,21 @@ impl Session {
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.clear() {
                 self.events.push_back(Event::StoreFailed(e));
+            }
+            // The flows are gone from the store; what waits in the queue is kept.
+            for queued in &mut self.outbound.queue {
+                queued.stored = false;
+                if queued.message.qos == QoS::AtMostOnce {
+                    continue;
+                }
+                let record = QueuedRecord {
+                    token: queued.token,
+                    message: queued.message.clone(),
+                };
+                match store.put_queued(&record) {
+                    Ok(()) => queued.stored = true,
+                    Err(e) => self.events.push_back(Event::StoreFailed(e)),
+                }
             }
         }
     }
@@ -938,7 +1001,9 @@ impl Session {
                 if let Some(id) = id {
                     self.ids.release(id);
                 }
-                self.outbound.queue.pop_front();
+                if let Some(dropped) = self.outbound.queue.pop_front() {
+                    self.forget_queued(&dropped);
+                }
                 self.events.push_back(Event::Published {
                     token,
                     outcome: PublishOutcome::Dropped(e),
@@ -963,7 +1028,9 @@ impl Session {
                             return;
                         }
                     }
-                    self.outbound.queue.pop_front();
+                    if let Some(started) = self.outbound.queue.pop_front() {
+                        self.forget_queued(&started);
+                    }
                     let publish = record.publish.clone();
                     self.outbound.insert(id, record);
                     self.send_publish(now, publish);

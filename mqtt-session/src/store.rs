@@ -1,5 +1,7 @@
 //! Session persistence. The session writes through a [`SessionStore`] *before* it transmits
-//! the packet a record stands for, so a restarted process can resume every flow.
+//! the packet a record stands for, and records each QoS 1/2 message that has to wait in the
+//! queue before `publish` returns, so a restarted process resumes every flow and sends every
+//! message it had accepted.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use mqtt_proto::{PacketId, Publish};
 
 use crate::event::PublishToken;
+use crate::message::Message;
 
 #[cfg(feature = "file-store")]
 mod file;
@@ -42,6 +45,15 @@ impl OutgoingRecord {
     }
 }
 
+/// A QoS 1/2 message accepted by `publish` and waiting behind the in-flight window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecord {
+    /// The token `publish` returned; tokens grow in publish order.
+    pub token: PublishToken,
+    /// The message as published.
+    pub message: Message,
+}
+
 /// Everything a store holds, as loaded after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredSession {
@@ -49,6 +61,9 @@ pub struct StoredSession {
     pub outgoing: Vec<OutgoingRecord>,
     /// Identifiers of incoming QoS 2 messages acknowledged with PUBREC and not yet released.
     pub incoming: Vec<PacketId>,
+    /// Queued messages in token order. A token that also has an outgoing record is one whose
+    /// flow had started when the process stopped: the outgoing record wins.
+    pub queued: Vec<QueuedRecord>,
 }
 
 /// Why the store failed.
@@ -74,6 +89,11 @@ pub trait SessionStore: Send {
     fn put_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError>;
     /// Forgets an incoming QoS 2 identifier before PUBCOMP is sent.
     fn remove_incoming(&mut self, packet_id: PacketId) -> Result<(), StoreError>;
+    /// Records a QoS 1/2 message that waits in the queue.
+    fn put_queued(&mut self, record: &QueuedRecord) -> Result<(), StoreError>;
+    /// Forgets a queued message: its flow started (after its outgoing record was written), or
+    /// it was dropped.
+    fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError>;
     /// Reads everything stored.
     fn load(&mut self) -> Result<StoredSession, StoreError>;
     /// Forgets everything (the session ended).
@@ -91,6 +111,7 @@ pub struct MemoryStore {
 struct MemoryInner {
     outgoing: BTreeMap<u16, OutgoingRecord>,
     incoming: BTreeMap<u16, ()>,
+    queued: BTreeMap<u64, QueuedRecord>,
 }
 
 impl MemoryStore {
@@ -136,6 +157,18 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn put_queued(&mut self, record: &QueuedRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.queued.insert(record.token.0, record.clone());
+        })
+    }
+
+    fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.queued.remove(&token.0);
+        })
+    }
+
     fn load(&mut self) -> Result<StoredSession, StoreError> {
         self.with(|s| {
             let mut outgoing: Vec<_> = s.outgoing.values().cloned().collect();
@@ -147,6 +180,7 @@ impl SessionStore for MemoryStore {
                     .keys()
                     .filter_map(|id| PacketId::new(*id))
                     .collect(),
+                queued: s.queued.values().cloned().collect(),
             }
         })
     }
@@ -155,6 +189,7 @@ impl SessionStore for MemoryStore {
         self.with(|s| {
             s.outgoing.clear();
             s.incoming.clear();
+            s.queued.clear();
         })
     }
 }

@@ -1269,3 +1269,154 @@ fn diagnostics_are_dropped_to_fit_the_server_maximum_packet_size() {
         ))]
     );
 }
+
+#[test]
+fn queued_messages_survive_a_restart_in_order() {
+    for version in VERSIONS {
+        let store = MemoryStore::new();
+        let cfg = config(version).clean_start(false).max_inflight(1);
+        let session = Session::with_store(cfg.clone(), Box::new(store.clone())).unwrap();
+        let mut pair = Pair::with_session(session, version);
+        pair.connect(false);
+        // One message in flight, three queued behind the window (QoS 0 lives in memory only).
+        let mut tokens = Vec::new();
+        for (name, qos) in [
+            ("first", QoS::AtLeastOnce),
+            ("second", QoS::ExactlyOnce),
+            ("third", QoS::AtMostOnce),
+            ("fourth", QoS::AtLeastOnce),
+        ] {
+            let message = Message::new("out", name).unwrap().qos(qos);
+            tokens.push(pair.session.publish(pair.now, message).unwrap());
+        }
+        assert_eq!((pair.session.inflight(), pair.session.queued()), (1, 3));
+        pair.sent();
+        drop(pair); // the process dies
+
+        let restarted = Session::with_store(cfg, Box::new(store)).unwrap();
+        assert_eq!(
+            restarted.queued(),
+            2,
+            "{version:?}: the QoS 1/2 queued messages"
+        );
+        let mut pair = Pair::with_session(restarted, version);
+        pair.open();
+        pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+        let sent = pair.sent();
+        assert!(
+            matches!(&sent[..], [Packet::Publish(p)] if p.dup && &p.payload[..] == b"first"),
+            "{version:?}: the flow in flight is resent first: {sent:?}"
+        );
+        pair.deliver(Packet::PubAck(PubAck::new(id(1))));
+        let sent = pair.sent();
+        assert!(
+            matches!(&sent[..], [Packet::Publish(p)] if !p.dup && &p.payload[..] == b"second"),
+            "{version:?}: then the queue, in order: {sent:?}"
+        );
+        let second = sent[0].clone();
+        let Packet::Publish(second) = second else {
+            unreachable!()
+        };
+        let second_id = second.packet_id().unwrap();
+        pair.deliver(Packet::PubRec(PubRec::new(second_id)));
+        pair.sent();
+        pair.deliver(Packet::PubComp(PubComp::new(second_id)));
+        let sent = pair.sent();
+        assert!(
+            matches!(&sent[..], [Packet::Publish(p)] if &p.payload[..] == b"fourth"),
+            "{version:?}: {sent:?}"
+        );
+        let completed: Vec<_> = pair
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Published { token, .. } => Some(token),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            completed,
+            vec![tokens[0], tokens[1]],
+            "{version:?}: restored messages keep their tokens"
+        );
+    }
+}
+
+#[test]
+fn a_queued_record_whose_flow_started_is_dropped_on_restore() {
+    use mqtt_session::store::{OutgoingRecord, OutgoingState, QueuedRecord};
+    use mqtt_session::{PublishToken, SessionStore};
+    // The process stopped after writing the flow of token 7 and before forgetting its queued
+    // record: the message must go once, as the flow, and the stale record must go away.
+    let mut store = MemoryStore::new();
+    let message = msg("out", QoS::ExactlyOnce);
+    store
+        .put_queued(&QueuedRecord {
+            token: PublishToken(7),
+            message: message.clone(),
+        })
+        .unwrap();
+    let publish = mqtt_proto::Publish::new(
+        message.topic.clone(),
+        QosPid::ExactlyOnce(id(1)),
+        message.payload.clone(),
+    );
+    store
+        .put_outgoing(&OutgoingRecord {
+            seq: 0,
+            token: PublishToken(7),
+            state: OutgoingState::Published,
+            publish,
+        })
+        .unwrap();
+    let cfg = config(ProtocolVersion::V5).clean_start(false);
+    let session = Session::with_store(cfg, Box::new(store.clone())).unwrap();
+    assert_eq!((session.inflight(), session.queued()), (1, 0));
+    assert!(store.load().unwrap().queued.is_empty());
+    assert_eq!(session.next_publish_token(), PublishToken(8));
+}
+
+#[test]
+fn a_store_that_cannot_record_a_queued_message_refuses_it() {
+    use mqtt_session::store::{OutgoingRecord, QueuedRecord, StoredSession};
+    use mqtt_session::{PublishToken, SessionStore, StoreError};
+    /// A store whose disk is full for queued records.
+    struct Full;
+    impl SessionStore for Full {
+        fn put_outgoing(&mut self, _: &OutgoingRecord) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remove_outgoing(&mut self, _: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn put_incoming(&mut self, _: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remove_incoming(&mut self, _: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn put_queued(&mut self, _: &QueuedRecord) -> Result<(), StoreError> {
+            Err(StoreError::Io("no space left on device".into()))
+        }
+        fn remove_queued(&mut self, _: PublishToken) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn load(&mut self) -> Result<StoredSession, StoreError> {
+            Ok(StoredSession::default())
+        }
+        fn clear(&mut self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+    let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
+    let mut session = Session::with_store(cfg, Box::new(Full)).unwrap();
+    // Offline, so the message would wait in the queue: refused, not accepted and forgotten.
+    let refused = session.publish(std::time::Instant::now(), msg("out", QoS::AtLeastOnce));
+    assert!(matches!(refused, Err(PublishError::Store(_))));
+    assert_eq!(session.queued(), 0);
+    // QoS 0 is not stored, so the store's state does not matter.
+    session
+        .publish(std::time::Instant::now(), msg("out", QoS::AtMostOnce))
+        .unwrap();
+    assert_eq!(session.queued(), 1);
+}

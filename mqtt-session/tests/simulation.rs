@@ -11,8 +11,10 @@
 //! - **Completion**: every message `publish` accepted gets exactly one `Published` event:
 //!   `Sent` for QoS 0, a successful `Acknowledged` for QoS 1, `Completed` for QoS 2 (with
 //!   0x92 allowed in 5.0, when the PUBCOMP for a first PUBREL was lost with its connection).
-//!   The one exception is a message still in the in-memory queue when the process restarted:
-//!   it was never sent, so nothing at all may come of it (no event, never at the broker).
+//!   Restarts included: the store holds every QoS 1/2 message from `publish` on, queued or
+//!   in flight. The one exception is a QoS 0 message still in the queue when the process
+//!   restarted: it was never sent, so nothing at all may come of it (no event, never at the
+//!   broker).
 //! - **At least once / exactly once**: the broker accepts each QoS 1 message at least once and
 //!   each QoS 2 message exactly once; the application receives every message the broker
 //!   routed at QoS 1/2 at least once, and a message routed once at QoS 2 exactly once
@@ -264,7 +266,7 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
          faults: {} cuts, {} broker resends, {} client restarts ({} of these ends of a connection \
          lost bytes in flight, {} fell inside a packet); {} reconnects\n\
          messages: {} published (QoS 0/1/2: {}/{}/{}), {} refused (queue full), \
-         {} lost queued in a restart, {} deliveries, {} messages delivered more than once\n\
+         {} QoS 1/2 restored from the queue and {} QoS 0 lost from it in a restart, {} deliveries, {} messages delivered more than once\n\
          broker: {} messages resent on reconnect, {} stray acknowledgements, {} PUBLISH with a \
          topic alias, {} PINGREQ answered; \
          application: {} acks, {} stale ack tokens; {} closes by the client on a 5.0 resend",
@@ -287,6 +289,7 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
         t.published[1],
         t.published[2],
         t.refused_queue_full,
+        t.queued_restored,
         t.lost_in_restart,
         t.delivered,
         t.delivered_twice_or_more,

@@ -140,6 +140,7 @@ pub struct Stats {
     pub published: [u64; 3],
     pub refused_queue_full: u64,
     pub lost_in_restart: u64,
+    pub queued_restored: u64,
     pub delivered: u64,
     pub delivered_twice_or_more: u64,
     pub app_acks: u64,
@@ -170,6 +171,7 @@ impl Stats {
         }
         self.refused_queue_full += other.refused_queue_full;
         self.lost_in_restart += other.lost_in_restart;
+        self.queued_restored += other.queued_restored;
         self.delivered += other.delivered;
         self.delivered_twice_or_more += other.delivered_twice_or_more;
         self.app_acks += other.app_acks;
@@ -737,6 +739,20 @@ impl Sim {
                 stored_flows.insert(pid.get(), id);
             }
         }
+        for record in &stored.queued {
+            let Some(id) = payload_id(&record.message.payload) else {
+                self.ledger
+                    .fail("a queued record has a foreign payload".into());
+                continue;
+            };
+            if self.ledger.pending.get(&record.token.0) != Some(&id) {
+                self.ledger.fail(format!(
+                    "the store holds queued message {id} (token {}) that is not pending",
+                    record.token.0
+                ));
+            }
+            pending.insert(record.token.0, id);
+        }
         for (&pid, flow) in &self.broker.client_open {
             if let OpenFlow::Publish { msg_id, .. } = flow {
                 if stored_flows.get(&pid) != Some(msg_id) {
@@ -754,6 +770,7 @@ impl Sim {
             }
         }
         self.stats.lost_in_restart += lost;
+        self.stats.queued_restored += stored.queued.len() as u64;
         self.ledger.pending = pending;
         self.ledger.requests.clear();
         // Deliveries not acknowledged die with the process: the server sends them again.
@@ -761,8 +778,10 @@ impl Sim {
         self.ledger.qos2_acks.clear();
         self.broker.client_restarted();
         self.note(format!(
-            "RESTART: {} flows and {} incoming ids restored, {lost} queued messages lost",
+            "RESTART: {} flows, {} queued messages and {} incoming ids restored, {lost} QoS 0 \
+             messages lost",
             stored.outgoing.len(),
+            stored.queued.len(),
             stored.incoming.len()
         ));
         self.client = Self::open_client(&self.cfg, &self.dir);
@@ -1304,11 +1323,19 @@ impl Sim {
             self.stats.delivered += n as u64;
             let survives = self.cfg.session_survives();
             if m.lost_in_restart {
-                // It waited in memory and was never sent: nothing may have come of it. Without a
-                // surviving session it may also have been sent before: a discarded session's
-                // unacknowledged messages are queued again in memory only (the store is cleared).
+                // Only a QoS 0 message waiting in the queue may die with the process: the store
+                // holds every QoS 1/2 message from `publish` on, queued or in flight.
+                if m.qos != QoS::AtMostOnce {
+                    errors.push(format!(
+                        "QoS {:?} message {id} lost in a restart: the store held neither its \
+                         queued record nor its flow",
+                        m.qos
+                    ));
+                    continue;
+                }
+                // It waited in memory and was never sent: nothing may have come of it.
                 let came_of_it = !accepted.is_empty() || n > 0;
-                if !m.outcomes.is_empty() || (survives && came_of_it) {
+                if !m.outcomes.is_empty() || came_of_it {
                     errors.push(format!(
                         "message {id} lost in a restart yet outcomes {:?}, accepted {accepted:?}, delivered {n}",
                         m.outcomes
