@@ -247,6 +247,11 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A temporary directory, removed when the value drops.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
 /// A loopback port that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     free_ports(1).first().copied().unwrap_or(1)

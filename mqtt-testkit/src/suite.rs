@@ -834,6 +834,102 @@ macro_rules! client_suite {
         }
 
         $crate::__suite_test! { $mode
+            async fn a_file_store_sends_what_a_stopped_process_had_queued() {
+                // A process publishes while no broker is reachable, then dies (abort: no
+                // DISCONNECT, nothing flushed). A new process on the same store sends every
+                // QoS 1/2 message it had accepted, once, and with its original token.
+                const COUNT: u32 = 60;
+                let dir = $crate::tempdir();
+                let stored = |prefix: &str| {
+                    std::fs::read_dir(dir.path())
+                        .map(|entries| {
+                            entries
+                                .filter_map(Result::ok)
+                                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                                .count()
+                        })
+                        .unwrap_or(0)
+                };
+                let store = || $k::FileStore::open(dir.path()).expect("store").sync(false);
+                let dead = format!("mqtt://127.0.0.1:{}", $crate::free_port());
+                let (offline, mut offline_events) = connect(
+                    options(&dead, "durable-pub", ProtocolVersion::V3_1_1)
+                        .persistent_session()
+                        .reconnect(fast_reconnect())
+                        .store(store()),
+                )
+                .expect("valid options");
+                let mut tokens = Vec::new();
+                for i in 0..COUNT {
+                    let qos = if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
+                    let token = offline
+                        .try_publish(message("durable", i.to_be_bytes().to_vec(), qos))
+                        .unwrap();
+                    tokens.push(token);
+                }
+                within("every message in the store", async {
+                    while stored("queue-") < COUNT as usize {
+                        $sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                offline.abort();
+                until_closed(&mut offline_events).await;
+                assert_eq!(stored("queue-"), COUNT as usize, "the dying process kept them");
+
+                let broker = Mosquitto::plain();
+                let (sub, mut events) = start(
+                    options(&broker.url(), "durable-sub", ProtocolVersion::V3_1_1),
+                )
+                .await;
+                sub.subscribe("durable", QoS::ExactlyOnce).await.unwrap();
+                let (_restarted, mut pub_events) = start(
+                    options(&broker.url(), "durable-pub", ProtocolVersion::V3_1_1)
+                        .persistent_session()
+                        .store(store()),
+                )
+                .await;
+                // In order per QoS: mosquitto routes a QoS 2 message on its PUBREL, so a QoS 1
+                // message sent after it may overtake it.
+                let mut last: [Option<u32>; 2] = [None, None];
+                for _ in 0..COUNT {
+                    let i = index(&next_message(&mut events).await);
+                    let lane = &mut last[(i % 2) as usize];
+                    assert!(lane.is_none_or(|before| before < i), "{i} after {lane:?}");
+                    *lane = Some(i);
+                }
+                assert_eq!(last, [Some(COUNT - 2), Some(COUNT - 1)], "every message came");
+                let mut completed = Vec::new();
+                within("every restored message completed", async {
+                    while completed.len() < COUNT as usize {
+                        match pub_events.recv().await {
+                            Some(Event::Published { token, outcome }) => {
+                                assert!(
+                                    matches!(
+                                        outcome,
+                                        PublishOutcome::Acknowledged { .. }
+                                            | PublishOutcome::Completed { .. }
+                                    ),
+                                    "{outcome:?}"
+                                );
+                                completed.push(token);
+                            }
+                            Some(Event::Closed) | None => panic!("stopped"),
+                            Some(_) => {}
+                        }
+                    }
+                })
+                .await;
+                // QoS 1 completes in fewer steps than QoS 2: compare as sets.
+                completed.sort();
+                assert_eq!(completed, tokens, "restored messages keep their tokens");
+                $sleep(Duration::from_millis(200)).await;
+                assert!(events.try_recv().is_none(), "nothing arrives twice");
+                assert_eq!(stored(""), 0, "a completed session leaves an empty store");
+            }
+        }
+
+        $crate::__suite_test! { $mode
             async fn commands_from_the_event_handler_do_not_deadlock() {
                 let broker = Mosquitto::plain();
                 let (client, mut events) =
