@@ -10,7 +10,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tracing::{debug, warn};
 
-use mqtt_session::client::{BrokerUrl, OptionsError, TlsOptions};
+use bytes::Bytes;
+use mqtt_session::client::{BrokerUrl, OptionsError, PemSource, TlsOptions};
 
 fn tls_error(context: &str, error: impl std::fmt::Display) -> OptionsError {
     OptionsError::Tls(format!("{context}: {error}"))
@@ -35,7 +36,7 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsE
     };
     let mut config = match &options.client_cert {
         Some((cert, key)) => {
-            let certs = CertificateDer::pem_slice_iter(&cert.load()?)
+            let certs = CertificateDer::pem_slice_iter(&load(cert)?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| tls_error("client certificate", e))?;
             if certs.is_empty() {
@@ -43,7 +44,7 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsE
                     "no certificate in the client certificate PEM".into(),
                 ));
             }
-            let key = PrivateKeyDer::from_pem_slice(&key.load()?)
+            let key = PrivateKeyDer::from_pem_slice(&load(key)?)
                 .map_err(|e| tls_error("client key", e))?;
             builder
                 .with_client_auth_cert(certs, key)
@@ -71,7 +72,7 @@ pub fn client_config_for(
 fn root_store(options: &TlsOptions) -> Result<RootCertStore, OptionsError> {
     let mut roots = RootCertStore::empty();
     for source in &options.ca {
-        let pem = source.load()?;
+        let pem = load(source)?;
         let mut found = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| tls_error("CA certificate", e))?;
@@ -156,5 +157,20 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Reads PEM data: the text itself, or the file, read now (when a client starts).
+fn load(source: &PemSource) -> Result<Bytes, OptionsError> {
+    match source {
+        PemSource::Pem(pem) => Ok(pem.clone()),
+        PemSource::File(path) => {
+            std::fs::read(path)
+                .map(Bytes::from)
+                .map_err(|error| OptionsError::ReadFile {
+                    path: path.clone(),
+                    error,
+                })
+        }
     }
 }

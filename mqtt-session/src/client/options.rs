@@ -59,28 +59,10 @@ pub enum OptionsError {
 /// PEM data, or a file holding it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PemSource {
-    /// A PEM file, read when the client starts.
+    /// A PEM file, read by the async client when it starts (this crate does no IO).
     File(PathBuf),
     /// PEM text.
     Pem(Bytes),
-}
-
-impl PemSource {
-    /// Reads the PEM data. This is the one place that touches the file system, and only the
-    /// adapters call it, when a client starts.
-    pub fn load(&self) -> Result<Bytes, OptionsError> {
-        match self {
-            Self::Pem(pem) => Ok(pem.clone()),
-            Self::File(path) => {
-                std::fs::read(path)
-                    .map(Bytes::from)
-                    .map_err(|error| OptionsError::ReadFile {
-                        path: path.clone(),
-                        error,
-                    })
-            }
-        }
-    }
 }
 
 impl fmt::Debug for PemSource {
