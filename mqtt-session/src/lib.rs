@@ -9,7 +9,8 @@
 //! It implements CONNECT/CONNACK, QoS 0/1/2 in both directions with per-message completion
 //! events, an in-flight window and a bounded queue, keep alive with a ping timeout, the will,
 //! clean and persistent sessions with retransmission on reconnect, a write-through
-//! [`SessionStore`] (in memory or in files) so QoS 2 stays exactly-once across restarts, 5.0
+//! [`SessionStore`] (in memory or in files) that keeps every accepted QoS 1/2 message, queued
+//! or in flight, and QoS 2 exactly-once across restarts, 5.0
 //! topic aliases, server limits, enhanced authentication and reason codes.
 #![forbid(unsafe_code)]
 #![cfg_attr(

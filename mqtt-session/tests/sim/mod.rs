@@ -195,7 +195,7 @@ pub struct MsgRecord {
     pub qos: QoS,
     /// `Published` events for it.
     pub outcomes: Vec<PublishOutcome>,
-    /// Still waiting in the in-memory queue when the process restarted: never sent.
+    /// A QoS 0 message still waiting in the queue when the process restarted: never sent.
     pub lost_in_restart: bool,
     /// QoS of each delivery to the application.
     pub deliveries: Vec<QoS>,
