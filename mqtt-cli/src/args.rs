@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Publish and subscribe to MQTT brokers.
 #[derive(Debug, Parser)]
@@ -20,6 +20,43 @@ pub(crate) struct Cli {
     help: Option<bool>,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with clap's message when it is wrong.
+    pub(crate) fn from_command_line() -> Self {
+        Self::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses arguments (the first is the program name).
+    pub(crate) fn from_args(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+    ) -> Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        let conn = match &mut cli.command {
+            Command::Pub(args) => &mut args.conn,
+            Command::Sub(args) => &mut args.conn,
+        };
+        if conn.property_values.is_empty() {
+            return Ok(cli);
+        }
+        // Each -D is one occurrence: a property's own values, 3 or 4 of them.
+        conn.properties = matches
+            .subcommand()
+            .and_then(|(_, sub)| {
+                sub.try_get_occurrences::<String>("property_values")
+                    .ok()
+                    .flatten()
+            })
+            .map(|occurrences| {
+                occurrences
+                    .map(|values| values.cloned().collect())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(cli)
+    }
 }
 
 /// The two commands.
@@ -80,14 +117,35 @@ pub(crate) struct ConnArgs {
     /// Session expiry interval in seconds (MQTT 5.0).
     #[arg(short = 'x', long = "session-expiry-interval")]
     pub(crate) session_expiry: Option<u32>,
-    /// Protocol version.
+    /// Protocol version [default: mqttv311, or mqttv5 when -D is given].
+    #[arg(short = 'V', long = "protocol-version", value_enum)]
+    pub(crate) version: Option<Version>,
+    /// MQTT 5.0 property, as mosquitto names it: COMMAND NAME VALUE, or COMMAND user-property
+    /// KEY VALUE; may be repeated.
+    ///
+    /// Commands and properties: connect (session-expiry-interval, receive-maximum,
+    /// maximum-packet-size, topic-alias-maximum, request-problem-information,
+    /// request-response-information, user-property); will (will-delay-interval,
+    /// payload-format-indicator, message-expiry-interval, content-type, response-topic,
+    /// correlation-data, user-property); for pub, publish (payload-format-indicator,
+    /// message-expiry-interval, content-type, response-topic, correlation-data,
+    /// user-property); for sub, subscribe (subscription-identifier, user-property) and
+    /// unsubscribe (user-property). Implies -V mqttv5; any other -V is an error.
     #[arg(
-        short = 'V',
-        long = "protocol-version",
-        value_enum,
-        default_value = "mqttv311"
+        short = 'D',
+        long = "property",
+        num_args = 3..=4,
+        value_names = ["COMMAND", "NAME", "VALUE"],
+        action = ArgAction::Append
     )]
-    pub(crate) version: Version,
+    property_values: Vec<String>,
+    /// The `-D` properties, one list of values per `-D` (clap's derive only keeps them all in
+    /// one list; [`Cli::from_command_line`] splits them).
+    #[arg(skip)]
+    pub(crate) properties: Vec<Vec<String>>,
+    /// Accepted for compatibility: Nagle's algorithm is always off (TCP_NODELAY).
+    #[arg(long = "nodelay")]
+    pub(crate) nodelay: bool,
     /// Print debug messages (packets sent and received; never passwords).
     #[arg(short = 'd', long = "debug")]
     pub(crate) debug: bool,
@@ -198,4 +256,80 @@ pub(crate) struct SubArgs {
     /// Unsubscribe from the topics before exiting.
     #[arg(short = 'U', long = "unsubscribe")]
     pub(crate) unsubscribe: Vec<String>,
+    /// Clear every retained message received: publish an empty retained message to its topic.
+    #[arg(long = "remove-retained")]
+    pub(crate) remove_retained: bool,
+    /// Print each message with this format instead of the payload (overrides -v; -N still
+    /// drops the newline).
+    ///
+    /// %t topic, %p payload, %x/%X payload in lower/upper case hex, %q QoS, %r retain flag,
+    /// %l payload length, %m message id (0 at QoS 0), %I ISO 8601 time, %U Unix time with
+    /// nanoseconds, %j JSON of the message, %J the same with a JSON payload embedded, %%
+    /// a literal %. MQTT 5.0 properties: %A topic alias, %C content type, %D correlation
+    /// data, %E message expiry interval, %F payload format indicator, %P user properties
+    /// (key:value ...), %R response topic, %S subscription identifier. Fields take
+    /// printf-style flags, width and precision: %-20t, %05l, %.10t. @ sequences print the
+    /// arrival time (UTC) as strftime does: @Y @m @d @H @M @S @s @N (nanoseconds) @F @T @z
+    /// @@ and more. Escapes: \\ \" \0 \a \e \n \r \t \v.
+    #[arg(short = 'F', allow_hyphen_values = true)]
+    pub(crate) format: Option<String>,
+    /// Pretty-print the JSON of -F %j and %J.
+    #[arg(long = "pretty")]
+    pub(crate) pretty: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(args: &[&str]) -> SubArgs {
+        let argv = ["mqtt", "sub", "-t", "a"].iter().chain(args);
+        match Cli::from_args(argv.copied()).unwrap().command {
+            Command::Sub(args) => args,
+            Command::Pub(_) => panic!("sub expected"),
+        }
+    }
+
+    #[test]
+    fn each_property_keeps_its_own_values() {
+        let args = sub(&[
+            "-D",
+            "connect",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "subscribe",
+            "subscription-identifier",
+            "7",
+            "-v",
+            "-D",
+            "connect",
+            "receive-maximum",
+            "5",
+        ]);
+        assert_eq!(
+            args.conn.properties,
+            vec![
+                vec!["connect", "user-property", "k", "v"],
+                vec!["subscribe", "subscription-identifier", "7"],
+                vec!["connect", "receive-maximum", "5"],
+            ]
+        );
+        assert!(args.verbose);
+        assert!(sub(&[]).conn.properties.is_empty());
+    }
+
+    #[test]
+    fn property_needs_three_values() {
+        let argv = ["mqtt", "pub", "-D", "connect", "receive-maximum", "-t", "a"];
+        assert!(Cli::from_args(argv).is_err());
+    }
+
+    #[test]
+    fn format_may_start_with_a_dash_and_flags_parse() {
+        let args = sub(&["-F", "-%t-", "--pretty", "--remove-retained", "--nodelay"]);
+        assert_eq!(args.format.as_deref(), Some("-%t-"));
+        assert!(args.pretty && args.remove_retained && args.conn.nodelay);
+    }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::proto::{ConnectReasonCode, LastWill, TopicName, WillProperties};
+use mqtt_tokio::proto::{ConnectProperties, ConnectReasonCode, LastWill, TopicName};
 use mqtt_tokio::{Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS};
 
 use crate::args::{ConnArgs, Version};
+use crate::props::Properties;
 use crate::CliError;
 
 /// What `-L` carries besides the broker: credentials and a topic.
@@ -70,10 +71,29 @@ fn qos(value: u8) -> QoS {
     QoS::from_u8(value).unwrap_or_default()
 }
 
-/// Client options from the flags; `default_id` names the client when `-i`/`-I` do not.
+/// The protocol version: `-V`, else 5.0 when there are `-D` properties (as mosquitto), else
+/// 3.1.1. Properties with another `-V` are an error.
+pub(crate) fn version(conn: &ConnArgs, props: &Properties) -> Result<ProtocolVersion, CliError> {
+    match (conn.version, props.is_empty()) {
+        (Some(Version::V5), _) | (None, false) => Ok(ProtocolVersion::V5),
+        (None, true) | (Some(Version::V311), true) => Ok(ProtocolVersion::V3_1_1),
+        (Some(Version::V31), true) => Ok(ProtocolVersion::V3_1),
+        (Some(other), false) => Err(CliError::Usage(format!(
+            "-D properties need MQTT 5.0, but -V {} was given (use -V mqttv5)",
+            match other {
+                Version::V31 => "mqttv31",
+                _ => "mqttv311",
+            }
+        ))),
+    }
+}
+
+/// Client options from the flags and the `-D` properties; `default_id` names the client when
+/// `-i`/`-I` do not.
 pub(crate) fn options(
     conn: &ConnArgs,
     url: Option<&UrlParts>,
+    props: &Properties,
     default_id: &str,
 ) -> Result<ClientOptions, CliError> {
     let broker = url.map_or_else(|| host_url(conn), |u| u.broker.clone());
@@ -82,11 +102,7 @@ pub(crate) fn options(
         (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
         (None, None) => format!("{default_id}-{}", std::process::id()),
     };
-    let version = match conn.version {
-        Version::V31 => ProtocolVersion::V3_1,
-        Version::V311 => ProtocolVersion::V3_1_1,
-        Version::V5 => ProtocolVersion::V5,
-    };
+    let version = version(conn, props)?;
     let keep_alive = Duration::from_secs(u64::from(conn.keepalive));
     let mut options = ClientOptions::new(&broker)
         .client_id(&client_id)
@@ -101,8 +117,16 @@ pub(crate) fn options(
             keep_alive
         });
     if let Some(expiry) = conn.session_expiry {
+        if props.connect.session_expiry_interval.is_some() {
+            return Err(CliError::Usage(
+                "give the session expiry with -x or with -D connect session-expiry-interval, \
+                 not both"
+                    .to_string(),
+            ));
+        }
         options = options.session_expiry(expiry);
     }
+    options = with_connect_properties(options, &props.connect);
     let username = conn
         .username
         .clone()
@@ -131,12 +155,16 @@ pub(crate) fn options(
             payload: payload.into_bytes().into(),
             qos: qos(conn.will_qos),
             retain: conn.will_retain,
-            properties: WillProperties::default(),
+            properties: props.will.clone(),
         });
         options = options.config(config);
     } else if conn.will_payload.is_some() {
         return Err(CliError::Usage(
             "--will-payload needs --will-topic".to_string(),
+        ));
+    } else if !props.will.is_empty() {
+        return Err(CliError::Usage(
+            "-D will properties need --will-topic".to_string(),
         ));
     }
     if let Some(ca) = &conn.cafile {
@@ -162,6 +190,29 @@ pub(crate) fn options(
         options = options.danger_accept_invalid_certs(true);
     }
     Ok(options)
+}
+
+/// Adds the `-D connect` properties; a maximum packet size is also enforced on what arrives.
+fn with_connect_properties(options: ClientOptions, props: &ConnectProperties) -> ClientOptions {
+    let options = match props.maximum_packet_size {
+        Some(max) => options.max_packet_size(usize::try_from(max.get()).unwrap_or(usize::MAX)),
+        None => options,
+    };
+    let mut config = options.config.clone();
+    let c = &mut config.properties;
+    c.session_expiry_interval = props.session_expiry_interval.or(c.session_expiry_interval);
+    c.receive_maximum = props.receive_maximum.or(c.receive_maximum);
+    c.maximum_packet_size = props.maximum_packet_size.or(c.maximum_packet_size);
+    c.topic_alias_maximum = props.topic_alias_maximum.or(c.topic_alias_maximum);
+    c.request_problem_information = props
+        .request_problem_information
+        .or(c.request_problem_information);
+    c.request_response_information = props
+        .request_response_information
+        .or(c.request_response_information);
+    c.user_properties
+        .extend(props.user_properties.iter().cloned());
+    options.config(config)
 }
 
 /// Connects and waits for the broker's CONNACK; a refusal or a failed connection is an error.
@@ -206,6 +257,84 @@ fn refusal(code: ConnectReasonCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Cli, Command};
+    use crate::props::Tool;
+
+    fn conn(args: &[&str]) -> (ConnArgs, Properties) {
+        let argv = ["mqtt", "pub"].iter().chain(args);
+        let Command::Pub(args) = Cli::from_args(argv.copied()).unwrap().command else {
+            panic!("pub expected");
+        };
+        let props = Properties::parse(&args.conn.properties, Tool::Pub).unwrap();
+        (args.conn, props)
+    }
+
+    #[test]
+    fn properties_imply_v5_and_conflict_with_other_versions() {
+        let property = ["-D", "publish", "content-type", "x"];
+        let (c, p) = conn(&[]);
+        assert_eq!(version(&c, &p).unwrap(), ProtocolVersion::V3_1_1);
+        let (c, p) = conn(&["-V", "31"]);
+        assert_eq!(version(&c, &p).unwrap(), ProtocolVersion::V3_1);
+        let (c, p) = conn(&property);
+        assert_eq!(version(&c, &p).unwrap(), ProtocolVersion::V5);
+        let (c, p) = conn(&[&property[..], &["-V", "mqttv5"]].concat());
+        assert_eq!(version(&c, &p).unwrap(), ProtocolVersion::V5);
+        for other in ["mqttv311", "31"] {
+            let (c, p) = conn(&[&property[..], &["-V", other]].concat());
+            let Err(CliError::Usage(message)) = version(&c, &p) else {
+                panic!("-V {other} with -D must fail");
+            };
+            assert!(message.contains("need MQTT 5.0"), "{message}");
+        }
+    }
+
+    #[test]
+    fn connect_and_will_properties_reach_the_options() {
+        let (c, p) = conn(&[
+            "-D",
+            "connect",
+            "maximum-packet-size",
+            "4096",
+            "-D",
+            "connect",
+            "receive-maximum",
+            "3",
+            "-D",
+            "connect",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "will",
+            "content-type",
+            "text/plain",
+            "--will-topic",
+            "w",
+        ]);
+        let options = options(&c, None, &p, "t").unwrap();
+        let config = &options.config;
+        assert_eq!(config.version, ProtocolVersion::V5);
+        assert_eq!(config.max_packet_size, 4096, "enforced on what arrives");
+        let props = &config.properties;
+        assert_eq!(props.maximum_packet_size.map(|m| m.get()), Some(4096));
+        assert_eq!(props.receive_maximum.map(|m| m.get()), Some(3));
+        assert_eq!(props.user_properties.len(), 1);
+        let will = config.will.as_ref().unwrap();
+        assert_eq!(will.properties.content_type.as_ref().unwrap(), "text/plain");
+
+        let (c, p) = conn(&["-D", "will", "content-type", "x"]);
+        assert!(matches!(options_error(&c, &p), CliError::Usage(m) if m.contains("--will-topic")));
+        let (c, p) = conn(&["-x", "5", "-D", "connect", "session-expiry-interval", "6"]);
+        assert!(matches!(options_error(&c, &p), CliError::Usage(m) if m.contains("not both")));
+    }
+
+    fn options_error(c: &ConnArgs, p: &Properties) -> CliError {
+        match options(c, None, p, "t") {
+            Err(e) => e,
+            Ok(_) => panic!("options should fail"),
+        }
+    }
 
     #[test]
     fn url_with_credentials_and_topic() {

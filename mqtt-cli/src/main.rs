@@ -7,15 +7,29 @@
 //! ```
 //!
 //! Errors are one line on stderr and a non-zero exit code.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod args;
 mod connect;
+mod format;
+mod json;
+mod props;
 mod pub_cmd;
 mod sub_cmd;
+mod utc;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use args::{Cli, Command};
 
@@ -52,7 +66,7 @@ fn main() -> ExitCode {
         eprintln!("Error: internal error: {info}");
         std::process::exit(1);
     }));
-    let cli = Cli::parse();
+    let cli = Cli::from_command_line();
     let (debug, quiet) = match &cli.command {
         Command::Pub(a) => (a.conn.debug, a.conn.quiet),
         Command::Sub(a) => (a.conn.debug, a.conn.quiet),

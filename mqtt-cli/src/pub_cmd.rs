@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::args::PubArgs;
 use crate::connect::{connect, connection_error, options, split_url};
+use crate::props::{Properties, Tool};
 use crate::CliError;
 
 /// Publishes awaited at once when reading lines: keeps the broker busy without unbounded
@@ -25,15 +26,17 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError::Usage("a topic is needed (-t)".to_string()))?;
     let topic = mqtt_tokio::proto::TopicName::new(&topic)
         .map_err(|e| CliError::Usage(format!("invalid topic '{topic}': {e}")))?;
+    let props = Properties::parse(&args.conn.properties, Tool::Pub)?;
     let source = Source::from_args(&args)?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
     let message = |payload: Bytes| {
         Message::with_topic(topic.clone(), payload)
             .qos(qos)
             .retain(args.retain)
+            .properties(props.publish.clone())
     };
 
-    let options = options(&args.conn, url.as_ref(), "mqtt-pub")?;
+    let options = options(&args.conn, url.as_ref(), &props, "mqtt-pub")?;
     let (client, mut events) = connect(options).await?;
     // Watch the connection while publishing: a lost connection ends the command.
     let watcher = tokio::spawn(async move {
@@ -137,7 +140,7 @@ impl Source {
 }
 
 /// Turns a publish result into the command's: a refusal by the broker is an error.
-fn check(result: Result<PublishOutcome, mqtt_tokio::Error>) -> Result<(), CliError> {
+pub(crate) fn check(result: Result<PublishOutcome, mqtt_tokio::Error>) -> Result<(), CliError> {
     match result {
         Ok(PublishOutcome::Rejected { reason, .. }) => Err(CliError::Publish(format!(
             "the broker refused the message: {reason:?}"

@@ -3,11 +3,15 @@
 use std::io::Write;
 use std::time::Duration;
 
-use mqtt_tokio::proto::TopicFilter;
-use mqtt_tokio::{Event, QoS, Subscription};
+use bytes::Bytes;
+use mqtt_tokio::proto::{TopicFilter, TopicName};
+use mqtt_tokio::{Client, Event, Message, Publish, QoS, Subscription};
 
 use crate::args::SubArgs;
 use crate::connect::{connect, connection_error, options, split_url};
+use crate::format::Format;
+use crate::props::{Properties, Tool};
+use crate::utc::Utc;
 use crate::CliError;
 
 /// Exit code when `-W` runs out, as mosquitto_sub uses (ETIMEDOUT).
@@ -47,12 +51,14 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     let filter_out = filters(&args.filter_out)?;
     let unsubscribe = filters(&args.unsubscribe)?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
+    let props = Properties::parse(&args.conn.properties, Tool::Sub)?;
+    let format = args.format.as_deref().map(Format::parse).transpose()?;
 
-    let options = options(&args.conn, url.as_ref(), "mqtt-sub")?;
+    let options = options(&args.conn, url.as_ref(), &props, "mqtt-sub")?;
     let (client, mut events) = connect(options).await?;
     if !unsubscribe.is_empty() {
         client
-            .unsubscribe_many(unsubscribe)
+            .unsubscribe_with(unsubscribe, props.unsubscribe.clone())
             .await
             .map_err(|e| CliError::Subscribe(e.to_string()))?;
     }
@@ -61,7 +67,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         .map(|f| Subscription::new(f, qos))
         .collect();
     let results = client
-        .subscribe_many(subscriptions)
+        .subscribe_with(subscriptions, props.subscribe.clone())
         .await
         .map_err(|e| CliError::Subscribe(e.to_string()))?;
     if results.iter().all(|r| r.is_err()) {
@@ -110,18 +116,14 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
                 if args.no_retained && publish.retain {
                     continue;
                 }
+                if args.remove_retained && publish.retain {
+                    if let Err(e) = clear_retained(&client, &publish.topic).await {
+                        break Err(e);
+                    }
+                }
+                let line = render(&args, format.as_ref(), &publish);
                 let mut out = stdout.lock();
-                let written = (|| {
-                    if args.verbose {
-                        out.write_all(publish.topic.as_bytes())?;
-                        out.write_all(b" ")?;
-                    }
-                    out.write_all(&publish.payload)?;
-                    if !args.no_newline {
-                        out.write_all(b"\n")?;
-                    }
-                    out.flush()
-                })();
+                let written = out.write_all(&line).and_then(|()| out.flush());
                 if written.is_err() {
                     // The reader went away (e.g. `| head`): stop quietly.
                     break Ok(Finish::Done);
@@ -148,4 +150,38 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
             Err(e)
         }
     }
+}
+
+/// A message as it is printed: with the `-F` format, or as the payload (`-v`: topic first),
+/// then a newline unless `-N`.
+fn render(args: &SubArgs, format: Option<&Format>, publish: &Publish) -> Vec<u8> {
+    let mut line = Vec::new();
+    match format {
+        Some(format) => {
+            let warning = format.render(publish, &Utc::now(), args.pretty, &mut line);
+            if let Some(warning) = warning.filter(|_| !args.conn.quiet) {
+                eprintln!("Error: {warning}");
+            }
+        }
+        None => {
+            if args.verbose {
+                line.extend_from_slice(publish.topic.as_bytes());
+                line.push(b' ');
+            }
+            line.extend_from_slice(&publish.payload);
+        }
+    }
+    if !args.no_newline {
+        line.push(b'\n');
+    }
+    line
+}
+
+/// `--remove-retained`: replaces a retained message by an empty retained one, which clears
+/// it, at QoS 1 as mosquitto_sub does.
+async fn clear_retained(client: &Client, topic: &TopicName) -> Result<(), CliError> {
+    let empty = Message::with_topic(topic.clone(), Bytes::new())
+        .qos(QoS::AtLeastOnce)
+        .retain(true);
+    crate::pub_cmd::check(client.publish(empty).await)
 }

@@ -413,3 +413,338 @@ fn help_is_long_only_because_h_is_the_host() {
     );
     assert!(!out.status.success(), "-h takes a host argument");
 }
+
+#[test]
+fn format_prints_fields_and_a_newline_unless_n() {
+    let broker = broker();
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &["pub", "-t", "fmt/kept", "-m", "hello", "-r", "-q", "1"],
+        ),
+        None,
+    ));
+    let format = "%t|%p|%q|%r|%l|%x|%X|%-6p|%05l|%m";
+    let sub = start_sub(
+        &broker,
+        &["-t", "fmt/#", "-q", "1", "-C", "2", "-F", format],
+    );
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &["pub", "-t", "fmt/live", "-m", "\u{1}z", "-q", "1"],
+        ),
+        None,
+    ));
+    let got = finish(sub);
+    assert_ok(&got);
+    let out = stdout(&got);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(out.ends_with('\n'), "a newline after each message: {out:?}");
+    // The message id of a QoS 1 message is the broker's packet identifier, never 0.
+    let (retained, mid) = lines[0].rsplit_once('|').unwrap();
+    assert_eq!(
+        retained,
+        "fmt/kept|hello|1|1|5|68656c6c6f|68656C6C6F|hello |00005"
+    );
+    assert!(mid.parse::<u16>().unwrap() > 0, "{mid}");
+    let (live, mid) = lines[1].rsplit_once('|').unwrap();
+    assert_eq!(live, "fmt/live|\u{1}z|1|0|2|017a|017A|\u{1}z    |00002");
+    assert!(mid.parse::<u16>().unwrap() > 0, "{mid}");
+
+    // -N drops the newline; escapes, JSON and times.
+    let sub = start_sub(
+        &broker,
+        &["-t", "fmt/j", "-C", "1", "-N", "-F", r"%j\t%I\t%U\t@Y\t%m"],
+    );
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "fmt/j", "-m", "say \"hi\""]),
+        None,
+    ));
+    let got = finish(sub);
+    assert_ok(&got);
+    let out = stdout(&got);
+    let fields: Vec<&str> = out.split('\t').collect();
+    assert_eq!(fields.len(), 5, "{out:?}");
+    assert!(
+        fields[0].starts_with(r#"{"tst":""#)
+            && fields[0].ends_with(
+                r#"Z","topic":"fmt/j","qos":0,"retain":0,"payloadlen":8,"payload":"say \"hi\""}"#
+            ),
+        "{}",
+        fields[0]
+    );
+    assert!(
+        fields[1].len() == 24 && fields[1].ends_with("+0000"),
+        "{}",
+        fields[1]
+    );
+    let (secs, nanos) = fields[2].split_once('.').unwrap();
+    assert!(secs.parse::<u64>().unwrap() > 1_600_000_000 && nanos.len() == 9);
+    assert!(fields[1].starts_with(fields[3]), "@Y is the year of %I");
+    assert_eq!(
+        fields[4], "0",
+        "QoS 0 messages have message id 0, and no newline"
+    );
+}
+
+#[test]
+fn invalid_format_is_rejected_before_connecting() {
+    // Nothing listens on the port: the error must come from the format, not the connection.
+    let port = mqtt_testkit::free_port().to_string();
+    for (format, complaint) in [
+        ("%t %k", "invalid format specifier '%k'"),
+        ("%t %", "incomplete format specifier"),
+        (r"\q", "invalid escape"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "a",
+            "-F",
+            format,
+        ]);
+        let out = run(cmd, None);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(complaint), "{format}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn remove_retained_clears_what_it_receives() {
+    let broker = broker();
+    for (topic, payload) in [("rr/gone", "old"), ("rr/keep", "kept")] {
+        assert_ok(&run(
+            mqtt(
+                &broker,
+                &["pub", "-t", topic, "-m", payload, "-r", "-q", "1"],
+            ),
+            None,
+        ));
+    }
+    // -T keeps rr/keep from being printed, counted or cleared.
+    let out = run(
+        mqtt(
+            &broker,
+            &[
+                "sub",
+                "-t",
+                "rr/#",
+                "-T",
+                "rr/keep",
+                "--remove-retained",
+                "-C",
+                "1",
+                "-W",
+                "10",
+                "-v",
+            ],
+        ),
+        None,
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "rr/gone old\n");
+    // Only rr/keep is still retained.
+    let out = run(
+        mqtt(
+            &broker,
+            &["sub", "-t", "rr/#", "--retained-only", "-W", "2", "-v"],
+        ),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(27), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "rr/keep kept\n");
+}
+
+#[test]
+fn nodelay_is_accepted_by_both_commands() {
+    let broker = broker();
+    let sub = start_sub(&broker, &["-t", "nd", "-C", "1", "--nodelay"]);
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "nd", "-m", "x", "--nodelay"]),
+        None,
+    ));
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "x\n");
+}
+
+#[test]
+fn publish_and_subscribe_properties_reach_the_subscriber() {
+    let broker = broker();
+    let sub = start_sub(
+        &broker,
+        &[
+            "-t",
+            "props/#",
+            "-C",
+            "1",
+            "-D",
+            "subscribe",
+            "subscription-identifier",
+            "7",
+            "-D",
+            "subscribe",
+            "user-property",
+            "ignored",
+            "by-the-broker",
+            "-F",
+            "%C|%P|%R|%D|%F|%S|%p|%E",
+        ],
+    );
+    // -D alone means MQTT 5.0; values of three and four words mix.
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &[
+                "pub",
+                "-t",
+                "props/a",
+                "-m",
+                "payload",
+                "-q",
+                "1",
+                "-D",
+                "publish",
+                "content-type",
+                "text/plain",
+                "-D",
+                "publish",
+                "user-property",
+                "k",
+                "v",
+                "-D",
+                "publish",
+                "user-property",
+                "k2",
+                "v 2",
+                "-D",
+                "publish",
+                "response-topic",
+                "re/ply",
+                "-D",
+                "publish",
+                "correlation-data",
+                "xyz",
+                "-D",
+                "publish",
+                "payload-format-indicator",
+                "1",
+                "-D",
+                "publish",
+                "message-expiry-interval",
+                "30",
+            ],
+        ),
+        None,
+    ));
+    let got = finish(sub);
+    assert_ok(&got);
+    let out = stdout(&got);
+    let (fixed, expiry) = out.trim_end().rsplit_once('|').unwrap();
+    assert_eq!(fixed, "text/plain|k:v k2:v 2|re/ply|xyz|1|7|payload");
+    // The broker forwards what is left of the expiry interval.
+    assert!(["29", "30"].contains(&expiry), "{out:?}");
+}
+
+#[test]
+fn properties_need_mqtt_5() {
+    let port = mqtt_testkit::free_port().to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["pub", "-h", "127.0.0.1", "-p", &port, "-t", "a", "-m", "b"]);
+    cmd.args(["-V", "mqttv311", "-D", "publish", "content-type", "x"]);
+    let out = run(cmd, None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("need MQTT 5.0"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn connect_session_expiry_property_keeps_the_session() {
+    let broker = broker();
+    let session = ["-i", "keeper", "-q", "1", "-t", "se/t"];
+    let expiry = ["-D", "connect", "session-expiry-interval", "60"];
+    // Subscribe and leave: the broker keeps the session for 60 s...
+    let mut first = mqtt(&broker, &["sub", "-E"]);
+    first.args(session).args(expiry);
+    assert_ok(&run(first, None));
+    // ... and queues what is published meanwhile ...
+    assert_ok(&run(
+        mqtt(&broker, &["pub", "-t", "se/t", "-m", "queued", "-q", "1"]),
+        None,
+    ));
+    // ... for the next connection that resumes it.
+    let mut second = mqtt(&broker, &["sub", "-c", "-C", "1", "-W", "10"]);
+    second.args(session).args(expiry);
+    let out = run(second, None);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "queued\n");
+}
+
+#[test]
+fn connect_maximum_packet_size_property_is_announced_and_kept() {
+    let broker = broker();
+    let sub = start_sub(
+        &broker,
+        &[
+            "-t",
+            "mp/#",
+            "-C",
+            "1",
+            "-v",
+            "-D",
+            "connect",
+            "maximum-packet-size",
+            "64",
+        ],
+    );
+    // The broker does not send a packet larger than the client accepts.
+    let big = "x".repeat(200);
+    for (topic, payload) in [("mp/big", big.as_str()), ("mp/small", "small")] {
+        assert_ok(&run(
+            mqtt(&broker, &["pub", "-t", topic, "-m", payload, "-q", "1"]),
+            None,
+        ));
+    }
+    let got = finish(sub);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "mp/small small\n");
+}
+
+#[test]
+fn will_properties_are_sent_with_the_will() {
+    let broker = broker();
+    let watcher = start_sub(
+        &broker,
+        &["-t", "wp/#", "-C", "1", "-V", "5", "-F", "%t %C %p"],
+    );
+    let doomed_args = [
+        "-t",
+        "nothing",
+        "--will-topic",
+        "wp/cli",
+        "--will-payload",
+        "gone",
+        "-D",
+        "will",
+        "content-type",
+        "text/x-will",
+        "-k",
+        "5",
+    ];
+    let mut doomed = start_sub(&broker, &doomed_args);
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let got = finish(watcher);
+    assert_ok(&got);
+    assert_eq!(stdout(&got), "wp/cli text/x-will gone\n");
+}
