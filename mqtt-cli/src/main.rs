@@ -7,6 +7,9 @@
 //! ```
 //!
 //! Errors are one line on stderr and a non-zero exit code.
+// The doc comments on the argument structs are clap's `--help` text, printed as written:
+// URL patterns like `[user[:password]@]` and `<pid>` there are not links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #![cfg_attr(
     not(test),
     deny(
