@@ -234,7 +234,7 @@ impl Harness {
                     connack.properties.topic_alias_maximum =
                         Some(u16::from(topic_alias_maximum % 4));
                 }
-                self.server(Packet::ConnAck(connack));
+                self.server(Packet::from(connack));
             }
             Op::Ack {
                 kind,

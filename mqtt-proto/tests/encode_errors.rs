@@ -41,14 +41,14 @@ fn properties_cannot_be_sent_before_5_0() {
     for version in V3 {
         let expected = Err(EncodeError::PropertiesNotInVersion(version));
         let packets = [
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 properties: ConnectProperties {
                     session_expiry_interval: Some(10),
                     ..Default::default()
                 },
                 ..Connect::new(version, s("c"), 0)
             }),
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 will: Some(LastWill {
                     properties: WillProperties {
                         will_delay_interval: Some(5),
@@ -58,7 +58,7 @@ fn properties_cannot_be_sent_before_5_0() {
                 }),
                 ..Connect::new(version, s("c"), 0)
             }),
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 properties: ConnAckProperties {
                     user_properties: users.clone(),
                     ..Default::default()
@@ -141,7 +141,7 @@ fn reason_codes_cannot_be_sent_before_5_0() {
         let refused = |code: u8| Err(EncodeError::ReasonCodeNotInVersion { code, version });
         let cases = [
             (
-                Packet::ConnAck(ConnAck {
+                Packet::from(ConnAck {
                     reason_code: ConnectReasonCode::Banned,
                     ..ConnAck::accepted(false)
                 }),
@@ -218,7 +218,7 @@ fn connack_return_codes_of_3_1_1() {
         (ConnectReasonCode::NotAuthorized, 5),
     ];
     for (reason_code, byte) in mapped {
-        let packet = Packet::ConnAck(ConnAck {
+        let packet = Packet::from(ConnAck {
             reason_code,
             ..ConnAck::accepted(false)
         });
@@ -230,7 +230,7 @@ fn connack_return_codes_of_3_1_1() {
         .collect();
     assert_eq!(unmapped.len(), 16);
     for reason_code in unmapped {
-        let packet = Packet::ConnAck(ConnAck {
+        let packet = Packet::from(ConnAck {
             reason_code,
             ..ConnAck::accepted(false)
         });
@@ -338,7 +338,7 @@ fn empty_topic_needs_a_topic_alias_in_5_0() {
 fn password_without_user_name_before_5_0() {
     // [MQTT-3.1.2-22] (3.1.1)
     for version in V3 {
-        let connect = Packet::Connect(Connect {
+        let connect = Packet::from(Connect {
             password: Some(b(b"pw")),
             ..Connect::new(version, s("c"), 0)
         });
@@ -347,7 +347,7 @@ fn password_without_user_name_before_5_0() {
             Err(EncodeError::PasswordWithoutUsername)
         );
     }
-    let connect = Packet::Connect(Connect {
+    let connect = Packet::from(Connect {
         password: Some(b(b"pw")),
         ..Connect::new(V5, s("c"), 0)
     });
@@ -423,7 +423,7 @@ fn binary_fields_longer_than_65535_bytes() {
     let longest = Bytes::from(vec![7u8; 65_535]);
     for version in VERSIONS {
         let with_password = |password: Bytes| {
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 username: Some(s("u")),
                 password: Some(password),
                 ..Connect::new(version, s("c"), 0)
@@ -434,7 +434,7 @@ fn binary_fields_longer_than_65535_bytes() {
             Err(EncodeError::FieldTooLong)
         );
         assert!(encode(version, &with_password(longest.clone())).is_ok());
-        let with_will = Packet::Connect(Connect {
+        let with_will = Packet::from(Connect {
             will: Some(LastWill {
                 payload: long.clone(),
                 ..will()
@@ -468,7 +468,7 @@ fn binary_fields_longer_than_65535_bytes() {
 fn maximum_qos_is_0_or_1() {
     // Spec 3.2.2.3.4 (5.0): a Maximum QoS of 2 is a protocol error; leaving it out means 2.
     let connack = |qos| {
-        Packet::ConnAck(ConnAck {
+        Packet::from(ConnAck {
             properties: ConnAckProperties {
                 maximum_qos: Some(qos),
                 ..Default::default()
@@ -539,7 +539,7 @@ fn packet_larger_than_the_remaining_length_can_express() {
 fn connect_is_laid_out_for_its_own_version() {
     // CONNECT names its protocol version, which decides its layout whatever the encoder is
     // asked for.
-    let connect = Packet::Connect(Connect::new(V5, s(""), 60));
+    let connect = Packet::from(Connect::new(V5, s(""), 60));
     let wire = hex("10 0d 00 04 'MQTT' 05 02 00 3c 00 00 00");
     for version in VERSIONS {
         assert_eq!(encode(version, &connect), Ok(wire.clone()));

@@ -204,7 +204,7 @@ fn v3_1_cases() -> Vec<Case> {
              02                  # flags: clean session
              00 3c               # keep alive 60
              00 02 'c1'          # client identifier",
-            Packet::Connect(connect(V3_1, "c1", 60)),
+            Packet::from(connect(V3_1, "c1", 60)),
         ),
         case(
             "connect 3.1 will, user name, password",
@@ -218,7 +218,7 @@ fn v3_1_cases() -> Vec<Case> {
              00 03 'bye'         # will message
              00 01 'u'
              00 01 'p'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 will: Some(LastWill {
                     topic: topic("w/t"),
                     payload: b(b"bye"),
@@ -235,13 +235,13 @@ fn v3_1_cases() -> Vec<Case> {
             "connack 3.1 accepted",
             V3_1,
             "20 02 00 00",
-            Packet::ConnAck(ConnAck::accepted(false)),
+            Packet::from(ConnAck::accepted(false)),
         ),
         case(
             "connack 3.1 identifier rejected",
             V3_1,
             "20 02 00 02",
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 reason_code: ConnectReasonCode::ClientIdentifierNotValid,
                 ..ConnAck::accepted(false)
             }),
@@ -257,7 +257,7 @@ fn v3_1_1_cases() -> Vec<Case> {
             "connect minimal, empty client id",
             V3_1_1,
             "10 0c 00 04 'MQTT' 04 02 00 3c 00 00",
-            Packet::Connect(connect(V3_1_1, "", 60)),
+            Packet::from(connect(V3_1_1, "", 60)),
         ),
         case(
             "connect with will",
@@ -269,7 +269,7 @@ fn v3_1_1_cases() -> Vec<Case> {
              00 04 'dev1'
              00 0b 'status/dev1'
              00 07 'offline'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 clean_start: false,
                 will: Some(LastWill {
                     topic: topic("status/dev1"),
@@ -285,7 +285,7 @@ fn v3_1_1_cases() -> Vec<Case> {
             "connect with user name",
             V3_1_1,
             "10 14 00 04 'MQTT' 04 82 00 3c 00 01 'c' 00 05 'alice'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 username: Some(s("alice")),
                 ..connect(V3_1_1, "c", 60)
             }),
@@ -294,7 +294,7 @@ fn v3_1_1_cases() -> Vec<Case> {
             "connect with user name and binary password",
             V3_1_1,
             "10 19 00 04 'MQTT' 04 c2 00 3c 00 01 'c' 00 05 'alice' 00 03 00 ff 10",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 username: Some(s("alice")),
                 password: Some(b(&[0x00, 0xff, 0x10])),
                 ..connect(V3_1_1, "c", 60)
@@ -312,7 +312,7 @@ fn v3_1_1_cases() -> Vec<Case> {
              00 00               # empty will message
              00 01 'u'
              00 02 'pw'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 will: Some(LastWill {
                     topic: topic("t"),
                     payload: b(b""),
@@ -329,7 +329,7 @@ fn v3_1_1_cases() -> Vec<Case> {
             "connack accepted, session present",
             V3_1_1,
             "20 02 01 00",
-            Packet::ConnAck(ConnAck::accepted(true)),
+            Packet::from(ConnAck::accepted(true)),
         ),
     ];
     let refusals = [
@@ -364,7 +364,7 @@ fn v3_1_1_cases() -> Vec<Case> {
             name,
             V3_1_1,
             bytes,
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 reason_code,
                 ..ConnAck::accepted(false)
             }),
@@ -382,7 +382,7 @@ fn v5_connect_cases() -> Vec<Case> {
             "10 0d 00 04 'MQTT' 05 02 00 3c
              00                  # property length 0
              00 00               # empty client identifier",
-            Packet::Connect(connect(V5, "", 60)),
+            Packet::from(connect(V5, "", 60)),
         ),
         case(
             "connect 5.0 every property, will, user name, password",
@@ -414,7 +414,7 @@ fn v5_connect_cases() -> Vec<Case> {
              00 04 'gone'        # will payload
              00 05 'alice'
              00 06 'secret'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 will: Some(LastWill {
                     topic: topic("dead"),
                     payload: b(b"gone"),
@@ -450,7 +450,7 @@ fn v5_connect_cases() -> Vec<Case> {
             "connect 5.0 password without user name",
             V5,
             "10 12 00 04 'MQTT' 05 42 00 00 00 00 01 'c' 00 02 'pw'",
-            Packet::Connect(Connect {
+            Packet::from(Connect {
                 password: Some(b(b"pw")),
                 ..connect(V5, "c", 0)
             }),
@@ -459,13 +459,13 @@ fn v5_connect_cases() -> Vec<Case> {
             "connack 5.0 success",
             V5,
             "20 03 00 00 00",
-            Packet::ConnAck(ConnAck::accepted(false)),
+            Packet::from(ConnAck::accepted(false)),
         ),
         case(
             "connack 5.0 bad authentication method",
             V5,
             "20 03 00 8c 00",
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 reason_code: ConnectReasonCode::BadAuthenticationMethod,
                 ..ConnAck::accepted(false)
             }),
@@ -474,7 +474,7 @@ fn v5_connect_cases() -> Vec<Case> {
             "connack 5.0 not authorized with reason string",
             V5,
             "20 0c 00 87 09 1f 00 06 'denied'",
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 reason_code: ConnectReasonCode::NotAuthorized,
                 properties: ConnAckProperties {
                     reason_string: Some(s("denied")),
@@ -507,7 +507,7 @@ fn v5_connect_cases() -> Vec<Case> {
                15 00 05 'SCRAM'
                16 00 02 0a 0b
                26 00 01 'a' 00 01 'b'",
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 session_present: true,
                 reason_code: ConnectReasonCode::Success,
                 properties: ConnAckProperties {

@@ -1016,7 +1016,7 @@ fn connack_3_1_first_byte_is_unused() {
     // Spec 3.2 of 3.1: the first byte is reserved and not used, so it is not checked.
     assert_eq!(
         ok(V3_1, "20 02 00 00"),
-        Packet::ConnAck(ConnAck::accepted(false))
+        Packet::from(ConnAck::accepted(false))
     );
     assert!(matches!(ok(V3_1, "20 02 fe 00"), Packet::ConnAck(_)));
 }
@@ -1448,10 +1448,10 @@ fn mqtt_2_2_2_1_property_length_zero_is_encoded() {
     // [MQTT-2.2.2-1] (5.0): a packet without properties still has a property length of 0.
     let cases: Vec<(Packet, &str)> = vec![
         (
-            Packet::Connect(Connect::new(V5, s("c"), 0)),
+            Packet::from(Connect::new(V5, s("c"), 0)),
             "10 0e 00 04 'MQTT' 05 02 00 00 00 00 01 'c'",
         ),
-        (Packet::ConnAck(ConnAck::accepted(false)), "20 03 00 00 00"),
+        (Packet::from(ConnAck::accepted(false)), "20 03 00 00 00"),
         (
             Packet::Publish(Publish::new(
                 topic("t"),

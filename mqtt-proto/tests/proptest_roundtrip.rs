@@ -381,7 +381,7 @@ fn connect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
             move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
                 // Before 5.0 a password needs a user name [MQTT-3.1.2-22].
                 let password = password.filter(|_| version.is_v5() || username.is_some());
-                Packet::Connect(Connect {
+                Packet::from(Connect {
                     protocol: version,
                     clean_start,
                     keep_alive,
@@ -414,7 +414,7 @@ fn connack(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         props(version, connack_properties()),
     )
         .prop_map(|(session_present, reason_code, properties)| {
-            Packet::ConnAck(ConnAck {
+            Packet::from(ConnAck {
                 session_present,
                 reason_code,
                 properties,

@@ -236,7 +236,7 @@ fn round_trip(version: ProtocolVersion, packet: &Packet) -> (Packet, Range<usize
 fn longest_client_id_user_name_and_topic() {
     let longest = "x".repeat(65_535);
     for version in VERSIONS {
-        let connect = Packet::Connect(Connect {
+        let connect = Packet::from(Connect {
             username: Some(s(&longest)),
             password: Some(Bytes::from(vec![0xa5; 65_535])),
             will: Some(LastWill {
@@ -426,7 +426,7 @@ fn decoder_waits_for_the_body_once_the_size_is_allowed() {
 
 #[test]
 fn connack_with_all_string_properties_decodes_in_place() {
-    let connack = Packet::ConnAck(ConnAck {
+    let connack = Packet::from(ConnAck {
         properties: ConnAckProperties {
             response_information: Some(s("resp")),
             server_reference: Some(s("srv")),

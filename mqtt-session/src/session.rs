@@ -303,7 +303,7 @@ impl Session {
         }
         debug!(client_id = %self.client_id, clean_start, "CONNECT");
         // [MQTT-3.1.0-1]: CONNECT is the first packet on the connection.
-        if let Err(e) = self.send(now, &Packet::Connect(connect)) {
+        if let Err(e) = self.send(now, &Packet::from(connect)) {
             self.end_connection(ConnectionError::InvalidConfig(ConfigError::Encode(e)), None);
         }
     }
@@ -801,7 +801,7 @@ impl Session {
         let v5 = self.version().is_v5();
         match packet {
             Packet::ConnAck(connack) if state == ConnectionState::Connecting => {
-                self.on_connack(now, connack);
+                self.on_connack(now, *connack);
             }
             Packet::ConnAck(_) => self.violation(ProtocolViolation::SecondConnAck),
             Packet::Auth(auth) if v5 => self.events.push_back(Event::Auth(auth)),

@@ -413,7 +413,7 @@ fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
 
         let connect = pair.open();
         assert!(!connect.clean_start, "the session is resumed");
-        pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+        pair.deliver(Packet::from(ConnAck::accepted(true)));
         let resent = pair.sent();
         let summary: Vec<String> = resent
             .iter()
@@ -454,7 +454,7 @@ fn session_present_after_clean_start_is_a_violation() {
     // [MQTT-3.2.2-4]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.open();
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+    pair.deliver(Packet::from(ConnAck::accepted(true)));
     assert!(matches!(
         disconnected(&pair.events()),
         Some(ConnectionError::ProtocolViolation(
@@ -493,7 +493,7 @@ fn lost_session_requeues_unacknowledged_messages() {
     pair.cut();
     pair.events();
     pair.open();
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.deliver(Packet::from(ConnAck::accepted(false)));
     let events = pair.events();
     assert!(events.iter().any(|e| matches!(e, Event::Published { token, outcome: PublishOutcome::Completed { .. } } if *token == t3)),
         "the server owned message 3 since PUBREC");
@@ -830,7 +830,7 @@ fn server_violations_end_the_connection_with_a_typed_error() {
             DisconnectReasonCode::ProtocolError,
         ),
         (
-            Packet::ConnAck(ConnAck::accepted(false)),
+            Packet::from(ConnAck::accepted(false)),
             ProtocolViolation::SecondConnAck,
             DisconnectReasonCode::ProtocolError,
         ),
@@ -890,7 +890,7 @@ fn oversized_packets_are_refused_from_the_header() {
         NonZeroU32::new(1024),
         "announced in CONNECT"
     );
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.deliver(Packet::from(ConnAck::accepted(false)));
     pair.events();
     // A PUBLISH header declaring 100 MB, without its body.
     pair.deliver_bytes(&[0x30, 0x80, 0xDA, 0xC4, 0x09]);
@@ -1015,7 +1015,7 @@ fn enhanced_authentication_round_trips() {
     };
     pair.session.auth(pair.now, response.clone()).unwrap();
     assert_eq!(pair.sent(), vec![Packet::Auth(response)]);
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.deliver(Packet::from(ConnAck::accepted(false)));
     assert!(pair.session.is_connected());
     assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.topic.as_str() == "queued"));
 
@@ -1068,7 +1068,7 @@ fn restart_from_store_resumes_qos2_exactly_once() {
     let mut pair = Pair::with_session(restarted, ProtocolVersion::V3_1_1);
     let connect = pair.open();
     assert!(!connect.clean_start);
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+    pair.deliver(Packet::from(ConnAck::accepted(true)));
     let resent = pair.sent();
     assert_eq!(resent[0], Packet::PubRel(PubRel::new(id(1))));
     assert!(matches!(&resent[1], Packet::Publish(p) if p.dup && p.packet_id() == Some(id(2))));
@@ -1124,7 +1124,7 @@ fn auth_repeats_the_connect_method_and_uses_allowed_codes() {
         "only continue-authentication before CONNACK"
     );
     assert!(pair.sent().is_empty());
-    pair.deliver(Packet::ConnAck(ConnAck::accepted(false)));
+    pair.deliver(Packet::from(ConnAck::accepted(false)));
     pair.session
         .auth(pair.now, auth(AuthReasonCode::ReAuthenticate, Some(method)))
         .unwrap();
@@ -1203,7 +1203,7 @@ fn topic_aliases_do_not_outlive_the_connection() {
     pair.sent();
     pair.cut();
     pair.open();
-    pair.deliver(Packet::ConnAck(ConnAck {
+    pair.deliver(Packet::from(ConnAck {
         session_present: true,
         reason_code: ConnectReasonCode::Success,
         properties: with_aliases,
@@ -1301,7 +1301,7 @@ fn queued_messages_survive_a_restart_in_order() {
         );
         let mut pair = Pair::with_session(restarted, version);
         pair.open();
-        pair.deliver(Packet::ConnAck(ConnAck::accepted(true)));
+        pair.deliver(Packet::from(ConnAck::accepted(true)));
         let sent = pair.sent();
         assert!(
             matches!(&sent[..], [Packet::Publish(p)] if p.dup && &p.payload[..] == b"first"),

@@ -64,7 +64,7 @@ impl<const V5: bool> Codec for Ours<V5> {
                     retain: m.will_retain,
                     properties: Default::default(),
                 });
-                Packet::Connect(connect)
+                Packet::from(connect)
             }
             Message::Subscribe {
                 packet_id: id,

@@ -15,6 +15,8 @@ pub use subscribe::{
     RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
+use alloc::boxed::Box;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
@@ -80,12 +82,15 @@ impl PacketType {
 ///
 /// Decoding keeps every string and payload as a slice of the received frame; encoding writes
 /// the packet in the layout of the version asked for, or says why it cannot.
+///
+/// CONNECT and CONNACK, large and sent once per connection, are boxed so that the enum is
+/// about the size of [`Publish`]. Build any variant with `Packet::from(p)` or `p.into()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)]
 pub enum Packet {
-    Connect(Connect),
-    ConnAck(ConnAck),
+    Connect(Box<Connect>),
+    ConnAck(Box<ConnAck>),
     Publish(Publish),
     PubAck(PubAck),
     PubRec(PubRec),
@@ -101,6 +106,49 @@ pub enum Packet {
     /// 5.0 only.
     Auth(Auth),
 }
+
+/// Wraps CONNECT in its boxed [`Packet`] variant.
+impl From<Connect> for Packet {
+    #[inline]
+    fn from(packet: Connect) -> Self {
+        Self::Connect(Box::new(packet))
+    }
+}
+
+/// Wraps CONNACK in its boxed [`Packet`] variant.
+impl From<ConnAck> for Packet {
+    #[inline]
+    fn from(packet: ConnAck) -> Self {
+        Self::ConnAck(Box::new(packet))
+    }
+}
+
+/// `impl From<$ty> for Packet` for the variants that hold their packet inline.
+macro_rules! packet_from {
+    ($($ty:ident),* $(,)?) => {$(
+        /// Wraps the packet in its [`Packet`] variant.
+        impl From<$ty> for Packet {
+            #[inline]
+            fn from(packet: $ty) -> Self {
+                Self::$ty(packet)
+            }
+        }
+    )*};
+}
+
+packet_from!(
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth,
+);
 
 /// The spec's upper bound on a whole packet: one type byte, four length bytes, and the largest
 /// remaining length.
@@ -284,8 +332,8 @@ impl Packet {
     ) -> Result<Self, DecodeError> {
         let body = frame.get(header_len..).ok_or(DecodeError::Truncated)?;
         Ok(match ty {
-            PacketType::Connect => Self::Connect(Connect::parse(frame, body)?),
-            PacketType::ConnAck => Self::ConnAck(ConnAck::parse(frame, body, version)?),
+            PacketType::Connect => Connect::parse(frame, body)?.into(),
+            PacketType::ConnAck => ConnAck::parse(frame, body, version)?.into(),
             PacketType::Publish => {
                 return Publish::parse_packet(frame.clone(), header_len, flags, version)
             }
@@ -439,5 +487,38 @@ impl Decoder {
             }
             _ => Err(DecodeError::Truncated),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MqttString;
+
+    #[test]
+    fn packet_is_about_the_size_of_publish() {
+        // Every decoded packet is moved at least once (out of the parser, into `Option`/`Result`
+        // and on to the caller), so the enum's size is paid per packet: the large, rare
+        // CONNECT and CONNACK stay boxed to keep it near the size of the common PUBLISH.
+        assert!(
+            core::mem::size_of::<Packet>() <= core::mem::size_of::<Publish>() + 8,
+            "Packet is {} bytes, Publish {}",
+            core::mem::size_of::<Packet>(),
+            core::mem::size_of::<Publish>(),
+        );
+    }
+
+    #[test]
+    fn from_boxes_connect_and_connack() {
+        let connack = ConnAck::accepted(false);
+        assert_eq!(
+            Packet::from(connack.clone()),
+            Packet::ConnAck(Box::new(connack))
+        );
+        let connect = Connect::new(ProtocolVersion::V5, MqttString::default(), 60);
+        assert_eq!(
+            Packet::from(connect.clone()),
+            Packet::Connect(Box::new(connect))
+        );
     }
 }

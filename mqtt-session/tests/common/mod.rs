@@ -52,7 +52,7 @@ impl Pair {
     pub fn open(&mut self) -> mqtt_proto::Connect {
         self.session.handle_connected(self.now);
         match self.sent().as_slice() {
-            [Packet::Connect(c)] => c.clone(),
+            [Packet::Connect(c)] => (**c).clone(),
             other => panic!("expected CONNECT, got {other:?}"),
         }
     }
@@ -68,7 +68,7 @@ impl Pair {
         properties: ConnAckProperties,
     ) -> Vec<Event> {
         self.open();
-        self.deliver(Packet::ConnAck(ConnAck {
+        self.deliver(Packet::from(ConnAck {
             session_present,
             reason_code: ConnectReasonCode::Success,
             properties,

@@ -443,7 +443,7 @@ impl Broker {
     fn on_packet(&mut self, now: Instant, packet: Packet) {
         let connected = self.conn.as_ref().is_some_and(|c| c.connected);
         match packet {
-            Packet::Connect(c) if !connected => self.on_connect(now, c),
+            Packet::Connect(c) if !connected => self.on_connect(now, *c),
             Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2]"),
             other if !connected => self.violation(&format!(
                 "{:?} before CONNECT [MQTT-3.1.0-1]",
@@ -548,7 +548,7 @@ impl Broker {
             connack.properties.server_keep_alive = self.config.server_keep_alive;
         }
         self.connacks.push(present);
-        self.send(Packet::ConnAck(connack));
+        self.send(Packet::from(connack));
         // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in order.
         let mut resend: Vec<OutMsg> = self
             .session
