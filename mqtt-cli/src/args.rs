@@ -176,6 +176,15 @@ pub(crate) struct ConnArgs {
     /// Do not verify the server's certificate and host name (dangerous).
     #[arg(long = "insecure")]
     pub(crate) insecure: bool,
+    /// Trust the operating system's CA certificates, also next to --cafile (turns TLS on).
+    #[arg(long = "tls-use-os-certs")]
+    pub(crate) tls_use_os_certs: bool,
+    /// Oldest TLS version to accept: tlsv1.3 or tlsv1.2 (the default, which allows 1.3 too).
+    #[arg(long = "tls-version")]
+    pub(crate) tls_version: Option<String>,
+    /// ALPN protocol to offer in the TLS handshake (e.g. x-amzn-mqtt-ca).
+    #[arg(long = "tls-alpn")]
+    pub(crate) tls_alpn: Option<String>,
     /// Do not print error messages.
     #[arg(long = "quiet")]
     pub(crate) quiet: bool,

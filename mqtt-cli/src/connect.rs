@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use mqtt_tokio::proto::{ConnectProperties, ConnectReasonCode, LastWill, TopicName};
-use mqtt_tokio::{Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS};
+use mqtt_tokio::{
+    Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS, TlsVersion,
+};
 
 use crate::args::{ConnArgs, Version};
 use crate::props::Properties;
@@ -56,7 +58,8 @@ pub(crate) fn split_url(url: &str) -> Result<UrlParts, CliError> {
 
 /// The broker URL from `-h`/`-p` and the TLS flags.
 fn host_url(conn: &ConnArgs) -> String {
-    let tls = conn.cafile.is_some() || conn.capath.is_some() || conn.insecure;
+    let tls =
+        conn.cafile.is_some() || conn.capath.is_some() || conn.insecure || conn.tls_use_os_certs;
     let scheme = if tls { "mqtts" } else { "mqtt" };
     let port = conn.port.unwrap_or(if tls { 8883 } else { 1883 });
     let host = if conn.host.contains(':') && !conn.host.starts_with('[') {
@@ -189,7 +192,30 @@ pub(crate) fn options(
     if conn.insecure {
         options = options.danger_accept_invalid_certs(true);
     }
+    if conn.tls_use_os_certs {
+        options = options.system_roots(true);
+    }
+    if let Some(version) = &conn.tls_version {
+        options = options.min_tls_version(tls_version(version)?);
+    }
+    if let Some(protocol) = &conn.tls_alpn {
+        options = options.alpn(protocol);
+    }
     Ok(options)
+}
+
+/// The `--tls-version` value as the oldest version to accept.
+fn tls_version(value: &str) -> Result<TlsVersion, CliError> {
+    match value {
+        "tlsv1.3" => Ok(TlsVersion::V1_3),
+        "tlsv1.2" => Ok(TlsVersion::V1_2),
+        "tlsv1.1" | "tlsv1" => Err(CliError::Usage(format!(
+            "--tls-version {value}: only TLS 1.2 and 1.3 are supported"
+        ))),
+        other => Err(CliError::Usage(format!(
+            "--tls-version {other}: expected tlsv1.3 or tlsv1.2"
+        ))),
+    }
 }
 
 /// Adds the `-D connect` properties; a maximum packet size is also enforced on what arrives.

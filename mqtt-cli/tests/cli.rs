@@ -748,3 +748,31 @@ fn will_properties_are_sent_with_the_will() {
     assert_ok(&got);
     assert_eq!(stdout(&got), "wp/cli text/x-will gone\n");
 }
+
+#[test]
+fn tls_flags_choose_the_version_and_alpn() {
+    let broker = Mosquitto::start(MosquittoConfig::new().tls());
+    let ca = broker.certs().ca.cert_file.display().to_string();
+    let port = broker.tls_port().to_string();
+    let publish = |extra: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["pub", "-h", "127.0.0.1", "-p", &port, "--cafile", &ca]);
+        cmd.args(["-t", "tls/flags", "-m", "x", "-q", "1"]);
+        cmd.args(extra);
+        run(cmd, None)
+    };
+    assert_ok(&publish(&[
+        "--tls-version",
+        "tlsv1.3",
+        "--tls-alpn",
+        "mqtt",
+    ]));
+    assert_ok(&publish(&["--tls-version", "tlsv1.2"]));
+    let old = publish(&["--tls-version", "tlsv1.1"]);
+    assert_eq!(old.status.code(), Some(1));
+    assert!(
+        stderr(&old).contains("only TLS 1.2 and 1.3"),
+        "{}",
+        stderr(&old)
+    );
+}

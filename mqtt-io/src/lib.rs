@@ -51,7 +51,7 @@ pub mod api {
     pub use crate::client::{Driver, Events};
     pub use mqtt_session::client::{
         Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme,
-        TlsOptions, UrlError,
+        TlsOptions, TlsVersion, UrlError,
     };
     /// The packet model, for 5.0 properties, reason codes and topic types.
     pub use mqtt_session::proto;

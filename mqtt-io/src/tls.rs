@@ -11,7 +11,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tracing::{debug, warn};
 
 use bytes::Bytes;
-use mqtt_session::client::{BrokerUrl, OptionsError, PemSource, TlsOptions};
+use mqtt_session::client::{BrokerUrl, OptionsError, PemSource, TlsOptions, TlsVersion};
 
 fn tls_error(context: &str, error: impl std::fmt::Display) -> OptionsError {
     OptionsError::Tls(format!("{context}: {error}"))
@@ -19,12 +19,16 @@ fn tls_error(context: &str, error: impl std::fmt::Display) -> OptionsError {
 
 /// Builds the rustls configuration: chains and host names are verified, against the given CAs
 /// and (unless turned off, or by default when a CA is given) the system's roots, unless the
-/// options say `danger_accept_invalid_certs`; the client certificate and ALPN protocols are
-/// added when given.
+/// options say `danger_accept_invalid_certs`; TLS 1.2 and 1.3, or 1.3 alone; the client
+/// certificate and ALPN protocols are added when given.
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match options.min_version {
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+        _ => rustls::DEFAULT_VERSIONS,
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| tls_error("protocol versions", e))?;
     let builder = if options.danger_accept_invalid_certs {
         warn!("TLS certificate verification is off");
@@ -172,5 +176,101 @@ fn load(source: &PemSource) -> Result<Bytes, OptionsError> {
                     error,
                 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_session::client::ClientOptions;
+    use rustls::{ClientConnection, ServerConfig, ServerConnection, SupportedProtocolVersion};
+
+    /// A server with the test certificates, the given TLS versions and ALPN protocols.
+    fn server(
+        certs: &mqtt_testkit::TestCerts,
+        versions: &[&'static SupportedProtocolVersion],
+        alpn: &[&str],
+    ) -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = CertificateDer::pem_slice_iter(certs.server.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(certs.server.key_pem.as_bytes()).unwrap();
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// Runs a handshake in memory; the version and ALPN protocol agreed on.
+    fn handshake(
+        client: Arc<ClientConfig>,
+        server: Arc<ServerConfig>,
+    ) -> Result<(Option<rustls::ProtocolVersion>, Option<Vec<u8>>), rustls::Error> {
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = ClientConnection::new(client, name)?;
+        let mut server = ServerConnection::new(server)?;
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            server.read_tls(&mut &wire[..]).unwrap();
+            server.process_new_packets()?;
+            let mut wire = Vec::new();
+            server.write_tls(&mut wire).unwrap();
+            client.read_tls(&mut &wire[..]).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                break;
+            }
+        }
+        Ok((
+            client.protocol_version(),
+            client.alpn_protocol().map(<[u8]>::to_vec),
+        ))
+    }
+
+    fn client(certs: &mqtt_testkit::TestCerts, options: ClientOptions) -> Arc<ClientConfig> {
+        let options = options.ca_pem(certs.ca.cert_pem.clone());
+        client_config(&options.tls).unwrap()
+    }
+
+    #[test]
+    fn tls_versions_follow_the_minimum() {
+        let dir = mqtt_testkit::tempdir();
+        let certs = mqtt_testkit::TestCerts::generate(dir.path());
+        let tls12_only = server(&certs, &[&rustls::version::TLS12], &[]);
+        let any = server(&certs, rustls::DEFAULT_VERSIONS, &[]);
+        let default = client(&certs, ClientOptions::new("mqtts://localhost"));
+        let tls13 = client(
+            &certs,
+            ClientOptions::new("mqtts://localhost").min_tls_version(TlsVersion::V1_3),
+        );
+        let (version, _) = handshake(default.clone(), tls12_only.clone()).unwrap();
+        assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_2));
+        let (version, _) = handshake(default, any.clone()).unwrap();
+        assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_3));
+        assert!(handshake(tls13.clone(), tls12_only).is_err());
+        let (version, _) = handshake(tls13, any).unwrap();
+        assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_3));
+    }
+
+    #[test]
+    fn alpn_protocols_are_offered_in_order() {
+        let dir = mqtt_testkit::tempdir();
+        let certs = mqtt_testkit::TestCerts::generate(dir.path());
+        let options = ClientOptions::new("mqtts://localhost")
+            .alpn("x-amzn-mqtt-ca")
+            .alpn("mqtt");
+        let config = client(&certs, options);
+        let server_mqtt = server(&certs, rustls::DEFAULT_VERSIONS, &["mqtt"]);
+        let (_, agreed) = handshake(config.clone(), server_mqtt).unwrap();
+        assert_eq!(agreed.as_deref(), Some(&b"mqtt"[..]));
+        let server_none = server(&certs, rustls::DEFAULT_VERSIONS, &[]);
+        let (_, agreed) = handshake(config, server_none).unwrap();
+        assert_eq!(agreed, None);
     }
 }

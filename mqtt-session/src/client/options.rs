@@ -92,6 +92,19 @@ pub struct TlsOptions {
     pub danger_accept_invalid_certs: bool,
     /// ALPN protocols to offer.
     pub alpn: Vec<Vec<u8>>,
+    /// The oldest TLS version to accept; by default TLS 1.2 (and 1.3).
+    pub min_version: TlsVersion,
+}
+
+/// A TLS protocol version a client can insist on. Older versions than 1.2 are not offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 or newer.
+    #[default]
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
 }
 
 impl TlsOptions {
@@ -116,6 +129,8 @@ impl fmt::Debug for TlsOptions {
                 "danger_accept_invalid_certs",
                 &self.danger_accept_invalid_certs,
             )
+            .field("alpn", &self.alpn)
+            .field("min_version", &self.min_version)
             .finish_non_exhaustive()
     }
 }
@@ -381,6 +396,19 @@ impl ClientOptions {
     /// Accepts any server certificate: no chain or host name verification. Tests only.
     pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
         self.tls.danger_accept_invalid_certs = accept;
+        self
+    }
+
+    /// Offers an ALPN protocol in the TLS handshake (e.g. `"mqtt"`, or `"x-amzn-mqtt-ca"`
+    /// for AWS IoT on port 443); call again to offer several, in order of preference.
+    pub fn alpn(mut self, protocol: &str) -> Self {
+        self.tls.alpn.push(protocol.as_bytes().to_vec());
+        self
+    }
+
+    /// Refuses TLS versions older than `version` (by default TLS 1.2 and 1.3 are accepted).
+    pub fn min_tls_version(mut self, version: TlsVersion) -> Self {
+        self.tls.min_version = version;
         self
     }
 
