@@ -482,13 +482,8 @@ impl Session {
 
     /// Forgets a queued record once its message left the queue.
     fn forget_queued(&mut self, queued: &Queued) {
-        if !queued.stored {
-            return;
-        }
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.remove_queued(queued.token) {
-                self.events.push_back(Event::StoreFailed(e));
-            }
+        if queued.stored {
+            self.write_store(|store| store.remove_queued(queued.token));
         }
     }
 
@@ -913,7 +908,8 @@ impl Session {
         let records = self.outbound.in_send_order();
         self.outbound.inflight.clear();
         for record in records.into_iter().rev() {
-            if let Some(id) = record.packet_id() {
+            let id = record.packet_id();
+            if let Some(id) = id {
                 self.ids.release(id);
             }
             match record.state {
@@ -929,33 +925,47 @@ impl Session {
                     let mut message = Message::with_topic(p.topic, p.payload).qos(p.qos_pid.qos());
                     message.retain = p.retain;
                     message.properties = p.properties;
-                    self.outbound.queue.push_front(Queued {
+                    let record = QueuedRecord {
                         token: record.token,
                         message,
-                        stored: false,
+                    };
+                    // Recorded as queued before its flow is forgotten: a crash in between
+                    // leaves both, and loading keeps the flow.
+                    let stored = self.write_store(|store| store.put_queued(&record));
+                    self.outbound.queue.push_front(Queued {
+                        token: record.token,
+                        message: record.message,
+                        stored,
                     });
                 }
             }
-        }
-        self.inbound.clear();
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.clear() {
-                self.events.push_back(Event::StoreFailed(e));
+            if let Some(id) = id {
+                self.write_store(|store| store.remove_outgoing(id));
             }
-            // The flows are gone from the store; what waits in the queue is kept.
-            for queued in &mut self.outbound.queue {
-                queued.stored = false;
-                if queued.message.qos == QoS::AtMostOnce {
-                    continue;
-                }
-                let record = QueuedRecord {
-                    token: queued.token,
-                    message: queued.message.clone(),
-                };
-                match store.put_queued(&record) {
-                    Ok(()) => queued.stored = true,
-                    Err(e) => self.events.push_back(Event::StoreFailed(e)),
-                }
+        }
+        // The queue itself is already in the store: only the flows are rewritten, so a lost
+        // session costs a write per flow, not per queued message.
+        let incoming: Vec<u16> = self.inbound.qos2.keys().copied().collect();
+        self.inbound.clear();
+        for id in incoming.into_iter().filter_map(PacketId::new) {
+            self.write_store(|store| store.remove_incoming(id));
+        }
+    }
+
+    /// Runs a write on the store, if there is one; a failure is reported as
+    /// [`Event::StoreFailed`]. Whether the store holds the result.
+    fn write_store(
+        &mut self,
+        write: impl FnOnce(&mut dyn SessionStore) -> Result<(), StoreError>,
+    ) -> bool {
+        let Some(store) = self.store.as_mut() else {
+            return false;
+        };
+        match write(store.as_mut()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.events.push_back(Event::StoreFailed(e));
+                false
             }
         }
     }
@@ -1157,11 +1167,7 @@ impl Session {
         };
         // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed.
         self.ids.release(id);
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.remove_outgoing(id) {
-                self.events.push_back(Event::StoreFailed(e));
-            }
-        }
+        self.write_store(|store| store.remove_outgoing(id));
         self.events.push_back(Event::Published {
             token: record.token,
             outcome,

@@ -1420,3 +1420,71 @@ fn a_store_that_cannot_record_a_queued_message_refuses_it() {
         .unwrap();
     assert_eq!(session.queued(), 1);
 }
+
+#[test]
+fn a_lost_session_rewrites_its_flows_not_its_queue() {
+    use mqtt_session::store::{OutgoingRecord, QueuedRecord, StoredSession};
+    use mqtt_session::{PublishToken, SessionStore, StoreError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    /// A memory store that counts the queued records written.
+    struct Counting(MemoryStore, Arc<AtomicUsize>);
+    impl SessionStore for Counting {
+        fn put_outgoing(&mut self, r: &OutgoingRecord) -> Result<(), StoreError> {
+            self.0.put_outgoing(r)
+        }
+        fn remove_outgoing(&mut self, id: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            self.0.remove_outgoing(id)
+        }
+        fn put_incoming(&mut self, id: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            self.0.put_incoming(id)
+        }
+        fn remove_incoming(&mut self, id: mqtt_proto::PacketId) -> Result<(), StoreError> {
+            self.0.remove_incoming(id)
+        }
+        fn put_queued(&mut self, r: &QueuedRecord) -> Result<(), StoreError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.put_queued(r)
+        }
+        fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError> {
+            self.0.remove_queued(token)
+        }
+        fn load(&mut self) -> Result<StoredSession, StoreError> {
+            self.0.load()
+        }
+        fn clear(&mut self) -> Result<(), StoreError> {
+            self.0.clear()
+        }
+    }
+    let mut memory = MemoryStore::new();
+    let writes = Arc::new(AtomicUsize::new(0));
+    let store = Counting(memory.clone(), writes.clone());
+    let cfg = config(ProtocolVersion::V3_1_1)
+        .clean_start(false)
+        .max_inflight(1);
+    let session = Session::with_store(cfg, Box::new(store)).unwrap();
+    let mut pair = Pair::with_session(session, ProtocolVersion::V3_1_1);
+    pair.connect(false);
+    for _ in 0..5 {
+        pair.session
+            .publish(pair.now, msg("q", QoS::AtLeastOnce))
+            .unwrap();
+    }
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        4,
+        "one in flight, four queued"
+    );
+    pair.sent();
+    pair.cut();
+    pair.open();
+    pair.deliver(Packet::from(ConnAck::accepted(false)));
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        5,
+        "the flow in flight goes back to the queue; the queue is not written again"
+    );
+    let stored = memory.load().unwrap();
+    // The first message went out again at once, so only the four behind it are queued.
+    assert_eq!((stored.outgoing.len(), stored.queued.len()), (1, 4));
+}
