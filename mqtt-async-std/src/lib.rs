@@ -11,8 +11,8 @@
 //! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
 //!   QoS 1: PUBACK; QoS 2: PUBCOMP); [`Client::try_publish`] returns a token at once.
 //! - Transports by URL: `mqtt://` (TCP), `mqtts://` (TLS with rustls, verified against the
-//!   system's roots or a given CA), `ws://` and `wss://` (WebSocket, subprotocol `mqtt`).
-//!   Several URLs fail over in order.
+//!   system's roots or a given CA), `ws://` and `wss://` (WebSocket, subprotocol `mqtt`),
+//!   `unix:///path` (Unix domain socket). Several URLs fail over in order.
 //! - Reconnects with exponential backoff and jitter, resuming a persistent session so that
 //!   nothing in flight is lost; an optional [`FileStore`] keeps it across restarts.
 //!

@@ -1,4 +1,5 @@
-//! Transports: TCP, TLS over TCP, and WebSocket over either, through the `futures-io` traits.
+//! Transports: TCP, TLS over TCP, WebSocket over either, and Unix domain sockets, through the
+//! `futures-io` traits.
 
 use std::io;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsConnector;
 
 use mqtt_io::websocket;
-use mqtt_session::client::{BrokerUrl, ClientCore, TlsOptions};
+use mqtt_session::client::{BrokerUrl, ClientCore, Scheme, TlsOptions};
 
 /// A byte stream: plain TCP or TLS.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -48,6 +49,9 @@ pub(crate) async fn connect(
     tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> io::Result<Transport> {
+    if url.scheme == Scheme::Unix {
+        return connect_unix(&url.path).await;
+    }
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
     tcp.set_nodelay(true)?;
     let stream: Box<dyn ByteStream> = match (url.scheme.is_tls(), tls) {
@@ -67,6 +71,22 @@ pub(crate) async fn connect(
         .await
         .map_err(websocket::io_error)?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
+}
+
+/// Opens a Unix domain socket.
+#[cfg(unix)]
+async fn connect_unix(path: &str) -> io::Result<Transport> {
+    let stream = async_net::unix::UnixStream::connect(path).await?;
+    Ok(Transport(Inner::Stream(Box::new(stream), Vec::new())))
+}
+
+/// Unix domain sockets exist on Unix only.
+#[cfg(not(unix))]
+async fn connect_unix(_path: &str) -> io::Result<Transport> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unix:// brokers need a Unix platform",
+    ))
 }
 
 impl mqtt_io::Transport for Transport {

@@ -90,6 +90,9 @@ pub(crate) struct ConnArgs {
     /// Broker host.
     #[arg(short = 'h', long = "host", default_value = "localhost")]
     pub(crate) host: String,
+    /// Connect through this Unix domain socket instead of TCP (-h and -p are then ignored).
+    #[arg(long = "unix")]
+    pub(crate) unix: Option<PathBuf>,
     /// Broker port (default 1883, or 8883 with TLS).
     #[arg(short = 'p', long = "port")]
     pub(crate) port: Option<u16>,

@@ -56,8 +56,12 @@ pub(crate) fn split_url(url: &str) -> Result<UrlParts, CliError> {
     })
 }
 
-/// The broker URL from `-h`/`-p` and the TLS flags.
+/// The broker URL from `--unix`, or `-h`/`-p` and the TLS flags.
 fn host_url(conn: &ConnArgs) -> String {
+    if let Some(path) = &conn.unix {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        return format!("unix://{}", path.display());
+    }
     let tls =
         conn.cafile.is_some() || conn.capath.is_some() || conn.insecure || conn.tls_use_os_certs;
     let scheme = if tls { "mqtts" } else { "mqtt" };

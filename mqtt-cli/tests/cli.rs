@@ -776,3 +776,39 @@ fn tls_flags_choose_the_version_and_alpn() {
         stderr(&old)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn unix_socket_pub_and_sub() {
+    let broker = Mosquitto::start(
+        MosquittoConfig::new()
+            .unix_socket()
+            .extra("log_type subscribe"),
+    );
+    let url = broker.unix_url();
+    let path = url.trim_start_matches("unix://");
+    let sub = start_sub(
+        &broker,
+        &["--unix", path, "-t", "unix/t", "-C", "1", "-W", "10"],
+    );
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &[
+                "pub",
+                "--unix",
+                path,
+                "-t",
+                "unix/t",
+                "-m",
+                "over unix",
+                "-q",
+                "1",
+            ],
+        ),
+        None,
+    ));
+    let out = finish(sub);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "over unix\n");
+}

@@ -143,6 +143,7 @@ pub struct MosquittoConfig {
     require_client_cert: bool,
     websockets: bool,
     websockets_tls: bool,
+    unix_socket: bool,
     extra: Vec<String>,
 }
 
@@ -183,6 +184,12 @@ impl MosquittoConfig {
         self
     }
 
+    /// Adds a Unix domain socket listener (`unix://`, see [`Mosquitto::unix_url`]).
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
+        self
+    }
+
     /// Adds a raw line to the configuration (global options go before the listeners).
     pub fn extra(mut self, line: &str) -> Self {
         self.extra.push(line.to_owned());
@@ -203,6 +210,7 @@ pub struct Mosquitto {
     log_file: PathBuf,
     ports: Ports,
     certs: Option<TestCerts>,
+    unix_socket: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -307,6 +315,7 @@ impl Mosquitto {
             let log_file = dir.path().join("mosquitto.log");
             let text = render_config(&config, ports, dir.path(), &log_file, certs.as_ref());
             fs::write(&config_file, text).expect("write mosquitto.conf");
+            let unix_socket = config.unix_socket.then(|| unix_socket_path(dir.path()));
             let mut broker = Self {
                 binary: binary.clone(),
                 dir,
@@ -314,6 +323,7 @@ impl Mosquitto {
                 log_file,
                 ports,
                 certs: certs.clone(),
+                unix_socket,
                 child: None,
             };
             match broker.launch() {
@@ -392,6 +402,16 @@ impl Mosquitto {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        #[cfg(unix)]
+        if let Some(path) = self.unix_socket.clone() {
+            while std::os::unix::net::UnixStream::connect(&path).is_err() {
+                if Instant::now() > deadline {
+                    self.stop_child(true);
+                    return Err(format!("no socket at {}\n{}", path.display(), self.log()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         Ok(())
     }
 
@@ -419,6 +439,15 @@ impl Mosquitto {
     /// `mqtt://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.ports.mqtt)
+    }
+
+    /// `unix:///…/mqtt.sock` of the Unix socket listener.
+    pub fn unix_url(&self) -> String {
+        let path = self
+            .unix_socket
+            .as_ref()
+            .expect("the broker has no Unix socket listener");
+        format!("unix://{}", path.display())
     }
 
     /// The plain listener's port.
@@ -584,6 +613,15 @@ fn render_config(
         lines.push("protocol websockets".to_owned());
         tls_lines(&mut lines);
     }
+    if config.unix_socket {
+        // Port 0 and a path: a Unix domain socket listener (mosquitto 2.0 and later).
+        lines.push(format!("listener 0 {}", unix_socket_path(dir).display()));
+    }
     lines.push(String::new());
     lines.join("\n")
+}
+
+/// Where a broker in `dir` listens on a Unix socket.
+fn unix_socket_path(dir: &Path) -> PathBuf {
+    dir.join("mqtt.sock")
 }

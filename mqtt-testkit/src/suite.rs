@@ -530,6 +530,27 @@ macro_rules! client_suite {
             }
         }
 
+        #[cfg(unix)]
+        $crate::__suite_test! { $mode
+            async fn unix_socket_round_trip() {
+                let broker = Mosquitto::start(MosquittoConfig::new().unix_socket());
+                let (client, mut events) =
+                    start(options(&broker.unix_url(), "unix", ProtocolVersion::V5)).await;
+                client.subscribe("unix/#", QoS::ExactlyOnce).await.unwrap();
+                // Large enough to take several reads of the socket.
+                for (i, size) in [0usize, 100, 300_000].into_iter().enumerate() {
+                    let payload = vec![i as u8; size];
+                    client
+                        .publish(message("unix/a", payload.clone(), QoS::ExactlyOnce))
+                        .await
+                        .unwrap();
+                    assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
+                }
+                client.disconnect().await.unwrap();
+                until_closed(&mut events).await;
+            }
+        }
+
         $crate::__suite_test! { $mode
             async fn secure_websocket_round_trip() {
                 let broker = Mosquitto::start(MosquittoConfig::new().websockets_tls());

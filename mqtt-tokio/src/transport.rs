@@ -1,4 +1,4 @@
-//! Transports: TCP, TLS over TCP, and WebSocket over either.
+//! Transports: TCP, TLS over TCP, WebSocket over either, and Unix domain sockets.
 
 use std::io;
 use std::pin::Pin;
@@ -13,13 +13,15 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 
 use mqtt_io::websocket;
-use mqtt_session::client::{BrokerUrl, ClientCore, TlsOptions};
+use mqtt_session::client::{BrokerUrl, ClientCore, Scheme, TlsOptions};
 
-/// A byte stream: plain TCP or TLS.
+/// A byte stream: plain TCP, TLS, or a Unix domain socket.
 #[derive(Debug)]
 pub(crate) enum ByteStream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
 }
 
 impl AsyncRead for ByteStream {
@@ -31,6 +33,8 @@ impl AsyncRead for ByteStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -44,6 +48,8 @@ impl AsyncWrite for ByteStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -51,6 +57,8 @@ impl AsyncWrite for ByteStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -58,6 +66,8 @@ impl AsyncWrite for ByteStream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -83,6 +93,9 @@ pub(crate) async fn connect(
     tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> io::Result<Transport> {
+    if url.scheme == Scheme::Unix {
+        return connect_unix(&url.path).await;
+    }
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
     tcp.set_nodelay(true)?;
     let stream = if url.scheme.is_tls() {
@@ -103,6 +116,22 @@ pub(crate) async fn connect(
             .await
             .map_err(websocket::io_error)?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
+}
+
+/// Opens a Unix domain socket.
+#[cfg(unix)]
+async fn connect_unix(path: &str) -> io::Result<Transport> {
+    let stream = tokio::net::UnixStream::connect(path).await?;
+    Ok(Transport(Inner::Stream(ByteStream::Unix(stream))))
+}
+
+/// Unix domain sockets exist on Unix only.
+#[cfg(not(unix))]
+async fn connect_unix(_path: &str) -> io::Result<Transport> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unix:// brokers need a Unix platform",
+    ))
 }
 
 impl mqtt_io::Transport for Transport {

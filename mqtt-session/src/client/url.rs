@@ -1,4 +1,4 @@
-//! Broker URLs: `mqtt://`, `mqtts://`, `ws://` and `wss://`.
+//! Broker URLs: `mqtt://`, `mqtts://`, `ws://`, `wss://` and `unix://`.
 
 use std::fmt;
 
@@ -14,6 +14,8 @@ pub enum Scheme {
     Ws,
     /// MQTT over WebSocket over TLS (`wss://`), default port 443.
     Wss,
+    /// MQTT over a Unix domain socket (`unix:///run/mosquitto/mqtt.sock`; Unix only).
+    Unix,
 }
 
 impl Scheme {
@@ -24,6 +26,7 @@ impl Scheme {
             Self::Mqtts => 8883,
             Self::Ws => 80,
             Self::Wss => 443,
+            Self::Unix => 0,
         }
     }
 
@@ -44,6 +47,7 @@ impl Scheme {
             Self::Mqtts => "mqtts",
             Self::Ws => "ws",
             Self::Wss => "wss",
+            Self::Unix => "unix",
         }
     }
 }
@@ -53,10 +57,10 @@ impl Scheme {
 #[non_exhaustive]
 pub enum UrlError {
     /// No `scheme://` prefix.
-    #[error("broker URL has no scheme (expected mqtt://, mqtts://, ws:// or wss://)")]
+    #[error("broker URL has no scheme (expected mqtt://, mqtts://, ws://, wss:// or unix://)")]
     MissingScheme,
     /// A scheme other than the supported ones.
-    #[error("unsupported broker URL scheme {0:?} (expected mqtt, mqtts, ws or wss)")]
+    #[error("unsupported broker URL scheme {0:?} (expected mqtt, mqtts, ws, wss or unix)")]
     UnsupportedScheme(String),
     /// The host is empty.
     #[error("broker URL has no host")]
@@ -74,6 +78,9 @@ pub enum UrlError {
     /// A path on a plain MQTT URL, which has none.
     #[error("a path is only meaningful for ws:// and wss:// URLs")]
     UnexpectedPath,
+    /// A `unix://` URL without an absolute socket path.
+    #[error("a unix:// URL needs an absolute socket path, as in unix:///run/mosquitto/mqtt.sock")]
+    MissingSocketPath,
 }
 
 /// A parsed broker address.
@@ -90,16 +97,17 @@ pub enum UrlError {
 pub struct BrokerUrl {
     /// The transport.
     pub scheme: Scheme,
-    /// Host name or IP address, without the brackets of an IPv6 address.
+    /// Host name or IP address, without the brackets of an IPv6 address; empty for `unix://`.
     pub host: String,
-    /// TCP port.
+    /// TCP port; 0 for `unix://`.
     pub port: u16,
-    /// For WebSocket URLs, the request path with any query (default `/mqtt`); empty otherwise.
+    /// For WebSocket URLs, the request path with any query (default `/mqtt`); for `unix://`,
+    /// the socket's path; empty otherwise.
     pub path: String,
 }
 
 impl BrokerUrl {
-    /// Parses `scheme://host[:port][/path]`.
+    /// Parses `scheme://host[:port][/path]`, or `unix:///path/to/socket`.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let url = url.trim();
         let (scheme, rest) = url.split_once("://").ok_or(UrlError::MissingScheme)?;
@@ -108,6 +116,7 @@ impl BrokerUrl {
             "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
             "ws" => Scheme::Ws,
             "wss" => Scheme::Wss,
+            "unix" => return Self::unix(rest),
             _ => return Err(UrlError::UnsupportedScheme(scheme.to_owned())),
         };
         let rest = rest.split('#').next().unwrap_or_default();
@@ -163,6 +172,19 @@ impl BrokerUrl {
         })
     }
 
+    /// A Unix socket address from what follows `unix://`.
+    fn unix(path: &str) -> Result<Self, UrlError> {
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(UrlError::MissingSocketPath);
+        }
+        Ok(Self {
+            scheme: Scheme::Unix,
+            host: String::new(),
+            port: 0,
+            path: path.to_owned(),
+        })
+    }
+
     /// The host as written in a URL: IPv6 addresses in brackets.
     pub fn host_for_url(&self) -> String {
         if self.host.contains(':') {
@@ -198,6 +220,9 @@ impl std::str::FromStr for BrokerUrl {
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.scheme == Scheme::Unix {
+            return write!(f, "unix://{}", self.path);
+        }
         write!(
             f,
             "{}://{}:{}{}",
@@ -242,6 +267,16 @@ mod tests {
     }
 
     #[test]
+    fn unix_sockets() {
+        let u = url("unix:///run/mosquitto/mqtt.sock");
+        assert_eq!(u.scheme, Scheme::Unix);
+        assert_eq!((u.host.as_str(), u.port), ("", 0));
+        assert_eq!(u.path, "/run/mosquitto/mqtt.sock");
+        assert!(!u.scheme.is_tls() && !u.scheme.is_websocket());
+        assert_eq!(u.to_string(), "unix:///run/mosquitto/mqtt.sock");
+    }
+
+    #[test]
     fn ipv6_hosts() {
         let u = url("mqtt://[::1]:1884");
         assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
@@ -266,6 +301,8 @@ mod tests {
             ("mqtt://[::1]x", UrlError::InvalidPort("x".into())),
             ("mqtt://u:p@h", UrlError::CredentialsInUrl),
             ("mqtt://h/path", UrlError::UnexpectedPath),
+            ("unix://", UrlError::MissingSocketPath),
+            ("unix://relative.sock", UrlError::MissingSocketPath),
         ];
         for (input, error) in cases {
             assert_eq!(BrokerUrl::parse(input), Err(error), "{input}");
