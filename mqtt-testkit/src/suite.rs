@@ -155,6 +155,26 @@ macro_rules! client_suite {
             u32::from_be_bytes(bytes)
         }
 
+        /// Subscribes to `prefix/#`, publishes one QoS 2 message of each size and checks each
+        /// arrives byte-exact, then disconnects.
+        async fn sized_round_trip(client: Client, events: &mut Events, prefix: &str, sizes: &[usize]) {
+            client
+                .subscribe(&format!("{prefix}/#"), QoS::ExactlyOnce)
+                .await
+                .unwrap();
+            let topic = format!("{prefix}/a");
+            for (i, &size) in sizes.iter().enumerate() {
+                let payload = vec![i as u8; size];
+                client
+                    .publish(message(&topic, payload.clone(), QoS::ExactlyOnce))
+                    .await
+                    .unwrap();
+                assert_eq!(next_message(events).await.payload[..], payload[..]);
+            }
+            client.disconnect().await.unwrap();
+            until_closed(events).await;
+        }
+
         async fn round_trip(version: ProtocolVersion) {
             let broker = Mosquitto::plain();
             let (sub, mut sub_events) = start(options(&broker.url(), "rt-sub", version)).await;
@@ -515,18 +535,8 @@ macro_rules! client_suite {
                 let broker = Mosquitto::start(MosquittoConfig::new().websockets());
                 let (client, mut events) =
                     start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
-                client.subscribe("ws/#", QoS::ExactlyOnce).await.unwrap();
                 // Packets of many sizes, so that they straddle WebSocket frames.
-                for (i, size) in [0usize, 1, 200, 70_000, 300_000].into_iter().enumerate() {
-                    let payload = vec![i as u8; size];
-                    client
-                        .publish(message("ws/a", payload.clone(), QoS::ExactlyOnce))
-                        .await
-                        .unwrap();
-                    assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
-                }
-                client.disconnect().await.unwrap();
-                until_closed(&mut events).await;
+                sized_round_trip(client, &mut events, "ws", &[0, 1, 200, 70_000, 300_000]).await;
             }
         }
 
@@ -536,18 +546,8 @@ macro_rules! client_suite {
                 let broker = Mosquitto::start(MosquittoConfig::new().unix_socket());
                 let (client, mut events) =
                     start(options(&broker.unix_url(), "unix", ProtocolVersion::V5)).await;
-                client.subscribe("unix/#", QoS::ExactlyOnce).await.unwrap();
                 // Large enough to take several reads of the socket.
-                for (i, size) in [0usize, 100, 300_000].into_iter().enumerate() {
-                    let payload = vec![i as u8; size];
-                    client
-                        .publish(message("unix/a", payload.clone(), QoS::ExactlyOnce))
-                        .await
-                        .unwrap();
-                    assert_eq!(next_message(&mut events).await.payload[..], payload[..]);
-                }
-                client.disconnect().await.unwrap();
-                until_closed(&mut events).await;
+                sized_round_trip(client, &mut events, "unix", &[0, 100, 300_000]).await;
             }
         }
 
