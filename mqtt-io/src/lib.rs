@@ -58,7 +58,8 @@ pub mod api {
     pub use mqtt_session::proto::{ProtocolVersion, Publish, QoS, Subscription, TopicFilter};
     pub use mqtt_session::{
         AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
-        PublishError, PublishOutcome, PublishToken, SessionStore, SubscribeError,
+        PublishError, PublishOutcome, PublishToken, SessionStore, SetAside, StoreError,
+        SubscribeError,
     };
 }
 

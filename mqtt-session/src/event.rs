@@ -8,7 +8,7 @@ use mqtt_proto::{
     Publish, QoS, SubAckReasonCode, UnsubAckReasonCode,
 };
 
-use crate::store::StoreError;
+use crate::store::{SetAside, StoreError};
 
 /// Identifies one message given to [`Session::publish`](crate::Session::publish), from the
 /// call until its flow completes. Unlike packet identifiers, tokens are not reused within a
@@ -74,6 +74,10 @@ pub enum Event {
     },
     /// The session store failed; messages it could not record wait in the queue.
     StoreFailed(StoreError),
+    /// A stored record could not be read back (torn by a crash or corrupted on disk) and was
+    /// moved aside; every intact record was loaded. Reported once, before the first
+    /// connection.
+    RecordSetAside(SetAside),
 }
 
 /// How the flow of one published message ended.

@@ -46,7 +46,7 @@ pub use message::Message;
 pub use session::{ConnectionState, Session};
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
-pub use store::{MemoryStore, SessionStore, StoreError};
+pub use store::{MemoryStore, SessionStore, SetAside, StoreError};
 
 /// The codec this session speaks, re-exported so users need one dependency.
 pub use mqtt_proto as proto;

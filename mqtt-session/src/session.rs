@@ -186,6 +186,10 @@ impl Session {
         for id in stored.incoming {
             session.inbound.qos2.insert(id.get(), Qos2State::Received);
         }
+        for record in stored.set_aside {
+            warn!(source = %record.source, reason = %record.reason, "stored record set aside");
+            session.events.push_back(Event::RecordSetAside(record));
+        }
         session.store = Some(store);
         Ok(session)
     }

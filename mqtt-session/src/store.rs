@@ -54,6 +54,18 @@ pub struct QueuedRecord {
     pub message: Message,
 }
 
+/// A stored record that could not be read back (torn by a crash, or corrupted on disk). The
+/// store moves it aside instead of loading it, so that every intact record still loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where the record was (file, and offset within it).
+    pub source: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// Where its bytes were kept for inspection, if they could be.
+    pub kept_at: Option<std::path::PathBuf>,
+}
+
 /// Everything a store holds, as loaded after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredSession {
@@ -64,6 +76,9 @@ pub struct StoredSession {
     /// Queued messages in token order. A token that also has an outgoing record is one whose
     /// flow had started when the process stopped: the outgoing record wins.
     pub queued: Vec<QueuedRecord>,
+    /// Records that could not be read and were moved aside; the session reports each as
+    /// [`Event::RecordSetAside`](crate::Event::RecordSetAside).
+    pub set_aside: Vec<SetAside>,
 }
 
 /// Why the store failed.
@@ -76,10 +91,19 @@ pub enum StoreError {
     /// Stored data could not be understood.
     #[error("session store is corrupt: {0}")]
     Corrupt(String),
+    /// Another store (in this process or another) has the same directory open: two sessions
+    /// writing one store would lose and duplicate each other's messages.
+    #[error("session store {0} is in use by another client")]
+    Locked(String),
 }
 
-/// Durable storage of session state. Every method is called before the corresponding packet
-/// is transmitted; an error stops that transmission.
+/// Durable storage of session state.
+///
+/// Writes are grouped: the session makes its writes (each before the packet it stands for is
+/// produced) and then calls [`commit`](Self::commit) once before it hands any bytes to the
+/// transport, so that one sync covers a whole batch. A store must make every write before a
+/// successful `commit` survive a crash; writes after the last commit may be lost. An error
+/// from a write or from `commit` stops the transmission that depended on it.
 pub trait SessionStore: Send {
     /// Records (or updates) an outgoing flow.
     fn put_outgoing(&mut self, record: &OutgoingRecord) -> Result<(), StoreError>;
@@ -98,6 +122,11 @@ pub trait SessionStore: Send {
     fn load(&mut self) -> Result<StoredSession, StoreError>;
     /// Forgets everything (the session ended).
     fn clear(&mut self) -> Result<(), StoreError>;
+    /// Makes every write since the last commit durable. The default does nothing, for stores
+    /// whose writes are durable (or volatile) as soon as they return.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store in memory, shared by its clones: a new `Session` given a clone of the store used
@@ -181,6 +210,7 @@ impl SessionStore for MemoryStore {
                     .filter_map(|id| PacketId::new(*id))
                     .collect(),
                 queued: s.queued.values().cloned().collect(),
+                set_aside: Vec::new(),
             }
         })
     }

@@ -769,6 +769,7 @@ impl<W> ClientCore<W> {
                 self.event(Event::Disconnected { reason });
             }
             SessionEvent::StoreFailed(e) => self.event(Event::Error(Error::Store(e))),
+            SessionEvent::RecordSetAside(record) => self.event(Event::RecordSetAside(record)),
         }
     }
 }

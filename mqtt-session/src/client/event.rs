@@ -12,7 +12,7 @@ use crate::event::{
     AckError, AckToken, AuthError, ConnectionError, PublishError, PublishOutcome, PublishToken,
     SubscribeError,
 };
-use crate::store::StoreError;
+use crate::store::{SetAside, StoreError};
 
 /// Something an async client reports to the application, in order.
 #[derive(Debug)]
@@ -70,6 +70,10 @@ pub enum Event {
     /// Something failed that did not end the client by itself: a connection attempt, the
     /// transport, the session store, an acknowledgement.
     Error(Error),
+    /// A record of the session store could not be read back (torn by a crash or corrupted
+    /// on disk) and was moved aside for inspection; every intact record was loaded and is
+    /// sent. Reported when the client starts.
+    RecordSetAside(SetAside),
     /// The client stopped: after `disconnect`, when reconnecting is off or gave up, or when
     /// every handle was dropped. No event follows.
     Closed,
