@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Sender, TrySendError};
 use futures_channel::oneshot;
 use futures_core::Stream;
 use mqtt_session::client::{ClientCore, ClientOptions, Command, Error, Event, HandleState, Reply};
@@ -21,6 +21,8 @@ use mqtt_session::proto::{
 use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken};
 
 use crate::driver::Connection;
+use crate::inbox::Inbox;
+pub use crate::inbox::Pending;
 use crate::runtime::Runtime;
 
 /// How the driver answers one caller.
@@ -69,27 +71,45 @@ impl<R> fmt::Debug for Client<R> {
 /// The events of one client, in order; see [`Event`]. The stream ends after
 /// [`Event::Closed`].
 ///
-/// The channel behind it is unbounded, so that handling an event may await a command
-/// without deadlock: read events promptly, or memory grows with unread messages.
+/// Taking an [`Event::Message`] from here is what hands it to the application: only then
+/// does the client acknowledge it to the broker (QoS 1 PUBACK, QoS 2 PUBREC; with manual
+/// acks, the application acknowledges itself), so a crash never loses a message the broker
+/// was told was delivered. The messages waiting here are bounded
+/// ([`ClientOptions::inbound_queue`]): when the application falls behind, the client stops
+/// reading from the broker and TCP pushes back, while commands keep working, so a handler
+/// may await client calls between events.
+///
+/// Dropping `Events` counts every message, queued or to come, as taken.
 #[derive(Debug)]
 pub struct Events {
-    rx: Pin<Box<Receiver<Event>>>,
+    inbox: Inbox,
 }
 
 impl Events {
     /// The next event; `None` once the client has stopped and every event was read.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await.ok()
+        std::future::poll_fn(|cx| self.inbox.poll_next(cx)).await
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        self.inbox.try_next()
     }
 
     /// Polls for the next event.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.as_mut().poll_next(cx)
+        self.inbox.poll_next(cx)
+    }
+
+    /// What waits to be taken: events, and messages with their payload bytes.
+    pub fn pending(&self) -> Pending {
+        self.inbox.pending()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.inbox.abandon();
     }
 }
 
@@ -142,7 +162,7 @@ impl<R: Runtime> Client<R> {
         let tls = crate::tls::client_config_for(core.brokers(), &transport.tls)?;
         let (publish_tx, publish_rx) = async_channel::bounded(transport.publish_capacity);
         let (control_tx, control_rx) = async_channel::unbounded();
-        let (events_tx, events_rx) = async_channel::unbounded();
+        let inbox = Inbox::default();
         let shared = Arc::new(HandleState::new(&core));
         let driver = Connection::<R>::new(
             core,
@@ -150,7 +170,7 @@ impl<R: Runtime> Client<R> {
             tls,
             publish_rx,
             control_rx,
-            events_tx,
+            inbox.clone(),
             shared.clone(),
         );
         spawn(Driver(Box::pin(driver.run())));
@@ -160,9 +180,7 @@ impl<R: Runtime> Client<R> {
             shared,
             runtime: PhantomData,
         };
-        let events = Events {
-            rx: Box::pin(events_rx),
-        };
+        let events = Events { inbox };
         Ok((client, events))
     }
 }

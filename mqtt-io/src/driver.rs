@@ -9,22 +9,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Receiver;
 use futures_core::Stream;
 use mqtt_session::client::{
-    BrokerUrl, ClientCore, Command, Event, HandleState, Output, Step, TransportOptions,
+    BrokerUrl, ClientCore, Command, HandleState, Output, Step, TransportOptions,
 };
+use mqtt_session::AckToken;
 use tracing::debug;
 
 use crate::client::Waiter;
+use crate::inbox::Inbox;
 use crate::runtime::{Runtime, Timer, Transport};
 use crate::{Jitter, ReadBuffer};
 
 /// Most commands taken from one channel before the driver turns to the socket.
 const COMMAND_BATCH: usize = 256;
-
-/// How long a graceful close of the transport may take after DISCONNECT.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the connection loop woke up.
 enum Wake {
@@ -38,6 +37,7 @@ enum Wake {
 enum Offline<T> {
     Control(Option<Command<Waiter>>),
     Publish(Option<Command<Waiter>>),
+    Taken,
     Done(T),
 }
 
@@ -63,11 +63,20 @@ pub(crate) struct Connection<R> {
     publish_rx: Pin<Box<Receiver<Command<Waiter>>>>,
     publish_open: bool,
     control_rx: Pin<Box<Receiver<Command<Waiter>>>>,
-    events: Sender<Event>,
+    inbox: Inbox,
+    /// Tokens of messages the application took, to report to the core.
+    taken: Vec<AckToken>,
     shared: Arc<HandleState>,
     read_buf: ReadBuffer,
     jitter: Jitter,
     runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Drop for Connection<R> {
+    fn drop(&mut self) {
+        // Finished, or dropped unpolled: either way the event stream ends.
+        self.inbox.close();
+    }
 }
 
 impl<R: Runtime> Connection<R> {
@@ -78,7 +87,7 @@ impl<R: Runtime> Connection<R> {
         tls: Option<Arc<rustls::ClientConfig>>,
         publish_rx: Receiver<Command<Waiter>>,
         control_rx: Receiver<Command<Waiter>>,
-        events: Sender<Event>,
+        inbox: Inbox,
         shared: Arc<HandleState>,
     ) -> Self {
         Self {
@@ -89,7 +98,8 @@ impl<R: Runtime> Connection<R> {
             publish_rx: Box::pin(publish_rx),
             publish_open: true,
             control_rx: Box::pin(control_rx),
-            events,
+            inbox,
+            taken: Vec::new(),
             shared,
             jitter: Jitter::new(),
             runtime: PhantomData,
@@ -117,6 +127,7 @@ impl<R: Runtime> Connection<R> {
             }
         }
         self.deliver();
+        self.inbox.close();
         debug!("driver finished");
     }
 
@@ -127,12 +138,27 @@ impl<R: Runtime> Connection<R> {
                 Output::Reply(waiter, reply) => {
                     let _ = waiter.send(reply);
                 }
-                Output::Event(event) => {
-                    let _ = self.events.try_send(event);
-                }
+                Output::Event(event) => self.inbox.push(event, None),
+                Output::Message(token, event) => self.inbox.push(event, Some(token)),
             }
         }
         self.shared.update(&self.core);
+    }
+
+    /// Reports the messages the application took; registers `cx` for more. Whether any.
+    fn report_taken(&mut self, cx: Option<&mut Context<'_>>) -> bool {
+        match cx {
+            Some(cx) => self.inbox.poll_taken(cx, &mut self.taken),
+            None => self.inbox.take_taken(&mut self.taken),
+        }
+        if self.taken.is_empty() {
+            return false;
+        }
+        let now = R::now();
+        for token in self.taken.drain(..) {
+            self.core.handle_taken(now, token);
+        }
+        true
     }
 
     /// Passes a command to the core. A disconnect first takes every publish already
@@ -155,6 +181,9 @@ impl<R: Runtime> Connection<R> {
         loop {
             let accept_publish = self.publish_open && self.core.accepts_publishes();
             let next = poll_fn(|cx| {
+                if self.report_taken(Some(cx)) {
+                    return Poll::Ready(Offline::Taken);
+                }
                 if let Poll::Ready(command) = self.control_rx.as_mut().poll_next(cx) {
                     return Poll::Ready(Offline::Control(command));
                 }
@@ -171,6 +200,7 @@ impl<R: Runtime> Connection<R> {
                 Offline::Control(None) => self.core.handle_clients_gone(R::now()),
                 Offline::Publish(Some(command)) => self.core.handle_command(R::now(), command),
                 Offline::Publish(None) => self.publish_open = false,
+                Offline::Taken => {}
                 Offline::Done(output) => return Some(output),
             }
             self.deliver();
@@ -217,7 +247,8 @@ impl<R: Runtime> Connection<R> {
         timer.as_mut().set(until);
         let fired = poll_fn(|cx| timer.as_mut().poll_fired(cx));
         if self.offline(fired).await.is_some() {
-            self.core.handle_timeout(R::now());
+            let random = self.jitter.sample();
+            self.core.handle_timeout(R::now(), random);
         }
     }
 
@@ -234,7 +265,8 @@ impl<R: Runtime> Connection<R> {
             }
             if self.core.wants_close() && self.core.poll_transmit().is_none() && !flush_pending {
                 let close = poll_fn(|cx| transport.poll_close(cx));
-                if let Some(Err(error)) = within::<R, _>(CLOSE_TIMEOUT, close).await {
+                let limit = self.options.close_timeout;
+                if let Some(Err(error)) = within::<R, _>(limit, close).await {
                     debug!(%error, "closing the transport");
                 }
                 let random = self.jitter.sample();
@@ -276,7 +308,7 @@ impl<R: Runtime> Connection<R> {
         armed: &mut Option<Instant>,
         flush_pending: &mut bool,
     ) -> Poll<Wake> {
-        let mut progress = false;
+        let mut progress = self.report_taken(Some(cx));
         for _ in 0..COMMAND_BATCH {
             match self.control_rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(command)) => {
@@ -306,7 +338,7 @@ impl<R: Runtime> Connection<R> {
             }
         }
         loop {
-            match transport.poll_transmit(cx, &mut self.core) {
+            match transport.poll_transmit(cx, &mut self.core, R::now()) {
                 Poll::Ready(Ok(true)) => {
                     progress = true;
                     *flush_pending = true;
@@ -325,7 +357,7 @@ impl<R: Runtime> Connection<R> {
                 Poll::Pending => break,
             }
         }
-        if !self.core.wants_close() {
+        if !self.core.wants_close() && self.core.wants_read(R::now()) {
             let read = |buf: &mut _, size| transport.poll_read(cx, buf, size);
             match self.read_buf.poll_read(&mut self.core, R::now, read) {
                 Poll::Ready(Ok(true)) => progress = true,
@@ -337,7 +369,8 @@ impl<R: Runtime> Connection<R> {
         if armed.is_some() && timer.poll_fired(cx).is_ready() {
             progress = true;
             *armed = None;
-            self.core.handle_timeout(R::now());
+            let random = self.jitter.sample();
+            self.core.handle_timeout(R::now(), random);
         }
         if progress {
             Poll::Ready(Wake::Progress)

@@ -39,6 +39,7 @@ use mqtt_session::client::{ClientCore, TransportOptions};
 
 pub mod client;
 mod driver;
+mod inbox;
 pub mod runtime;
 pub mod tls;
 pub mod websocket;
@@ -48,7 +49,7 @@ pub use runtime::{Runtime, Timer, Transport};
 /// The client API every adapter re-exports (`pub use mqtt_io::api::*`) next to its own
 /// `Client` alias and runtime types, so that the adapters' APIs cannot drift apart.
 pub mod api {
-    pub use crate::client::{Driver, Events};
+    pub use crate::client::{Driver, Events, Pending};
     pub use mqtt_session::client::{
         Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme,
         TlsOptions, TlsVersion, UrlError,
@@ -68,6 +69,7 @@ pub mod api {
 /// when nothing is pending; a write of zero bytes is [`io::ErrorKind::WriteZero`].
 pub fn poll_write_transmit<W>(
     core: &mut ClientCore<W>,
+    now: Instant,
     write: impl FnOnce(&[u8]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<bool>> {
     let Some(bytes) = core.poll_transmit() else {
@@ -76,7 +78,7 @@ pub fn poll_write_transmit<W>(
     match write(bytes) {
         Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
         Poll::Ready(Ok(n)) => {
-            core.handle_written(n);
+            core.handle_written(now, n);
             Poll::Ready(Ok(true))
         }
         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -84,28 +86,28 @@ pub fn poll_write_transmit<W>(
     }
 }
 
-/// The read buffer of a connection. Each read asks for the current read size; a read that
-/// fills it doubles the size, up to the configured maximum, so one read never takes more than
-/// that from the socket.
+/// How much a connection reads at a time. Each read asks for the current read size; a read
+/// that fills it doubles the size, up to the configured maximum, so one read never takes more
+/// than that from the socket. The bytes go straight into the session's buffer
+/// ([`ClientCore::read_buffer`]); the rest of a large packet is read in one go into a buffer of
+/// its own size.
 #[derive(Debug)]
 pub struct ReadBuffer {
-    buf: BytesMut,
     size: usize,
     max: usize,
 }
 
 impl ReadBuffer {
-    /// A buffer sized by the client's options.
+    /// A read size policy from the client's options.
     pub fn new(options: &TransportOptions) -> Self {
         Self {
-            buf: BytesMut::with_capacity(options.read_buffer_size),
             size: options.read_buffer_size,
             max: options.max_read_buffer_size,
         }
     }
 
-    /// Reads once with `read`, which gets the buffer (with room for the read size reserved)
-    /// and the read size, and passes what arrived to `core` at the time `now` gives.
+    /// Reads once with `read`, which gets the buffer (with room reserved) and the most bytes
+    /// to read, and passes what arrived to `core` at the time `now` gives.
     /// `Ready(Ok(true))` when bytes arrived, `Ready(Ok(false))` at the end of the stream.
     pub fn poll_read<W>(
         &mut self,
@@ -113,15 +115,15 @@ impl ReadBuffer {
         now: impl FnOnce() -> Instant,
         read: impl FnOnce(&mut BytesMut, usize) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<bool>> {
-        self.buf.reserve(self.size);
-        match read(&mut self.buf, self.size) {
+        let (buf, limit) = core.read_buffer(self.size);
+        match read(buf, limit) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(n)) => {
                 if n >= self.size {
                     // The socket had more than we asked for: read bigger chunks.
                     self.size = (self.size * 2).min(self.max);
                 }
-                core.handle_read(now(), &mut self.buf);
+                core.handle_buffered(now());
                 Poll::Ready(Ok(true))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

@@ -66,12 +66,14 @@ pub trait Transport: Send + Unpin + 'static {
         size: usize,
     ) -> Poll<io::Result<usize>>;
 
-    /// Hands the core's pending bytes to the transport. `Ready(Ok(true))` when something was
-    /// written, `Ready(Ok(false))` when nothing is pending.
+    /// Hands the core's pending bytes to the transport, reporting them written at `now`.
+    /// `Ready(Ok(true))` when something was written, `Ready(Ok(false))` when nothing is
+    /// pending.
     fn poll_transmit<W>(
         &mut self,
         cx: &mut Context<'_>,
         core: &mut ClientCore<W>,
+        now: Instant,
     ) -> Poll<io::Result<bool>>;
 
     /// Pushes buffered bytes (TLS records, WebSocket frames) to the socket.

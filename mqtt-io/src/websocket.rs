@@ -6,6 +6,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -94,6 +95,7 @@ pub fn poll_transmit<S, W>(
     mut ws: Pin<&mut S>,
     cx: &mut Context<'_>,
     core: &mut ClientCore<W>,
+    now: Instant,
 ) -> Poll<io::Result<bool>>
 where
     S: Sink<Message, Error = WsError>,
@@ -106,7 +108,7 @@ where
         Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
         Poll::Pending => return Poll::Pending,
     }
-    let Some(bytes) = core.take_transmit() else {
+    let Some(bytes) = core.take_transmit(now) else {
         return Poll::Ready(Ok(false));
     };
     Poll::Ready(

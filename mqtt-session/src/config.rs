@@ -6,6 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqtt_proto::{ConnectProperties, LastWill, MqttString, ProtocolVersion, MAX_PACKET_SIZE};
 
+use crate::event::ConfigError;
+
 /// Everything a [`Session`](crate::Session) needs to know before it connects.
 ///
 /// ```
@@ -60,6 +62,42 @@ pub struct Config {
     pub manual_acks: bool,
     /// Whether to assign topic aliases to outgoing messages when the server allows them (5.0).
     pub outgoing_topic_aliases: bool,
+    /// Most messages received and not yet taken by the application. At this bound the
+    /// session stops decoding and [`Session::wants_read`](crate::Session::wants_read) tells
+    /// the driver to stop reading, so TCP pushes back on the server. In 5.0 it is announced as
+    /// the Receive Maximum (unless `properties.receive_maximum` is set). At least 1.
+    pub max_inbound_messages: usize,
+    /// Most bytes (PUBLISH packet sizes) received and not yet taken by the application; one
+    /// message larger than this is still taken when the queue is empty.
+    pub max_inbound_bytes: usize,
+    /// When a received message counts as taken by the application.
+    pub delivery: Delivery,
+    /// How long a packet may take to arrive once its first byte has; `None` derives it from
+    /// keep alive: keep alive plus the ping timeout, or 60 s with keep alive off.
+    pub packet_timeout: Option<Duration>,
+    /// Whether a 5.0 server that sends more unacknowledged QoS 1/2 messages than the Receive
+    /// Maximum announced to it is disconnected with 0x93, as the spec prescribes. Off by
+    /// default: mosquitto 2.0 tops its window up on every acknowledgement
+    /// (eclipse-mosquitto/mosquitto#2301), and closing would cost a clean session its
+    /// messages; the excess is counted instead
+    /// ([`Session::receive_maximum_excess`](crate::Session::receive_maximum_excess)) and the
+    /// inbound queue's bounds still hold.
+    pub strict_receive_maximum: bool,
+}
+
+/// When a received message counts as taken by the application: it leaves the inbound queue
+/// and, unless acknowledgements are manual, its PUBACK (QoS 1) or PUBREC (QoS 2) goes out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// When [`poll_event`](crate::Session::poll_event) returns it: for a driver that hands
+    /// events straight to the application.
+    #[default]
+    OnPoll,
+    /// When the driver reports it with [`handle_taken`](crate::Session::handle_taken): for a
+    /// driver that queues events for the application, like the async client. Every message
+    /// event then carries a token.
+    Reported,
 }
 
 impl Default for Config {
@@ -82,6 +120,11 @@ impl Default for Config {
             max_packet_size: MAX_PACKET_SIZE,
             manual_acks: false,
             outgoing_topic_aliases: true,
+            max_inbound_messages: 1000,
+            max_inbound_bytes: 16 * 1024 * 1024,
+            delivery: Delivery::OnPoll,
+            packet_timeout: None,
+            strict_receive_maximum: false,
         }
     }
 }
@@ -161,9 +204,51 @@ impl Config {
         self
     }
 
-    /// The keep alive in whole seconds as sent in CONNECT.
+    /// Sets the bounds of the inbound queue: messages received and not yet taken.
+    pub fn max_inbound(mut self, messages: usize, bytes: usize) -> Self {
+        self.max_inbound_messages = messages.max(1);
+        self.max_inbound_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets how long a packet may take to arrive once its first byte has.
+    pub fn packet_timeout(mut self, timeout: Duration) -> Self {
+        self.packet_timeout = Some(timeout);
+        self
+    }
+
+    /// The keep alive in whole seconds as sent in CONNECT: a fraction of a second is rounded
+    /// up, so the server never expects packets sooner than configured.
     pub fn keep_alive_secs(&self) -> u16 {
-        u16::try_from(self.keep_alive.as_secs()).unwrap_or(u16::MAX)
+        let mut secs = self.keep_alive.as_secs();
+        if self.keep_alive.subsec_nanos() > 0 {
+            secs += 1;
+        }
+        u16::try_from(secs).unwrap_or(u16::MAX)
+    }
+
+    /// The keep alive the session runs with: what CONNECT carries, or none.
+    pub(crate) fn keep_alive_interval(&self) -> Option<Duration> {
+        let secs = self.keep_alive_secs();
+        (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
+    }
+
+    /// How long a packet may take to arrive once its first byte has.
+    pub fn effective_packet_timeout(&self) -> Duration {
+        self.packet_timeout.unwrap_or_else(|| {
+            self.keep_alive_interval()
+                .map_or(Duration::from_secs(60), |ka| ka + self.ping_timeout)
+        })
+    }
+
+    /// Checks what can be checked without a connection: keep alive is zero (off) or between
+    /// 1 and 65,535 seconds (CONNECT carries whole seconds in 16 bits).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ka = self.keep_alive;
+        if !ka.is_zero() && (ka < Duration::from_secs(1) || ka > Duration::from_secs(65_535)) {
+            return Err(ConfigError::KeepAliveOutOfRange(ka));
+        }
+        Ok(())
     }
 
     /// Whether the server keeps the session after the connection closes, so that the next
@@ -192,6 +277,9 @@ impl fmt::Debug for Config {
             .field("max_queued", &self.max_queued)
             .field("max_packet_size", &self.max_packet_size)
             .field("manual_acks", &self.manual_acks)
+            .field("max_inbound_messages", &self.max_inbound_messages)
+            .field("max_inbound_bytes", &self.max_inbound_bytes)
+            .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +287,20 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_alive_below_one_second_is_refused_and_fractions_round_up() {
+        let config = |ms| Config::default().keep_alive(Duration::from_millis(ms));
+        assert_eq!(
+            config(500).validate(),
+            Err(ConfigError::KeepAliveOutOfRange(Duration::from_millis(500)))
+        );
+        assert!(config(0).validate().is_ok());
+        assert!(config(1000).validate().is_ok());
+        assert_eq!(config(1500).keep_alive_secs(), 2);
+        assert_eq!(config(65_535_000).keep_alive_secs(), u16::MAX);
+        assert!(config(65_536_000).validate().is_err());
+    }
 
     #[test]
     fn debug_output_never_shows_the_password() {

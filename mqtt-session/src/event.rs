@@ -151,6 +151,18 @@ pub enum ConnectionError {
     /// The configuration cannot make a valid CONNECT.
     #[error("invalid configuration: {0}")]
     InvalidConfig(ConfigError),
+    /// A packet whose first bytes arrived did not complete within the packet timeout (a
+    /// stalled or deliberately slow server).
+    #[error("a packet did not arrive whole within {0:?}")]
+    PacketTimeout(std::time::Duration),
+    /// Bytes waiting to be written made no progress within the write timeout (the server
+    /// stopped reading).
+    #[error("the transport took no bytes for {0:?}")]
+    WriteTimeout(std::time::Duration),
+    /// The session store failed to make a batch of writes durable; the packets that depended
+    /// on it were not sent.
+    #[error("session store failed: {0}")]
+    StoreFailed(StoreError),
 }
 
 /// Why a configuration cannot make a valid CONNECT.
@@ -163,6 +175,10 @@ pub enum ConfigError {
     /// CONNECT cannot be encoded (e.g. a password without a user name before 5.0).
     #[error(transparent)]
     Encode(EncodeError),
+    /// Keep alive must be zero (off) or from 1 to 65,535 seconds: CONNECT carries whole
+    /// seconds in 16 bits (spec 3.1.2.10), and a shorter one would silently turn it off.
+    #[error("keep alive {0:?} is outside 1 s ..= 65,535 s (or zero to turn it off)")]
+    KeepAliveOutOfRange(std::time::Duration),
 }
 
 /// A rule the server broke.

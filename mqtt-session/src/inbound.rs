@@ -1,6 +1,7 @@
-//! Incoming QoS 1/2 state: identifiers of QoS 2 messages not yet released, and the queues that
-//! keep PUBACK and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2],
-//! [MQTT-4.6.0-3], even when the application acknowledges out of order.
+//! Incoming state: the bounded queue of messages delivered and not yet taken by the
+//! application, identifiers of QoS 2 messages not yet released, and the queues that keep PUBACK
+//! and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3], even
+//! when the application acknowledges out of order.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -81,25 +82,75 @@ impl OrderedAcks {
     }
 }
 
-/// Incoming state that lasts as long as the session (QoS 2) or the connection (QoS 1 acks).
+/// A message delivered to the application's queue and not yet taken from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    pub(crate) token: u64,
+    /// The size of its PUBLISH packet.
+    pub(crate) size: usize,
+    /// Whether taking it acknowledges it (QoS 1/2 without manual acks).
+    pub(crate) ack_on_take: bool,
+}
+
+/// Incoming state that lasts as long as the session (QoS 2, the queue) or the connection
+/// (QoS 1 acks).
 #[derive(Debug, Default)]
 pub(crate) struct Inbound {
     pub(crate) qos2: HashMap<u16, Qos2State>,
     pubacks: OrderedAcks,
     pubrecs: OrderedAcks,
     next_token: u64,
+    /// Messages delivered and not taken, in delivery order (tokens grow).
+    held: VecDeque<Held>,
+    held_bytes: usize,
 }
 
 impl Inbound {
-    /// Registers a message the application will acknowledge; returns its token.
-    pub(crate) fn expect_ack(&mut self, kind: AckKind, packet_id: PacketId) -> AckToken {
+    /// A fresh token for a delivery.
+    pub(crate) fn new_token(&mut self) -> AckToken {
         let token = self.next_token;
         self.next_token += 1;
-        match kind {
-            AckKind::PubAck => self.pubacks.push(token, packet_id),
-            AckKind::PubRec => self.pubrecs.push(token, packet_id),
-        }
         AckToken(token)
+    }
+
+    /// Counts a delivery of `size` bytes in the queue until [`take`](Self::take).
+    pub(crate) fn hold(&mut self, token: AckToken, size: usize, ack_on_take: bool) {
+        self.held.push_back(Held {
+            token: token.0,
+            size,
+            ack_on_take,
+        });
+        self.held_bytes += size;
+    }
+
+    /// The application took the delivery `token` from the queue; `None` if it is not held.
+    pub(crate) fn take(&mut self, token: AckToken) -> Option<Held> {
+        let i = if self.held.front().is_some_and(|h| h.token == token.0) {
+            0
+        } else {
+            self.held.binary_search_by_key(&token.0, |h| h.token).ok()?
+        };
+        let held = self.held.remove(i)?;
+        self.held_bytes -= held.size;
+        Some(held)
+    }
+
+    /// The oldest delivery still held.
+    pub(crate) fn oldest_held(&self) -> Option<AckToken> {
+        self.held.front().map(|h| AckToken(h.token))
+    }
+
+    /// Deliveries held: messages and bytes.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.held.len(), self.held_bytes)
+    }
+
+    /// Registers a message whose acknowledgement waits for `token`.
+    pub(crate) fn expect_ack(&mut self, token: AckToken, kind: AckKind, packet_id: PacketId) {
+        match kind {
+            AckKind::PubAck => self.pubacks.push(token.0, packet_id),
+            AckKind::PubRec => self.pubrecs.push(token.0, packet_id),
+        }
     }
 
     /// Marks a token acknowledged. Returns which queue it was in and its packet identifier,
@@ -146,7 +197,8 @@ impl Inbound {
         self.pubacks.pending.len() + self.qos2.len()
     }
 
-    /// Forgets everything (the session was not resumed).
+    /// Forgets the session's acknowledgement state (the session was not resumed); messages
+    /// still held in the application's queue stay counted until taken.
     pub(crate) fn clear(&mut self) {
         self.qos2.clear();
         self.pubacks.pending.clear();
@@ -162,13 +214,40 @@ mod tests {
         PacketId::new(n).unwrap()
     }
 
+    fn expect(inbound: &mut Inbound, kind: AckKind, n: u16) -> AckToken {
+        let token = inbound.new_token();
+        inbound.expect_ack(token, kind, id(n));
+        token
+    }
+
+    #[test]
+    fn held_deliveries_are_counted_until_taken_in_any_order() {
+        let mut inbound = Inbound::default();
+        let tokens: Vec<_> = (0..4).map(|_| inbound.new_token()).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            inbound.hold(*t, 100 * (i + 1), i % 2 == 0);
+        }
+        assert_eq!(inbound.held(), (4, 1000));
+        assert_eq!(inbound.take(tokens[2]).map(|h| h.size), Some(300));
+        assert!(inbound.take(tokens[2]).is_none(), "taken once");
+        assert_eq!(inbound.oldest_held(), Some(tokens[0]));
+        assert!(inbound.take(tokens[0]).is_some_and(|h| h.ack_on_take));
+        assert_eq!(inbound.held(), (2, 600));
+        inbound.clear();
+        assert_eq!(
+            inbound.held(),
+            (2, 600),
+            "the queue outlives the session state"
+        );
+    }
+
     #[test]
     fn acks_leave_in_arrival_order_whatever_the_application_order() {
         // [MQTT-4.6.0-2]
         let mut inbound = Inbound::default();
-        let a = inbound.expect_ack(AckKind::PubAck, id(10));
-        let b = inbound.expect_ack(AckKind::PubAck, id(11));
-        let c = inbound.expect_ack(AckKind::PubAck, id(12));
+        let a = expect(&mut inbound, AckKind::PubAck, 10);
+        let b = expect(&mut inbound, AckKind::PubAck, 11);
+        let c = expect(&mut inbound, AckKind::PubAck, 12);
         assert_eq!(inbound.mark(c), Some((AckKind::PubAck, id(12))));
         assert!(
             inbound.ready(AckKind::PubAck).is_empty(),
@@ -185,8 +264,8 @@ mod tests {
     fn pubrec_order_is_independent_of_puback_order() {
         // [MQTT-4.6.0-3]
         let mut inbound = Inbound::default();
-        let q1 = inbound.expect_ack(AckKind::PubAck, id(1));
-        let q2 = inbound.expect_ack(AckKind::PubRec, id(2));
+        let q1 = expect(&mut inbound, AckKind::PubAck, 1);
+        let q2 = expect(&mut inbound, AckKind::PubRec, 2);
         assert_eq!(inbound.mark(q2), Some((AckKind::PubRec, id(2))));
         assert_eq!(inbound.ready(AckKind::PubRec), vec![id(2)]);
         assert!(inbound.ready(AckKind::PubAck).is_empty());

@@ -34,10 +34,11 @@ mod ids;
 mod inbound;
 mod message;
 mod outbound;
+mod reader;
 mod session;
 pub mod store;
 
-pub use config::Config;
+pub use config::{Config, Delivery};
 pub use event::{
     AckError, AckToken, AuthError, ConfigError, ConnectionError, Event, ProtocolViolation,
     PublishError, PublishOutcome, PublishToken, SubscribeError,

@@ -2,6 +2,7 @@
 //! are in `outbound`, `inbound`, `alias` and `ids`.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -15,6 +16,7 @@ use tracing::{debug, trace, warn};
 
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::Config;
+use crate::config::Delivery;
 use crate::event::{
     AckError, AckToken, AuthError, ConfigError, ConnectionError, Event, ProtocolViolation,
     PublishError, PublishOutcome, PublishToken, SubscribeError,
@@ -23,6 +25,7 @@ use crate::ids::PacketIds;
 use crate::inbound::{AckKind, Inbound, Qos2State};
 use crate::message::Message;
 use crate::outbound::{Outbound, Queued};
+use crate::reader::Reader;
 use crate::store::{OutgoingState, QueuedRecord, SessionStore, StoreError};
 
 /// Where the current connection stands.
@@ -63,13 +66,20 @@ impl Default for ServerLimits {
 #[derive(Debug)]
 struct Connection {
     state: ConnectionState,
-    decoder: Decoder,
     clean_start: bool,
     connect_deadline: Instant,
     keep_alive: Option<Duration>,
     last_sent: Instant,
+    /// When the last whole packet arrived (bytes of an unfinished packet do not count).
     last_received: Instant,
     ping_sent: Option<Instant>,
+    /// Since when bytes of an unfinished packet are buffered.
+    partial_since: Option<Instant>,
+    /// Whether the driver was last told not to read (the inbound queue is full): the server
+    /// cannot be heard then, so its deadlines wait.
+    read_paused: bool,
+    /// The Receive Maximum announced in CONNECT (5.0).
+    receive_maximum: Option<u16>,
     server: ServerLimits,
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
@@ -130,10 +140,18 @@ pub struct Session {
     requests: VecDeque<PendingRequest>,
     events: VecDeque<Event>,
     transmit: BytesMut,
-    read_buf: BytesMut,
+    reader: Reader,
     conn: Option<Connection>,
     /// Whether a session exists that a later connection may resume.
     session_started: bool,
+    /// Whether store writes were made since the last commit.
+    store_dirty: bool,
+    /// Whether the last commit failed (reported once).
+    store_failing: bool,
+    /// QoS 0 messages dropped because the inbound queue overflowed.
+    inbound_dropped: u64,
+    /// QoS 1/2 messages the server sent beyond our Receive Maximum.
+    receive_maximum_excess: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -150,6 +168,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session whose state lives in memory only.
     pub fn new(config: Config) -> Self {
+        let reader = Reader::new(Decoder::new(config.version));
         Self {
             client_id: config.client_id.clone(),
             config,
@@ -160,9 +179,13 @@ impl Session {
             requests: VecDeque::new(),
             events: VecDeque::new(),
             transmit: BytesMut::new(),
-            read_buf: BytesMut::new(),
+            reader,
             conn: None,
             session_started: false,
+            store_dirty: false,
+            store_failing: false,
+            inbound_dropped: 0,
+            receive_maximum_excess: 0,
         }
     }
 
@@ -180,8 +203,12 @@ impl Session {
                 session.ids.claim(id);
             }
         }
-        for token in session.outbound.restore(stored.outgoing, stored.queued) {
-            store.remove_queued(token)?;
+        let stale = session.outbound.restore(stored.outgoing, stored.queued);
+        for token in &stale {
+            store.remove_queued(*token)?;
+        }
+        if !stale.is_empty() {
+            store.commit()?;
         }
         for id in stored.incoming {
             session.inbound.qos2.insert(id.get(), Qos2State::Received);
@@ -238,7 +265,7 @@ impl Session {
         self.ids.in_use()
     }
 
-    /// Number of incoming QoS 2 identifiers waiting for PUBREL.
+    /// Number of incoming QoS 2 identifiers waiting for PUBREL or for the application.
     pub fn incoming_unreleased(&self) -> usize {
         self.inbound.qos2.len()
     }
@@ -247,12 +274,63 @@ impl Session {
         self.config.version
     }
 
+    /// Messages delivered and not yet taken by the application: how many, and the bytes of
+    /// their PUBLISH packets.
+    pub fn inbound_held(&self) -> (usize, usize) {
+        self.inbound.held()
+    }
+
+    /// Whether the driver should read from the transport now, asked at `now`.
+    ///
+    /// False while the inbound queue is full ([`Config::max_inbound_messages`],
+    /// [`Config::max_inbound_bytes`]): the session decodes nothing more until the application
+    /// takes messages, and a driver that stops reading lets TCP push back on the server.
+    ///
+    /// While flows or requests wait for the server's answers, reading goes on, so that an
+    /// application awaiting its own requests is never stuck behind its own queue. The queue
+    /// then grows past its bounds only by what the server may send unasked: QoS 0 messages
+    /// up to twice the bounds (beyond, they are dropped and counted in
+    /// [`inbound_dropped`](Self::inbound_dropped), as at-most-once allows), and QoS 1/2
+    /// messages up to the server's send quota (the Receive Maximum announced in 5.0, which
+    /// is the queue's message bound by default; the server's own in-flight window before),
+    /// and never past four times the byte bound.
+    ///
+    /// The server's deadlines (ping, packet) wait while reading is paused, since it cannot be
+    /// heard; asking again after the pause restarts them.
+    pub fn wants_read(&mut self, now: Instant) -> bool {
+        if !self.reading() {
+            return false;
+        }
+        let read = self.may_decode_next();
+        if let Some(conn) = self.conn.as_mut() {
+            if conn.read_paused && read {
+                // The server may have been talking all along: count from now.
+                conn.last_received = now;
+                conn.ping_sent = None;
+                conn.partial_since = conn.partial_since.map(|_| now);
+            }
+            conn.read_paused = !read;
+        }
+        read
+    }
+
+    /// QoS 0 messages dropped because the inbound queue was full twice over while the
+    /// session read on for answers to its own flows and requests.
+    pub fn inbound_dropped(&self) -> u64 {
+        self.inbound_dropped
+    }
+
+    /// QoS 1/2 messages the server sent beyond the Receive Maximum announced to it (5.0);
+    /// with [`Config::strict_receive_maximum`] the first one ends the connection instead.
+    pub fn receive_maximum_excess(&self) -> u64 {
+        self.receive_maximum_excess
+    }
+
     // ----- inputs -----
 
     /// A new transport is up: queue CONNECT. Per-connection state starts afresh; in-flight
     /// flows wait for CONNACK to be resent.
     pub fn handle_connected(&mut self, now: Instant) {
-        self.read_buf.clear();
         self.transmit.clear();
         self.inbound.connection_lost();
         let v5 = self.version().is_v5();
@@ -271,6 +349,17 @@ impl Session {
                 .ok()
                 .and_then(std::num::NonZeroU32::new);
         }
+        if v5 && properties.receive_maximum.is_none() {
+            // The broker may not have more unacknowledged QoS 1/2 messages on their way to us
+            // than the queue holds, since they are acknowledged as the application takes them.
+            let max = self.config.max_inbound_messages.clamp(1, 65_535);
+            properties.receive_maximum = u16::try_from(max).ok().and_then(NonZeroU16::new);
+        }
+        let receive_maximum = if v5 {
+            properties.receive_maximum.map(NonZeroU16::get)
+        } else {
+            None
+        };
         let inbound_alias_max = properties.topic_alias_maximum.unwrap_or(0);
         let connect = Connect {
             protocol: self.version(),
@@ -282,21 +371,28 @@ impl Session {
             password: self.config.password.clone(),
             properties,
         };
-        let keep_alive = (self.config.keep_alive_secs() > 0)
-            .then(|| Duration::from_secs(u64::from(self.config.keep_alive_secs())));
+        let decoder =
+            Decoder::new(self.version()).with_max_packet_size(self.config.max_packet_size);
+        self.reader.reset(decoder);
         self.conn = Some(Connection {
             state: ConnectionState::Connecting,
-            decoder: Decoder::new(self.version()).with_max_packet_size(self.config.max_packet_size),
             clean_start,
             connect_deadline: now + self.config.connect_timeout,
-            keep_alive,
+            keep_alive: self.config.keep_alive_interval(),
             last_sent: now,
             last_received: now,
             ping_sent: None,
+            partial_since: None,
+            read_paused: false,
+            receive_maximum,
             server: ServerLimits::default(),
             inbound_aliases: InboundAliases::new(inbound_alias_max),
             outbound_aliases: OutboundAliases::new(0),
         });
+        if let Err(e) = self.config.validate() {
+            self.end_connection(ConnectionError::InvalidConfig(e), None);
+            return;
+        }
         if !v5 && !clean_start && connect.client_id.is_empty() {
             // [MQTT-3.1.3-7]: an empty client id needs a clean session before 5.0.
             self.end_connection(
@@ -312,12 +408,13 @@ impl Session {
         }
     }
 
-    /// Bytes arrived from the server. Every complete packet is processed; a partial one waits.
+    /// Bytes arrived from the server. Every complete packet is processed while the inbound
+    /// queue has room; the rest waits, as does a partial packet.
     pub fn handle_read(&mut self, now: Instant, data: &[u8]) {
         if !self.reading() {
             return;
         }
-        self.read_buf.extend_from_slice(data);
+        self.reader.extend(data);
         self.process_reads(now);
     }
 
@@ -328,11 +425,24 @@ impl Session {
             buf.clear();
             return;
         }
-        if self.read_buf.is_empty() {
-            std::mem::swap(&mut self.read_buf, buf);
-        } else {
-            self.read_buf.extend_from_slice(buf);
-            buf.clear();
+        self.reader.extend_from_buf(buf);
+        self.process_reads(now);
+    }
+
+    /// The buffer a driver may read into directly, with room reserved for `want` bytes, and
+    /// the most bytes to read into it; call [`handle_buffered`](Self::handle_buffered) after.
+    ///
+    /// A large packet still arriving gets a buffer of exactly its size, and the limit is what
+    /// it still lacks: read no more than that, and the packet is never copied.
+    pub fn read_buffer(&mut self, want: usize) -> (&mut BytesMut, usize) {
+        self.reader.read_buffer(want)
+    }
+
+    /// Bytes were appended to [`read_buffer`](Self::read_buffer): process them.
+    pub fn handle_buffered(&mut self, now: Instant) {
+        if !self.reading() {
+            self.reader.clear();
+            return;
         }
         self.process_reads(now);
     }
@@ -344,43 +454,84 @@ impl Session {
         )
     }
 
-    fn process_reads(&mut self, now: Instant) {
-        if let Some(conn) = self.conn.as_mut() {
-            // Any byte shows the connection is alive, even inside a long packet.
-            conn.last_received = now;
-            conn.ping_sent = None;
+    /// Whether flows or requests wait for answers from the server, so that reading must go
+    /// on even with the inbound queue full.
+    fn awaiting_answers(&self) -> bool {
+        self.state() == ConnectionState::Connecting
+            || !self.outbound.inflight.is_empty()
+            || !self.requests.is_empty()
+    }
+
+    /// Whether the packet at the head of the read buffer may be decoded now (see
+    /// [`wants_read`](Self::wants_read)).
+    fn may_decode_next(&self) -> bool {
+        let (messages, bytes) = self.inbound.held();
+        let max_messages = self.config.max_inbound_messages.max(1);
+        let max_bytes = self.config.max_inbound_bytes.max(1);
+        if messages < max_messages && bytes < max_bytes {
+            return true;
         }
-        loop {
-            let Some(conn) = self.conn.as_ref() else {
-                return;
-            };
-            if !matches!(
-                conn.state,
-                ConnectionState::Connecting | ConnectionState::Connected
-            ) {
-                return;
-            }
-            match conn.decoder.decode(&mut self.read_buf) {
-                Ok(Some(packet)) => self.handle_packet(now, packet),
-                Ok(None) => return,
+        // Full: read on only for answers. QoS 0 messages beyond twice the bounds are then
+        // dropped (see `on_publish`); QoS 1/2 messages are taken, as the server may not have
+        // more of them unacknowledged than its send quota: our Receive Maximum in 5.0, its
+        // in-flight window before (and never more than 65,535, one per packet identifier).
+        // A server that ignores its quota is stopped at four times the byte bound.
+        self.awaiting_answers() && bytes < 4 * max_bytes
+    }
+
+    /// Whether the inbound queue is full twice over (QoS 0 messages are dropped then).
+    fn inbound_overflowing(&self) -> bool {
+        let (messages, bytes) = self.inbound.held();
+        messages >= 2 * self.config.max_inbound_messages.max(1)
+            || bytes >= 2 * self.config.max_inbound_bytes.max(1)
+    }
+
+    fn process_reads(&mut self, now: Instant) {
+        let mut completed = false;
+        while self.reading() && self.may_decode_next() {
+            match self.reader.next() {
+                Ok(Some(frame)) => {
+                    completed = true;
+                    if let Some(conn) = self.conn.as_mut() {
+                        // Only whole packets show the server is alive: a packet trickled a
+                        // byte at a time must not hold the connection open.
+                        conn.last_received = now;
+                        conn.ping_sent = None;
+                    }
+                    self.handle_packet(now, frame.packet, frame.size);
+                }
+                Ok(None) => break,
                 Err(e) => {
                     self.violation(ProtocolViolation::Malformed(e));
                     return;
                 }
             }
         }
+        let partial = self.reader.has_partial();
+        if let Some(conn) = self.conn.as_mut() {
+            conn.partial_since = match (partial, completed, conn.partial_since) {
+                (false, _, _) => None,
+                (true, true, _) | (true, false, None) => Some(now),
+                (true, false, Some(since)) => Some(since),
+            };
+        }
     }
 
     /// The transport closed (by either side or the network).
-    pub fn handle_closed(&mut self, _now: Instant) {
+    pub fn handle_closed(&mut self, now: Instant) {
+        self.handle_transport_failed(now, ConnectionError::TransportClosed);
+    }
+
+    /// The transport was given up for `reason` (e.g. [`ConnectionError::WriteTimeout`]): the
+    /// connection ends at once, as if closed, and `reason` is reported unless a reason was
+    /// already given.
+    pub fn handle_transport_failed(&mut self, _now: Instant, reason: ConnectionError) {
         let Some(conn) = self.conn.take() else { return };
         if conn.state != ConnectionState::Closing {
-            self.events.push_back(Event::Disconnected {
-                reason: ConnectionError::TransportClosed,
-            });
+            self.events.push_back(Event::Disconnected { reason });
         }
         self.inbound.connection_lost();
-        self.read_buf.clear();
+        self.reader.clear();
         self.transmit.clear();
     }
 
@@ -389,13 +540,25 @@ impl Session {
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
+        let packet_timeout = self.config.effective_packet_timeout();
         match conn.state {
             ConnectionState::Connecting if now >= conn.connect_deadline => {
                 self.end_connection(ConnectionError::ConnectTimeout, None);
             }
+            ConnectionState::Connecting | ConnectionState::Connected
+                if !conn.read_paused
+                    && conn
+                        .partial_since
+                        .is_some_and(|since| now >= since + packet_timeout) =>
+            {
+                warn!("a packet did not complete in time: connection lost");
+                self.end_connection(ConnectionError::PacketTimeout(packet_timeout), None);
+            }
             ConnectionState::Connected => {
-                if let Some(sent) = conn.ping_sent {
-                    if now >= sent + self.config.ping_timeout {
+                let ping_due = conn.ping_sent.map(|sent| sent + self.config.ping_timeout);
+                let listening = !conn.read_paused && conn.partial_since.is_none();
+                if let Some(due) = ping_due.filter(|_| listening) {
+                    if now >= due {
                         warn!("no answer to PINGREQ: connection lost");
                         self.end_connection(ConnectionError::KeepAliveTimeout, None);
                     }
@@ -403,11 +566,16 @@ impl Session {
                     // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0): PINGREQ when idle. Silence
                     // from the server also prompts one, so half-open connections are found
                     // even while we keep sending.
-                    if now >= conn.last_sent.min(conn.last_received) + ka {
+                    let idle_since = if listening {
+                        conn.last_sent.min(conn.last_received)
+                    } else {
+                        conn.last_sent
+                    };
+                    if now >= idle_since + ka && (ping_due.is_none() || !listening) {
                         trace!("PINGREQ");
                         if self.send(now, &Packet::PingReq).is_ok() {
                             if let Some(conn) = self.conn.as_mut() {
-                                conn.ping_sent = Some(now);
+                                conn.ping_sent = conn.ping_sent.or(Some(now));
                             }
                         }
                     }
@@ -472,6 +640,7 @@ impl Session {
             token,
             message: last.message.clone(),
         };
+        self.store_dirty = true;
         match store.put_queued(&record) {
             Ok(()) => {
                 last.stored = true;
@@ -637,6 +806,37 @@ impl Session {
     /// Acknowledges a QoS 1/2 message received in manual-ack mode. Acknowledgements leave in
     /// the order the messages arrived, whatever order the application acknowledges in.
     pub fn ack(&mut self, now: Instant, token: AckToken) -> Result<(), AckError> {
+        if !self.config.manual_acks {
+            return Err(AckError::UnknownToken);
+        }
+        self.acknowledge(now, token)
+    }
+
+    /// The application took the message delivered with `token` from its queue
+    /// ([`Delivery::Reported`]): it leaves the inbound queue and, unless acknowledgements are
+    /// manual, its PUBACK (QoS 1) or PUBREC (QoS 2) goes out, after those of earlier
+    /// messages. Tokens of messages from an earlier connection only free their room: the
+    /// server sends those QoS 1 messages again. Unknown tokens are ignored.
+    pub fn handle_taken(&mut self, now: Instant, token: AckToken) {
+        self.take_delivery(now, token);
+        // Room freed: decode what waits in the read buffer.
+        self.process_reads(now);
+    }
+
+    fn take_delivery(&mut self, now: Instant, token: AckToken) {
+        let Some(held) = self.inbound.take(token) else {
+            return;
+        };
+        if held.ack_on_take {
+            match self.acknowledge(now, token) {
+                // Its connection ended: the server will send it again.
+                Ok(()) | Err(AckError::UnknownToken) => {}
+                Err(AckError::Store(e)) => self.events.push_back(Event::StoreFailed(e)),
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, now: Instant, token: AckToken) -> Result<(), AckError> {
         let (kind, acked) = self.inbound.mark(token).ok_or(AckError::UnknownToken)?;
         if kind == AckKind::PubRec
             && self.inbound.qos2.get(&acked.get()) == Some(&Qos2State::Delivered)
@@ -651,6 +851,7 @@ impl Session {
         for id in self.inbound.ready(kind) {
             match kind {
                 AckKind::PubAck => {
+                    // [MQTT-4.3.2-4] [MQTT-4.5.0-2]
                     let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
                 }
                 AckKind::PubRec => {
@@ -658,6 +859,7 @@ impl Session {
                         continue;
                     }
                     self.inbound.qos2.insert(id.get(), Qos2State::Received);
+                    // [MQTT-4.3.3-8] (5.0)
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
                 }
             }
@@ -758,7 +960,16 @@ impl Session {
 
     /// Appends the bytes to send to `out`; returns how many. Without copying when `out` is
     /// empty.
+    ///
+    /// With a store, the writes the session made since the last commit are committed first;
+    /// if that fails, nothing that depended on them goes out: the connection ends with
+    /// [`ConnectionError::StoreFailed`] (the next one sends everything again).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        if let Err(e) = self.commit() {
+            self.transmit.clear();
+            let reason = DisconnectReasonCode::UnspecifiedError;
+            self.end_connection(ConnectionError::StoreFailed(e), Some(reason));
+        }
         let n = self.transmit.len();
         if n == 0 {
             return 0;
@@ -772,29 +983,85 @@ impl Session {
         n
     }
 
-    /// The next event, if any.
+    /// Makes the store writes since the last commit durable (see [`SessionStore::commit`]):
+    /// every message `publish` accepted before is then kept across a crash.
+    /// [`poll_transmit`](Self::poll_transmit) commits by itself; call this to make accepted
+    /// messages durable without transmitting. A failure is reported once as
+    /// [`Event::StoreFailed`] until a commit succeeds again.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if !self.store_dirty {
+            return Ok(());
+        }
+        let Some(store) = self.store.as_mut() else {
+            self.store_dirty = false;
+            return Ok(());
+        };
+        match store.commit() {
+            Ok(()) => {
+                self.store_dirty = false;
+                self.store_failing = false;
+                Ok(())
+            }
+            Err(e) => {
+                if !self.store_failing {
+                    warn!(error = %e, "session store commit failed");
+                    self.events.push_back(Event::StoreFailed(e.clone()));
+                }
+                self.store_failing = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next event, if any. With [`Delivery::OnPoll`] (the default), returning a message
+    /// hands it to the application: it leaves the inbound queue and, unless acknowledgements
+    /// are manual, its PUBACK or PUBREC is queued for transmission.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if self.config.delivery == Delivery::OnPoll && matches!(event, Event::Message { .. }) {
+            if let (Some(token), Some(now)) = (self.inbound.oldest_held(), self.last_input()) {
+                let was_full = !self.may_decode_next();
+                self.take_delivery(now, token);
+                if was_full {
+                    // Packets that waited for room are decoded now, not at the next read.
+                    self.process_reads(now);
+                }
+            } else if let Some(token) = self.inbound.oldest_held() {
+                // No connection: nothing to acknowledge, only room to free.
+                self.inbound.take(token);
+            }
+        }
+        Some(event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref()?;
-        match conn.state {
+        let packet = conn
+            .partial_since
+            .filter(|_| !conn.read_paused)
+            .map(|since| since + self.config.effective_packet_timeout());
+        let listening = !conn.read_paused && conn.partial_since.is_none();
+        let keep_alive = match conn.state {
             ConnectionState::Connecting => Some(conn.connect_deadline),
-            ConnectionState::Connected => match conn.ping_sent {
+            ConnectionState::Connected if listening => match conn.ping_sent {
                 Some(sent) => Some(sent + self.config.ping_timeout),
                 None => conn
                     .keep_alive
                     .map(|ka| conn.last_sent.min(conn.last_received) + ka),
             },
-            _ => None,
+            ConnectionState::Connected => conn.keep_alive.map(|ka| conn.last_sent + ka),
+            _ => return None,
+        };
+        match (packet, keep_alive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     // ----- transitions -----
 
-    fn handle_packet(&mut self, now: Instant, packet: Packet) {
+    fn handle_packet(&mut self, now: Instant, packet: Packet, size: usize) {
         trace!(packet = ?packet.packet_type(), "received");
         let state = self.state();
         let v5 = self.version().is_v5();
@@ -813,7 +1080,7 @@ impl Session {
             other if state == ConnectionState::Connecting => {
                 self.violation(ProtocolViolation::UnexpectedPacket(other.packet_type()));
             }
-            Packet::Publish(publish) => self.on_publish(now, publish),
+            Packet::Publish(publish) => self.on_publish(now, publish, size),
             Packet::PubAck(ack) => self.on_puback(now, ack),
             Packet::PubRec(rec) => self.on_pubrec(now, rec),
             Packet::PubRel(rel) => self.on_pubrel(now, rel),
@@ -965,6 +1232,7 @@ impl Session {
         let Some(store) = self.store.as_mut() else {
             return false;
         };
+        self.store_dirty = true;
         match write(store.as_mut()) {
             Ok(()) => true,
             Err(e) => {
@@ -1036,6 +1304,7 @@ impl Session {
                 Some(id) => {
                     let record = self.outbound.start(token, publish);
                     if let Some(store) = self.store.as_mut() {
+                        self.store_dirty = true;
                         if let Err(e) = store.put_outgoing(&record) {
                             self.ids.release(id);
                             self.events.push_back(Event::StoreFailed(e));
@@ -1062,34 +1331,37 @@ impl Session {
         }
     }
 
-    fn on_publish(&mut self, now: Instant, mut publish: Publish) {
+    fn on_publish(&mut self, now: Instant, mut publish: Publish, size: usize) {
         if let Some(conn) = self.conn.as_mut() {
             if let Err(v) = conn.inbound_aliases.resolve(&mut publish) {
                 self.violation(v);
                 return;
             }
         }
-        let manual = self.config.manual_acks;
         match publish.qos_pid {
-            QosPid::AtMostOnce => self.events.push_back(Event::Message { publish, ack: None }),
+            QosPid::AtMostOnce => {
+                if self.inbound_overflowing() {
+                    // At most once allows it, and the alternative is to stop reading while
+                    // the application awaits answers that only reading can bring.
+                    if self.inbound_dropped == 0 {
+                        warn!("inbound queue full twice over: dropping QoS 0 messages");
+                    }
+                    self.inbound_dropped += 1;
+                    return;
+                }
+                self.deliver(publish, size, None);
+            }
             QosPid::AtLeastOnce(id) => {
-                // A resend of a message still waiting for the application takes no more quota.
-                let resend = manual && self.inbound.puback_pending(id);
-                if !resend && self.receive_maximum_exceeded() {
+                if self.inbound.puback_pending(id) {
+                    // Sent again while the first copy waits for the application: that copy
+                    // is queued already, and its PUBACK answers both.
+                    return;
+                }
+                if self.receive_maximum_exceeded() && self.config.strict_receive_maximum {
                     self.violation(ProtocolViolation::ReceiveMaximumExceeded);
                     return;
                 }
-                if manual {
-                    let ack = self.inbound.expect_ack(AckKind::PubAck, id);
-                    self.events.push_back(Event::Message {
-                        publish,
-                        ack: Some(ack),
-                    });
-                } else {
-                    self.events.push_back(Event::Message { publish, ack: None });
-                    // [MQTT-4.3.2-4] [MQTT-4.5.0-2]
-                    let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
-                }
+                self.deliver(publish, size, Some((AckKind::PubAck, id)));
             }
             QosPid::ExactlyOnce(id) => match self.inbound.qos2.get(&id.get()) {
                 // [MQTT-4.3.3-10] (5.0) / [MQTT-4.3.3-2] (3.1.1): a resend before PUBREL is
@@ -1097,49 +1369,66 @@ impl Session {
                 Some(Qos2State::Received) => {
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
                 }
+                // Still with the application: its PUBREC goes out once taken.
                 Some(Qos2State::Delivered) => {}
                 None => {
-                    if self.receive_maximum_exceeded() {
+                    if self.receive_maximum_exceeded() && self.config.strict_receive_maximum {
                         self.violation(ProtocolViolation::ReceiveMaximumExceeded);
                         return;
                     }
-                    if manual {
-                        self.inbound.qos2.insert(id.get(), Qos2State::Delivered);
-                        let ack = self.inbound.expect_ack(AckKind::PubRec, id);
-                        self.events.push_back(Event::Message {
-                            publish,
-                            ack: Some(ack),
-                        });
-                        return;
-                    }
-                    if let Err(e) = self.store_incoming(id) {
-                        // Not recorded, so not acknowledged: the server will send it again.
-                        self.events.push_back(Event::StoreFailed(e));
-                        return;
-                    }
-                    self.inbound.qos2.insert(id.get(), Qos2State::Received);
-                    self.events.push_back(Event::Message { publish, ack: None });
-                    // [MQTT-4.3.3-8] (5.0)
-                    let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
+                    self.inbound.qos2.insert(id.get(), Qos2State::Delivered);
+                    self.deliver(publish, size, Some((AckKind::PubRec, id)));
                 }
             },
         }
     }
 
-    /// Whether one more unacknowledged message would exceed the Receive Maximum we announced.
-    fn receive_maximum_exceeded(&self) -> bool {
+    /// Queues a message for the application; its acknowledgement, if any, waits until the
+    /// application takes it (or acknowledges it, with manual acks).
+    fn deliver(&mut self, publish: Publish, size: usize, ack: Option<(AckKind, PacketId)>) {
+        let token = self.inbound.new_token();
+        if let Some((kind, id)) = ack {
+            self.inbound.expect_ack(token, kind, id);
+        }
+        let manual = self.config.manual_acks;
+        self.inbound.hold(token, size, ack.is_some() && !manual);
+        let shown = self.config.delivery == Delivery::Reported || (manual && ack.is_some());
+        self.events.push_back(Event::Message {
+            publish,
+            ack: shown.then_some(token),
+        });
+    }
+
+    /// The time of the latest input on the connection, for work done in an output call.
+    fn last_input(&self) -> Option<Instant> {
+        self.conn.as_ref().map(|c| c.last_received.max(c.last_sent))
+    }
+
+    /// Whether one more unacknowledged message would exceed the Receive Maximum we
+    /// announced; counts the excess (see [`receive_maximum_excess`](Self::receive_maximum_excess)).
+    fn receive_maximum_exceeded(&mut self) -> bool {
         if !self.version().is_v5() {
             return false;
         }
-        match self.config.properties.receive_maximum {
-            Some(max) => self.inbound.unreleased() >= usize::from(max.get()),
+        let exceeded = match self.conn.as_ref().and_then(|c| c.receive_maximum) {
+            Some(max) => self.inbound.unreleased() >= usize::from(max),
             None => false,
+        };
+        if exceeded {
+            if self.receive_maximum_excess == 0 {
+                warn!("the server exceeds the Receive Maximum it was given");
+            }
+            self.receive_maximum_excess += 1;
         }
+        exceeded
     }
 
     fn store_incoming(&mut self, id: PacketId) -> Result<(), StoreError> {
         match self.store.as_mut() {
-            Some(store) => store.put_incoming(id),
+            Some(store) => {
+                self.store_dirty = true;
+                store.put_incoming(id)
+            }
             None => Ok(()),
         }
     }
@@ -1149,6 +1438,7 @@ impl Session {
         let mut comp = PubComp::new(id);
         if self.inbound.qos2.remove(&id.get()).is_some() {
             if let Some(store) = self.store.as_mut() {
+                self.store_dirty = true;
                 if let Err(e) = store.remove_incoming(id) {
                     // Keep the identifier rather than risk dropping a later message with it;
                     // the server sends PUBREL again on the next connection.
@@ -1229,6 +1519,7 @@ impl Session {
                 record.state = OutgoingState::Released;
                 let record = record.clone();
                 if let Some(store) = self.store.as_mut() {
+                    self.store_dirty = true;
                     if let Err(e) = store.put_outgoing(&record) {
                         // Without the record the PUBREL could be lost to a restart; resending the
                         // PUBLISH on the next connection restarts the handshake safely.
@@ -1367,7 +1658,7 @@ impl Session {
         }
         conn.state = ConnectionState::Closing;
         self.inbound.connection_lost();
-        self.read_buf.clear();
+        self.reader.clear();
         self.events.push_back(Event::Disconnected { reason });
     }
 }

@@ -20,9 +20,12 @@ use rcgen::{
 use tempfile::TempDir;
 
 mod embedded;
+mod hostile;
+mod scripted;
 mod suite;
 
 pub use embedded::embedded_broker;
+pub use scripted::{indexed_publish, Conn, Script, ScriptedBroker};
 
 /// How long a broker may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1113,6 +1113,8 @@ macro_rules! client_suite {
             }
         }
 
+        $crate::__hostile_suite! { $k, $mode, $sleep }
+
         $crate::__suite_test! { $mode
             async fn invalid_options_are_reported_at_connect() {
                 assert!(matches!(

@@ -4,6 +4,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -152,12 +153,13 @@ impl mqtt_io::Transport for Transport {
         &mut self,
         cx: &mut Context<'_>,
         core: &mut ClientCore<W>,
+        now: Instant,
     ) -> Poll<io::Result<bool>> {
         match &mut self.0 {
             Inner::Stream(s) => {
-                mqtt_io::poll_write_transmit(core, |bytes| Pin::new(s).poll_write(cx, bytes))
+                mqtt_io::poll_write_transmit(core, now, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
-            Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core),
+            Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core, now),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mqtt_proto::{
-    Auth, PacketId, SubscribeProperties, Subscription, TopicFilter, UnsubscribeProperties,
+    Auth, PacketId, QoS, SubscribeProperties, Subscription, TopicFilter, UnsubscribeProperties,
 };
 use tracing::{debug, info, warn};
 
@@ -13,6 +13,7 @@ use super::backoff::Reconnect;
 use super::event::{Error, Event, Reply};
 use super::options::{ClientOptions, OptionsError, TlsOptions};
 use super::url::BrokerUrl;
+use crate::config::Delivery;
 use crate::event::{
     AckToken, ConnectionError, Event as SessionEvent, PublishOutcome, PublishToken,
 };
@@ -78,6 +79,11 @@ pub enum Output<W> {
     Reply(W, Reply),
     /// Pass this event to the application.
     Event(Event),
+    /// Pass this message event to the application, and report with
+    /// [`handle_taken`](ClientCore::handle_taken) and this token when the application takes
+    /// it: that frees its room in the inbound queue and, unless acknowledgements are manual,
+    /// acknowledges it to the broker.
+    Message(AckToken, Event),
 }
 
 /// What the adapter should do with the transport.
@@ -111,6 +117,8 @@ pub struct TransportOptions {
     pub connect_timeout: Duration,
     /// Largest packet accepted from the broker (bounds WebSocket messages too).
     pub max_packet_size: usize,
+    /// How long closing the transport (TLS close_notify, WebSocket close, TCP FIN) may take.
+    pub close_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +189,12 @@ pub struct ClientCore<W> {
     last_reason: Option<ConnectionError>,
     outputs: VecDeque<Output<W>>,
     disconnect_timeout: Duration,
+    write_timeout: Duration,
+    close_timeout: Duration,
+    /// Since when bytes wait to be written without the transport taking any.
+    write_stalled_since: Option<Instant>,
+    /// When a connection that wants to close is given up, written out or not.
+    close_deadline: Option<Instant>,
 }
 
 impl<W> std::fmt::Debug for ClientCore<W> {
@@ -201,6 +215,12 @@ impl<W> ClientCore<W> {
     /// Loads the session store, if any.
     pub fn new(mut options: ClientOptions) -> Result<(Self, TransportOptions), OptionsError> {
         options.validate()?;
+        // The application takes messages from the adapter's queue, later than the core sees
+        // them: it reports each with `handle_taken`.
+        options.config.delivery = Delivery::Reported;
+        let write_timeout = options
+            .write_timeout
+            .unwrap_or_else(|| options.config.effective_packet_timeout());
         let transport = TransportOptions {
             tls: options.tls.clone(),
             read_buffer_size: options.read_buffer_size.max(512),
@@ -208,6 +228,7 @@ impl<W> ClientCore<W> {
             publish_capacity: options.publish_capacity.max(1),
             connect_timeout: options.config.connect_timeout,
             max_packet_size: options.config.max_packet_size,
+            close_timeout: options.close_timeout,
         };
         let session = match options.store.take() {
             Some(store) => Session::with_store(options.config, store)?,
@@ -227,6 +248,10 @@ impl<W> ClientCore<W> {
             last_reason: None,
             outputs: VecDeque::new(),
             disconnect_timeout: options.disconnect_timeout,
+            write_timeout,
+            close_timeout: options.close_timeout,
+            write_stalled_since: None,
+            close_deadline: None,
         };
         Ok((core, transport))
     }
@@ -274,9 +299,19 @@ impl<W> ClientCore<W> {
 
     /// Whether the connection is over: close the transport once
     /// [`poll_transmit`](Self::poll_transmit) has nothing left, then call
-    /// [`handle_closed`](Self::handle_closed).
+    /// [`handle_closed`](Self::handle_closed). If the bytes are not written by the close
+    /// timeout, the core gives the connection up by itself ([`step`](Self::step) is no
+    /// longer [`Step::Online`]): drop the transport.
     pub fn wants_close(&self) -> bool {
         self.phase == Phase::Online && self.session.wants_close()
+    }
+
+    /// Whether the adapter should read from the transport now, asked at `now`: false while
+    /// the application's queue of messages is full (see
+    /// [`Session::wants_read`](crate::Session::wants_read)), so that TCP pushes back on the
+    /// broker. Taking messages ([`handle_taken`](Self::handle_taken)) makes it true again.
+    pub fn wants_read(&mut self, now: Instant) -> bool {
+        self.phase == Phase::Online && self.session.wants_read(now)
     }
 
     // ----- inputs -----
@@ -289,6 +324,8 @@ impl<W> ClientCore<W> {
         self.phase = Phase::Online;
         self.last_reason = None;
         self.chunks.clear();
+        self.write_stalled_since = None;
+        self.close_deadline = None;
         self.session.handle_connected(now);
         self.pump(now);
     }
@@ -327,6 +364,28 @@ impl<W> ClientCore<W> {
         self.pump(now);
     }
 
+    /// The buffer to read into directly, with room for `want` bytes, and the most bytes to
+    /// read (see [`Session::read_buffer`](crate::Session::read_buffer)); then call
+    /// [`handle_buffered`](Self::handle_buffered).
+    pub fn read_buffer(&mut self, want: usize) -> (&mut BytesMut, usize) {
+        self.session.read_buffer(want)
+    }
+
+    /// Bytes were appended to [`read_buffer`](Self::read_buffer).
+    pub fn handle_buffered(&mut self, now: Instant) {
+        if self.phase != Phase::Online {
+            return;
+        }
+        self.session.handle_buffered(now);
+        self.pump(now);
+    }
+
+    /// The application took the message of an [`Output::Message`] from its queue.
+    pub fn handle_taken(&mut self, now: Instant, token: AckToken) {
+        self.session.handle_taken(now, token);
+        self.pump(now);
+    }
+
     /// The transport closed: by the broker (end of stream), on `error`, or by the adapter
     /// after [`wants_close`](Self::wants_close). Decides whether and when to reconnect.
     pub fn handle_closed(&mut self, now: Instant, error: Option<std::io::Error>, random: f64) {
@@ -338,6 +397,13 @@ impl<W> ClientCore<W> {
             self.event(Event::Error(Error::Io(error)));
         }
         self.session.handle_closed(now);
+        self.connection_over(now, random);
+    }
+
+    /// The transport is gone (the session has been told): decides whether to reconnect.
+    fn connection_over(&mut self, now: Instant, random: f64) {
+        self.write_stalled_since = None;
+        self.close_deadline = None;
         self.pump(now);
         self.fail_unwritten();
         let reason = self.last_reason.take();
@@ -354,11 +420,29 @@ impl<W> ClientCore<W> {
         }
     }
 
-    /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// The deadline from [`poll_timeout`](Self::poll_timeout) passed; `random` in `[0, 1)`
+    /// jitters the reconnect delay if the connection is given up.
+    pub fn handle_timeout(&mut self, now: Instant, random: f64) {
         match self.phase {
             Phase::Waiting(until) if now >= until => self.phase = Phase::Dial,
             Phase::Online => {
+                if self
+                    .write_stalled_since
+                    .is_some_and(|since| now >= since + self.write_timeout)
+                {
+                    warn!(timeout = ?self.write_timeout, "the transport takes no bytes: giving up");
+                    let reason = ConnectionError::WriteTimeout(self.write_timeout);
+                    self.session.handle_transport_failed(now, reason);
+                    self.connection_over(now, random);
+                    return;
+                }
+                if self.close_deadline.is_some_and(|deadline| now >= deadline) {
+                    warn!("the connection did not close in time: dropping it");
+                    self.session
+                        .handle_transport_failed(now, ConnectionError::TransportClosed);
+                    self.connection_over(now, random);
+                    return;
+                }
                 self.session.handle_timeout(now);
                 self.pump(now);
             }
@@ -430,8 +514,8 @@ impl<W> ClientCore<W> {
         self.chunks.front().map(|c| &c.bytes[..])
     }
 
-    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written.
-    pub fn handle_written(&mut self, n: usize) {
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
+    pub fn handle_written(&mut self, now: Instant, n: usize) {
         let Some(front) = self.chunks.front_mut() else {
             return;
         };
@@ -439,15 +523,26 @@ impl<W> ClientCore<W> {
         if front.bytes.is_empty() {
             self.finish_chunk();
         }
+        self.note_write_progress(now, n > 0);
     }
 
-    /// Takes the whole next batch of bytes, for message-oriented transports (WebSocket);
-    /// QoS 0 publishers in it are answered as handed to the transport.
-    pub fn take_transmit(&mut self) -> Option<BytesMut> {
+    /// Takes the whole next batch of bytes at `now`, for message-oriented transports
+    /// (WebSocket); QoS 0 publishers in it are answered as handed to the transport.
+    pub fn take_transmit(&mut self, now: Instant) -> Option<BytesMut> {
         let front = self.chunks.front_mut()?;
         let bytes = front.bytes.split();
         self.finish_chunk();
+        self.note_write_progress(now, true);
         Some(bytes)
+    }
+
+    /// Restarts the write timeout after progress; stops it when nothing waits.
+    fn note_write_progress(&mut self, now: Instant, progressed: bool) {
+        if self.chunks.is_empty() {
+            self.write_stalled_since = None;
+        } else if progressed || self.write_stalled_since.is_none() {
+            self.write_stalled_since = Some(now);
+        }
     }
 
     /// The next reply or event to deliver.
@@ -461,10 +556,16 @@ impl<W> ClientCore<W> {
             Phase::Waiting(until) => Some(until),
             Phase::Online => {
                 let drain = self.drain.as_ref().filter(|d| !d.sent).map(|d| d.deadline);
-                match (self.session.poll_timeout(), drain) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let write = self.write_stalled_since.map(|t| t + self.write_timeout);
+                [
+                    self.session.poll_timeout(),
+                    drain,
+                    write,
+                    self.close_deadline,
+                ]
+                .into_iter()
+                .flatten()
+                .min()
             }
             Phase::Dial | Phase::Stopped => None,
         }
@@ -656,7 +757,7 @@ impl<W> ClientCore<W> {
     /// while routing an event makes more happen.
     fn pump(&mut self, now: Instant) {
         loop {
-            self.fill_transmit();
+            self.fill_transmit(now);
             let mut progressed = false;
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
@@ -670,15 +771,22 @@ impl<W> ClientCore<W> {
         }
     }
 
-    fn fill_transmit(&mut self) {
+    fn fill_transmit(&mut self, now: Instant) {
         let mut bytes = std::mem::take(&mut self.spare);
         if self.session.poll_transmit(&mut bytes) > 0 {
             self.chunks.push_back(Chunk {
                 bytes,
                 written: Vec::new(),
             });
+            self.note_write_progress(now, false);
         } else {
             self.spare = bytes;
+        }
+        if self.phase == Phase::Online
+            && self.session.wants_close()
+            && self.close_deadline.is_none()
+        {
+            self.close_deadline = Some(now + self.close_timeout);
         }
     }
 
@@ -718,7 +826,19 @@ impl<W> ClientCore<W> {
                     properties,
                 });
             }
-            SessionEvent::Message { publish, ack } => self.event(Event::Message { publish, ack }),
+            SessionEvent::Message { publish, ack } => {
+                let Some(token) = ack else {
+                    // Every message carries a token with `Delivery::Reported`.
+                    return self.event(Event::Message { publish, ack: None });
+                };
+                let manual =
+                    self.session.config().manual_acks && publish.qos_pid.qos() > QoS::AtMostOnce;
+                let event = Event::Message {
+                    publish,
+                    ack: manual.then_some(token),
+                };
+                self.outputs.push_back(Output::Message(token, event));
+            }
             SessionEvent::Published { token, outcome } => match self.publishes.remove(&token) {
                 Some(PublishWaiter::Caller(w)) => match outcome {
                     PublishOutcome::Sent => match self.chunks.back_mut() {
@@ -796,7 +916,7 @@ mod tests {
                 let len = usize::from(rest[1]) + 2; // short packets only in these tests
                 rest.drain(..len.min(rest.len()));
             }
-            core.handle_written(n);
+            core.handle_written(Instant::now(), n);
         }
         types
     }
@@ -842,12 +962,12 @@ mod tests {
         publish(&mut core, now, QoS::AtMostOnce, Some(7), 1);
         assert!(outputs(&mut core).is_empty(), "answered before the write");
         let len = core.poll_transmit().unwrap().len();
-        core.handle_written(len - 1);
+        core.handle_written(now, len - 1);
         assert!(
             outputs(&mut core).is_empty(),
             "answered after a partial write"
         );
-        core.handle_written(1);
+        core.handle_written(now, 1);
         assert!(matches!(
             outputs(&mut core).as_slice(),
             [Output::Reply(7, Reply::Published(Ok(PublishOutcome::Sent)))]
@@ -945,9 +1065,89 @@ mod tests {
         written(&mut core);
         let deadline = core.poll_timeout().unwrap();
         assert!(deadline <= now + Duration::from_secs(1));
-        core.handle_timeout(deadline);
+        core.handle_timeout(deadline, 0.0);
         assert_eq!(written(&mut core), [14]);
         assert!(core.wants_close());
+    }
+
+    #[test]
+    fn a_transport_that_takes_no_bytes_is_given_up_at_the_write_timeout() {
+        let options = ClientOptions::new("mqtt://h")
+            .write_timeout(Duration::from_secs(3))
+            .reconnect(super::super::Backoff::new(
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ));
+        let (mut core, now) = connected(options);
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
+        assert!(core.poll_transmit().is_some(), "bytes wait");
+        let deadline = core.poll_timeout().unwrap();
+        assert_eq!(deadline, now + Duration::from_secs(3));
+        // Progress restarts the clock.
+        let later = now + Duration::from_secs(2);
+        core.handle_written(later, 1);
+        assert_eq!(core.poll_timeout(), Some(later + Duration::from_secs(3)));
+        core.handle_timeout(later + Duration::from_secs(3), 0.0);
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Event(Event::Disconnected {
+                    reason: ConnectionError::WriteTimeout(_)
+                })]
+            ),
+            "{out:?}"
+        );
+        assert!(matches!(core.step(), Step::Wait(_)), "{:?}", core.step());
+    }
+
+    #[test]
+    fn a_close_that_does_not_drain_is_given_up_at_the_close_timeout() {
+        let options = ClientOptions::new("mqtt://h")
+            .disconnect_timeout(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(2));
+        let (mut core, now) = connected(options);
+        publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
+        core.handle_command(now, Command::Disconnect { waiter: 2 });
+        // Nothing is ever written: the disconnect deadline sends DISCONNECT (queued behind the
+        // PUBLISH), and the close deadline then drops the transport.
+        let mut at = now;
+        for _ in 0..4 {
+            let Some(deadline) = core.poll_timeout() else {
+                break;
+            };
+            at = deadline;
+            core.handle_timeout(at, 0.0);
+        }
+        assert!(at <= now + Duration::from_secs(3), "{:?}", at - now);
+        assert!(core.is_stopped());
+        let out = outputs(&mut core);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Reply(2, Reply::Done(Ok(()))))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn messages_are_acknowledged_when_the_application_takes_them() {
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        // PUBLISH QoS 1, id 7, topic "t", payload "x".
+        read(
+            &mut core,
+            now,
+            &[0x32, 0x06, 0x00, 0x01, b't', 0x00, 0x07, b'x'],
+        );
+        let out = outputs(&mut core);
+        let [Output::Message(token, Event::Message { ack: None, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert!(
+            written(&mut core).is_empty(),
+            "no PUBACK before it is taken"
+        );
+        core.handle_taken(now, *token);
+        assert_eq!(written(&mut core), [4], "PUBACK");
     }
 
     #[test]
@@ -963,7 +1163,7 @@ mod tests {
         };
         assert!(until > now && until <= now + Duration::from_secs(1));
         assert_eq!(core.poll_timeout(), Some(until));
-        core.handle_timeout(until);
+        core.handle_timeout(until, 0.0);
         assert!(matches!(core.step(), Step::Dial(_)));
     }
 

@@ -11,6 +11,7 @@ use mqtt_proto::{LastWill, MqttString, ProtocolVersion, StringError, WillPropert
 use super::backoff::Backoff;
 use super::url::{BrokerUrl, UrlError};
 use crate::config::Config;
+use crate::event::ConfigError;
 use crate::message::Message;
 use crate::store::{SessionStore, StoreError};
 
@@ -54,6 +55,9 @@ pub enum OptionsError {
     /// The session store cannot be loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The session configuration cannot be used (e.g. keep alive below one second).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// PEM data, or a file holding it.
@@ -177,6 +181,12 @@ pub struct ClientOptions {
     pub publish_capacity: usize,
     /// How long a graceful disconnect waits for queued and in-flight messages to complete.
     pub disconnect_timeout: Duration,
+    /// How long bytes may wait for the transport to take any of them before the connection
+    /// is given up; `None` derives it from keep alive like the packet timeout (keep alive
+    /// plus the ping timeout, or 60 s with keep alive off).
+    pub write_timeout: Option<Duration>,
+    /// How long a connection that is over may take to write its last bytes and close.
+    pub close_timeout: Duration,
     persistent: bool,
     error: Option<OptionsError>,
 }
@@ -196,6 +206,8 @@ impl ClientOptions {
             max_read_buffer_size: 1024 * 1024,
             publish_capacity: 1024,
             disconnect_timeout: Duration::from_secs(10),
+            write_timeout: None,
+            close_timeout: Duration::from_secs(2),
             persistent: false,
             error: None,
         };
@@ -450,6 +462,32 @@ impl ClientOptions {
         self
     }
 
+    /// Sets how long bytes may wait for the transport before the connection is given up.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how long a connection that is over may take to write its last bytes and close.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a packet may take to arrive once its first byte has.
+    pub fn packet_timeout(mut self, timeout: Duration) -> Self {
+        self.config.packet_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds the queue of received messages the application has not taken yet, by count
+    /// and by bytes (defaults: 1,000 messages, 16 MiB). When it is full the client stops
+    /// reading from the broker until the application takes messages.
+    pub fn inbound_queue(mut self, messages: usize, bytes: usize) -> Self {
+        self.config = self.config.max_inbound(messages, bytes);
+        self
+    }
+
     /// The first invalid setting, if any.
     pub fn error(&self) -> Option<&OptionsError> {
         self.error.as_ref()
@@ -463,6 +501,7 @@ impl ClientOptions {
         if self.brokers.is_empty() {
             return Err(OptionsError::NoBroker);
         }
+        self.config.validate()?;
         let expiry = &mut self.config.properties.session_expiry_interval;
         if self.persistent && self.config.version.is_v5() && expiry.is_none() {
             *expiry = Some(u32::MAX);
@@ -484,6 +523,8 @@ impl fmt::Debug for ClientOptions {
             .field("max_read_buffer_size", &self.max_read_buffer_size)
             .field("publish_capacity", &self.publish_capacity)
             .field("disconnect_timeout", &self.disconnect_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("close_timeout", &self.close_timeout)
             .field("persistent", &self.persistent)
             .field("error", &self.error)
             .finish()
@@ -523,6 +564,15 @@ mod tests {
         assert!(matches!(
             options.validate(),
             Err(OptionsError::InvalidWillTopic(_))
+        ));
+    }
+
+    #[test]
+    fn keep_alive_below_a_second_is_refused() {
+        let mut options = ClientOptions::new("mqtt://h").keep_alive(Duration::from_millis(500));
+        assert!(matches!(
+            options.validate(),
+            Err(OptionsError::Config(ConfigError::KeepAliveOutOfRange(_)))
         ));
     }
 

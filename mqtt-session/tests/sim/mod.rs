@@ -100,6 +100,8 @@ impl SimConfig {
             .max_inflight(self.max_inflight)
             .max_queued(self.max_queued)
             .manual_acks(self.manual_acks);
+        // The model broker keeps to the quota it is given: hold it to it.
+        config.strict_receive_maximum = true;
         if self.version.is_v5() {
             config = config.session_expiry(self.session_expiry);
             config.properties.receive_maximum =
