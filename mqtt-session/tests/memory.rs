@@ -1,0 +1,125 @@
+//! What a kept message costs: decoded messages own about their own size, not the read buffer
+//! they arrived in. Measured with a counting allocator, so the figures are exact and do not
+//! depend on the machine.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_proto::{Packet, ProtocolVersion, Publish, QosPid, TopicName};
+use mqtt_session::{Config, Event, Session};
+
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+/// One heap profiler at a time: the tests take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Bytes allocated and not freed.
+fn live() -> isize {
+    dhat::HeapStats::get().curr_bytes as isize
+}
+
+fn connected_session() -> (Session, Instant) {
+    let now = Instant::now();
+    let mut session = Session::new(Config::new("memory").unwrap());
+    session.handle_connected(now);
+    session.poll_transmit(&mut BytesMut::new());
+    session.handle_read(now, &[0x20, 0x02, 0x00, 0x00]);
+    while session.poll_event().is_some() {}
+    (session, now)
+}
+
+fn stream_of(count: u32, payload: usize) -> Vec<u8> {
+    let mut wire = BytesMut::new();
+    for i in 0..count {
+        let mut body = i.to_be_bytes().to_vec();
+        body.resize(payload, 0x5A);
+        let p = Publish::new(
+            TopicName::new("sensors/a").unwrap(),
+            QosPid::AtMostOnce,
+            body,
+        );
+        Packet::Publish(p)
+            .encode(ProtocolVersion::V3_1_1, &mut wire)
+            .unwrap();
+    }
+    wire.to_vec()
+}
+
+#[test]
+fn keeping_one_message_in_a_hundred_costs_about_their_own_size() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    const COUNT: u32 = 20_000;
+    const PAYLOAD: usize = 1024;
+    let wire = stream_of(COUNT, PAYLOAD);
+    let (mut session, now) = connected_session();
+    let before = live();
+    let mut kept: Vec<Bytes> = Vec::new();
+    // Reads of 64 KiB, as a driver makes them, handed over without copying.
+    for chunk in wire.chunks(64 * 1024) {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.extend_from_slice(chunk);
+        session.handle_read_buf(now, &mut buf);
+        while let Some(event) = session.poll_event() {
+            if let Event::Message { publish, .. } = event {
+                let index = u32::from_be_bytes(publish.payload[..4].try_into().unwrap());
+                if index % 100 == 0 {
+                    kept.push(publish.payload);
+                }
+            }
+        }
+    }
+    assert_eq!(kept.len(), (COUNT / 100) as usize);
+    let cost = live() - before;
+    let own: usize = kept.iter().map(Bytes::len).sum();
+    eprintln!(
+        "{} kept payloads of {PAYLOAD} B: {own} B of payload, {cost} B live",
+        kept.len()
+    );
+    // Each kept payload holds its frame (payload + ~16 B of header) and the bytes
+    // bookkeeping; pinned 64 KiB read buffers would be 200 × 64 KiB = 12.8 MiB.
+    assert!(
+        cost < (own as isize) * 2 + 256 * 1024,
+        "{cost} B live for {own} B kept"
+    );
+}
+
+#[test]
+fn a_large_message_costs_its_own_size_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    const PAYLOAD: usize = 8 << 20;
+    let wire = stream_of(1, PAYLOAD);
+    let mut session = Session::new(Config::new("memory").unwrap());
+    let now = Instant::now();
+    session.handle_connected(now);
+    session.poll_transmit(&mut BytesMut::new());
+    session.handle_read(now, &[0x20, 0x02, 0x00, 0x00]);
+    while session.poll_event().is_some() {}
+    let before = live();
+    let mut kept = None;
+    let mut offset = 0;
+    // Reads straight into the buffer the session offers, 64 KiB at a time.
+    while offset < wire.len() {
+        let (buf, limit) = session.read_buffer(64 * 1024);
+        let n = limit.min(64 * 1024).min(wire.len() - offset);
+        buf.extend_from_slice(&wire[offset..offset + n]);
+        offset += n;
+        session.handle_buffered(now);
+        while let Some(event) = session.poll_event() {
+            if let Event::Message { publish, .. } = event {
+                kept = Some(publish.payload);
+            }
+        }
+    }
+    let kept = kept.expect("the message arrived");
+    assert_eq!(kept.len(), PAYLOAD);
+    let cost = live() - before;
+    eprintln!("an {PAYLOAD} B message: {cost} B live");
+    assert!(
+        cost < PAYLOAD as isize + 256 * 1024,
+        "{cost} B live for one {PAYLOAD} B message (a doubling buffer would hold up to twice)"
+    );
+}
