@@ -13,7 +13,9 @@ use std::task::{Context, Poll};
 use async_channel::{Sender, TrySendError};
 use futures_channel::oneshot;
 use futures_core::Stream;
-use mqtt_session::client::{ClientCore, ClientOptions, Command, Error, Event, HandleState, Reply};
+use mqtt_session::client::{
+    ClientCore, ClientOptions, ClientStats, Command, Error, Event, HandleState, Reply,
+};
 use mqtt_session::proto::{
     Auth, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
     UnsubAckReasonCode, UnsubscribeProperties,
@@ -189,6 +191,11 @@ impl<R> Client<R> {
     /// Whether the broker has accepted the current connection.
     pub fn is_connected(&self) -> bool {
         self.shared.is_connected()
+    }
+
+    /// Messages in flight and queued in the session, as of the driver's last turn.
+    pub fn stats(&self) -> ClientStats {
+        self.shared.stats()
     }
 
     /// Publishes a message and waits until its flow completes: QoS 0 once written to the

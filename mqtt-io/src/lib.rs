@@ -51,8 +51,8 @@ pub use runtime::{Runtime, Timer, Transport};
 pub mod api {
     pub use crate::client::{Driver, Events, Pending};
     pub use mqtt_session::client::{
-        Backoff, BrokerUrl, ClientOptions, Error, Event, OptionsError, PemSource, Scheme,
-        TlsOptions, TlsVersion, UrlError,
+        Backoff, BrokerUrl, ClientOptions, ClientStats, Error, Event, OptionsError, PemSource,
+        Scheme, TlsOptions, TlsVersion, UrlError,
     };
     /// The packet model, for 5.0 properties, reason codes and topic types.
     pub use mqtt_session::proto;

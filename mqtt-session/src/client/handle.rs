@@ -1,16 +1,29 @@
 //! [`HandleState`]: what the handles of one client share with its driver.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::core::ClientCore;
 use crate::event::PublishToken;
 
 /// What every handle of one client shares with the driver, without locks: whether the broker
-/// has accepted the current connection, and the counter of publish tokens.
+/// has accepted the current connection, a few counters, and the counter of publish tokens.
 #[derive(Debug, Default)]
 pub struct HandleState {
     connected: AtomicBool,
     next_token: AtomicU64,
+    in_flight: AtomicUsize,
+    queued: AtomicUsize,
+}
+
+/// What a client holds, as of the driver's last turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// QoS 1/2 messages sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Messages the session has accepted (and, with a store, recorded) that wait for the
+    /// in-flight window or a connection.
+    pub queued: usize,
 }
 
 impl HandleState {
@@ -20,6 +33,8 @@ impl HandleState {
         Self {
             connected: AtomicBool::new(false),
             next_token: AtomicU64::new(core.session().next_publish_token().0),
+            in_flight: AtomicUsize::new(core.session().inflight()),
+            queued: AtomicUsize::new(core.session().queued()),
         }
     }
 
@@ -28,9 +43,21 @@ impl HandleState {
         self.connected.load(Ordering::Relaxed)
     }
 
-    /// Records whether `core` is connected; the driver calls it after delivering outputs.
+    /// What the client holds.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records whether `core` is connected, and its counters; the driver calls it after
+    /// delivering outputs.
     pub fn update<W>(&self, core: &ClientCore<W>) {
         self.connected.store(core.is_connected(), Ordering::Relaxed);
+        let session = core.session();
+        self.in_flight.store(session.inflight(), Ordering::Relaxed);
+        self.queued.store(session.queued(), Ordering::Relaxed);
     }
 
     /// A token for a new publish request, unique within the client.

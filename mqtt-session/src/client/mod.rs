@@ -17,6 +17,6 @@ mod url;
 pub use self::backoff::{Backoff, Reconnect};
 pub use self::core::{ClientCore, Command, Output, Step, TransportOptions};
 pub use self::event::{Error, Event, Reply};
-pub use self::handle::HandleState;
+pub use self::handle::{ClientStats, HandleState};
 pub use self::options::{ClientOptions, OptionsError, PemSource, TlsOptions, TlsVersion};
 pub use self::url::{BrokerUrl, Scheme, UrlError};

@@ -720,7 +720,9 @@ impl Sim {
     pub fn restart(&mut self, up: usize, down: usize) {
         self.stats.restarts += 1;
         self.sever(up, down);
-        // What survives is what the store holds.
+        // The process dies: its store (and the lock on the directory) goes with it, and
+        // what survives is what the store had committed.
+        self.client = Session::new(self.cfg.client_config());
         let stored = Self::open_store(&self.dir).load().expect("the store loads");
         let mut pending = HashMap::new();
         let mut stored_flows = BTreeMap::new();
