@@ -16,6 +16,10 @@ pub(crate) struct Queued {
     pub(crate) message: Message,
     /// Whether the store holds it (as a queued record).
     pub(crate) stored: bool,
+    /// The outgoing record that stands for it in the store instead, when a lost session put
+    /// its flow back in the queue and the queued record could not be written: removed once
+    /// its new flow is recorded. Its identifier stays in use until then.
+    pub(crate) replaces: Option<PacketId>,
 }
 
 /// Outgoing state that survives connections.
@@ -25,6 +29,9 @@ pub(crate) struct Outbound {
     pub(crate) inflight: HashMap<u16, OutgoingRecord>,
     /// Messages waiting, oldest first.
     pub(crate) queue: VecDeque<Queued>,
+    /// Flows of an earlier connection whose PUBLISH this connection has not resent yet, in
+    /// send order: the server's Receive Maximum held them back [MQTT-4.9.0-2].
+    pub(crate) held: VecDeque<PacketId>,
     /// Sequence number of the next flow.
     pub(crate) next_seq: u64,
     /// Token of the next message.
@@ -67,7 +74,13 @@ impl Outbound {
     }
 
     pub(crate) fn remove(&mut self, id: PacketId) -> Option<OutgoingRecord> {
+        self.held.retain(|held| *held != id);
         self.inflight.remove(&id.get())
+    }
+
+    /// Flows whose PUBLISH or PUBREL was sent on this connection and is not complete.
+    pub(crate) fn open(&self) -> usize {
+        self.inflight.len().saturating_sub(self.held.len())
     }
 
     /// In-flight flows in the order they were first sent [MQTT-4.6.0-1].
@@ -81,33 +94,63 @@ impl Outbound {
     /// continue after them. A queued record whose token also has a flow is stale (the process
     /// stopped between writing the flow and forgetting the queued record): it is skipped, and
     /// its token returned for the store to forget.
+    ///
+    /// A flow whose token is above that of a queued message was put back in the queue by a
+    /// lost session while its queued record could not be written (its flow's record stood
+    /// for it): it is queued again, in publish order, still standing on that record.
     pub(crate) fn restore(
         &mut self,
         records: Vec<OutgoingRecord>,
         queued: Vec<QueuedRecord>,
     ) -> Vec<PublishToken> {
+        let flow_tokens: std::collections::HashSet<PublishToken> =
+            records.iter().map(|r| r.token).collect();
+        let first_queued = queued
+            .iter()
+            .map(|r| r.token)
+            .filter(|t| !flow_tokens.contains(t))
+            .min();
         for record in records {
             self.next_seq = self.next_seq.max(record.seq + 1);
             self.reserve_token(record.token);
-            if let Some(id) = record.packet_id() {
+            let Some(id) = record.packet_id() else {
+                continue;
+            };
+            if first_queued.is_some_and(|first| record.token > first) {
+                self.queue.push_back(requeued(record, false, Some(id)));
+            } else {
                 self.inflight.insert(id.get(), record);
             }
         }
-        let started: std::collections::HashSet<PublishToken> =
-            self.inflight.values().map(|r| r.token).collect();
         let mut stale = Vec::new();
         for record in queued {
             self.reserve_token(record.token);
-            if started.contains(&record.token) {
+            if flow_tokens.contains(&record.token) {
                 stale.push(record.token);
             } else {
                 self.queue.push_back(Queued {
                     token: record.token,
                     message: record.message,
                     stored: true,
+                    replaces: None,
                 });
             }
         }
+        self.queue.make_contiguous().sort_by_key(|q| q.token);
         stale
+    }
+}
+
+/// A flow's message queued again as a new message.
+pub(crate) fn requeued(record: OutgoingRecord, stored: bool, replaces: Option<PacketId>) -> Queued {
+    let p = record.publish;
+    let mut message = Message::with_topic(p.topic, p.payload).qos(p.qos_pid.qos());
+    message.retain = p.retain;
+    message.properties = p.properties;
+    Queued {
+        token: record.token,
+        message,
+        stored,
+        replaces,
     }
 }

@@ -26,7 +26,7 @@ use crate::inbound::{AckKind, Inbound, Qos2State};
 use crate::message::Message;
 use crate::outbound::{Outbound, Queued};
 use crate::reader::Reader;
-use crate::store::{OutgoingState, QueuedRecord, SessionStore, StoreError};
+use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, SessionStore, StoreError};
 
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,41 @@ impl Default for ServerLimits {
             max_qos: QoS::ExactlyOnce,
             retain_available: true,
         }
+    }
+}
+
+/// How long after a failed store write the session tries the held-back work again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Work that a failed store write held back, tried again at `at`: without it, a flow would
+/// wait for the next connection (or forever) after a passing store failure.
+#[derive(Debug, Default)]
+struct StoreRetry {
+    at: Option<Instant>,
+    /// Outgoing QoS 2 flows whose PUBREC arrived but whose release was not recorded.
+    releases: Vec<PacketId>,
+    /// Incoming QoS 2 identifiers whose PUBREL arrived but whose removal was not recorded.
+    completions: Vec<PacketId>,
+    /// Deliveries taken whose acknowledgement (the QoS 2 identifier) was not recorded.
+    acks: Vec<AckToken>,
+    /// Queued records to forget: their messages left the queue.
+    queued: Vec<PublishToken>,
+    /// Outgoing records to forget: their flows ended. Their identifiers stay in use until
+    /// then, so that no new flow takes the key the removal would delete.
+    outgoing: Vec<PacketId>,
+    /// Incoming QoS 2 identifiers to forget (the session was not resumed), unless in use
+    /// again by then.
+    incoming: Vec<PacketId>,
+}
+
+impl StoreRetry {
+    fn is_empty(&self) -> bool {
+        self.releases.is_empty()
+            && self.completions.is_empty()
+            && self.acks.is_empty()
+            && self.queued.is_empty()
+            && self.outgoing.is_empty()
+            && self.incoming.is_empty()
     }
 }
 
@@ -148,6 +183,8 @@ pub struct Session {
     store_dirty: bool,
     /// Whether the last commit failed (reported once).
     store_failing: bool,
+    /// Work held back by failed store writes.
+    retry: StoreRetry,
     /// QoS 0 messages dropped because the inbound queue overflowed.
     inbound_dropped: u64,
     /// QoS 1/2 messages the server sent beyond our Receive Maximum.
@@ -184,6 +221,7 @@ impl Session {
             session_started: false,
             store_dirty: false,
             store_failing: false,
+            retry: StoreRetry::default(),
             inbound_dropped: 0,
             receive_maximum_excess: 0,
         }
@@ -204,11 +242,21 @@ impl Session {
             }
         }
         let stale = session.outbound.restore(stored.outgoing, stored.queued);
-        for token in &stale {
-            store.remove_queued(*token)?;
-        }
-        if !stale.is_empty() {
-            store.commit()?;
+        // Queued records whose flow had started are skipped at every load; forgetting them
+        // is only tidying, so a store that cannot write now does not keep the session from
+        // starting.
+        let tidied = stale
+            .iter()
+            .try_for_each(|token| store.remove_queued(*token))
+            .and_then(|()| {
+                if stale.is_empty() {
+                    Ok(())
+                } else {
+                    store.commit()
+                }
+            });
+        if let Err(e) = tidied {
+            warn!(error = %e, "cannot forget stale queued records");
         }
         for id in stored.incoming {
             session.inbound.qos2.insert(id.get(), Qos2State::Received);
@@ -333,12 +381,16 @@ impl Session {
     pub fn handle_connected(&mut self, now: Instant) {
         self.transmit.clear();
         self.inbound.connection_lost();
+        // The new connection resends the PUBLISH of flows whose release was not recorded, and
+        // the server its PUBREL for identifiers whose removal was not: each answer retries.
+        self.retry.releases.clear();
+        self.retry.completions.clear();
         let v5 = self.version().is_v5();
         let clean_start = self.config.clean_start
             && (!self.session_started || !self.config.session_outlives_connection());
         if clean_start {
             // [MQTT-3.1.2-4] (5.0) / [MQTT-3.1.2-6] (3.1.1): a clean start discards the old session.
-            self.discard_session();
+            self.discard_session(now);
         }
         let mut properties = self.config.properties.clone();
         if v5
@@ -537,6 +589,9 @@ impl Session {
 
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry.at.is_some_and(|at| now >= at) {
+            self.retry_store(now);
+        }
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
@@ -618,6 +673,7 @@ impl Session {
             token,
             message,
             stored: false,
+            replaces: None,
         });
         self.pump(now);
         self.store_queued_tail(token)
@@ -654,9 +710,19 @@ impl Session {
     }
 
     /// Forgets a queued record once its message left the queue.
-    fn forget_queued(&mut self, queued: &Queued) {
-        if queued.stored {
-            self.write_store(|store| store.remove_queued(queued.token));
+    /// Forgets the records of a message that left the queue (its flow started, recorded
+    /// first, or it was dropped).
+    fn forget_queued(&mut self, now: Instant, queued: &Queued) {
+        if queued.stored && !self.write_store(now, |store| store.remove_queued(queued.token)) {
+            // A queued record left behind would send the message again after a restart.
+            self.retry.queued.push(queued.token);
+        }
+        if let Some(old) = queued.replaces {
+            if self.write_store(now, |store| store.remove_outgoing(old)) {
+                self.ids.release(old);
+            } else {
+                self.retry.outgoing.push(old);
+            }
         }
     }
 
@@ -828,10 +894,19 @@ impl Session {
             return;
         };
         if held.ack_on_take {
-            match self.acknowledge(now, token) {
-                // Its connection ended: the server will send it again.
-                Ok(()) | Err(AckError::UnknownToken) => {}
-                Err(AckError::Store(e)) => self.events.push_back(Event::StoreFailed(e)),
+            self.ack_taken(now, token);
+        }
+    }
+
+    /// Acknowledges a message the application took (without manual acks); if the store
+    /// cannot record it, it is tried again later.
+    fn ack_taken(&mut self, now: Instant, token: AckToken) {
+        match self.acknowledge(now, token) {
+            // Its connection ended: the server will send it again.
+            Ok(()) | Err(AckError::UnknownToken) => {}
+            Err(AckError::Store(e)) => {
+                self.retry.acks.push(token);
+                self.store_failed(now, e);
             }
         }
     }
@@ -966,9 +1041,10 @@ impl Session {
     /// [`ConnectionError::StoreFailed`] (the next one sends everything again).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
         if let Err(e) = self.commit() {
+            // Nothing of this batch goes out, not even a DISCONNECT: it may be the first
+            // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1].
             self.transmit.clear();
-            let reason = DisconnectReasonCode::UnspecifiedError;
-            self.end_connection(ConnectionError::StoreFailed(e), Some(reason));
+            self.end_connection(ConnectionError::StoreFailed(e), None);
         }
         let n = self.transmit.len();
         if n == 0 {
@@ -1036,6 +1112,14 @@ impl Session {
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let connection = self.connection_timeout();
+        match (connection, self.retry.at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn connection_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref()?;
         let packet = conn
             .partial_since
@@ -1143,7 +1227,7 @@ impl Session {
             self.retransmit(now);
         } else {
             // [MQTT-3.2.2-5]: the server has no session, so neither may we.
-            self.discard_session();
+            self.discard_session(now);
         }
         for request in self.requests.clone() {
             let _ = self.send(now, &request.packet);
@@ -1153,31 +1237,62 @@ impl Session {
 
     /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
     /// [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1].
+    ///
+    /// PUBLISH packets beyond the server's send quota wait, in order, for flows to complete
+    /// [MQTT-4.9.0-2]: a session can hold more flows than the server now allows (it restarted
+    /// with a lower Receive Maximum, or this is another broker of a cluster).
     fn retransmit(&mut self, now: Instant) {
+        self.outbound.held.clear();
+        let window = self.send_window();
+        let mut sent = 0;
         for record in self.outbound.in_send_order() {
             let Some(id) = record.packet_id() else {
                 continue;
             };
-            let packet = match record.state {
-                OutgoingState::Published => {
-                    let mut publish = record.publish.clone();
-                    publish.dup = true;
-                    Packet::Publish(publish)
-                }
-                OutgoingState::Released => Packet::PubRel(PubRel::new(id)),
-            };
-            if let Err(e) = self.send(now, &packet) {
-                warn!(error = %e, "cannot resend a stored message");
+            if record.state == OutgoingState::Published && sent >= window {
+                self.outbound.held.push_back(id);
+                continue;
             }
+            sent += 1;
+            self.resend(now, &record);
         }
+    }
+
+    /// Resends one flow of an earlier connection: its PUBLISH with DUP set, or its PUBREL.
+    fn resend(&mut self, now: Instant, record: &OutgoingRecord) {
+        let Some(id) = record.packet_id() else {
+            return;
+        };
+        let packet = match record.state {
+            OutgoingState::Published => {
+                let mut publish = record.publish.clone();
+                publish.dup = true;
+                Packet::Publish(publish)
+            }
+            OutgoingState::Released => Packet::PubRel(PubRel::new(id)),
+        };
+        if let Err(e) = self.send(now, &packet) {
+            warn!(error = %e, "cannot resend a stored message");
+        }
+    }
+
+    /// How many QoS 1/2 flows may be open on this connection: the in-flight window, lowered
+    /// by the server's Receive Maximum.
+    fn send_window(&self) -> usize {
+        let server = self
+            .conn
+            .as_ref()
+            .map_or(u16::MAX, |c| c.server.receive_maximum);
+        usize::from(self.config.max_inflight.min(server).max(1))
     }
 
     /// Drops session state the server no longer has. Messages it had not acknowledged are
     /// queued again as new messages, ahead of the queue, so nothing accepted is lost; QoS 2
     /// messages it had taken ownership of (PUBREC received) are reported complete.
-    fn discard_session(&mut self) {
+    fn discard_session(&mut self, now: Instant) {
         let records = self.outbound.in_send_order();
         self.outbound.inflight.clear();
+        self.outbound.held.clear();
         for record in records.into_iter().rev() {
             let id = record.packet_id();
             if let Some(id) = id {
@@ -1201,17 +1316,28 @@ impl Session {
                         message,
                     };
                     // Recorded as queued before its flow is forgotten: a crash in between
-                    // leaves both, and loading keeps the flow.
-                    let stored = self.write_store(|store| store.put_queued(&record));
+                    // leaves both, and loading keeps the flow. If the queued record cannot be
+                    // written, the flow's record keeps standing for the message until its
+                    // next flow is recorded.
+                    let stored = self.write_store(now, |store| store.put_queued(&record));
+                    let replaces = if stored { None } else { id };
                     self.outbound.queue.push_front(Queued {
                         token: record.token,
                         message: record.message,
                         stored,
+                        replaces,
                     });
+                    if let Some(id) = replaces {
+                        self.ids.claim(id);
+                        continue;
+                    }
                 }
             }
             if let Some(id) = id {
-                self.write_store(|store| store.remove_outgoing(id));
+                if !self.write_store(now, |store| store.remove_outgoing(id)) {
+                    self.ids.claim(id);
+                    self.retry.outgoing.push(id);
+                }
             }
         }
         // The queue itself is already in the store: only the flows are rewritten, so a lost
@@ -1219,14 +1345,20 @@ impl Session {
         let incoming: Vec<u16> = self.inbound.qos2.keys().copied().collect();
         self.inbound.clear();
         for id in incoming.into_iter().filter_map(PacketId::new) {
-            self.write_store(|store| store.remove_incoming(id));
+            if !self.write_store(now, |store| store.remove_incoming(id)) {
+                // Left behind, it would make a new message with this identifier look like a
+                // resend after a restart.
+                self.retry.incoming.push(id);
+            }
         }
     }
 
     /// Runs a write on the store, if there is one; a failure is reported as
-    /// [`Event::StoreFailed`]. Whether the store holds the result.
+    /// [`Event::StoreFailed`] and schedules a retry of held-back work. Whether the store holds
+    /// the result.
     fn write_store(
         &mut self,
+        now: Instant,
         write: impl FnOnce(&mut dyn SessionStore) -> Result<(), StoreError>,
     ) -> bool {
         let Some(store) = self.store.as_mut() else {
@@ -1236,14 +1368,73 @@ impl Session {
         match write(store.as_mut()) {
             Ok(()) => true,
             Err(e) => {
-                self.events.push_back(Event::StoreFailed(e));
+                self.store_failed(now, e);
                 false
             }
         }
     }
 
+    /// A store write failed: report it, and try the held-back work again a little later.
+    fn store_failed(&mut self, now: Instant, e: StoreError) {
+        warn!(error = %e, "session store write failed");
+        self.events.push_back(Event::StoreFailed(e));
+        self.retry.at.get_or_insert(now + STORE_RETRY);
+    }
+
+    /// Tries again what failed store writes held back, in the order the protocol needs.
+    fn retry_store(&mut self, now: Instant) {
+        self.retry.at = None;
+        for token in std::mem::take(&mut self.retry.queued) {
+            if !self.write_store(now, |store| store.remove_queued(token)) {
+                self.retry.queued.push(token);
+            }
+        }
+        for id in std::mem::take(&mut self.retry.outgoing) {
+            if self.write_store(now, |store| store.remove_outgoing(id)) {
+                self.ids.release(id);
+            } else {
+                self.retry.outgoing.push(id);
+            }
+        }
+        for id in std::mem::take(&mut self.retry.incoming) {
+            if self.inbound.qos2.contains_key(&id.get()) {
+                continue;
+            }
+            if !self.write_store(now, |store| store.remove_incoming(id)) {
+                self.retry.incoming.push(id);
+            }
+        }
+        for id in std::mem::take(&mut self.retry.releases) {
+            if self.flow_state(id) == Some((QoS::ExactlyOnce, OutgoingState::Published)) {
+                self.release_flow(now, id);
+            }
+        }
+        for id in std::mem::take(&mut self.retry.completions) {
+            if self.inbound.qos2.get(&id.get()) == Some(&Qos2State::Received) {
+                self.on_pubrel(now, PubRel::new(id));
+            }
+        }
+        for token in std::mem::take(&mut self.retry.acks) {
+            self.ack_taken(now, token);
+        }
+        self.pump(now);
+        if !self.retry.is_empty() {
+            self.retry.at.get_or_insert(now + STORE_RETRY);
+        }
+    }
+
     /// Moves queued messages into the in-flight window and sends them, in order.
     fn pump(&mut self, now: Instant) {
+        // Flows held back at reconnect go first, as quota frees.
+        while let Some(&id) = self.outbound.held.front() {
+            if !self.is_connected() || self.outbound.open() >= self.send_window() {
+                return;
+            }
+            self.outbound.held.pop_front();
+            if let Some(record) = self.outbound.get(id).cloned() {
+                self.resend(now, &record);
+            }
+        }
         loop {
             let Some(conn) = self.conn.as_ref() else {
                 return;
@@ -1259,14 +1450,15 @@ impl Session {
             let token = front.token;
             if message.qos > QoS::AtMostOnce {
                 // [MQTT-4.9.0-2]: no new QoS 1/2 PUBLISH while the send quota is used up.
-                let window =
-                    usize::from(self.config.max_inflight.min(server.receive_maximum).max(1));
-                if self.outbound.inflight.len() >= window {
+                if self.outbound.inflight.len() >= self.send_window() {
                     return;
                 }
             }
             let id = if message.qos > QoS::AtMostOnce {
-                match self.ids.allocate() {
+                // A message whose old flow's record still stands for it in the store starts
+                // its new flow under that identifier: the new record replaces the old one in
+                // one write, so no crash can leave the message stored twice, or not at all.
+                match front.replaces.or_else(|| self.ids.allocate()) {
                     Some(id) => Some(id),
                     // All identifiers in use: wait for one to be freed.
                     None => return,
@@ -1280,11 +1472,13 @@ impl Session {
                 .map_err(PublishError::from)
                 .and_then(|size| check_against_server(&server, message, size));
             if let Err(e) = checked {
-                if let Some(id) = id {
+                // An identifier that stands for the message in the store is released when its
+                // record goes (`forget_queued`).
+                if let Some(id) = id.filter(|_| front.replaces.is_none()) {
                     self.ids.release(id);
                 }
                 if let Some(dropped) = self.outbound.queue.pop_front() {
-                    self.forget_queued(&dropped);
+                    self.forget_queued(now, &dropped);
                 }
                 self.events.push_back(Event::Published {
                     token,
@@ -1306,13 +1500,23 @@ impl Session {
                     if let Some(store) = self.store.as_mut() {
                         self.store_dirty = true;
                         if let Err(e) = store.put_outgoing(&record) {
-                            self.ids.release(id);
-                            self.events.push_back(Event::StoreFailed(e));
+                            // The message stays queued; `retry_store` pumps again.
+                            if self
+                                .outbound
+                                .queue
+                                .front()
+                                .is_some_and(|q| q.replaces.is_none())
+                            {
+                                self.ids.release(id);
+                            }
+                            self.store_failed(now, e);
                             return;
                         }
                     }
-                    if let Some(started) = self.outbound.queue.pop_front() {
-                        self.forget_queued(&started);
+                    if let Some(mut started) = self.outbound.queue.pop_front() {
+                        // Its record was just replaced by the new flow's.
+                        started.replaces = None;
+                        self.forget_queued(now, &started);
                     }
                     let publish = record.publish.clone();
                     self.outbound.insert(id, record);
@@ -1441,9 +1645,10 @@ impl Session {
                 self.store_dirty = true;
                 if let Err(e) = store.remove_incoming(id) {
                     // Keep the identifier rather than risk dropping a later message with it;
-                    // the server sends PUBREL again on the next connection.
+                    // the PUBCOMP waits for a retry (or the server's next PUBREL).
                     self.inbound.qos2.insert(id.get(), Qos2State::Received);
-                    self.events.push_back(Event::StoreFailed(e));
+                    self.retry.completions.push(id);
+                    self.store_failed(now, e);
                     return;
                 }
             }
@@ -1459,9 +1664,13 @@ impl Session {
         let Some(record) = self.outbound.remove(id) else {
             return;
         };
-        // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed.
-        self.ids.release(id);
-        self.write_store(|store| store.remove_outgoing(id));
+        // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed, and
+        // once its record is gone: a new flow under it must not lose its record to a retry.
+        if self.write_store(now, |store| store.remove_outgoing(id)) || self.store.is_none() {
+            self.ids.release(id);
+        } else {
+            self.retry.outgoing.push(id);
+        }
         self.events.push_back(Event::Published {
             token: record.token,
             outcome,
@@ -1513,25 +1722,7 @@ impl Session {
                     };
                     return self.finish_flow(now, id, outcome);
                 }
-                let Some(record) = self.outbound.get_mut(id) else {
-                    return;
-                };
-                record.state = OutgoingState::Released;
-                let record = record.clone();
-                if let Some(store) = self.store.as_mut() {
-                    self.store_dirty = true;
-                    if let Err(e) = store.put_outgoing(&record) {
-                        // Without the record the PUBREL could be lost to a restart; resending the
-                        // PUBLISH on the next connection restarts the handshake safely.
-                        if let Some(r) = self.outbound.get_mut(id) {
-                            r.state = OutgoingState::Published;
-                        }
-                        self.events.push_back(Event::StoreFailed(e));
-                        return;
-                    }
-                }
-                // [MQTT-4.3.3-4] (5.0) / [MQTT-4.3.3-1] (3.1.1)
-                let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
+                self.release_flow(now, id);
             }
             // A repeated PUBREC: repeat the PUBREL.
             Some((QoS::ExactlyOnce, OutgoingState::Released)) => {
@@ -1539,6 +1730,30 @@ impl Session {
             }
             _ => self.unknown_id(PacketType::PubRec, id),
         }
+    }
+
+    /// Records that a QoS 2 flow's PUBREC arrived, then sends PUBREL. If the store cannot
+    /// record it, the PUBREL waits for a retry (a restart meanwhile resends the PUBLISH, which
+    /// restarts the handshake safely).
+    fn release_flow(&mut self, now: Instant, id: PacketId) {
+        let Some(record) = self.outbound.get_mut(id) else {
+            return;
+        };
+        record.state = OutgoingState::Released;
+        let record = record.clone();
+        if let Some(store) = self.store.as_mut() {
+            self.store_dirty = true;
+            if let Err(e) = store.put_outgoing(&record) {
+                if let Some(r) = self.outbound.get_mut(id) {
+                    r.state = OutgoingState::Published;
+                }
+                self.retry.releases.push(id);
+                self.store_failed(now, e);
+                return;
+            }
+        }
+        // [MQTT-4.3.3-4] (5.0) / [MQTT-4.3.3-1] (3.1.1)
+        let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
     }
 
     fn on_pubcomp(&mut self, now: Instant, comp: PubComp) {

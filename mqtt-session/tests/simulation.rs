@@ -42,6 +42,15 @@
 //! - **Liveness**: quiescence (connected, nothing in flight, queued, unacknowledged or open on
 //!   either side) within a bounded number of events once faults stop.
 //!
+//! - **Store faults**: the client's `FileStore` fails on demand: a write fails, a commit
+//!   (sync) fails, or the process dies in a commit with any prefix of its bytes on disk. The
+//!   guarantees above still hold, with what a failing store allows: a message accepted but
+//!   lost before any commit made it durable had no effect at all; a QoS 2 delivery whose
+//!   identifier never reached the disk is made again (the broker never got its PUBREC); a
+//!   flow whose removal never reached the disk completes a second time after a restart (a
+//!   stale PUBREL, answered by PUBCOMP). Work a failed write held back is retried, so runs
+//!   still reach quiescence.
+//!
 //! Without a surviving session the spec promises less, and the checks say so where they
 //! differ: QoS 2 is at least once (a message whose PUBREC was lost goes again, as a new
 //! message, to a new session), messages the broker dropped with a session need not arrive,
@@ -111,6 +120,12 @@ enum Op {
         pick: u8,
         all: bool,
     },
+    /// The store fails: its next write (0), its next commit (1), or the process dies in its
+    /// next commit with `keep` of the bytes written (2).
+    StoreFault {
+        kind: u8,
+        keep: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +146,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => any::<u8>().prop_map(|pick| Op::Resend { pick }),
         3 => (any::<u16>(), any::<u16>()).prop_map(|(up, down)| Op::Restart { up, down }),
         8 => (any::<u8>(), any::<bool>()).prop_map(|(pick, all)| Op::AppAck { pick, all }),
+        3 => (0..3u8, any::<u16>()).prop_map(|(kind, keep)| Op::StoreFault { kind, keep }),
     ]
 }
 
@@ -219,6 +235,11 @@ fn run_case(case: &Case) -> Result<Stats, String> {
             Op::Cut { up, down } => sim.arm_cut(usize::from(up), usize::from(down)),
             Op::Resend { pick } => sim.arm_resend(usize::from(pick)),
             Op::AppAck { pick, all } => sim.app_ack((!all).then_some(usize::from(pick))),
+            Op::StoreFault { kind, keep } => match kind {
+                0 => sim.fail_next_store_write(),
+                1 => sim.fail_next_commit(),
+                _ => sim.tear_next_commit(usize::from(keep)),
+            },
             Op::Restart { up, down } => {
                 let (in_up, in_down) = sim.in_flight();
                 sim.restart(
@@ -269,7 +290,10 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
          {} QoS 1/2 restored from the queue and {} QoS 0 lost from it in a restart, {} deliveries, {} messages delivered more than once\n\
          broker: {} messages resent on reconnect, {} stray acknowledgements, {} PUBLISH with a \
          topic alias, {} PINGREQ answered; \
-         application: {} acks, {} stale ack tokens; {} closes by the client on a 5.0 resend",
+         application: {} acks, {} stale ack tokens; {} closes by the client on a 5.0 resend\n\
+         store faults: {} writes and {} commits failed, {} commits torn by a crash; {} publishes \
+         refused, {} messages lost before a commit, {} QoS 2 deliveries undone, {} completed \
+         flows back from the store",
         t.runs,
         v[0],
         v[1],
@@ -300,6 +324,13 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
         t.app_acks,
         t.stale_acks,
         t.tolerated_violations,
+        t.store_writes_failed,
+        t.store_commits_failed,
+        t.store_commits_torn,
+        t.refused_store,
+        t.lost_uncommitted,
+        t.deliveries_undone,
+        t.resurrected,
     );
     if let Err(e) = result {
         panic!("{e}");
@@ -618,7 +649,7 @@ fn an_acknowledged_qos2_message_is_not_delivered_again_after_a_restart() {
         let first = sim.publish("t/0", QoS::ExactlyOnce).unwrap();
         let second = sim.publish("t/0", QoS::ExactlyOnce).unwrap();
         sim.run_for(Duration::from_secs(1));
-        let waiting: Vec<u64> = sim.ledger.unacked.iter().map(|(_, id, _)| *id).collect();
+        let waiting: Vec<u64> = sim.ledger.unacked.iter().map(|(_, id, _, _)| *id).collect();
         assert_eq!(waiting, vec![first, second]);
         sim.app_ack(Some(1));
         sim.run_for(Duration::from_secs(1));
@@ -629,6 +660,39 @@ fn an_acknowledged_qos2_message_is_not_delivered_again_after_a_restart() {
             1,
             "{version}: message {second} was acknowledged before the restart\n{}",
             sim.trace()
+        );
+    }
+}
+
+#[test]
+fn a_commit_torn_at_every_byte_keeps_every_guarantee() {
+    // The process dies in the middle of a commit, leaving on disk each possible prefix of the
+    // bytes it was writing: a flow moving on (a QoS 2 release), a new message, and the
+    // identifier of an incoming QoS 2 message. Whatever the prefix, nothing that had been
+    // committed is lost and QoS 2 stays exactly once, on both sides.
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut largest = 0;
+        for keep in 0..400 {
+            let mut sim = subscribed(version);
+            for (topic, q) in [("t/0", 1), ("t/1", 2), ("t/2", 2)] {
+                sim.publish(topic, qos(q)).unwrap();
+            }
+            sim.run_for(Duration::from_millis(60));
+            sim.tear_next_commit(keep);
+            sim.publish("t/0", QoS::ExactlyOnce).unwrap();
+            sim.run_for(Duration::from_millis(200));
+            let (torn, appended) = {
+                let f = sim::faulty::lock(&sim.faults);
+                (f.commits_torn, f.torn_appended)
+            };
+            assert_eq!(torn, 1, "{version} keep {keep}: the commit was torn");
+            largest = largest.max(appended);
+            let sim = finish(sim);
+            assert!(sim.stats.restarts >= 1);
+        }
+        assert!(
+            (1..400).contains(&largest),
+            "{version}: every offset of a {largest}-byte commit was tried"
         );
     }
 }
