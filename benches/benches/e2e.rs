@@ -7,6 +7,10 @@
 //! connections; the broker is another process). On a small machine the broker is the
 //! bottleneck, so CPU per message is the figure that shows a client's own cost.
 //!
+//! At QoS 1 and 2 our tokio client also runs with its session in a store (a `MemoryStore`, a
+//! `FileStore` syncing each commit, and one that does not sync), which shows what durability
+//! costs: every QoS 1/2 message is recorded before it is sent.
+//!
 //! `cargo bench -p mqtt-benches --bench e2e` (needs mosquitto installed). Set `E2E_SCALE` to
 //! a fraction (e.g. 0.1) for a quick run.
 
@@ -114,9 +118,13 @@ type BoxFuture = Pin<Box<dyn Future<Output = (Tally, Duration)>>>;
 type OurRun = fn(String, String, u8, u64) -> BoxFuture;
 
 /// Defines a run of one of our clients: `$krate` is the adapter crate, `$connect` starts a
-/// client on the runtime under test.
+/// client on the runtime under test, `$publisher` adds to the publisher's options (given a
+/// scratch directory), e.g. a session store.
 macro_rules! our_client {
     ($(#[$doc:meta])* $name:ident, $krate:ident, $connect:expr) => {
+        our_client!($(#[$doc])* $name, $krate, $connect, |_dir, options| options);
+    };
+    ($(#[$doc:meta])* $name:ident, $krate:ident, $connect:expr, $publisher:expr) => {
         $(#[$doc])*
         fn $name(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
     Box::pin(async move {
@@ -132,7 +140,11 @@ macro_rules! our_client {
         };
         let (sub, mut events) = connect(options(concat!(stringify!($name), "-sub"))).unwrap();
         sub.subscribe(&topic, qos).await.unwrap();
-        let (publisher, mut pub_events) = connect(options(concat!(stringify!($name), "-pub"))).unwrap();
+        let dir = mqtt_testkit::tempdir();
+        let publisher_options: fn(&std::path::Path, ClientOptions) -> ClientOptions = $publisher;
+        let publisher_options =
+            publisher_options(dir.path(), options(concat!(stringify!($name), "-pub")));
+        let (publisher, mut pub_events) = connect(publisher_options).unwrap();
         tokio::spawn(async move { while pub_events.recv().await.is_some() {} });
         let start = Instant::now();
         let publishing = tokio::spawn({
@@ -178,6 +190,32 @@ our_client!(
     ours_tokio,
     mqtt_tokio,
     Client::connect
+);
+our_client!(
+    /// Our tokio client, its session in a `MemoryStore`.
+    ours_tokio_memory_store,
+    mqtt_tokio,
+    Client::connect,
+    |_dir, options| options.persistent_session().store(mqtt_tokio::MemoryStore::new())
+);
+our_client!(
+    /// Our tokio client, its session in a `FileStore` that syncs every commit.
+    ours_tokio_file_store,
+    mqtt_tokio,
+    Client::connect,
+    |dir, options| options
+        .persistent_session()
+        .store(mqtt_tokio::FileStore::open(dir).unwrap())
+);
+our_client!(
+    /// Our tokio client, its session in a `FileStore` without syncs (survives a crash of the
+    /// process, not of the machine).
+    ours_tokio_file_store_no_sync,
+    mqtt_tokio,
+    Client::connect,
+    |dir, options| options
+        .persistent_session()
+        .store(mqtt_tokio::FileStore::open(dir).unwrap().sync(false))
 );
 our_client!(
     /// Our futures-io client, its driver on async-std's executor.
@@ -318,6 +356,24 @@ fn main() {
             ("ours (smol)", ours_smol),
         ];
         for (name, run) in ours {
+            runs.push(measure(
+                &rt,
+                name,
+                qos,
+                n,
+                run(broker.url(), topic(name), qos, n),
+            ));
+        }
+        // What durability costs: QoS 1/2 messages are recorded before they are sent.
+        let stored: [(&'static str, OurRun); 3] = [
+            ("ours (tokio, MemoryStore)", ours_tokio_memory_store),
+            ("ours (tokio, FileStore, sync)", ours_tokio_file_store),
+            (
+                "ours (tokio, FileStore, no sync)",
+                ours_tokio_file_store_no_sync,
+            ),
+        ];
+        for (name, run) in stored.into_iter().filter(|_| qos > 0) {
             runs.push(measure(
                 &rt,
                 name,

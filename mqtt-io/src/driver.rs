@@ -263,7 +263,10 @@ impl<R: Runtime> Connection<R> {
                 // Closed, or stopped by abort: dropping the transport closes it.
                 return;
             }
-            if self.core.wants_close() && self.core.poll_transmit().is_none() && !flush_pending {
+            if self.core.wants_close()
+                && self.core.poll_transmit(R::now()).is_none()
+                && !flush_pending
+            {
                 let close = poll_fn(|cx| transport.poll_close(cx));
                 let limit = self.options.close_timeout;
                 if let Some(Err(error)) = within::<R, _>(limit, close).await {

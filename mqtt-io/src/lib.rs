@@ -72,7 +72,7 @@ pub fn poll_write_transmit<W>(
     now: Instant,
     write: impl FnOnce(&[u8]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<bool>> {
-    let Some(bytes) = core.poll_transmit() else {
+    let Some(bytes) = core.poll_transmit(now) else {
         return Poll::Ready(Ok(false));
     };
     match write(bytes) {

@@ -100,7 +100,7 @@ pub fn poll_transmit<S, W>(
 where
     S: Sink<Message, Error = WsError>,
 {
-    if core.poll_transmit().is_none() {
+    if core.poll_transmit(now).is_none() {
         return Poll::Ready(Ok(false));
     }
     match ws.as_mut().poll_ready(cx) {

@@ -183,6 +183,8 @@ pub struct ClientCore<W> {
     publishes: HashMap<PublishToken, PublishWaiter<W>>,
     requests: HashMap<PacketId, W>,
     chunks: VecDeque<Chunk<W>>,
+    /// QoS 0 publishers whose bytes the session still holds.
+    unpulled_written: Vec<W>,
     spare: BytesMut,
     deferred: VecDeque<Deferred<W>>,
     drain: Option<Drain<W>>,
@@ -242,6 +244,7 @@ impl<W> ClientCore<W> {
             publishes: HashMap::new(),
             requests: HashMap::new(),
             chunks: VecDeque::new(),
+            unpulled_written: Vec::new(),
             spare: BytesMut::new(),
             deferred: VecDeque::new(),
             drain: None,
@@ -507,10 +510,14 @@ impl<W> ClientCore<W> {
 
     // ----- outputs -----
 
-    /// The next bytes to write, if any. Write as many as the transport takes and report them
-    /// with [`handle_written`](Self::handle_written); the slice is one whole
-    /// `Session::poll_transmit` batch, so one write usually carries it.
-    pub fn poll_transmit(&mut self) -> Option<&[u8]> {
+    /// The next bytes to write at `now`, if any. Write as many as the transport takes and
+    /// report them with [`handle_written`](Self::handle_written); the slice is one whole
+    /// `Session::poll_transmit` batch (everything since the last one, committed to the store
+    /// first), so one write usually carries it.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
+        if self.chunks.is_empty() && self.phase == Phase::Online {
+            self.fill_transmit(now);
+        }
         self.chunks.front().map(|c| &c.bytes[..])
     }
 
@@ -529,6 +536,9 @@ impl<W> ClientCore<W> {
     /// Takes the whole next batch of bytes at `now`, for message-oriented transports
     /// (WebSocket); QoS 0 publishers in it are answered as handed to the transport.
     pub fn take_transmit(&mut self, now: Instant) -> Option<BytesMut> {
+        if self.chunks.is_empty() && self.phase == Phase::Online {
+            self.fill_transmit(now);
+        }
         let front = self.chunks.front_mut()?;
         let bytes = front.bytes.split();
         self.finish_chunk();
@@ -755,9 +765,12 @@ impl<W> ClientCore<W> {
 
     /// Moves what the session produced into the transmit queue and the outputs, repeating
     /// while routing an event makes more happen.
+    ///
+    /// Bytes stay in the session until the adapter asks for them
+    /// ([`poll_transmit`](Self::poll_transmit)): the session commits its store once per batch
+    /// it hands out, so everything one turn of the driver produced shares one commit.
     fn pump(&mut self, now: Instant) {
         loop {
-            self.fill_transmit(now);
             let mut progressed = false;
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
@@ -769,25 +782,35 @@ impl<W> ClientCore<W> {
                 break;
             }
         }
-    }
-
-    fn fill_transmit(&mut self, now: Instant) {
-        let mut bytes = std::mem::take(&mut self.spare);
-        if self.session.poll_transmit(&mut bytes) > 0 {
-            self.chunks.push_back(Chunk {
-                bytes,
-                written: Vec::new(),
-            });
-            self.note_write_progress(now, false);
-        } else {
-            self.spare = bytes;
-        }
         if self.phase == Phase::Online
             && self.session.wants_close()
             && self.close_deadline.is_none()
         {
             self.close_deadline = Some(now + self.close_timeout);
         }
+        if self.phase != Phase::Online && self.session.commit().is_err() {
+            // Without a connection nothing pulls bytes, which commits: commit here, so that
+            // what `publish` accepted offline is durable too. A failure is an event.
+            while let Some(event) = self.session.poll_event() {
+                self.route(event);
+            }
+        }
+    }
+
+    /// Takes the session's pending bytes (committing its store first) as the next chunk.
+    fn fill_transmit(&mut self, now: Instant) {
+        let mut bytes = std::mem::take(&mut self.spare);
+        if self.session.poll_transmit(&mut bytes) > 0 {
+            self.chunks.push_back(Chunk {
+                bytes,
+                written: std::mem::take(&mut self.unpulled_written),
+            });
+            self.note_write_progress(now, false);
+        } else {
+            self.spare = bytes;
+        }
+        // A failed commit reports through events, and ends the connection.
+        self.pump(now);
     }
 
     fn finish_chunk(&mut self) {
@@ -810,6 +833,9 @@ impl<W> ClientCore<W> {
             for w in chunk.written {
                 self.reply(w, Reply::Published(Err(Error::NotSent)));
             }
+        }
+        for w in std::mem::take(&mut self.unpulled_written) {
+            self.reply(w, Reply::Published(Err(Error::NotSent)));
         }
     }
 
@@ -841,10 +867,8 @@ impl<W> ClientCore<W> {
             }
             SessionEvent::Published { token, outcome } => match self.publishes.remove(&token) {
                 Some(PublishWaiter::Caller(w)) => match outcome {
-                    PublishOutcome::Sent => match self.chunks.back_mut() {
-                        Some(chunk) => chunk.written.push(w),
-                        None => self.reply(w, Reply::Published(Ok(PublishOutcome::Sent))),
-                    },
+                    // Its bytes are still in the session: answered once they are written.
+                    PublishOutcome::Sent => self.unpulled_written.push(w),
                     PublishOutcome::Dropped(e) => self.reply(w, Reply::Published(Err(e.into()))),
                     outcome => self.reply(w, Reply::Published(Ok(outcome))),
                 },
@@ -908,7 +932,7 @@ mod tests {
     /// Takes everything to write; returns the packet type nibbles of the batch.
     fn written(core: &mut Core) -> Vec<u8> {
         let mut types = Vec::new();
-        while let Some(bytes) = core.poll_transmit() {
+        while let Some(bytes) = core.poll_transmit(Instant::now()) {
             let mut rest = bytes.to_vec();
             let n = rest.len();
             while rest.len() >= 2 {
@@ -961,7 +985,7 @@ mod tests {
         let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
         publish(&mut core, now, QoS::AtMostOnce, Some(7), 1);
         assert!(outputs(&mut core).is_empty(), "answered before the write");
-        let len = core.poll_transmit().unwrap().len();
+        let len = core.poll_transmit(now).unwrap().len();
         core.handle_written(now, len - 1);
         assert!(
             outputs(&mut core).is_empty(),
@@ -1080,7 +1104,7 @@ mod tests {
             ));
         let (mut core, now) = connected(options);
         publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
-        assert!(core.poll_transmit().is_some(), "bytes wait");
+        assert!(core.poll_transmit(now).is_some(), "bytes wait");
         let deadline = core.poll_timeout().unwrap();
         assert_eq!(deadline, now + Duration::from_secs(3));
         // Progress restarts the clock.
