@@ -13,6 +13,8 @@ pub struct HandleState {
     next_token: AtomicU64,
     in_flight: AtomicUsize,
     queued: AtomicUsize,
+    inbound_dropped: AtomicU64,
+    receive_maximum_excess: AtomicU64,
 }
 
 /// What a client holds, as of the driver's last turn.
@@ -24,6 +26,11 @@ pub struct ClientStats {
     /// Messages the session has accepted (and, with a store, recorded) that wait for the
     /// in-flight window or a connection.
     pub queued: usize,
+    /// QoS 0 messages dropped because the inbound queue was full twice over while the client
+    /// read on for answers to its own requests.
+    pub inbound_dropped: u64,
+    /// QoS 1/2 messages a 5.0 broker sent beyond the Receive Maximum announced to it.
+    pub receive_maximum_excess: u64,
 }
 
 impl HandleState {
@@ -35,6 +42,8 @@ impl HandleState {
             next_token: AtomicU64::new(core.session().next_publish_token().0),
             in_flight: AtomicUsize::new(core.session().inflight()),
             queued: AtomicUsize::new(core.session().queued()),
+            inbound_dropped: AtomicU64::new(0),
+            receive_maximum_excess: AtomicU64::new(0),
         }
     }
 
@@ -48,6 +57,8 @@ impl HandleState {
         ClientStats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
+            inbound_dropped: self.inbound_dropped.load(Ordering::Relaxed),
+            receive_maximum_excess: self.receive_maximum_excess.load(Ordering::Relaxed),
         }
     }
 
@@ -58,6 +69,10 @@ impl HandleState {
         let session = core.session();
         self.in_flight.store(session.inflight(), Ordering::Relaxed);
         self.queued.store(session.queued(), Ordering::Relaxed);
+        self.inbound_dropped
+            .store(session.inbound_dropped(), Ordering::Relaxed);
+        self.receive_maximum_excess
+            .store(session.receive_maximum_excess(), Ordering::Relaxed);
     }
 
     /// A token for a new publish request, unique within the client.
