@@ -973,6 +973,92 @@ macro_rules! client_suite {
         }
 
         $crate::__suite_test! { $mode
+            async fn a_corrupt_record_is_set_aside_and_every_other_message_is_sent() {
+                // A process queues ten messages while no broker is reachable and dies; one byte
+                // of one record is then flipped on disk. The next process reports that record
+                // set aside, and sends the nine others.
+                const COUNT: u32 = 10;
+                let dir = $crate::tempdir();
+                let dead = format!("mqtt://127.0.0.1:{}", $crate::free_port());
+                let store = || $k::FileStore::open(dir.path()).expect("store");
+                let (offline, mut offline_events) = connect(
+                    options(&dead, "corrupt-pub", ProtocolVersion::V3_1_1)
+                        .persistent_session()
+                        .reconnect(fast_reconnect())
+                        .store(store()),
+                )
+                .expect("valid options");
+                for i in 0..COUNT {
+                    let payload = format!("{i:04}-payload");
+                    offline
+                        .try_publish(message("corrupt", payload, QoS::AtLeastOnce))
+                        .unwrap();
+                }
+                within("every message taken by the session", async {
+                    while offline.stats().queued < COUNT as usize {
+                        $sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                offline.abort();
+                until_closed(&mut offline_events).await;
+                drop(offline);
+                within("the store to be free", async {
+                    while $k::FileStore::open(dir.path()).is_err() {
+                        $sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                let log = dir.path().join("log");
+                let mut bytes = std::fs::read(&log).expect("the log");
+                let at = bytes
+                    .windows(12)
+                    .position(|w| w == b"0004-payload")
+                    .expect("message 4 in the log");
+                bytes[at + 6] ^= 0x01;
+                std::fs::write(&log, &bytes).expect("write the log");
+
+                let broker = Mosquitto::plain();
+                let (sub, mut events) = start(
+                    options(&broker.url(), "corrupt-sub", ProtocolVersion::V3_1_1),
+                )
+                .await;
+                sub.subscribe("corrupt", QoS::AtLeastOnce).await.unwrap();
+                let (restarted, mut pub_events) = connect(
+                    options(&broker.url(), "corrupt-pub", ProtocolVersion::V3_1_1)
+                        .persistent_session()
+                        .store(store()),
+                )
+                .expect("valid options");
+                let set_aside = within("RecordSetAside", async {
+                    loop {
+                        match pub_events.recv().await {
+                            Some(Event::RecordSetAside(record)) => return record,
+                            Some(Event::Closed) | None => panic!("stopped"),
+                            Some(_) => {}
+                        }
+                    }
+                })
+                .await;
+                assert!(
+                    set_aside.kept_at.as_ref().is_some_and(|p| p.exists()),
+                    "{set_aside:?}"
+                );
+                let mut got = Vec::new();
+                for _ in 0..COUNT - 1 {
+                    let publish = next_message(&mut events).await;
+                    got.push(String::from_utf8_lossy(&publish.payload).into_owned());
+                }
+                let expected: Vec<String> = (0..COUNT)
+                    .filter(|i| *i != 4)
+                    .map(|i| format!("{i:04}-payload"))
+                    .collect();
+                assert_eq!(got, expected, "every intact message, in order");
+                restarted.disconnect().await.unwrap();
+            }
+        }
+
+        $crate::__suite_test! { $mode
             async fn commands_from_the_event_handler_do_not_deadlock() {
                 let broker = Mosquitto::plain();
                 let (client, mut events) =
