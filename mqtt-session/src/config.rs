@@ -83,6 +83,10 @@ pub struct Config {
     /// ([`Session::receive_maximum_excess`](crate::Session::receive_maximum_excess)) and the
     /// inbound queue's bounds still hold.
     pub strict_receive_maximum: bool,
+    /// Whether a connection that starts without a session present subscribes again to every
+    /// subscription the server had granted, before anything else (reported as
+    /// [`Event::Resubscribed`](crate::Event::Resubscribed)). On by default.
+    pub resubscribe: bool,
 }
 
 /// When a received message counts as taken by the application: it leaves the inbound queue
@@ -125,6 +129,7 @@ impl Default for Config {
             delivery: Delivery::OnPoll,
             packet_timeout: None,
             strict_receive_maximum: false,
+            resubscribe: true,
         }
     }
 }

@@ -5,7 +5,7 @@
 use mqtt_proto::{
     AckProperties, Auth, ConnAckProperties, ConnectReasonCode, DecodeError, DisconnectProperties,
     DisconnectReasonCode, EncodeError, PacketId, PacketType, PubAckReasonCode, PubRelReasonCode,
-    Publish, QoS, SubAckReasonCode, UnsubAckReasonCode,
+    Publish, QoS, SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
 use crate::store::{SetAside, StoreError};
@@ -63,6 +63,13 @@ pub enum Event {
         results: Vec<UnsubAckReasonCode>,
         /// 5.0 UNSUBACK properties.
         properties: Box<AckProperties>,
+    },
+    /// A connection started without a session present, and the session subscribed again to
+    /// every subscription the server had granted before: per filter, the granted QoS or why
+    /// it was refused (a refused filter is no longer active).
+    Resubscribed {
+        /// Per filter, the answer.
+        results: Vec<(TopicFilter, Result<QoS, SubAckReasonCode>)>,
     },
     /// The server sent an AUTH step of enhanced authentication (5.0); answer with
     /// [`Session::auth`](crate::Session::auth).

@@ -103,6 +103,8 @@ pub(crate) struct Inbound {
     /// Messages delivered and not taken, in delivery order (tokens grow).
     held: VecDeque<Held>,
     held_bytes: usize,
+    /// QoS 2 identifiers the server may have forgotten (a session it may have started anew).
+    pub(crate) tentative: std::collections::HashSet<u16>,
 }
 
 impl Inbound {
@@ -201,6 +203,7 @@ impl Inbound {
     /// still held in the application's queue stay counted until taken.
     pub(crate) fn clear(&mut self) {
         self.qos2.clear();
+        self.tentative.clear();
         self.pubacks.pending.clear();
         self.pubrecs.pending.clear();
     }

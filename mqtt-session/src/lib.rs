@@ -37,6 +37,7 @@ mod outbound;
 mod reader;
 mod session;
 pub mod store;
+mod subscriptions;
 
 pub use config::{Config, Delivery};
 pub use event::{

@@ -9,8 +9,9 @@ use bytes::BytesMut;
 use mqtt_proto::{
     Auth, AuthReasonCode, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError,
     Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
-    PubRelReasonCode, Publish, QoS, QosPid, SubAck, Subscribe, SubscribeProperties, Subscription,
-    TopicFilter, UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
+    PubRelReasonCode, Publish, QoS, QosPid, SubAck, SubAckReasonCode, Subscribe,
+    SubscribeProperties, Subscription, TopicFilter, UnsubAck, UnsubAckReasonCode, Unsubscribe,
+    UnsubscribeProperties, MAX_PACKET_SIZE,
 };
 use tracing::{debug, trace, warn};
 
@@ -27,6 +28,7 @@ use crate::message::Message;
 use crate::outbound::{Outbound, Queued};
 use crate::reader::Reader;
 use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, SessionStore, StoreError};
+use crate::subscriptions::{Change, Subscriptions};
 
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,8 @@ struct Connection {
     read_paused: bool,
     /// The Receive Maximum announced in CONNECT (5.0).
     receive_maximum: Option<u16>,
+    /// Whether every subscription was known to be held by the server when CONNECT went out.
+    subscriptions_confirmed: bool,
     server: ServerLimits,
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
@@ -126,6 +130,16 @@ struct PendingRequest {
     packet_id: PacketId,
     packet: Packet,
     filters: usize,
+    /// A SUBSCRIBE the session sent by itself to rebuild a lost session: its answer goes to
+    /// [`Event::Resubscribed`], not [`Event::Subscribed`].
+    resubscribe: bool,
+}
+
+/// A resubscription under way: the SUBSCRIBE packets not answered yet, and the answers so far.
+#[derive(Debug, Default)]
+struct Resubscription {
+    pending: usize,
+    results: Vec<(TopicFilter, Result<QoS, SubAckReasonCode>)>,
 }
 
 /// An MQTT client session: bytes and time go in; bytes, events and deadlines come out.
@@ -185,6 +199,10 @@ pub struct Session {
     store_failing: bool,
     /// Work held back by failed store writes.
     retry: StoreRetry,
+    /// The subscriptions the server granted.
+    subscriptions: Subscriptions,
+    /// A resubscription under way.
+    resubscription: Option<Resubscription>,
     /// QoS 0 messages dropped because the inbound queue overflowed.
     inbound_dropped: u64,
     /// QoS 1/2 messages the server sent beyond our Receive Maximum.
@@ -222,6 +240,8 @@ impl Session {
             store_dirty: false,
             store_failing: false,
             retry: StoreRetry::default(),
+            subscriptions: Subscriptions::default(),
+            resubscription: None,
             inbound_dropped: 0,
             receive_maximum_excess: 0,
         }
@@ -261,6 +281,7 @@ impl Session {
         for id in stored.incoming {
             session.inbound.qos2.insert(id.get(), Qos2State::Received);
         }
+        session.subscriptions.restore(stored.subscriptions);
         for record in stored.set_aside {
             warn!(source = %record.source, reason = %record.reason, "stored record set aside");
             session.events.push_back(Event::RecordSetAside(record));
@@ -311,6 +332,18 @@ impl Session {
     /// Number of packet identifiers in use.
     pub fn packet_ids_in_use(&self) -> usize {
         self.ids.in_use()
+    }
+
+    /// The subscriptions the server granted and that a lost session would be rebuilt with,
+    /// in filter order.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &crate::store::SubscriptionRecord> {
+        self.subscriptions.iter()
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE packets waiting for their answer, the session's own
+    /// resubscriptions included.
+    pub fn requests_pending(&self) -> usize {
+        self.requests.len()
     }
 
     /// Number of incoming QoS 2 identifiers waiting for PUBREL or for the application.
@@ -426,6 +459,12 @@ impl Session {
         let decoder =
             Decoder::new(self.version()).with_max_packet_size(self.config.max_packet_size);
         self.reader.reset(decoder);
+        // Until CONNACK says what the server has, the subscriptions are not known to be held:
+        // a server that starts a new session for this CONNECT (after losing the old one) and a
+        // CONNACK or a commit that never arrives would otherwise leave the next connection to
+        // find a session present without them. Recorded before CONNECT goes out.
+        let subscriptions_confirmed = !self.subscriptions.has_unconfirmed();
+        let marked = !self.config.resubscribe || self.unconfirm_subscriptions(now);
         self.conn = Some(Connection {
             state: ConnectionState::Connecting,
             clean_start,
@@ -437,12 +476,19 @@ impl Session {
             partial_since: None,
             read_paused: false,
             receive_maximum,
+            subscriptions_confirmed,
             server: ServerLimits::default(),
             inbound_aliases: InboundAliases::new(inbound_alias_max),
             outbound_aliases: OutboundAliases::new(0),
         });
         if let Err(e) = self.config.validate() {
             self.end_connection(ConnectionError::InvalidConfig(e), None);
+            return;
+        }
+        if !marked {
+            // CONNECT depends on that record: without it, no CONNECT.
+            let e = StoreError::Io("cannot record the subscriptions as unconfirmed".into());
+            self.end_connection(ConnectionError::StoreFailed(e), None);
             return;
         }
         if !v5 && !clean_start && connect.client_id.is_empty() {
@@ -865,6 +911,7 @@ impl Session {
             packet_id,
             packet,
             filters,
+            resubscribe: false,
         });
         Ok(packet_id)
     }
@@ -1169,8 +1216,8 @@ impl Session {
             Packet::PubRec(rec) => self.on_pubrec(now, rec),
             Packet::PubRel(rel) => self.on_pubrel(now, rel),
             Packet::PubComp(comp) => self.on_pubcomp(now, comp),
-            Packet::SubAck(suback) => self.on_suback(suback),
-            Packet::UnsubAck(unsuback) => self.on_unsuback(unsuback),
+            Packet::SubAck(suback) => self.on_suback(now, suback),
+            Packet::UnsubAck(unsuback) => self.on_unsuback(now, unsuback),
             Packet::PingResp => {}
             other => self.violation(ProtocolViolation::UnexpectedPacket(other.packet_type())),
         }
@@ -1225,14 +1272,140 @@ impl Session {
         });
         if connack.session_present {
             self.retransmit(now);
+            let confirmed = self
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.subscriptions_confirmed);
+            if confirmed {
+                // The session continues: the server holds what it held.
+                let changes = self.subscriptions.confirm_all();
+                self.store_subscriptions(now, changes);
+            } else {
+                // An earlier connection ended before the server's session was known (its
+                // CONNACK, its resubscription or their commit never came): the session present
+                // now may be one the server started then, without the subscriptions, and
+                // without the incoming QoS 2 messages awaiting PUBREL. Those stay until the
+                // server shows it knows them (PUBREL, or the PUBLISH again with DUP); the first
+                // new message it sends shows it forgot the rest.
+                self.start_resubscription(now, true);
+                self.inbound.tentative = self.inbound.qos2.keys().copied().collect();
+            }
         } else {
             // [MQTT-3.2.2-5]: the server has no session, so neither may we.
             self.discard_session(now);
+            self.start_resubscription(now, false);
         }
         for request in self.requests.clone() {
             let _ = self.send(now, &request.packet);
         }
         self.pump(now);
+    }
+
+    /// The server has no session: subscribe again to everything it had granted (or to what
+    /// it is not known to hold), ahead of any request of the application's (queued first,
+    /// sent first).
+    fn start_resubscription(&mut self, now: Instant, unconfirmed_only: bool) {
+        if !self.config.resubscribe || self.subscriptions.is_empty() {
+            return;
+        }
+        // Resubscriptions an earlier connection sent and never saw answered go again as they
+        // are (pending requests are resent in order): only what they do not cover is new.
+        let mut covered = std::collections::HashSet::new();
+        let mut carried = 0;
+        for request in self.requests.iter().filter(|r| r.resubscribe) {
+            carried += 1;
+            if let Packet::Subscribe(subscribe) = &request.packet {
+                covered.extend(
+                    subscribe
+                        .filters
+                        .iter()
+                        .map(|s| s.filter.as_str().to_owned()),
+                );
+            }
+        }
+        let max = self
+            .conn
+            .as_ref()
+            .map_or(MAX_PACKET_SIZE, |c| c.server.max_packet_size);
+        let packets =
+            self.subscriptions
+                .resubscribe_packets(self.version(), max, unconfirmed_only, &covered);
+        if packets.is_empty() && carried == 0 {
+            return;
+        }
+        if !unconfirmed_only {
+            let changes = self.subscriptions.unconfirm_all();
+            self.store_subscriptions(now, changes);
+        }
+        let mut queued = Vec::new();
+        for mut subscribe in packets {
+            let Some(packet_id) = self.ids.allocate() else {
+                warn!("no packet identifier free to subscribe again");
+                break;
+            };
+            subscribe.packet_id = packet_id;
+            let filters = subscribe.filters.len();
+            queued.push(PendingRequest {
+                packet_id,
+                packet: Packet::Subscribe(subscribe),
+                filters,
+                resubscribe: true,
+            });
+        }
+        debug!(
+            subscriptions = self.subscriptions.len(),
+            packets = queued.len() + carried,
+            "subscribing again: the server's session may lack them"
+        );
+        let results = self
+            .resubscription
+            .take()
+            .map(|r| r.results)
+            .unwrap_or_default();
+        self.resubscription = Some(Resubscription {
+            pending: queued.len() + carried,
+            results,
+        });
+        // Ahead of the application's requests, behind the carried ones.
+        let position = self.requests.iter().take_while(|r| r.resubscribe).count();
+        for request in queued.into_iter().rev() {
+            self.requests.insert(position, request);
+        }
+    }
+
+    /// Records every subscription as not known to be held; whether the store took it all. A
+    /// subscription whose record failed stays confirmed in memory, so that the next attempt
+    /// writes it again.
+    fn unconfirm_subscriptions(&mut self, now: Instant) -> bool {
+        let mut all = true;
+        let changes = self.subscriptions.unconfirm_all();
+        if self.store.is_none() {
+            return true;
+        }
+        for change in changes {
+            let Change::Put(record) = change else {
+                continue;
+            };
+            if !self.write_store(now, |store| store.put_subscription(&record)) {
+                self.subscriptions.confirm(&record.subscription.filter);
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Applies changes to the active subscriptions to the store.
+    fn store_subscriptions(&mut self, now: Instant, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Put(record) => {
+                    self.write_store(now, |store| store.put_subscription(&record));
+                }
+                Change::Remove(filter) => {
+                    self.write_store(now, |store| store.remove_subscription(&filter));
+                }
+            }
+        }
     }
 
     /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
@@ -1290,7 +1463,10 @@ impl Session {
     /// queued again as new messages, ahead of the queue, so nothing accepted is lost; QoS 2
     /// messages it had taken ownership of (PUBREC received) are reported complete.
     fn discard_session(&mut self, now: Instant) {
-        let records = self.outbound.in_send_order();
+        // Queued again as new messages, in publish order: a flow whose record stood in for a
+        // requeued message may have been started after a later one (see `Queued::replaces`).
+        let mut records = self.outbound.in_send_order();
+        records.sort_by_key(|r| r.token);
         self.outbound.inflight.clear();
         self.outbound.held.clear();
         for record in records.into_iter().rev() {
@@ -1542,6 +1718,9 @@ impl Session {
                 return;
             }
         }
+        if !publish.dup && publish.qos_pid != QosPid::AtMostOnce {
+            self.forget_tentative(now, publish.packet_id());
+        }
         match publish.qos_pid {
             QosPid::AtMostOnce => {
                 if self.inbound_overflowing() {
@@ -1571,10 +1750,13 @@ impl Session {
                 // [MQTT-4.3.3-10] (5.0) / [MQTT-4.3.3-2] (3.1.1): a resend before PUBREL is
                 // answered but never delivered twice.
                 Some(Qos2State::Received) => {
+                    self.inbound.tentative.remove(&id.get());
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
                 }
                 // Still with the application: its PUBREC goes out once taken.
-                Some(Qos2State::Delivered) => {}
+                Some(Qos2State::Delivered) => {
+                    self.inbound.tentative.remove(&id.get());
+                }
                 None => {
                     if self.receive_maximum_exceeded() && self.config.strict_receive_maximum {
                         self.violation(ProtocolViolation::ReceiveMaximumExceeded);
@@ -1584,6 +1766,36 @@ impl Session {
                     self.deliver(publish, size, Some((AckKind::PubRec, id)));
                 }
             },
+        }
+    }
+
+    /// A new message (not a resend) arrived: the server has resent what it still knew of, so
+    /// incoming QoS 2 identifiers it did not mention are ones it forgot (see
+    /// [`on_connack`](Self::on_connack)); so is one it uses again for a new message.
+    fn forget_tentative(&mut self, now: Instant, reused: Option<PacketId>) {
+        if self.inbound.tentative.is_empty() {
+            return;
+        }
+        if let Some(id) = reused {
+            if self.inbound.tentative.contains(&id.get()) {
+                debug!(%id, "the server reuses an identifier it forgot: a new message");
+            }
+        }
+        for id in std::mem::take(&mut self.inbound.tentative)
+            .into_iter()
+            .filter_map(PacketId::new)
+        {
+            match self.inbound.qos2.remove(&id.get()) {
+                Some(Qos2State::Received) => {
+                    if !self.write_store(now, |store| store.remove_incoming(id))
+                        && self.store.is_some()
+                    {
+                        self.retry.incoming.push(id);
+                    }
+                }
+                // With the application: its acknowledgement will find nothing to send.
+                Some(Qos2State::Delivered) | None => {}
+            }
         }
     }
 
@@ -1639,6 +1851,7 @@ impl Session {
 
     fn on_pubrel(&mut self, now: Instant, rel: PubRel) {
         let id = rel.packet_id;
+        self.inbound.tentative.remove(&id.get());
         let mut comp = PubComp::new(id);
         if self.inbound.qos2.remove(&id.get()).is_some() {
             if let Some(store) = self.store.as_mut() {
@@ -1776,7 +1989,7 @@ impl Session {
         self.requests.remove(position)
     }
 
-    fn on_suback(&mut self, suback: SubAck) {
+    fn on_suback(&mut self, now: Instant, suback: SubAck) {
         let id = suback.packet_id;
         let Some(request) = self.take_request(PacketType::Subscribe, id) else {
             return self.unknown_id(PacketType::SubAck, id);
@@ -1789,11 +2002,24 @@ impl Session {
                 got: suback.reason_codes.len(),
             });
         }
-        let results = suback
+        let results: Vec<_> = suback
             .reason_codes
             .iter()
             .map(|code| code.granted_qos().ok_or(*code))
             .collect();
+        if let Packet::Subscribe(subscribe) = &request.packet {
+            let changes = if request.resubscribe {
+                self.subscriptions
+                    .resubscribed(&subscribe.filters, &results)
+            } else {
+                self.subscriptions
+                    .subscribed(&subscribe.filters, &subscribe.properties, &results)
+            };
+            self.store_subscriptions(now, changes);
+            if request.resubscribe {
+                return self.resubscribed(&subscribe.filters, results);
+            }
+        }
         self.events.push_back(Event::Subscribed {
             packet_id: id,
             results,
@@ -1801,7 +2027,29 @@ impl Session {
         });
     }
 
-    fn on_unsuback(&mut self, unsuback: UnsubAck) {
+    /// One answer to a resubscription; the last one reports them all.
+    fn resubscribed(
+        &mut self,
+        filters: &[Subscription],
+        results: Vec<Result<QoS, SubAckReasonCode>>,
+    ) {
+        let Some(resubscription) = self.resubscription.as_mut() else {
+            return;
+        };
+        resubscription
+            .results
+            .extend(filters.iter().map(|s| s.filter.clone()).zip(results));
+        resubscription.pending = resubscription.pending.saturating_sub(1);
+        if resubscription.pending == 0 {
+            if let Some(done) = self.resubscription.take() {
+                self.events.push_back(Event::Resubscribed {
+                    results: done.results,
+                });
+            }
+        }
+    }
+
+    fn on_unsuback(&mut self, now: Instant, unsuback: UnsubAck) {
         let id = unsuback.packet_id;
         let Some(request) = self.take_request(PacketType::Unsubscribe, id) else {
             return self.unknown_id(PacketType::UnsubAck, id);
@@ -1819,6 +2067,12 @@ impl Session {
         } else {
             vec![UnsubAckReasonCode::Success; request.filters]
         };
+        if let Packet::Unsubscribe(unsubscribe) = &request.packet {
+            let changes = self
+                .subscriptions
+                .unsubscribed(&unsubscribe.filters, &results);
+            self.store_subscriptions(now, changes);
+        }
         self.events.push_back(Event::Unsubscribed {
             packet_id: id,
             results,

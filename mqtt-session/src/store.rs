@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use mqtt_proto::{PacketId, Publish};
+use mqtt_proto::{PacketId, Publish, SubscribeProperties, Subscription, TopicFilter};
 
 use crate::event::PublishToken;
 use crate::message::Message;
@@ -54,6 +54,20 @@ pub struct QueuedRecord {
     pub message: Message,
 }
 
+/// A subscription the server granted, kept so that the session can subscribe again when a
+/// server has lost it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// The filter and the options it was asked for with.
+    pub subscription: Subscription,
+    /// The 5.0 properties it was asked for with (subscription identifier, user properties).
+    pub properties: SubscribeProperties,
+    /// Whether the server is known to hold it: false while a resubscription asking for it is
+    /// unanswered, so that a process restarted meanwhile asks again even if the server now has
+    /// a session (one the interrupted resubscription created).
+    pub confirmed: bool,
+}
+
 /// A stored record that could not be read back (torn by a crash, or corrupted on disk). The
 /// store moves it aside instead of loading it, so that every intact record still loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +93,8 @@ pub struct StoredSession {
     /// Records that could not be read and were moved aside; the session reports each as
     /// [`Event::RecordSetAside`](crate::Event::RecordSetAside).
     pub set_aside: Vec<SetAside>,
+    /// Active subscriptions, keyed by filter (the last record of a filter wins).
+    pub subscriptions: Vec<SubscriptionRecord>,
 }
 
 /// Why the store failed.
@@ -118,6 +134,10 @@ pub trait SessionStore: Send {
     /// Forgets a queued message: its flow started (after its outgoing record was written), or
     /// it was dropped.
     fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError>;
+    /// Records (or replaces) the active subscription to a filter.
+    fn put_subscription(&mut self, record: &SubscriptionRecord) -> Result<(), StoreError>;
+    /// Forgets the subscription to a filter (unsubscribed, or refused).
+    fn remove_subscription(&mut self, filter: &TopicFilter) -> Result<(), StoreError>;
     /// Reads everything stored.
     fn load(&mut self) -> Result<StoredSession, StoreError>;
     /// Forgets everything (the session ended).
@@ -141,6 +161,7 @@ struct MemoryInner {
     outgoing: BTreeMap<u16, OutgoingRecord>,
     incoming: BTreeMap<u16, ()>,
     queued: BTreeMap<u64, QueuedRecord>,
+    subscriptions: BTreeMap<String, SubscriptionRecord>,
 }
 
 impl MemoryStore {
@@ -198,6 +219,19 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn put_subscription(&mut self, record: &SubscriptionRecord) -> Result<(), StoreError> {
+        let filter = record.subscription.filter.as_str().to_owned();
+        self.with(|s| {
+            s.subscriptions.insert(filter, record.clone());
+        })
+    }
+
+    fn remove_subscription(&mut self, filter: &TopicFilter) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.subscriptions.remove(filter.as_str());
+        })
+    }
+
     fn load(&mut self) -> Result<StoredSession, StoreError> {
         self.with(|s| {
             let mut outgoing: Vec<_> = s.outgoing.values().cloned().collect();
@@ -211,6 +245,7 @@ impl SessionStore for MemoryStore {
                     .collect(),
                 queued: s.queued.values().cloned().collect(),
                 set_aside: Vec::new(),
+                subscriptions: s.subscriptions.values().cloned().collect(),
             }
         })
     }
@@ -220,6 +255,7 @@ impl SessionStore for MemoryStore {
             s.outgoing.clear();
             s.incoming.clear();
             s.queued.clear();
+            s.subscriptions.clear();
         })
     }
 }

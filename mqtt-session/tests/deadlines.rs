@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use common::{config, Pair};
 use mqtt_proto::{Packet, PacketId, ProtocolVersion, QoS};
-use mqtt_session::store::{OutgoingRecord, QueuedRecord, SessionStore, StoredSession};
+use mqtt_session::store::{
+    OutgoingRecord, QueuedRecord, SessionStore, StoredSession, SubscriptionRecord,
+};
 use mqtt_session::{
     ConfigError, ConnectionError, Event, MemoryStore, Message, PublishToken, Session, StoreError,
 };
@@ -165,6 +167,12 @@ impl SessionStore for CountingStore {
     }
     fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError> {
         self.inner.remove_queued(token)
+    }
+    fn put_subscription(&mut self, record: &SubscriptionRecord) -> Result<(), StoreError> {
+        self.inner.put_subscription(record)
+    }
+    fn remove_subscription(&mut self, filter: &mqtt_proto::TopicFilter) -> Result<(), StoreError> {
+        self.inner.remove_subscription(filter)
     }
     fn load(&mut self) -> Result<StoredSession, StoreError> {
         self.inner.load()

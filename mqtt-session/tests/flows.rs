@@ -1410,6 +1410,15 @@ fn a_store_that_cannot_record_a_queued_message_refuses_it() {
         fn remove_queued(&mut self, _: PublishToken) -> Result<(), StoreError> {
             Ok(())
         }
+        fn put_subscription(
+            &mut self,
+            _: &mqtt_session::store::SubscriptionRecord,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remove_subscription(&mut self, _: &TopicFilter) -> Result<(), StoreError> {
+            Ok(())
+        }
         fn load(&mut self) -> Result<StoredSession, StoreError> {
             Ok(StoredSession::default())
         }
@@ -1457,6 +1466,15 @@ fn a_lost_session_rewrites_its_flows_not_its_queue() {
         }
         fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError> {
             self.0.remove_queued(token)
+        }
+        fn put_subscription(
+            &mut self,
+            r: &mqtt_session::store::SubscriptionRecord,
+        ) -> Result<(), StoreError> {
+            self.0.put_subscription(r)
+        }
+        fn remove_subscription(&mut self, f: &TopicFilter) -> Result<(), StoreError> {
+            self.0.remove_subscription(f)
         }
         fn load(&mut self) -> Result<StoredSession, StoreError> {
             self.0.load()

@@ -126,6 +126,12 @@ enum Op {
         kind: u8,
         keep: u16,
     },
+    /// The broker restarts without persistence: the connection is cut as by `Cut` and the
+    /// session (its subscriptions included) is gone.
+    BrokerRestart {
+        up: u16,
+        down: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +153,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<u16>(), any::<u16>()).prop_map(|(up, down)| Op::Restart { up, down }),
         8 => (any::<u8>(), any::<bool>()).prop_map(|(pick, all)| Op::AppAck { pick, all }),
         3 => (0..3u8, any::<u16>()).prop_map(|(kind, keep)| Op::StoreFault { kind, keep }),
+        2 => (any::<u16>(), any::<u16>()).prop_map(|(up, down)| Op::BrokerRestart { up, down }),
     ]
 }
 
@@ -235,6 +242,13 @@ fn run_case(case: &Case) -> Result<Stats, String> {
             Op::Cut { up, down } => sim.arm_cut(usize::from(up), usize::from(down)),
             Op::Resend { pick } => sim.arm_resend(usize::from(pick)),
             Op::AppAck { pick, all } => sim.app_ack((!all).then_some(usize::from(pick))),
+            Op::BrokerRestart { up, down } => {
+                let (in_up, in_down) = sim.in_flight();
+                sim.broker_restart(
+                    usize::from(up) % (in_up + 1),
+                    usize::from(down) % (in_down + 1),
+                );
+            }
             Op::StoreFault { kind, keep } => match kind {
                 0 => sim.fail_next_store_write(),
                 1 => sim.fail_next_commit(),

@@ -3,7 +3,7 @@
 //! Nothing here draws random numbers or reads a clock: the caller passes a random value in
 //! `[0, 1)` and adds the returned delay to its own clock.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Exponential backoff with jitter for reconnect attempts.
 ///
@@ -30,16 +30,22 @@ pub struct Backoff {
     pub multiplier: f64,
     /// Fraction of the delay that is randomised, from 0 (none) to 1 (anywhere from zero).
     pub jitter: f64,
+    /// How long a connection must have lasted for the backoff to start afresh when it ends:
+    /// a broker that accepts and then drops the client (a duplicate client id, a quota, a
+    /// policy) meets a growing delay, not a reconnect every half second.
+    pub stable_after: Duration,
 }
 
 impl Default for Backoff {
-    /// 0.5 s doubling up to 30 s, with half of each delay randomised.
+    /// 0.5 s doubling up to 30 s, with half of each delay randomised; a connection counts
+    /// as stable after 10 s.
     fn default() -> Self {
         Self {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
             multiplier: 2.0,
             jitter: 0.5,
+            stable_after: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +69,12 @@ impl Backoff {
     /// Sets the growth factor.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
         self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets how long a connection must last for the backoff to start afresh.
+    pub fn stable_after(mut self, stable_after: Duration) -> Self {
+        self.stable_after = stable_after;
         self
     }
 
@@ -94,18 +106,21 @@ impl Backoff {
 ///
 /// Brokers are tried in list order. A failed attempt moves on to the next broker at once;
 /// after a whole round of failures the next round waits for the backoff, which grows with
-/// each failed round. An established connection that ends is retried on the same broker
-/// after the initial delay. Without a backoff, only the first round of the first connection
-/// is attempted.
+/// each failed round. A connection that lasted [`Backoff::stable_after`] and then ended is
+/// retried on the same broker after the initial delay, with the backoff started afresh; one
+/// that ended sooner counts as a failed attempt, so a broker that accepts and drops the client
+/// at once meets a growing delay. Without a backoff, only the first round of the first
+/// connection is attempted.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use mqtt_session::client::{Backoff, Reconnect};
+/// let now = Instant::now();
 /// let mut r = Reconnect::new(2, Some(Backoff::default().jitter(0.0)));
 /// assert_eq!(r.broker(), 0);
-/// assert_eq!(r.on_failure(0.0), Some(Duration::ZERO)); // fail over to broker 1 at once
+/// assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO)); // fail over to broker 1 at once
 /// assert_eq!(r.broker(), 1);
-/// assert_eq!(r.on_failure(0.0), Some(Duration::from_millis(500))); // round over: back off
+/// assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(500))); // round over: back off
 /// assert_eq!(r.broker(), 0);
 /// ```
 #[derive(Debug, Clone)]
@@ -115,7 +130,10 @@ pub struct Reconnect {
     current: usize,
     failed_in_round: usize,
     failed_rounds: u32,
-    established: bool,
+    /// When the current connection was accepted.
+    established: Option<Instant>,
+    /// Attempts since the last stable connection.
+    attempts: u32,
 }
 
 impl Reconnect {
@@ -127,8 +145,14 @@ impl Reconnect {
             current: 0,
             failed_in_round: 0,
             failed_rounds: 0,
-            established: false,
+            established: None,
+            attempts: 0,
         }
+    }
+
+    /// Connection attempts since the last stable connection (or the start).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// Index of the broker to dial now.
@@ -141,20 +165,28 @@ impl Reconnect {
         self.backoff.is_some()
     }
 
-    /// The broker accepted the connection (CONNACK): the next failure starts afresh.
-    pub fn on_connected(&mut self) {
-        self.established = true;
-        self.failed_in_round = 0;
-        self.failed_rounds = 0;
+    /// The broker accepted the connection (CONNACK) at `now`.
+    pub fn on_connected(&mut self, now: Instant) {
+        self.established = Some(now);
     }
 
-    /// A connection attempt failed or an established connection ended. Returns how long to
-    /// wait before dialling [`broker`](Self::broker) again, or `None` to give up.
-    pub fn on_failure(&mut self, random: f64) -> Option<Duration> {
-        if std::mem::take(&mut self.established) {
-            // Stay on the broker that worked; pause briefly so that a server closing every
-            // connection at once does not cause a busy loop.
-            return self.backoff.map(|b| b.delay(0, random));
+    /// A connection attempt failed, or an established connection ended, at `now`. Returns how
+    /// long to wait before dialling [`broker`](Self::broker) again, or `None` to give up.
+    pub fn on_failure(&mut self, now: Instant, random: f64) -> Option<Duration> {
+        self.attempts = self.attempts.saturating_add(1);
+        if let Some(since) = self.established.take() {
+            let stable = self
+                .backoff
+                .is_some_and(|b| now.saturating_duration_since(since) >= b.stable_after);
+            if stable || self.backoff.is_none() {
+                // Stay on the broker that worked, starting afresh; pause briefly so that a
+                // server closing every connection does not cause a busy loop.
+                self.failed_in_round = 0;
+                self.failed_rounds = 0;
+                self.attempts = 1;
+                return self.backoff.map(|b| b.delay(0, random));
+            }
+            // Accepted and dropped too soon: a failed attempt like any other.
         }
         self.current = (self.current + 1) % self.brokers;
         self.failed_in_round += 1;
@@ -196,28 +228,53 @@ mod tests {
 
     #[test]
     fn without_backoff_one_round_then_give_up() {
+        let now = Instant::now();
         let mut r = Reconnect::new(3, None);
-        assert_eq!(r.on_failure(0.0), Some(Duration::ZERO));
-        assert_eq!(r.on_failure(0.0), Some(Duration::ZERO));
-        assert_eq!(r.on_failure(0.0), None);
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
+        assert_eq!(r.on_failure(now, 0.0), None);
         let mut r = Reconnect::new(1, None);
-        r.on_connected();
-        assert_eq!(r.on_failure(0.0), None);
+        r.on_connected(now);
+        assert_eq!(r.on_failure(now, 0.0), None);
     }
 
     #[test]
     fn lost_connection_retries_same_broker_then_fails_over() {
         let b = Backoff::new(Duration::from_millis(10), Duration::from_secs(1)).jitter(0.0);
+        let mut now = Instant::now();
         let mut r = Reconnect::new(2, Some(b));
-        assert_eq!(r.on_failure(0.0), Some(Duration::ZERO));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
         assert_eq!(r.broker(), 1);
-        r.on_connected();
-        assert_eq!(r.on_failure(0.0), Some(Duration::from_millis(10)));
+        r.on_connected(now);
+        now += Duration::from_secs(60);
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(10)));
         assert_eq!(r.broker(), 1);
-        assert_eq!(r.on_failure(0.0), Some(Duration::ZERO));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
         assert_eq!(r.broker(), 0);
-        assert_eq!(r.on_failure(0.0), Some(Duration::from_millis(10)));
-        assert_eq!(r.on_failure(0.0), Some(Duration::ZERO));
-        assert_eq!(r.on_failure(0.0), Some(Duration::from_millis(20)));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(10)));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_broker_that_accepts_and_drops_at_once_meets_a_growing_delay() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(10)).jitter(0.0);
+        let mut now = Instant::now();
+        let mut r = Reconnect::new(1, Some(b));
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            r.on_connected(now);
+            now += Duration::from_millis(50);
+            let delay = r.on_failure(now, 0.0).unwrap();
+            delays.push(delay.as_millis());
+            now += delay;
+        }
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200]);
+        assert_eq!(r.attempts(), 6);
+        // A connection that lasts starts the backoff afresh.
+        r.on_connected(now);
+        now += Duration::from_secs(10);
+        assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(100)));
+        assert_eq!(r.attempts(), 1);
     }
 }

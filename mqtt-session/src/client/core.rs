@@ -719,7 +719,7 @@ impl<W> ClientCore<W> {
     }
 
     fn schedule_retry(&mut self, now: Instant, random: f64) {
-        match self.reconnect.on_failure(random) {
+        match self.reconnect.on_failure(now, random) {
             Some(delay) if delay.is_zero() => self.phase = Phase::Dial,
             Some(delay) => {
                 debug!(?delay, "reconnecting after a delay");
@@ -774,7 +774,7 @@ impl<W> ClientCore<W> {
             let mut progressed = false;
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
-                self.route(event);
+                self.route(now, event);
             }
             progressed |= self.retry_deferred(now);
             progressed |= self.check_drain(now);
@@ -792,7 +792,7 @@ impl<W> ClientCore<W> {
             // Without a connection nothing pulls bytes, which commits: commit here, so that
             // what `publish` accepted offline is durable too. A failure is an event.
             while let Some(event) = self.session.poll_event() {
-                self.route(event);
+                self.route(now, event);
             }
         }
     }
@@ -839,14 +839,14 @@ impl<W> ClientCore<W> {
         }
     }
 
-    fn route(&mut self, event: SessionEvent) {
+    fn route(&mut self, now: Instant, event: SessionEvent) {
         match event {
             SessionEvent::Connected {
                 session_present,
                 properties,
             } => {
                 info!(session_present, "connected");
-                self.reconnect.on_connected();
+                self.reconnect.on_connected(now);
                 self.event(Event::Connected {
                     session_present,
                     properties,
@@ -905,6 +905,10 @@ impl<W> ClientCore<W> {
                     results,
                     properties,
                 });
+            }
+            SessionEvent::Resubscribed { results } => {
+                info!(filters = results.len(), "subscribed again");
+                self.event(Event::Resubscribed { results });
             }
             SessionEvent::Auth(auth) => self.event(Event::Auth(auth)),
             SessionEvent::Disconnected { reason } => {

@@ -2,7 +2,7 @@
 //! complete a caller's request.
 
 use mqtt_proto::{
-    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, SubAckReasonCode,
+    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, SubAckReasonCode, TopicFilter,
     UnsubAckReasonCode,
 };
 
@@ -49,6 +49,14 @@ pub enum Event {
         results: Vec<Result<QoS, SubAckReasonCode>>,
         /// 5.0 SUBACK properties.
         properties: Box<AckProperties>,
+    },
+    /// A connection started without a session present (the broker restarted without
+    /// persistence, the session expired, a failover to another broker), and the client
+    /// subscribed again to every subscription the broker had granted: per filter, the granted
+    /// QoS or why it was refused (a refused filter is no longer active).
+    Resubscribed {
+        /// Per filter, the answer.
+        results: Vec<(TopicFilter, Result<QoS, SubAckReasonCode>)>,
     },
     /// The broker answered an UNSUBSCRIBE.
     Unsubscribed {

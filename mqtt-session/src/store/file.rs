@@ -36,10 +36,14 @@
 //! | 6 | token (u64) | remove a queued message |
 //! | 7 | none | clear everything |
 //! | 8 | start (u64), how (u8: 1 appended by a commit, 2 rewritten whole) | commit: ends the batch of records that starts at offset `start` |
+//! | 9 | confirmed (u8: 0 or 1), SUBSCRIBE with packet identifier 1 as a placeholder and one filter | put a subscription, keyed by its filter |
+//! | 10 | filter length (u16), filter (UTF-8) | remove a subscription |
 //!
-//! A PUBLISH is the packet encoded as MQTT 5.0, whatever version the session speaks: 5.0
-//! carries every field of the model. Replaying the records in order gives the state: a put
-//! replaces the value under its key, a remove drops it, a clear drops every key. Because the
+//! A PUBLISH or SUBSCRIBE is the packet encoded as MQTT 5.0, whatever version the session
+//! speaks: 5.0 carries every field of the model (a subscription's No Local, Retain As Published
+//! and Retain Handling options, its subscription identifier and user properties). A filter on
+//! its own is written as MQTT writes strings. Replaying the records in order gives the state: a
+//! put replaces the value under its key, a remove drops it, a clear drops every key. Because the
 //! header CRC covers the body CRC, a changed byte anywhere in a record fails a checksum; because
 //! it covers the offset, a record is valid only where it was written (a record quoted in a
 //! payload does not resynchronise a scan unless it was crafted for that very offset).
@@ -71,13 +75,14 @@
 //!
 //! # Compaction
 //!
-//! The store keeps no payloads in memory: for each live key it remembers the length of its
-//! record, which gives the live size of the log. At open, and after a commit when the log is
-//! larger than both 1 MiB and twice its live size, the store reads the log, replays it and
-//! writes the live records to `log.tmp`, syncs it, renames it over `log` and syncs the directory.
-//! Compacting at twice the live size bounds the log to about twice what it holds (plus 1 MiB
-//! and one batch), and since each compaction follows at least as many bytes written as it
-//! rewrites, it at most doubles the bytes written. The 1 MiB floor keeps a small session, whose
+//! The store keeps no payloads in memory: for each live key (a packet identifier, a token, or
+//! a subscription's filter) it remembers the length of its record, which gives the live size
+//! of the log. At open, and after a commit when the log is larger than both 1 MiB and twice
+//! its live size, the store reads the log, replays it and writes the live records to
+//! `log.tmp`, syncs it, renames it over `log` and syncs the directory. Compacting at twice the
+//! live size bounds the log to about twice what it holds (plus 1 MiB and one batch), and since
+//! each compaction follows at least as many bytes written as it rewrites, it at most doubles
+//! the bytes written. The 1 MiB floor keeps a small session, whose
 //! log holds a few kilobytes, from compacting every few commits; reading 1 MiB takes about a
 //! millisecond.
 //!
@@ -87,8 +92,9 @@
 //! valid record starts (no marker, a header or body checksum that does not match, a length past
 //! the end of the file), the bytes from there to the next offset where a valid record starts
 //! (a marker with matching checksums), or to the end of the log, are a bad stretch. So is a
-//! record whose checksums match but whose body makes no sense (an unknown kind, a PUBLISH that
-//! does not decode). What happens to the records after a bad stretch depends on where it is:
+//! record whose checksums match but whose body makes no sense (an unknown kind, a PUBLISH or
+//! SUBSCRIBE that does not decode, a SUBSCRIBE of more than one filter, a filter that is not
+//! one). What happens to the records after a bad stretch depends on where it is:
 //!
 //! - In a batch closed by a commit record and followed by a later commit record, or in a log
 //!   rewritten whole (renamed into place only once synced, so never torn), the records were
@@ -130,10 +136,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::PacketId;
+use mqtt_proto::{PacketId, TopicFilter};
 use tracing::warn;
 
-use super::{OutgoingRecord, QueuedRecord, SessionStore, SetAside, StoreError, StoredSession};
+use super::{
+    OutgoingRecord, QueuedRecord, SessionStore, SetAside, StoreError, StoredSession,
+    SubscriptionRecord,
+};
 use crate::event::PublishToken;
 
 mod legacy;
@@ -332,12 +341,7 @@ impl FileStore {
                         StoreError::Corrupt(format!("{}: no key", file.path.display()))
                     })?;
                     let mut body = BytesMut::new();
-                    let write = match &value {
-                        Value::Outgoing(r) => Write::PutOutgoing(r),
-                        Value::Incoming(id) => Write::PutIncoming(*id),
-                        Value::Queued(r) => Write::PutQueued(r),
-                    };
-                    record::encode_body(&mut body, &write)?;
+                    record::encode_body(&mut body, &value.put())?;
                     replay.live.insert(key, (body.freeze(), value));
                 }
                 Ok(None) => {}
@@ -529,16 +533,19 @@ impl FileStore {
         let offset = self.log_len + start as u64;
         let effect = record::append(&mut self.pending, offset, &write)?;
         let len = self.pending.len() - start;
+        self.account(&effect, len as u64);
         self.pending_records.push((len, effect));
-        self.account(effect, len as u64);
         Ok(())
     }
 
     /// Updates the live sizes for a record of `len` bytes.
-    fn account(&mut self, effect: Effect, len: u64) {
+    fn account(&mut self, effect: &Effect, len: u64) {
         let old = match effect {
-            Effect::Put(key) => self.live.insert(key, len),
-            Effect::Remove(key) => self.live.remove(&key),
+            Effect::Put(key) => {
+                self.live_bytes += len;
+                self.live.insert(key.clone(), len)
+            }
+            Effect::Remove(key) => self.live.remove(key),
             Effect::Clear => {
                 self.live.clear();
                 self.live_bytes = 0;
@@ -547,20 +554,17 @@ impl FileStore {
             Effect::Nothing => None,
         };
         self.live_bytes -= old.unwrap_or(0);
-        if let Effect::Put(_) = effect {
-            self.live_bytes += len;
-        }
     }
 
     /// Recomputes the live sizes from the live records of the log, then the pending ones.
     fn recount(&mut self, live: &BTreeMap<Key, (Bytes, Value)>) {
         self.live = live
             .iter()
-            .map(|(key, (body, _))| (*key, (HEADER_LEN + body.len()) as u64))
+            .map(|(key, (body, _))| (key.clone(), (HEADER_LEN + body.len()) as u64))
             .collect();
         self.live_bytes = self.live.values().sum();
         for (len, effect) in std::mem::take(&mut self.pending_records) {
-            self.account(effect, len as u64);
+            self.account(&effect, len as u64);
             self.pending_records.push((len, effect));
         }
     }
@@ -794,6 +798,14 @@ impl SessionStore for FileStore {
         self.append(Write::RemoveQueued(token))
     }
 
+    fn put_subscription(&mut self, record: &SubscriptionRecord) -> Result<(), StoreError> {
+        self.append(Write::PutSubscription(record))
+    }
+
+    fn remove_subscription(&mut self, filter: &TopicFilter) -> Result<(), StoreError> {
+        self.append(Write::RemoveSubscription(filter))
+    }
+
     /// Reads the committed records from the log, then applies the pending ones: what a crash
     /// now would leave plus the writes since the last commit. Reports each record set aside
     /// (at open or now) once.
@@ -814,12 +826,15 @@ impl SessionStore for FileStore {
             let (op, body) = op.map_err(StoreError::Corrupt)?;
             replay.apply(op, body);
         }
+        // In key order: incoming identifiers and queued tokens ascending, subscriptions by
+        // filter.
         let mut session = StoredSession::default();
         for (_, (_, value)) in replay.live {
             match value {
                 Value::Outgoing(r) => session.outgoing.push(r),
                 Value::Incoming(id) => session.incoming.push(id),
                 Value::Queued(r) => session.queued.push(r),
+                Value::Subscription(r) => session.subscriptions.push(r),
             }
         }
         session.outgoing.sort_by_key(|r| r.seq);

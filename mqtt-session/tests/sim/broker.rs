@@ -203,6 +203,7 @@ pub struct BrokerStats {
     pub aliased_publishes: u64,
     pub pings: u64,
     pub stale_pubrels: u64,
+    pub sessions_lost: u64,
 }
 
 /// The model broker.
@@ -222,7 +223,11 @@ pub struct Broker {
     /// Messages dropped with a session that ended (expiry or clean start), never delivered.
     pub discarded: BTreeSet<u64>,
     /// Session Present of each CONNACK sent.
-    pub connacks: Vec<bool>,
+    /// Session Present of each CONNACK, and whether the broker had lost the session since the
+    /// previous one (restarted without persistence).
+    pub connacks: Vec<(bool, bool)>,
+    /// The session was lost since the last CONNACK.
+    lost_since_connack: bool,
     /// Rules the client broke; empty in a correct run.
     pub violations: Vec<String>,
     pub stats: BrokerStats,
@@ -244,6 +249,7 @@ impl Broker {
             first_accepted: Vec::new(),
             discarded: BTreeSet::new(),
             connacks: Vec::new(),
+            lost_since_connack: false,
             violations: Vec::new(),
             allow_stale_pubrel: false,
             stats: BrokerStats::default(),
@@ -411,6 +417,18 @@ impl Broker {
         }
     }
 
+    /// The broker restarts without persistence: the session (subscriptions, messages for the
+    /// client, QoS 2 state) is gone. The connection must have been cut first.
+    pub fn forget_session(&mut self) {
+        assert!(self.conn.is_none(), "the connection dies with the broker");
+        self.drop_session();
+        self.lost_since_connack = true;
+        self.stats.sessions_lost += 1;
+        // A client that missed the CONNACK saying so may go on with its flows: a real broker
+        // answers their PUBREL (and the window they take) as it would any stale one.
+        self.allow_stale_pubrel = true;
+    }
+
     /// The client process restarted: requests it had not seen answered are forgotten.
     pub fn client_restarted(&mut self) {
         self.client_open.retain(|_, f| *f != OpenFlow::Request);
@@ -553,7 +571,8 @@ impl Broker {
             }
             connack.properties.server_keep_alive = self.config.server_keep_alive;
         }
-        self.connacks.push(present);
+        let lost = std::mem::take(&mut self.lost_since_connack);
+        self.connacks.push((present, lost));
         self.send(Packet::from(connack));
         // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in order.
         let mut resend: Vec<OutMsg> = self

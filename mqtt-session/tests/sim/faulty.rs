@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mqtt_proto::PacketId;
-use mqtt_session::store::{OutgoingRecord, QueuedRecord, SessionStore, StoredSession};
+use mqtt_proto::{PacketId, TopicFilter};
+use mqtt_session::store::{
+    OutgoingRecord, QueuedRecord, SessionStore, StoredSession, SubscriptionRecord,
+};
 use mqtt_session::{FileStore, PublishToken, StoreError};
 
 /// The faults armed for the next operations, and what happened.
@@ -94,6 +96,14 @@ impl SessionStore for FaultyStore {
 
     fn remove_queued(&mut self, token: PublishToken) -> Result<(), StoreError> {
         self.write(|s| s.remove_queued(token))
+    }
+
+    fn put_subscription(&mut self, record: &SubscriptionRecord) -> Result<(), StoreError> {
+        self.write(|s| s.put_subscription(record))
+    }
+
+    fn remove_subscription(&mut self, filter: &TopicFilter) -> Result<(), StoreError> {
+        self.write(|s| s.remove_subscription(filter))
     }
 
     fn load(&mut self) -> Result<StoredSession, StoreError> {

@@ -163,6 +163,8 @@ pub struct Stats {
     pub lost_uncommitted: u64,
     pub deliveries_undone: u64,
     pub resurrected: u64,
+    pub broker_sessions_lost: u64,
+    pub resubscriptions: u64,
     pub store_writes_failed: u64,
     pub store_commits_failed: u64,
     pub store_commits_torn: u64,
@@ -201,6 +203,8 @@ impl Stats {
         self.lost_uncommitted += other.lost_uncommitted;
         self.deliveries_undone += other.deliveries_undone;
         self.resurrected += other.resurrected;
+        self.broker_sessions_lost += other.broker_sessions_lost;
+        self.resubscriptions += other.resubscriptions;
         self.store_writes_failed += other.store_writes_failed;
         self.store_commits_failed += other.store_commits_failed;
         self.store_commits_torn += other.store_commits_torn;
@@ -263,6 +267,8 @@ pub struct Ledger {
     pub store_faulted: bool,
     /// Store failures reported while faults were injected.
     pub store_failures: u64,
+    /// Resubscriptions reported.
+    pub resubscriptions: u64,
 }
 
 impl Ledger {
@@ -344,6 +350,13 @@ impl Ledger {
                     self.fail(format!("the client ended a connection: {reason}"));
                 }
                 self.disconnects.push(reason);
+            }
+            Event::Resubscribed { results } => {
+                self.resubscriptions += 1;
+                // The model broker grants every subscription.
+                if let Some((filter, refused)) = results.iter().find(|(_, r)| r.is_err()) {
+                    self.fail(format!("resubscription to {filter:?} refused: {refused:?}"));
+                }
             }
             Event::StoreFailed(_) if self.store_faulted => self.store_failures += 1,
             Event::StoreFailed(e) => self.fail(format!("store failed: {e}")),
@@ -702,9 +715,12 @@ impl Sim {
                     self.ledger.msgs[id as usize].committed += 1;
                 }
                 // A QoS 1 token dies with its connection: the server sends the message again.
-                // So do all tokens of a discarded session.
+                // So do all tokens of a discarded session (a clean one, or one the broker
+                // lost).
                 Err(AckError::UnknownToken)
-                    if q == QoS::AtLeastOnce || !self.cfg.session_survives() =>
+                    if q == QoS::AtLeastOnce
+                        || !self.cfg.session_survives()
+                        || self.broker.stats.sessions_lost > 0 =>
                 {
                     self.stats.stale_acks += 1;
                 }
@@ -842,6 +858,16 @@ impl Sim {
         self.stats.resurrected += 1;
         self.broker.allow_stale_pubrel = true;
         true
+    }
+
+    /// The broker restarts without persistence: the connection is cut as by [`cut`](Self::cut)
+    /// and the broker forgets the session, subscriptions included.
+    pub fn broker_restart(&mut self, up: usize, down: usize) {
+        self.sever(up, down);
+        self.client.handle_closed(self.now);
+        self.drain_events();
+        self.broker.forget_session();
+        self.note("BROKER RESTART: the session is gone".into());
     }
 
     /// Kills the client process and starts it again from its store. The connection dies with
@@ -1359,7 +1385,14 @@ impl Sim {
                 cfg.broker_window()
             ));
         }
-        let ids = c.inflight() + self.ledger.requests.len();
+        let ids = c.inflight() + c.requests_pending();
+        if self.ledger.requests.len() > c.requests_pending() {
+            failures.push(format!(
+                "{} requests of the application pending, the session has {}",
+                self.ledger.requests.len(),
+                c.requests_pending()
+            ));
+        }
         // Identifiers whose record a failed store write left behind stay in use until it is
         // removed.
         let leaked = c.packet_ids_in_use() != ids;
@@ -1413,7 +1446,10 @@ impl Sim {
             && self.client.is_connected()
             && self.client.inflight() == 0
             && self.client.queued() == 0
-            && self.client.incoming_unreleased() == 0
+            // An incoming QoS 2 identifier the broker forgot with a lost session stays, unused,
+            // until the broker sends a new message (a client that missed the CONNACK telling of
+            // the new session cannot know before).
+            && (self.client.incoming_unreleased() == 0 || self.broker.stats.sessions_lost > 0)
             && self.ledger.pending.is_empty()
             && self.ledger.requests.is_empty()
             && broker_idle
@@ -1474,6 +1510,8 @@ impl Sim {
         self.stats.stray_acks += self.broker.stats.stray_acks;
         self.stats.aliased_publishes += self.broker.stats.aliased_publishes;
         self.stats.pings += self.broker.stats.pings;
+        self.stats.broker_sessions_lost += self.broker.stats.sessions_lost;
+        self.stats.resubscriptions += self.ledger.resubscriptions;
         {
             let f = faulty::lock(&self.faults);
             self.stats.store_writes_failed += f.writes_failed;
@@ -1495,13 +1533,21 @@ impl Sim {
             ));
         }
         // A persistent session is resumed by every connection after the first, restarts
-        // included: the client asks for it (Clean Start 0) and the broker still has it.
-        if self.cfg.session_survives() && self.broker.connacks.iter().skip(1).any(|p| !p) {
+        // included: the client asks for it (Clean Start 0) and the broker still has it, unless
+        // the broker restarted without it.
+        let not_resumed = self
+            .broker
+            .connacks
+            .iter()
+            .skip(1)
+            .any(|(present, lost)| !present && !lost);
+        if self.cfg.session_survives() && not_resumed {
             errors.push(format!(
                 "a persistent session was not resumed: Session Present {:?}",
                 self.broker.connacks
             ));
         }
+        let broker_lost_sessions = self.broker.stats.sessions_lost > 0;
         for (id, m) in self.ledger.msgs.iter().enumerate() {
             let id = id as u64;
             let accepted = self.broker.accepted.get(&id).cloned().unwrap_or_default();
@@ -1566,7 +1612,7 @@ impl Sim {
                 }
                 (QoS::ExactlyOnce, [PublishOutcome::Completed { reason, .. }]) => {
                     *reason == PubRelReasonCode::Success
-                        || ((self.cfg.version.is_v5() || !survives)
+                        || ((self.cfg.version.is_v5() || !survives || broker_lost_sessions)
                             && *reason == PubRelReasonCode::PacketIdentifierNotFound)
                 }
                 _ => false,
@@ -1583,7 +1629,9 @@ impl Sim {
             let taken = match m.qos {
                 QoS::AtMostOnce => accepted.len() <= 1,
                 QoS::AtLeastOnce => !accepted.is_empty(),
-                QoS::ExactlyOnce if !survives => !accepted.is_empty(),
+                // A broker that lost the session with a message it had taken over gets it
+                // again as a new message: no client can make that exactly once.
+                QoS::ExactlyOnce if !survives || broker_lost_sessions => !accepted.is_empty(),
                 QoS::ExactlyOnce => accepted.len() == 1,
             };
             if !taken {
@@ -1624,7 +1672,39 @@ impl Sim {
                 }
             }
         }
-        errors.extend(self.order_errors());
+        // A broker that lost the session makes the client send its flows again as new
+        // messages; a store that failed to record one of them (the old flow's record keeps
+        // standing for it) and a crash before its new flow is recorded can put it back in its
+        // old place in send order, behind messages published after it.
+        if !(self.ledger.store_faulted && self.broker.stats.sessions_lost > 0) {
+            errors.extend(self.order_errors());
+        }
+        // The broker holds exactly the subscriptions the client holds granted: a session the
+        // broker lost (or a clean session) was rebuilt.
+        let client: Vec<String> = self
+            .client
+            .subscriptions()
+            .map(|r| r.subscription.filter.as_str().to_string())
+            .collect();
+        let broker: Vec<String> = self
+            .broker
+            .session
+            .as_ref()
+            .map(|s| s.subscriptions.keys().cloned().collect())
+            .unwrap_or_default();
+        // A store fault can lose the record of a subscription the broker granted (the crash
+        // came before its commit), and a restart loses a SUBSCRIBE the broker took but never
+        // answered; the broker then holds one the client does not know of.
+        let consistent = if self.ledger.store_faulted || self.stats.restarts > 0 {
+            client.iter().all(|f| broker.contains(f))
+        } else {
+            client == broker
+        };
+        if !consistent {
+            errors.push(format!(
+                "subscriptions: the client holds {client:?}, the broker {broker:?}"
+            ));
+        }
         if let Some(f) = self.failed() {
             errors.push(f);
         }

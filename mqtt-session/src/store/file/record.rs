@@ -5,12 +5,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mqtt_proto::{
-    Decoder, Packet, PacketId, ProtocolVersion, Publish, QoS, QosPid, MAX_PACKET_SIZE,
+    Decoder, Packet, PacketId, ProtocolVersion, Publish, QoS, QosPid, Subscribe, TopicFilter,
+    MAX_PACKET_SIZE,
 };
 
 use crate::event::PublishToken;
 use crate::message::Message;
-use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, StoreError};
+use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, StoreError, SubscriptionRecord};
 
 /// The first bytes of every record.
 pub(super) const MARKER: [u8; 4] = *b"MQL1";
@@ -28,6 +29,8 @@ const PUT_QUEUED: u8 = 5;
 const REMOVE_QUEUED: u8 = 6;
 const CLEAR: u8 = 7;
 const COMMIT: u8 = 8;
+const PUT_SUBSCRIPTION: u8 = 9;
+const REMOVE_SUBSCRIPTION: u8 = 10;
 
 /// How a commit record's batch was written.
 const APPENDED: u8 = 1;
@@ -37,11 +40,12 @@ const REWRITTEN: u8 = 2;
 const PUBLISHED: u8 = 1;
 const RELEASED: u8 = 2;
 
-/// The packet identifier written into queued messages, which have none yet.
+/// The packet identifier written into queued messages, which have none yet, and into
+/// subscriptions, which keep none.
 pub(super) const PLACEHOLDER_ID: PacketId = PacketId::MIN;
 
 /// What a record is about: later records with the same key replace earlier ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Key {
     /// An outgoing flow, by packet identifier.
     Outgoing(u16),
@@ -49,6 +53,17 @@ pub(super) enum Key {
     Incoming(u16),
     /// A queued message, by token.
     Queued(u64),
+    /// A subscription, by filter. The text is a copy of its own: the store keeps its keys for
+    /// as long as it is open, and a decoded filter is a slice that would pin the whole log
+    /// buffer it was read from. `str` order, so the subscriptions of a replay come out sorted
+    /// by filter.
+    Subscription(Box<str>),
+}
+
+impl Key {
+    fn subscription(filter: &TopicFilter) -> Self {
+        Self::Subscription(filter.as_str().into())
+    }
 }
 
 /// One write of the session, as the store receives it.
@@ -60,6 +75,8 @@ pub(super) enum Write<'a> {
     RemoveIncoming(PacketId),
     PutQueued(&'a QueuedRecord),
     RemoveQueued(PublishToken),
+    PutSubscription(&'a SubscriptionRecord),
+    RemoveSubscription(&'a TopicFilter),
     Clear,
     /// Ends a batch that starts at offset `start`; `rewritten` if the file was written whole
     /// and renamed into place, else appended by a commit.
@@ -70,7 +87,7 @@ pub(super) enum Write<'a> {
 }
 
 /// What a record does to the set of live keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Effect {
     Put(Key),
     Remove(Key),
@@ -85,6 +102,7 @@ pub(super) enum Value {
     Outgoing(OutgoingRecord),
     Incoming(PacketId),
     Queued(QueuedRecord),
+    Subscription(SubscriptionRecord),
 }
 
 impl Value {
@@ -94,6 +112,17 @@ impl Value {
             Self::Outgoing(r) => r.packet_id().map(|id| Key::Outgoing(id.get())),
             Self::Incoming(id) => Some(Key::Incoming(id.get())),
             Self::Queued(r) => Some(Key::Queued(r.token.0)),
+            Self::Subscription(r) => Some(Key::subscription(&r.subscription.filter)),
+        }
+    }
+
+    /// The write that puts the value.
+    pub(super) fn put(&self) -> Write<'_> {
+        match self {
+            Self::Outgoing(r) => Write::PutOutgoing(r),
+            Self::Incoming(id) => Write::PutIncoming(*id),
+            Self::Queued(r) => Write::PutQueued(r),
+            Self::Subscription(r) => Write::PutSubscription(r),
         }
     }
 }
@@ -125,6 +154,8 @@ impl Write<'_> {
             Self::RemoveIncoming(id) => Effect::Remove(Key::Incoming(id.get())),
             Self::PutQueued(r) => Effect::Put(Key::Queued(r.token.0)),
             Self::RemoveQueued(token) => Effect::Remove(Key::Queued(token.0)),
+            Self::PutSubscription(r) => Effect::Put(Key::subscription(&r.subscription.filter)),
+            Self::RemoveSubscription(filter) => Effect::Remove(Key::subscription(filter)),
             Self::Clear => Effect::Clear,
             Self::Commit { .. } => Effect::Nothing,
         })
@@ -136,8 +167,8 @@ impl Op {
     /// What the record does to the live keys.
     pub(super) fn effect(&self) -> Effect {
         match self {
-            Self::Put(key, _) => Effect::Put(*key),
-            Self::Remove(key) => Effect::Remove(*key),
+            Self::Put(key, _) => Effect::Put(key.clone()),
+            Self::Remove(key) => Effect::Remove(key.clone()),
             Self::Clear => Effect::Clear,
             Self::Commit { .. } => Effect::Nothing,
         }
@@ -302,6 +333,12 @@ impl<'a> Reader<'a> {
         self.array().map(u64::from_be_bytes)
     }
 
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
     fn rest(&self) -> &'a [u8] {
         self.0
     }
@@ -448,11 +485,16 @@ impl Iterator for Scanner {
 
 // ----- bodies -----
 
-fn encode_publish(publish: Publish, buf: &mut BytesMut) -> Result<(), StoreError> {
-    Packet::Publish(publish)
+/// Appends `packet` encoded as MQTT 5.0, which carries every field of the model.
+fn encode_packet(packet: &Packet, buf: &mut BytesMut) -> Result<(), StoreError> {
+    packet
         .encode(ProtocolVersion::V5, buf)
         .map(drop)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode_publish(publish: Publish, buf: &mut BytesMut) -> Result<(), StoreError> {
+    encode_packet(&Packet::Publish(publish), buf)
 }
 
 /// Appends the body of `write`: the kind, then its fields.
@@ -487,6 +529,27 @@ pub(super) fn encode_body(buf: &mut BytesMut, write: &Write<'_>) -> Result<(), S
             buf.put_u64(record.token.0);
             encode_publish(publish, buf)
         }
+        Write::PutSubscription(record) => {
+            let subscribe = Subscribe {
+                packet_id: PLACEHOLDER_ID,
+                properties: record.properties.clone(),
+                filters: vec![record.subscription.clone()],
+            };
+            buf.put_u8(PUT_SUBSCRIPTION);
+            buf.put_u8(u8::from(record.confirmed));
+            encode_packet(&Packet::Subscribe(subscribe), buf)
+        }
+        Write::RemoveSubscription(filter) => {
+            // An MQTT string: at most 65,535 bytes, so its length fits the prefix.
+            let text = filter.as_str().as_bytes();
+            let len = u16::try_from(text.len())
+                .map_err(|_| StoreError::Corrupt(format!("filter of {} bytes", text.len())))?;
+            buf.reserve(1 + 2 + text.len());
+            buf.put_u8(REMOVE_SUBSCRIPTION);
+            buf.put_u16(len);
+            buf.put_slice(text);
+            Ok(())
+        }
         Write::RemoveOutgoing(id) => {
             buf.put_u8(REMOVE_OUTGOING);
             buf.put_u16(id.get());
@@ -520,14 +583,48 @@ pub(super) fn encode_body(buf: &mut BytesMut, write: &Write<'_>) -> Result<(), S
     }
 }
 
-/// The PUBLISH that fills the rest of a body, which must be QoS 1 or 2.
-fn decode_publish(body: &Bytes, rest: &[u8]) -> Result<Publish, String> {
-    let frame = body.slice(body.len() - rest.len()..);
+/// The PUBLISH that fills the rest of a body, which must be QoS 1 or 2. It is decoded from a
+/// copy of its own, not a slice of the log: the session keeps a loaded message until its flow
+/// ends, and it must not pin the whole log buffer it was read from.
+fn decode_publish(_body: &Bytes, rest: &[u8]) -> Result<Publish, String> {
+    let frame = Bytes::copy_from_slice(rest);
     match Decoder::new(ProtocolVersion::V5).decode_frame(&frame) {
         Ok(Packet::Publish(publish)) if publish.packet_id().is_some() => Ok(publish),
         Ok(_) => Err("the message is not a QoS 1/2 PUBLISH".into()),
         Err(e) => Err(format!("the message does not decode: {e}")),
     }
+}
+
+/// The SUBSCRIBE of one filter that fills the rest of a body. It is decoded from a copy of its
+/// own, not a slice of the log: a session keeps its subscriptions as long as it lives, and a
+/// small filter must not pin the whole log buffer it was read from.
+fn decode_subscription(rest: &[u8], confirmed: bool) -> Result<SubscriptionRecord, String> {
+    let frame = Bytes::copy_from_slice(rest);
+    match Decoder::new(ProtocolVersion::V5).decode_frame(&frame) {
+        Ok(Packet::Subscribe(s)) => match <[_; 1]>::try_from(s.filters) {
+            Ok([subscription]) => Ok(SubscriptionRecord {
+                subscription,
+                properties: s.properties,
+                confirmed,
+            }),
+            Err(filters) => Err(format!(
+                "the subscription holds {} filters, not one",
+                filters.len()
+            )),
+        },
+        Ok(_) => Err("the subscription is not a SUBSCRIBE".into()),
+        Err(e) => Err(format!("the subscription does not decode: {e}")),
+    }
+}
+
+/// A topic filter as MQTT writes strings: its length (u16), then its UTF-8 bytes.
+fn topic_filter(reader: &mut Reader<'_>) -> Result<TopicFilter, String> {
+    let text = reader
+        .u16()
+        .and_then(|len| reader.bytes(usize::from(len)))
+        .ok_or_else(|| "record body too short".to_string())?;
+    let text = std::str::from_utf8(text).map_err(|e| format!("bad filter: {e}"))?;
+    TopicFilter::new(text).map_err(|e| format!("bad filter: {e}"))
 }
 
 fn packet_id(reader: &mut Reader<'_>) -> Result<PacketId, String> {
@@ -592,6 +689,18 @@ pub(super) fn decode_body(body: &Bytes) -> Result<Op, String> {
         }
         REMOVE_INCOMING => Op::Remove(Key::Incoming(packet_id(&mut reader)?.get())),
         REMOVE_QUEUED => Op::Remove(Key::Queued(reader.u64().ok_or_else(short)?)),
+        PUT_SUBSCRIPTION => {
+            let confirmed = match reader.u8() {
+                Some(0) => false,
+                Some(1) => true,
+                Some(other) => return Err(format!("confirmation flag {other}")),
+                None => return Err(short()),
+            };
+            let record = decode_subscription(reader.rest(), confirmed)?;
+            let key = Key::subscription(&record.subscription.filter);
+            return Ok(Op::Put(key, Value::Subscription(record)));
+        }
+        REMOVE_SUBSCRIPTION => Op::Remove(Key::subscription(&topic_filter(&mut reader)?)),
         CLEAR => Op::Clear,
         COMMIT => {
             let (Some(start), Some(how)) = (reader.u64(), reader.u8()) else {
@@ -615,7 +724,9 @@ pub(super) fn decode_body(body: &Bytes) -> Result<Op, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqtt_proto::{MqttString, TopicName};
+    use mqtt_proto::{
+        MqttString, RetainHandling, Subscription, SubscriptionOptions, TopicName, UserProperty,
+    };
 
     fn outgoing() -> OutgoingRecord {
         let mut publish = Publish::new(
@@ -643,6 +754,28 @@ mod tests {
         }
     }
 
+    fn subscription() -> SubscriptionRecord {
+        let mut record = SubscriptionRecord {
+            subscription: Subscription {
+                filter: TopicFilter::new("s/+/t").unwrap(),
+                options: SubscriptionOptions {
+                    qos: QoS::ExactlyOnce,
+                    no_local: true,
+                    retain_as_published: true,
+                    retain_handling: RetainHandling::DoNotSend,
+                },
+            },
+            properties: Default::default(),
+            confirmed: false,
+        };
+        record.properties.subscription_identifier = std::num::NonZeroU32::new(268_435_455);
+        record.properties.user_properties = vec![UserProperty::new(
+            MqttString::new("k").unwrap(),
+            MqttString::new("v").unwrap(),
+        )];
+        record
+    }
+
     fn id(n: u16) -> PacketId {
         PacketId::new(n).unwrap()
     }
@@ -658,7 +791,8 @@ mod tests {
 
     #[test]
     fn every_kind_decodes_to_what_was_written() {
-        let (o, q) = (outgoing(), queued());
+        let (o, q, s) = (outgoing(), queued(), subscription());
+        let filter = TopicFilter::new("$share/g/a/#").unwrap();
         let writes = [
             Write::PutOutgoing(&o),
             Write::RemoveOutgoing(id(7)),
@@ -666,6 +800,8 @@ mod tests {
             Write::RemoveIncoming(id(1)),
             Write::PutQueued(&q),
             Write::RemoveQueued(PublishToken(0)),
+            Write::PutSubscription(&s),
+            Write::RemoveSubscription(&filter),
             Write::Clear,
             Write::Commit {
                 start: 5,
@@ -683,6 +819,11 @@ mod tests {
             Op::Remove(Key::Incoming(1)),
             Op::Put(Key::Queued(u64::MAX), Value::Queued(q.clone())),
             Op::Remove(Key::Queued(0)),
+            Op::Put(
+                Key::Subscription("s/+/t".into()),
+                Value::Subscription(s.clone()),
+            ),
+            Op::Remove(Key::Subscription("$share/g/a/#".into())),
             Op::Clear,
             Op::Commit {
                 start: 5,
@@ -721,6 +862,40 @@ mod tests {
             ));
             assert_eq!(buf, before);
         }
+    }
+
+    #[test]
+    fn a_subscription_that_cannot_be_sent_is_refused_and_leaves_the_buffer_alone() {
+        // No Local on a shared subscription [MQTT-3.8.3-4]: no SUBSCRIBE can carry it.
+        let mut s = subscription();
+        s.subscription.filter = TopicFilter::new("$share/g/a").unwrap();
+        let mut buf = log_of(&[Write::Clear]);
+        let before = buf.clone();
+        assert!(matches!(
+            append(&mut buf, 17, &Write::PutSubscription(&s)),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(buf, before);
+    }
+
+    #[test]
+    fn a_decoded_subscription_does_not_pin_the_log() {
+        let s = subscription();
+        let log = log_of(&[Write::PutIncoming(id(1)), Write::PutSubscription(&s)]).freeze();
+        let Some(Scanned::Record { body, .. }) = Scanner::new(log.clone(), 0).nth(1) else {
+            panic!("no second record");
+        };
+        let Ok(Op::Put(_, Value::Subscription(decoded))) = decode_body(&body) else {
+            panic!("not a subscription");
+        };
+        assert_eq!(decoded, s);
+        let in_log = |bytes: &[u8]| log.as_ptr_range().contains(&bytes.as_ptr());
+        assert!(!in_log(
+            decoded.subscription.filter.as_mqtt_str().as_bytes()
+        ));
+        assert!(!in_log(
+            decoded.properties.user_properties[0].name.as_bytes()
+        ));
     }
 
     #[test]
@@ -792,6 +967,40 @@ mod tests {
                 0,
             ],
             &[PUT_QUEUED, 0, 0, 0, 0, 0, 0, 0, 1, 0x32],
+            // A SUBSCRIBE cut short, with no filter, or with two; a PUBLISH.
+            &[PUT_SUBSCRIPTION],
+            &[PUT_SUBSCRIPTION, 2, 0x82, 6, 0, 1, 0, 0, 1, b'a', 0],
+            &[PUT_SUBSCRIPTION, 0, 0x82, 6, 0, 1, 0, 0, 1, b'a'],
+            &[PUT_SUBSCRIPTION, 0, 0x82, 3, 0, 1, 0],
+            &[
+                PUT_SUBSCRIPTION,
+                0,
+                0x82,
+                11,
+                0,
+                1,
+                0,
+                0,
+                1,
+                b'a',
+                0,
+                0,
+                1,
+                b'b',
+                0,
+            ],
+            &[PUT_SUBSCRIPTION, 0, 0x32, 6, 0, 1, b'a', 0, 1, 0],
+            // Options byte with reserved bits set.
+            &[PUT_SUBSCRIPTION, 0, 0x82, 7, 0, 1, 0, 0, 1, b'a', 0xC0],
+            &[PUT_SUBSCRIPTION, 0, 0x82, 7, 0, 1, 0, 0, 1, b'a', 0, 0],
+            // A filter cut short, empty, not UTF-8, not a filter, or followed by more.
+            &[REMOVE_SUBSCRIPTION, 0],
+            &[REMOVE_SUBSCRIPTION, 0, 2, b'a'],
+            &[REMOVE_SUBSCRIPTION, 0, 0],
+            &[REMOVE_SUBSCRIPTION, 0, 1, 0xFF],
+            &[REMOVE_SUBSCRIPTION, 0, 1, 0],
+            &[REMOVE_SUBSCRIPTION, 0, 5, b'a', b'/', b'#', b'/', b'b'],
+            &[REMOVE_SUBSCRIPTION, 0, 1, b'a', b'b'],
         ] {
             assert!(
                 decode_body(&Bytes::copy_from_slice(body)).is_err(),

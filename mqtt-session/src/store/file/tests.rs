@@ -3,12 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mqtt_proto::{MqttString, Publish, QoS, QosPid, TopicName};
+use std::num::NonZeroU32;
+
+use mqtt_proto::{
+    MqttString, Publish, QoS, QosPid, RetainHandling, SubscribeProperties, Subscription,
+    SubscriptionOptions, TopicName, UserProperty,
+};
 use proptest::prelude::*;
 
 use super::*;
 use crate::message::Message;
-use crate::store::OutgoingState;
+use crate::store::{OutgoingState, SubscriptionRecord};
 
 /// A fault injected into the next commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,40 @@ fn queued_sized(token: u64, qos: QoS, len: usize) -> QueuedRecord {
     }
 }
 
+/// A subscription to `filter` whose options and properties vary with `n`: every QoS, each
+/// flag on and off, every retain handling, a subscription identifier or none, zero to two
+/// user properties.
+fn subscription(filter: &str, n: u32) -> SubscriptionRecord {
+    let user_properties = (0..n % 3)
+        .map(|i| {
+            UserProperty::new(
+                MqttString::new(&format!("key{i}")).unwrap(),
+                MqttString::new(&format!("value {n}")).unwrap(),
+            )
+        })
+        .collect();
+    SubscriptionRecord {
+        subscription: Subscription {
+            filter: TopicFilter::new(filter).unwrap(),
+            options: SubscriptionOptions {
+                qos: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce][n as usize % 3],
+                no_local: n & 1 != 0,
+                retain_as_published: n & 2 != 0,
+                retain_handling: [
+                    RetainHandling::SendAtSubscribe,
+                    RetainHandling::SendAtSubscribeIfNew,
+                    RetainHandling::DoNotSend,
+                ][n as usize / 4 % 3],
+            },
+        },
+        properties: SubscribeProperties {
+            subscription_identifier: NonZeroU32::new(n.wrapping_mul(2_654_435_761) >> 4),
+            user_properties,
+        },
+        confirmed: !n.is_multiple_of(5),
+    }
+}
+
 /// The length of a commit record.
 const COMMIT_LEN: usize = HEADER_LEN + 1 + 8 + 1;
 
@@ -97,6 +136,7 @@ struct Model {
     outgoing: BTreeMap<u16, OutgoingRecord>,
     incoming: BTreeSet<u16>,
     queued: BTreeMap<u64, QueuedRecord>,
+    subscriptions: BTreeMap<String, SubscriptionRecord>,
 }
 
 impl Model {
@@ -111,6 +151,12 @@ impl Model {
             loaded.queued.is_sorted_by_key(|r| r.token),
             "queued in token order"
         );
+        assert!(
+            loaded.subscriptions.is_sorted_by(
+                |a, b| a.subscription.filter.as_str() < b.subscription.filter.as_str()
+            ),
+            "subscriptions sorted by filter, one per filter"
+        );
         Self {
             outgoing: loaded
                 .outgoing
@@ -122,6 +168,11 @@ impl Model {
                 .queued
                 .iter()
                 .map(|r| (r.token.0, r.clone()))
+                .collect(),
+            subscriptions: loaded
+                .subscriptions
+                .iter()
+                .map(|r| (r.subscription.filter.as_str().to_owned(), r.clone()))
                 .collect(),
         }
     }
@@ -147,6 +198,13 @@ impl Model {
             TestOp::RemoveQueued(t) => {
                 self.queued.remove(t);
             }
+            TestOp::PutSub(r) => {
+                let filter = r.subscription.filter.as_str().to_owned();
+                self.subscriptions.insert(filter, r.clone());
+            }
+            TestOp::RemoveSub(filter) => {
+                self.subscriptions.remove(filter);
+            }
             TestOp::Clear => *self = Self::default(),
         }
     }
@@ -162,6 +220,8 @@ enum TestOp {
     RemoveIn(u16),
     PutQueued(QueuedRecord),
     RemoveQueued(u64),
+    PutSub(SubscriptionRecord),
+    RemoveSub(String),
     Clear,
 }
 
@@ -174,6 +234,10 @@ impl TestOp {
             Self::RemoveIn(n) => store.remove_incoming(id(*n)),
             Self::PutQueued(r) => store.put_queued(r),
             Self::RemoveQueued(t) => store.remove_queued(PublishToken(*t)),
+            Self::PutSub(r) => store.put_subscription(r),
+            Self::RemoveSub(filter) => {
+                store.remove_subscription(&TopicFilter::new(filter).unwrap())
+            }
             Self::Clear => store.clear(),
         }
         .unwrap();
@@ -283,6 +347,121 @@ fn every_kind_survives_reopening_in_order() {
 }
 
 #[test]
+fn subscriptions_survive_reopening_sorted_by_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    // Numbered 0, 5, 10, ...: the shared one gets an even number, so no No Local.
+    let filters = ["z/#", "a/b", "$share/g/x/+", "+/c", "a", "é/ü"];
+    let mut written: Vec<SubscriptionRecord> = filters
+        .iter()
+        .zip(0u32..)
+        .map(|(f, n)| subscription(f, n * 5))
+        .collect();
+    // Each option and property, on in one and off in another.
+    written.push(subscription("o/1", 0));
+    written.push(subscription("o/2", 7));
+    written.push(subscription("o/3", 8));
+    written.push(subscription("o/4", 11));
+    for r in &written {
+        store.put_subscription(r).unwrap();
+    }
+    let options = |r: &SubscriptionRecord| r.subscription.options;
+    assert!(written.iter().any(|r| options(r).no_local));
+    assert!(written.iter().any(|r| options(r).retain_as_published));
+    for handling in [
+        RetainHandling::SendAtSubscribe,
+        RetainHandling::SendAtSubscribeIfNew,
+        RetainHandling::DoNotSend,
+    ] {
+        assert!(written
+            .iter()
+            .any(|r| options(r).retain_handling == handling));
+    }
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        assert!(written.iter().any(|r| options(r).qos == qos));
+    }
+    assert!(written
+        .iter()
+        .any(|r| r.properties.user_properties.len() == 2));
+    assert!(written
+        .iter()
+        .any(|r| r.properties.subscription_identifier.is_none()));
+    // A subscription that no SUBSCRIBE can carry is refused, and nothing is written.
+    let mut shared_no_local = subscription("$share/g/y", 1);
+    shared_no_local.subscription.options.no_local = true;
+    assert!(matches!(
+        store.put_subscription(&shared_no_local),
+        Err(StoreError::Corrupt(_))
+    ));
+    store.commit().unwrap();
+    drop(store);
+
+    let mut sorted = written.clone();
+    sorted.sort_by(|a, b| {
+        a.subscription
+            .filter
+            .as_str()
+            .cmp(b.subscription.filter.as_str())
+    });
+    let mut reopened = open(dir.path());
+    let loaded = reopened.load().unwrap();
+    assert_eq!(loaded.subscriptions, sorted);
+    assert_eq!(loaded.set_aside, vec![]);
+
+    // Replace one (new options and properties), remove one and one that is not there.
+    let replaced = subscription("a/b", 13);
+    assert!(!sorted.contains(&replaced));
+    reopened.put_subscription(&replaced).unwrap();
+    reopened
+        .remove_subscription(&TopicFilter::new("+/c").unwrap())
+        .unwrap();
+    reopened
+        .remove_subscription(&TopicFilter::new("never/subscribed").unwrap())
+        .unwrap();
+    let mut expected: Vec<SubscriptionRecord> = sorted
+        .iter()
+        .filter(|r| r.subscription.filter.as_str() != "+/c")
+        .map(|r| match r.subscription.filter.as_str() {
+            "a/b" => replaced.clone(),
+            _ => r.clone(),
+        })
+        .collect();
+    // A load sees the writes not committed yet.
+    assert_eq!(reopened.load().unwrap().subscriptions, expected);
+    reopened.put_incoming(id(1)).unwrap();
+    reopened.commit().unwrap();
+    drop(reopened);
+    let mut reopened = open(dir.path());
+    let loaded = reopened.load().unwrap();
+    assert_eq!(loaded.subscriptions, expected);
+    assert_eq!(loaded.incoming, vec![id(1)]);
+
+    // A clear drops them with everything else; a subscription after it stays.
+    reopened.clear().unwrap();
+    expected = vec![subscription("after/clear", 2)];
+    reopened.put_subscription(&expected[0]).unwrap();
+    reopened.commit().unwrap();
+    drop(reopened);
+    let mut reopened = open(dir.path());
+    assert_eq!(
+        reopened.load().unwrap(),
+        StoredSession {
+            subscriptions: expected,
+            ..StoredSession::default()
+        }
+    );
+    reopened.clear().unwrap();
+    reopened.commit().unwrap();
+    drop(reopened);
+    assert_eq!(open(dir.path()).load().unwrap(), StoredSession::default());
+    assert_eq!(
+        log_of(dir.path()).len(),
+        0,
+        "open compacted the cleared log"
+    );
+}
+
+#[test]
 fn writes_after_the_last_commit_are_lost_with_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
@@ -329,14 +508,18 @@ fn a_torn_write_at_every_offset_costs_only_the_torn_record() {
     let first = [
         TestOp::PutOut(outgoing(1, 1)),
         TestOp::PutQueued(queued(10, QoS::ExactlyOnce)),
+        TestOp::PutSub(subscription("a/+", 3)),
         TestOp::PutIn(5),
         TestOp::PutOut(outgoing(2, 2)),
     ];
     let second = [
         TestOp::PutOut(outgoing_sized(3, 3, 40)),
+        TestOp::PutSub(subscription("b/#", 5)),
         TestOp::PutIn(6),
         TestOp::PutQueued(queued(11, QoS::AtLeastOnce)),
+        TestOp::RemoveSub("a/+".into()),
         TestOp::RemoveIn(6),
+        TestOp::PutSub(subscription("b/#", 10)),
         TestOp::RemoveQueued(11),
         TestOp::PutOut(outgoing(4, 4)),
     ];
@@ -387,11 +570,12 @@ fn a_torn_write_at_every_offset_costs_only_the_torn_record() {
     }
 }
 
-/// Flips each byte of the third record of `log`, whose records start at `first`, three ways:
-/// that record is set aside, the rest load as `expected`.
-fn flip_every_byte(log: &[u8], first: usize, expected: &Model) {
+/// Flips each byte of record `index` of `log` (counted from 0), whose records start at
+/// `first`, three ways: that record is set aside, the rest load as `expected`.
+fn flip_every_byte(log: &[u8], first: usize, index: usize, expected: &Model) {
     let ends = record_ends(log, first);
-    let (start, end) = (ends[1], ends[2]);
+    let start = index.checked_sub(1).map_or(first, |i| ends[i]);
+    let end = ends[index];
     for offset in start..end {
         for mask in [0x01, 0x80, 0xFF] {
             let mut bad = log.to_vec();
@@ -413,11 +597,12 @@ fn flip_every_byte(log: &[u8], first: usize, expected: &Model) {
     }
 }
 
-fn five_records() -> [TestOp; 5] {
+fn six_records() -> [TestOp; 6] {
     [
         TestOp::PutOut(outgoing(1, 1)),
         TestOp::PutQueued(queued(10, QoS::ExactlyOnce)),
         TestOp::PutOut(outgoing_sized(2, 2, 20)),
+        TestOp::PutSub(subscription("s/+/t", 11)),
         TestOp::PutIn(5),
         TestOp::PutQueued(queued(11, QoS::AtLeastOnce)),
     ]
@@ -428,13 +613,19 @@ fn a_flipped_byte_at_every_offset_costs_only_its_record() {
     // In a log as open leaves it: rewritten whole.
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut expected = run_all(&mut store, &five_records());
+    let all = run_all(&mut store, &six_records());
     store.commit().unwrap();
     drop(store);
     drop(open(dir.path()));
-    // Rewritten in key order: outgoing flows, incoming identifiers, queued messages.
+    // Rewritten in key order: outgoing flows, incoming identifiers, queued messages,
+    // subscriptions.
+    let log = log_of(dir.path());
+    let mut expected = all.clone();
     expected.incoming.remove(&5);
-    flip_every_byte(&log_of(dir.path()), 0, &expected);
+    flip_every_byte(&log, 0, 2, &expected);
+    let mut expected = all;
+    expected.subscriptions.remove("s/+/t");
+    flip_every_byte(&log, 0, 5, &expected);
 }
 
 #[test]
@@ -442,17 +633,22 @@ fn a_flipped_byte_at_every_offset_of_a_committed_batch_costs_only_its_record() {
     // In a log appended to by commits: the batch of the record is followed by another.
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let ops = five_records();
-    let mut expected = run_all(&mut store, &ops[..3]);
+    let ops = six_records();
+    let mut all = run_all(&mut store, &ops[..4]);
     store.commit().unwrap();
-    for op in &ops[3..] {
+    for op in &ops[4..] {
         op.run(&mut store);
-        expected.apply(op);
+        all.apply(op);
         store.commit().unwrap();
     }
     drop(store);
+    let log = log_of(dir.path());
+    let mut expected = all.clone();
     expected.outgoing.remove(&2);
-    flip_every_byte(&log_of(dir.path()), 0, &expected);
+    flip_every_byte(&log, 0, 2, &expected);
+    let mut expected = all;
+    expected.subscriptions.remove("s/+/t");
+    flip_every_byte(&log, 0, 3, &expected);
 }
 
 #[test]
@@ -621,27 +817,43 @@ fn an_empty_log_and_strange_neighbours_load_as_nothing() {
 
 #[test]
 fn a_record_with_a_valid_checksum_and_a_senseless_body_is_set_aside() {
-    let mut log = BytesMut::new();
-    record::append(&mut log, 0, &Write::PutIncoming(id(1))).unwrap();
-    let body = [42u8, 1, 2];
-    let offset = log.len() as u64;
-    log.extend_from_slice(&record::header_for(offset, &body).unwrap());
-    log.extend_from_slice(&body);
-    let offset = log.len() as u64;
-    record::append(&mut log, offset, &Write::PutIncoming(id(2))).unwrap();
-    let commit = Write::Commit {
-        start: 0,
-        rewritten: true,
-    };
-    let offset = log.len() as u64;
-    record::append(&mut log, offset, &commit).unwrap();
-    let dir = dir_with_log(&log);
-    let loaded = open(dir.path()).load().unwrap();
-    assert_eq!(loaded.incoming, vec![id(1), id(2)]);
-    assert_eq!(loaded.set_aside.len(), 1);
-    assert!(loaded.set_aside[0]
-        .reason
-        .contains("unknown record kind 42"));
+    let kept = subscription("kept", 1);
+    for (body, reason) in [
+        (&[42u8, 1, 2][..], "unknown record kind 42"),
+        // Put a subscription (kind 9) whose SUBSCRIBE has no filter.
+        (
+            &[9, 0, 0x82, 3, 0, 1, 0],
+            "the subscription does not decode",
+        ),
+        // Put a subscription whose packet is a PUBLISH.
+        (&[9, 0, 0x32, 6, 0, 1, b'a', 0, 1, 0], "not a SUBSCRIBE"),
+        // Remove a subscription (kind 10) to something that is not a filter.
+        (&[10, 0, 3, b'a', b'#', b'b'], "bad filter"),
+    ] {
+        let mut log = BytesMut::new();
+        record::append(&mut log, 0, &Write::PutIncoming(id(1))).unwrap();
+        let offset = log.len() as u64;
+        record::append(&mut log, offset, &Write::PutSubscription(&kept)).unwrap();
+        let offset = log.len() as u64;
+        log.extend_from_slice(&record::header_for(offset, body).unwrap());
+        log.extend_from_slice(body);
+        let offset = log.len() as u64;
+        record::append(&mut log, offset, &Write::PutIncoming(id(2))).unwrap();
+        let commit = Write::Commit {
+            start: 0,
+            rewritten: true,
+        };
+        let offset = log.len() as u64;
+        record::append(&mut log, offset, &commit).unwrap();
+        let dir = dir_with_log(&log);
+        let loaded = open(dir.path()).load().unwrap();
+        assert_eq!(loaded.incoming, vec![id(1), id(2)], "{reason}");
+        assert_eq!(loaded.subscriptions, vec![kept.clone()], "{reason}");
+        let [aside] = &loaded.set_aside[..] else {
+            panic!("{reason}: {:?}", loaded.set_aside);
+        };
+        assert!(aside.reason.contains(reason), "{aside:?}");
+    }
 }
 
 #[test]
@@ -741,6 +953,7 @@ fn compaction_keeps_exactly_the_live_records() {
     let mut store = open(dir.path());
     let mut model = Model::default();
     let (mut last, mut compactions) = (0, 0);
+    let filters: Vec<String> = (0..30).map(|k| format!("sub/{k}/+")).collect();
     for i in 0..3000u64 {
         let n = (i % 40) as u16 + 1;
         let op = match i % 7 {
@@ -748,6 +961,15 @@ fn compaction_keeps_exactly_the_live_records() {
             5 => TestOp::RemoveQueued(i - 4),
             1 => TestOp::PutQueued(queued_sized(i, QoS::AtLeastOnce, 1000)),
             _ => TestOp::PutOut(outgoing_sized(n, i, 2000)),
+        };
+        op.run(&mut store);
+        model.apply(&op);
+        // Subscriptions are put, replaced and removed along the way.
+        let filter = &filters[(i * 7 % 30) as usize];
+        let op = match i % 4 {
+            0 | 1 => TestOp::PutSub(subscription(filter, i as u32)),
+            2 => TestOp::RemoveSub(filter.clone()),
+            _ => continue,
         };
         op.run(&mut store);
         model.apply(&op);
@@ -768,10 +990,18 @@ fn compaction_keeps_exactly_the_live_records() {
         compactions >= 3,
         "compaction was exercised {compactions} times"
     );
+    let live = model.subscriptions.len();
+    assert!(
+        live > 0 && live < filters.len(),
+        "{live} subscriptions live"
+    );
     assert_eq!(Model::of(&store.load().unwrap()), model);
+    // The live size kept record by record is the one a replay of the log finds.
+    let counted = store.live_bytes;
     drop(store);
     let mut store = open(dir.path());
     assert_eq!(Model::of(&store.load().unwrap()), model);
+    assert_eq!(store.live_bytes, counted);
     assert_eq!(
         log_of(dir.path()).len(),
         store.live_bytes as usize + COMMIT_LEN,
@@ -932,6 +1162,9 @@ enum Step {
     Reopen,
 }
 
+/// The filters the model check subscribes to (none shared: `subscription` may set No Local).
+const FILTERS: [&str; 5] = ["a", "a/+", "a/#", "+/b", "$SYS/x"];
+
 fn step() -> impl Strategy<Value = Step> {
     let n = 1u16..6;
     prop_oneof![
@@ -950,6 +1183,9 @@ fn step() -> impl Strategy<Value = Step> {
             Step::Op(TestOp::PutQueued(queued_sized(t, qos, len)))
         }),
         2 => (0u64..6).prop_map(|t| Step::Op(TestOp::RemoveQueued(t))),
+        3 => (prop::sample::select(FILTERS.to_vec()), any::<u32>())
+            .prop_map(|(f, n)| Step::Op(TestOp::PutSub(subscription(f, n)))),
+        2 => prop::sample::select(FILTERS.to_vec()).prop_map(|f| Step::Op(TestOp::RemoveSub(f.into()))),
         1 => Just(Step::Op(TestOp::Clear)),
         4 => Just(Step::Commit),
         1 => Just(Step::Reopen),
