@@ -690,41 +690,59 @@ macro_rules! client_suite {
         }
 
         $crate::__suite_test! { $mode
-            async fn reconnects_after_the_broker_is_killed() {
-                let mut broker = Mosquitto::plain();
-                let (client, mut events) = start(
-                    options(&broker.url(), "killed", ProtocolVersion::V3_1_1)
-                        .reconnect(fast_reconnect()),
-                )
-                .await;
-                client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
-                broker.kill();
-                within("Disconnected", async {
-                    loop {
-                        if let Some(Event::Disconnected { .. }) = events.recv().await {
-                            break;
-                        }
+            async fn reconnects_after_the_broker_is_killed_and_subscribes_again() {
+                for (version, clean) in [
+                    (ProtocolVersion::V3_1_1, true),
+                    (ProtocolVersion::V3_1_1, false),
+                    (ProtocolVersion::V5, false),
+                ] {
+                    let mut broker = Mosquitto::plain();
+                    let mut opts = options(&broker.url(), "killed", version)
+                        .reconnect(fast_reconnect())
+                        .clean_start(clean);
+                    if !clean && version == ProtocolVersion::V5 {
+                        opts = opts.session_expiry(600);
                     }
-                })
-                .await;
-                broker.restart();
-                within("Connected again", async {
-                    loop {
-                        match events.recv().await {
-                            Some(Event::Connected { .. }) => break,
-                            Some(Event::Closed) | None => panic!("gave up reconnecting"),
-                            _ => {}
+                    let (client, mut events) = start(opts).await;
+                    client.subscribe("k/#", QoS::AtLeastOnce).await.unwrap();
+                    client.subscribe("j", QoS::ExactlyOnce).await.unwrap();
+                    // The broker dies with the session (no persistence): Session Present 0.
+                    broker.kill();
+                    broker.restart();
+                    let (present, results) = within("Resubscribed", async {
+                        let mut present = None;
+                        loop {
+                            match events.recv().await {
+                                Some(Event::Connected { session_present, .. }) => {
+                                    present = Some(session_present);
+                                }
+                                Some(Event::Resubscribed { results }) => {
+                                    return (present, results);
+                                }
+                                Some(Event::Closed) | None => panic!("gave up reconnecting"),
+                                _ => {}
+                            }
                         }
-                    }
-                })
-                .await;
-                // A clean session lost the subscription with the broker: subscribe again.
-                client.subscribe("k", QoS::AtLeastOnce).await.unwrap();
-                client
-                    .publish(message("k", "back", QoS::AtLeastOnce))
-                    .await
-                    .unwrap();
-                assert_eq!(&next_message(&mut events).await.payload[..], b"back");
+                    })
+                    .await;
+                    assert_eq!(present, Some(false), "{version:?} clean {clean}");
+                    let filters: Vec<String> = results.iter().map(|(f, _)| f.to_string()).collect();
+                    assert_eq!(filters, ["j", "k/#"], "{version:?} clean {clean}");
+                    assert_eq!(results[0].1, Ok(QoS::ExactlyOnce));
+                    assert_eq!(results[1].1, Ok(QoS::AtLeastOnce));
+                    // Nobody subscribed by hand: the broker routes to us again.
+                    client
+                        .publish(message("k/1", "back", QoS::AtLeastOnce))
+                        .await
+                        .unwrap();
+                    client
+                        .publish(message("j", "again", QoS::ExactlyOnce))
+                        .await
+                        .unwrap();
+                    assert_eq!(&next_message(&mut events).await.payload[..], b"back");
+                    assert_eq!(&next_message(&mut events).await.payload[..], b"again");
+                    client.disconnect().await.unwrap();
+                }
             }
         }
 
