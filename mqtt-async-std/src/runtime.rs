@@ -1,7 +1,6 @@
 //! [`AsyncIo`]: the runtime-neutral runtime that [`Client`] runs on.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,7 +8,7 @@ use std::time::Instant;
 
 use futures_core::Stream;
 use mqtt_io::client::Driver;
-use mqtt_session::client::{BrokerUrl, TlsOptions};
+use mqtt_session::client::{BrokerUrl, DialError, TlsOptions};
 
 use crate::transport::{self, Transport};
 
@@ -71,7 +70,7 @@ impl mqtt_io::Runtime for AsyncIo {
         tls: Option<Arc<rustls::ClientConfig>>,
         tls_options: TlsOptions,
         max_packet_size: usize,
-    ) -> impl Future<Output = io::Result<Transport>> + Send {
+    ) -> impl Future<Output = Result<Transport, DialError>> + Send {
         transport::connect(url, tls, tls_options, max_packet_size)
     }
 

@@ -14,7 +14,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsConnector;
 
 use mqtt_io::websocket;
-use mqtt_session::client::{BrokerUrl, ClientCore, Scheme, TlsOptions};
+use mqtt_session::client::{BrokerUrl, ClientCore, DialError, Scheme, TlsOptions};
 
 /// A byte stream: plain TCP or TLS.
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -49,28 +49,39 @@ pub(crate) async fn connect(
     tls: Option<Arc<rustls::ClientConfig>>,
     tls_options: TlsOptions,
     max_packet_size: usize,
-) -> io::Result<Transport> {
+) -> Result<Transport, DialError> {
     if url.scheme == Scheme::Unix {
-        return connect_unix(&url.path).await;
+        return connect_unix(&url.path).await.map_err(DialError::connect);
     }
-    let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
-    tcp.set_nodelay(true)?;
+    let addresses = async_net::resolve((url.host.as_str(), url.port))
+        .await
+        .map_err(DialError::resolve)?;
+    // Every address in turn, as `TcpStream::connect` would; the last error if none answers.
+    let tcp = TcpStream::connect(&addresses[..])
+        .await
+        .map_err(DialError::connect)?;
+    tcp.set_nodelay(true).map_err(DialError::connect)?;
     let stream: Box<dyn ByteStream> = match (url.scheme.is_tls(), tls) {
         (false, _) => Box::new(tcp),
         (true, Some(config)) => {
-            let name = mqtt_io::tls::server_name(&url.host, &tls_options)?;
-            Box::new(TlsConnector::from(config).connect(name, tcp).await?)
+            let name =
+                mqtt_io::tls::server_name(&url.host, &tls_options).map_err(DialError::tls)?;
+            let stream = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(DialError::tls)?;
+            Box::new(stream)
         }
-        (true, None) => return Err(io::Error::other("TLS is not configured")),
+        (true, None) => return Err(DialError::tls(io::Error::other("TLS is not configured"))),
     };
     if !url.scheme.is_websocket() {
         return Ok(Transport(Inner::Stream(stream, Vec::new())));
     }
-    let request = websocket::request(&url)?;
+    let request = websocket::request(&url).map_err(DialError::websocket)?;
     let config = Some(websocket::config(max_packet_size));
     let (ws, _response) = async_tungstenite::client_async_with_config(request, stream, config)
         .await
-        .map_err(websocket::io_error)?;
+        .map_err(|e| DialError::websocket(websocket::io_error(e)))?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
 }
 

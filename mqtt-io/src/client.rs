@@ -142,10 +142,6 @@ impl Future for Driver {
     }
 }
 
-fn closed<T>(_: T) -> Error {
-    Error::Closed
-}
-
 impl<R: Runtime> Client<R> {
     /// Starts a client: checks the options, spawns its driver task with the runtime's
     /// spawner, and returns a handle with the client's events. Connecting happens in the
@@ -188,12 +184,29 @@ impl<R: Runtime> Client<R> {
 }
 
 impl<R> Client<R> {
+    /// What a call to a stopped client fails with: [`Error::Stopped`] with the cause if it
+    /// gave up connecting, [`Error::Closed`] otherwise.
+    fn stopped(&self) -> Error {
+        match self.shared.stop_cause() {
+            Some(cause) => Error::Stopped(cause),
+            None => Error::Closed,
+        }
+    }
+
+    /// Why the client stopped, if it gave up connecting (see [`Error::Stopped`]).
+    pub fn stop_cause(&self) -> Option<mqtt_session::client::ConnectFailure> {
+        self.shared.stop_cause()
+    }
+
     /// Whether the broker has accepted the current connection.
     pub fn is_connected(&self) -> bool {
         self.shared.is_connected()
     }
 
-    /// Messages in flight and queued in the session, as of the driver's last turn.
+    /// A snapshot of what the client holds and has done, as of the driver's last turn:
+    /// messages in flight (each way), queued, waiting for the application; connection
+    /// attempts, connections and the current one's start; packets and bytes each way. A
+    /// copy of a few counters, cheap enough to call at any rate.
     pub fn stats(&self) -> ClientStats {
         self.shared.stats()
     }
@@ -211,8 +224,11 @@ impl<R> Client<R> {
             token: self.shared.next_token(),
             waiter: Some(tx),
         };
-        self.publish_tx.send(command).await.map_err(closed)?;
-        rx.await.map_err(closed)?.into_published()
+        self.publish_tx
+            .send(command)
+            .await
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())?.into_published()
     }
 
     /// Queues a message without waiting; [`Event::Published`] with the returned token
@@ -227,14 +243,16 @@ impl<R> Client<R> {
         match self.publish_tx.try_send(command) {
             Ok(()) => Ok(token),
             Err(TrySendError::Full(_)) => Err(Error::QueueFull),
-            Err(TrySendError::Closed(_)) => Err(Error::Closed),
+            Err(TrySendError::Closed(_)) => Err(self.stopped()),
         }
     }
 
     async fn request(&self, make: impl FnOnce(Waiter) -> Command<Waiter>) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
-        self.control_tx.try_send(make(tx)).map_err(closed)?;
-        rx.await.map_err(closed)
+        self.control_tx
+            .try_send(make(tx))
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())
     }
 
     /// Subscribes to one filter; returns the QoS the broker granted, or
@@ -317,7 +335,7 @@ impl<R> Client<R> {
     pub fn ack(&self, token: AckToken) -> Result<(), Error> {
         self.control_tx
             .try_send(Command::Ack(token))
-            .map_err(closed)
+            .map_err(|_| self.stopped())
     }
 
     /// Sends an AUTH step of 5.0 enhanced authentication.

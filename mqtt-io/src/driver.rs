@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use async_channel::Receiver;
 use futures_core::Stream;
 use mqtt_session::client::{
-    BrokerUrl, ClientCore, Command, HandleState, Output, Step, TransportOptions,
+    BrokerUrl, ClientCore, Command, ConnectDecision, DialError, HandleState, Output, Step,
+    TransportOptions,
 };
 use mqtt_session::AckToken;
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use crate::client::Waiter;
 use crate::inbox::Inbox;
@@ -74,8 +75,15 @@ pub(crate) struct Connection<R> {
 
 impl<R> Drop for Connection<R> {
     fn drop(&mut self) {
-        // Finished, or dropped unpolled: either way the event stream ends.
+        // Finished, or dropped unpolled: either way the event stream ends. A command still
+        // in a channel would outlive the driver there (the handles keep the channel alive)
+        // and its caller would wait forever: close both and drop what they hold, which
+        // answers each caller that the client has stopped.
         self.inbox.close();
+        self.publish_rx.close();
+        self.control_rx.close();
+        while self.publish_rx.try_recv().is_ok() {}
+        while self.control_rx.try_recv().is_ok() {}
     }
 }
 
@@ -112,11 +120,12 @@ impl<R: Runtime> Connection<R> {
             self.deliver();
             match self.core.step() {
                 Step::Stopped => break,
+                Step::Prepare => self.prepare().await,
                 Step::Dial(url) => {
                     let url = url.clone();
-                    if let Some(transport) = self.dial(url).await {
-                        self.online(transport).await;
-                    }
+                    let attempt = self.core.connect_attempt().map_or(1, |a| a.attempt);
+                    let span = tracing::info_span!("connection", broker = %url, attempt);
+                    self.connection(url).instrument(span).await;
                 }
                 Step::Wait(until) => self.wait(until).await,
                 Step::Online => {
@@ -125,6 +134,15 @@ impl<R: Runtime> Connection<R> {
                     self.core.handle_closed(R::now(), None, random);
                 }
             }
+        }
+        // Commands that arrived as the client stopped are answered with why it stopped.
+        self.publish_rx.close();
+        self.control_rx.close();
+        while let Ok(command) = self.publish_rx.try_recv() {
+            self.core.handle_command(R::now(), command);
+        }
+        while let Ok(command) = self.control_rx.try_recv() {
+            self.core.handle_command(R::now(), command);
         }
         self.deliver();
         self.inbox.close();
@@ -210,6 +228,43 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
+    /// One connection attempt: dials `url` and runs the connection until it ends.
+    async fn connection(&mut self, url: BrokerUrl) {
+        if let Some(transport) = self.dial(url).await {
+            self.online(transport).await;
+        }
+    }
+
+    /// Asks the connect hook about the next attempt (bounded by the connect timeout),
+    /// handling commands meanwhile.
+    async fn prepare(&mut self) {
+        let (Some(hook), Some(attempt)) = (
+            self.options.connect_hook.clone(),
+            self.core.connect_attempt(),
+        ) else {
+            let random = self.jitter.sample();
+            self.core
+                .handle_connect_decision(R::now(), ConnectDecision::proceed(), random);
+            return;
+        };
+        debug!(broker = %attempt.broker, attempt = attempt.attempt, "asking the connect hook");
+        let limit = self.options.connect_timeout;
+        let decision = within::<R, _>(limit, hook.call(attempt));
+        let Some(decision) = self.offline(decision).await else {
+            return;
+        };
+        let random = self.jitter.sample();
+        match decision {
+            Some(decision) => self
+                .core
+                .handle_connect_decision(R::now(), decision, random),
+            None => {
+                let error = DialError::HookTimeout(limit);
+                self.core.handle_connect_failed(R::now(), error, random);
+            }
+        }
+    }
+
     /// Opens a transport to `url`, handling commands meanwhile.
     async fn dial(&mut self, url: BrokerUrl) -> Option<R::Transport> {
         debug!(broker = %url, "connecting");
@@ -221,12 +276,9 @@ impl<R: Runtime> Connection<R> {
         );
         let limit = self.options.connect_timeout;
         let connect = async move {
-            within::<R, _>(limit, connect).await.unwrap_or_else(|| {
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "timed out opening the transport",
-                ))
-            })
+            within::<R, _>(limit, connect)
+                .await
+                .unwrap_or(Err(DialError::Timeout(limit)))
         };
         match self.offline(connect).await? {
             Ok(transport) => {

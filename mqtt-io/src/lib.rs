@@ -51,8 +51,9 @@ pub use runtime::{Runtime, Timer, Transport};
 pub mod api {
     pub use crate::client::{Driver, Events, Pending};
     pub use mqtt_session::client::{
-        Backoff, BrokerUrl, ClientOptions, ClientStats, Error, Event, OptionsError, PemSource,
-        Scheme, TlsOptions, TlsVersion, UrlError,
+        Backoff, BrokerUrl, ClientOptions, ClientStats, ConnectAttempt, ConnectDecision,
+        ConnectFailure, DialError, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
+        TlsVersion, UrlError,
     };
     /// The packet model, for 5.0 properties, reason codes and topic types.
     pub use mqtt_session::proto;

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use mqtt_session::client::{BrokerUrl, ClientCore, TlsOptions};
+use mqtt_session::client::{BrokerUrl, ClientCore, DialError, TlsOptions};
 
 use crate::client::Driver;
 
@@ -26,13 +26,14 @@ pub trait Runtime: 'static {
     /// Opens a transport to `url`: TCP, then TLS for `mqtts`/`wss` with `tls` (built from
     /// `tls_options` by [`crate::tls::client_config_for`]), then the WebSocket upgrade for
     /// `ws`/`wss` with messages of at most `max_packet_size` bytes. The driver bounds the
-    /// time it may take.
+    /// time it may take. A failure says which step failed ([`DialError`]): name resolution,
+    /// TCP, TLS or the WebSocket upgrade.
     fn connect(
         url: BrokerUrl,
         tls: Option<Arc<rustls::ClientConfig>>,
         tls_options: TlsOptions,
         max_packet_size: usize,
-    ) -> impl Future<Output = io::Result<Self::Transport>> + Send;
+    ) -> impl Future<Output = Result<Self::Transport, DialError>> + Send;
 
     /// A timer to [`set`](Timer::set) before polling.
     fn timer() -> Self::Timer;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_proto::{ConnectProperties, LastWill, MqttString, ProtocolVersion, MAX_PACKET_SIZE};
+use mqtt_proto::{
+    Connect, ConnectProperties, LastWill, MqttString, Packet, ProtocolVersion, MAX_PACKET_SIZE,
+};
 
 use crate::event::ConfigError;
 
@@ -247,12 +249,27 @@ impl Config {
     }
 
     /// Checks what can be checked without a connection: keep alive is zero (off) or between
-    /// 1 and 65,535 seconds (CONNECT carries whole seconds in 16 bits).
+    /// 1 and 65,535 seconds (CONNECT carries whole seconds in 16 bits), and CONNECT can be
+    /// encoded in this version (e.g. no 5.0 properties, on the will or the session, before
+    /// 5.0; no password without a user name in 3.1.1).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ka = self.keep_alive;
         if !ka.is_zero() && (ka < Duration::from_secs(1) || ka > Duration::from_secs(65_535)) {
             return Err(ConfigError::KeepAliveOutOfRange(ka));
         }
+        let connect = Connect {
+            protocol: self.version,
+            clean_start: self.clean_start,
+            keep_alive: self.keep_alive_secs(),
+            client_id: self.client_id.clone(),
+            will: self.will.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            properties: self.properties.clone(),
+        };
+        Packet::from(connect)
+            .encoded_len(self.version)
+            .map_err(ConfigError::Encode)?;
         Ok(())
     }
 

@@ -45,7 +45,7 @@ pub use event::{
     PublishError, PublishOutcome, PublishToken, SubscribeError,
 };
 pub use message::Message;
-pub use session::{ConnectionState, Session};
+pub use session::{ConnectionState, Session, Traffic};
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, SessionStore, SetAside, StoreError};

@@ -5,11 +5,11 @@ use std::collections::VecDeque;
 use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
     Auth, AuthReasonCode, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError,
-    Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
-    PubRelReasonCode, Publish, QoS, QosPid, SubAck, SubAckReasonCode, Subscribe,
+    LastWill, MqttString, Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec,
+    PubRel, PubRelReasonCode, Publish, QoS, QosPid, SubAck, SubAckReasonCode, Subscribe,
     SubscribeProperties, Subscription, TopicFilter, UnsubAck, UnsubAckReasonCode, Unsubscribe,
     UnsubscribeProperties, MAX_PACKET_SIZE,
 };
@@ -29,6 +29,21 @@ use crate::outbound::{Outbound, Queued};
 use crate::reader::Reader;
 use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, SessionStore, StoreError};
 use crate::subscriptions::{Change, Subscriptions};
+
+/// Packets and bytes a session sent and received: whole packets as encoded and decoded
+/// (bytes sent count when handed out by [`Session::poll_transmit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Packets received.
+    pub packets_in: u64,
+    /// Bytes of the packets received.
+    pub bytes_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
 
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +218,8 @@ pub struct Session {
     subscriptions: Subscriptions,
     /// A resubscription under way.
     resubscription: Option<Resubscription>,
+    /// Packets and bytes in each direction.
+    traffic: Traffic,
     /// QoS 0 messages dropped because the inbound queue overflowed.
     inbound_dropped: u64,
     /// QoS 1/2 messages the server sent beyond our Receive Maximum.
@@ -244,6 +261,7 @@ impl Session {
             resubscription: None,
             inbound_dropped: 0,
             receive_maximum_excess: 0,
+            traffic: Traffic::default(),
         }
     }
 
@@ -338,6 +356,29 @@ impl Session {
     /// in filter order.
     pub fn subscriptions(&self) -> impl Iterator<Item = &crate::store::SubscriptionRecord> {
         self.subscriptions.iter()
+    }
+
+    /// Packets and bytes sent and received since the session was created, over every
+    /// connection.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// Messages the application has not taken yet, and their payload bytes.
+    pub fn inbound_pending(&self) -> (usize, usize) {
+        self.inbound.held()
+    }
+
+    /// Sets the user name and password of the next CONNECT (e.g. a refreshed token); the
+    /// current connection, if any, is not affected.
+    pub fn set_credentials(&mut self, username: Option<MqttString>, password: Option<Bytes>) {
+        self.config.username = username;
+        self.config.password = password;
+    }
+
+    /// Sets the will of the next CONNECT; the current connection, if any, is not affected.
+    pub fn set_will(&mut self, will: Option<LastWill>) {
+        self.config.will = will;
     }
 
     /// SUBSCRIBE and UNSUBSCRIBE packets waiting for their answer, the session's own
@@ -590,6 +631,8 @@ impl Session {
             match self.reader.next() {
                 Ok(Some(frame)) => {
                     completed = true;
+                    self.traffic.packets_in += 1;
+                    self.traffic.bytes_in += frame.size as u64;
                     if let Some(conn) = self.conn.as_mut() {
                         // Only whole packets show the server is alive: a packet trickled a
                         // byte at a time must not hold the connection open.
@@ -1097,6 +1140,7 @@ impl Session {
         if n == 0 {
             return 0;
         }
+        self.traffic.bytes_out += n as u64;
         if out.is_empty() {
             std::mem::swap(out, &mut self.transmit);
         } else {
@@ -2096,6 +2140,7 @@ impl Session {
         match self.conn.as_ref() {
             Some(conn) if conn.state != ConnectionState::Closing => {
                 packet.encode(self.config.version, &mut self.transmit)?;
+                self.traffic.packets_out += 1;
                 trace!(packet = ?packet.packet_type(), "sent");
                 Ok(true)
             }

@@ -147,6 +147,7 @@ pub struct MosquittoConfig {
     websockets: bool,
     websockets_tls: bool,
     unix_socket: bool,
+    password: Option<(String, String)>,
     extra: Vec<String>,
 }
 
@@ -190,6 +191,13 @@ impl MosquittoConfig {
     /// Adds a Unix domain socket listener (`unix://`, see [`Mosquitto::unix_url`]).
     pub fn unix_socket(mut self) -> Self {
         self.unix_socket = true;
+        self
+    }
+
+    /// Refuses anonymous clients: only `user` with `password` may connect (see
+    /// [`Mosquitto::set_password`] to change it).
+    pub fn password(mut self, user: &str, password: &str) -> Self {
+        self.password = Some((user.to_owned(), password.to_owned()));
         self
     }
 
@@ -313,6 +321,9 @@ impl Mosquitto {
             }
             if config.websockets_tls {
                 ports.wss = picked.next();
+            }
+            if let Some((user, password)) = &config.password {
+                write_password(&password_file(dir.path()), user, password);
             }
             let config_file = dir.path().join("mosquitto.conf");
             let log_file = dir.path().join("mosquitto.log");
@@ -513,6 +524,18 @@ impl Mosquitto {
         self.stop_child(false);
     }
 
+    /// Replaces the password file with one entry, `user` with `password`; the broker reads
+    /// it again at once (SIGHUP). Connections already accepted stay.
+    pub fn set_password(&mut self, user: &str, password: &str) {
+        write_password(&password_file(self.dir.path()), user, password);
+        if let Some(child) = self.child.as_ref() {
+            let _ = Command::new("kill")
+                .arg("-HUP")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// Starts the broker again (stopping it first if it runs), on the same ports and
     /// persistence directory.
     pub fn restart(&mut self) {
@@ -558,7 +581,7 @@ fn render_config(
 ) -> String {
     let mut lines = vec![
         "# Written by mqtt-testkit for one test.".to_owned(),
-        "allow_anonymous true".to_owned(),
+        format!("allow_anonymous {}", config.password.is_none()),
         format!("log_dest file {}", log_file.display()),
         "log_type error".to_owned(),
         "log_type warning".to_owned(),
@@ -589,6 +612,9 @@ fn render_config(
         lines.push("persistence true".to_owned());
         lines.push(format!("persistence_location {}/", data.display()));
         lines.push("autosave_interval 1".to_owned());
+    }
+    if config.password.is_some() {
+        lines.push(format!("password_file {}", password_file(dir).display()));
     }
     lines.extend(config.extra.iter().cloned());
     lines.push(format!("listener {} 127.0.0.1", ports.mqtt));
@@ -622,6 +648,30 @@ fn render_config(
     }
     lines.push(String::new());
     lines.join("\n")
+}
+
+/// The password file of a broker in `dir`.
+fn password_file(dir: &Path) -> PathBuf {
+    dir.join("passwd")
+}
+
+/// Writes a password file with one entry, hashed by `mosquitto_passwd` (next to the broker
+/// in the mosquitto package).
+fn write_password(file: &Path, user: &str, password: &str) {
+    let _ = fs::remove_file(file);
+    let status = Command::new("mosquitto_passwd")
+        .arg("-c")
+        .arg("-b")
+        .arg(file)
+        .arg(user)
+        .arg(password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run mosquitto_passwd (from the mosquitto package): {e}")
+        });
+    assert!(status.success(), "mosquitto_passwd failed: {status}");
 }
 
 /// Where a broker in `dir` listens on a Unix socket.

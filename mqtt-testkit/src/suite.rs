@@ -1242,6 +1242,265 @@ macro_rules! client_suite {
         $crate::__hostile_suite! { $k, $mode, $sleep }
 
         $crate::__suite_test! { $mode
+            async fn a_broker_that_accepts_and_drops_at_once_meets_a_growing_delay() {
+                // Duplicate client id, quota, policy: CONNACK, then the connection is closed.
+                let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let scripts: Vec<$crate::Script> = (0..6)
+                    .map(|_| {
+                        let accepted = accepted.clone();
+                        Box::new(move |conn: &mut $crate::Conn| {
+                            accepted.lock().unwrap().push(std::time::Instant::now());
+                            conn.connack();
+                        }) as $crate::Script
+                    })
+                    .collect();
+                let broker = $crate::ScriptedBroker::start(scripts);
+                let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+                    .jitter(0.0)
+                    .stable_after(Duration::from_secs(10));
+                let (client, mut events) = connect(
+                    ClientOptions::new(&broker.url())
+                        .client_id("dropped")
+                        .reconnect(backoff),
+                )
+                .unwrap();
+                within("six connections", async {
+                    let mut connected = 0;
+                    while connected < 6 {
+                        match events.recv().await {
+                            Some(Event::Connected { .. }) => connected += 1,
+                            Some(Event::Closed) | None => panic!("stopped"),
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                client.abort();
+                let times = accepted.lock().unwrap().clone();
+                let gaps: Vec<u128> = times.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+                eprintln!("accept-and-drop: gaps between attempts {gaps:?} ms");
+                // 100, 200, 400, 800, 1600 ms: each no shorter than the backoff asks, and
+                // growing, not a reconnect every half second.
+                for (k, gap) in gaps.iter().enumerate() {
+                    let floor = 100u128 << k;
+                    assert!(*gap >= floor, "gap {k} is {gap} ms, below {floor} ms: {gaps:?}");
+                    assert!(*gap < floor + 1_000, "gap {k} is {gap} ms: {gaps:?}");
+                }
+                broker.join();
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn a_client_that_cannot_connect_tells_every_caller_why() {
+                use $k::{ConnectFailure, DialError};
+                // Nothing listens: the TCP connection is refused.
+                let nobody = format!("mqtt://127.0.0.1:{}", $crate::free_port());
+                let (client, mut events) = connect(
+                    ClientOptions::new(&nobody).client_id("nobody").no_reconnect(),
+                )
+                .unwrap();
+                let error = within("subscribe", client.subscribe("a", QoS::AtLeastOnce))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(
+                        &error,
+                        Error::Stopped(ConnectFailure::Dial { error: DialError::Connect(_), .. })
+                    ),
+                    "{error:?}"
+                );
+                until_closed(&mut events).await;
+                let error = client.publish(message("a", "x", QoS::AtMostOnce)).await.unwrap_err();
+                assert!(matches!(&error, Error::Stopped(_)), "after the stop too: {error:?}");
+                // Calls racing the stop are answered too, never left waiting.
+                for i in 0..50 {
+                    let (client, _events) = connect(
+                        ClientOptions::new(&nobody).client_id("racer").no_reconnect(),
+                    )
+                    .unwrap();
+                    if i % 2 == 0 {
+                        $sleep(Duration::from_micros(200 * i)).await;
+                    }
+                    let error = within("a call racing the stop", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                        .await
+                        .unwrap_err();
+                    assert!(matches!(&error, Error::Stopped(_) | Error::Closed), "{error:?}");
+                }
+
+                // A CA the broker's certificate does not chain to: the TLS handshake fails.
+                let broker = Mosquitto::start(MosquittoConfig::new().tls());
+                let wrong = broker.certs().other_ca.cert_pem.clone();
+                let (client, _events) = connect(
+                    options(&broker.tls_url(), "tls-cause", ProtocolVersion::V5).ca_pem(wrong),
+                )
+                .unwrap();
+                let error = within("publish", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(
+                        &error,
+                        Error::Stopped(ConnectFailure::Dial { error: DialError::Tls(_), .. })
+                    ),
+                    "{error:?}"
+                );
+                assert!(error.to_string().contains("certificate"), "{error}");
+
+                // A broker that accepts TCP and never answers CONNECT: the connect timeout.
+                let (url, silent) = scripted_broker(|_| {});
+                let (client, _events) = connect(
+                    ClientOptions::new(&url)
+                        .client_id("silent")
+                        .no_reconnect()
+                        .connect_timeout(Duration::from_millis(500)),
+                )
+                .unwrap();
+                let error = within("subscribe", client.subscribe("a", QoS::AtMostOnce))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(
+                        &error,
+                        Error::Stopped(ConnectFailure::Connection {
+                            reason: $k::ConnectionError::ConnectTimeout,
+                            ..
+                        })
+                    ),
+                    "{error:?}"
+                );
+                broker_finished(silent).await;
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn a_permanent_refusal_stops_with_its_reason_code() {
+                let broker = Mosquitto::start(MosquittoConfig::new().password("alice", "right"));
+                for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+                    let (client, mut events) = connect(
+                        options(&broker.url(), "refused", version)
+                            .credentials("alice", "wrong")
+                            .reconnect(fast_reconnect())
+                            .stop_on_permanent_refusal(true),
+                    )
+                    .unwrap();
+                    let error = within("publish", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                        .await
+                        .unwrap_err();
+                    let Error::Stopped(cause) = &error else {
+                        panic!("{error:?}");
+                    };
+                    let code = cause.refusal().expect("a CONNACK refusal");
+                    assert!(cause.is_permanent(), "{version:?}: {code:?}");
+                    assert!(
+                        matches!(
+                            code,
+                            $k::proto::ConnectReasonCode::NotAuthorized
+                                | $k::proto::ConnectReasonCode::BadUserNameOrPassword
+                        ),
+                        "{version:?}: {code:?}"
+                    );
+                    eprintln!("mosquitto refuses a wrong password ({version:?}) with {code:?}");
+                    until_closed(&mut events).await;
+                }
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn the_connect_hook_refreshes_credentials_after_a_refusal() {
+                use std::sync::{Arc, Mutex};
+                use $k::ConnectDecision;
+                let mut broker = Mosquitto::start(MosquittoConfig::new().password("device", "token-1"));
+                // The token service issues the current token; the hook caches it and asks
+                // again only when the broker refused the cached one.
+                let service = Arc::new(Mutex::new("token-1".to_string()));
+                let cached = Arc::new(Mutex::new(None::<String>));
+                let seen = Arc::new(Mutex::new(Vec::new()));
+                let (svc, cache, log) = (service.clone(), cached.clone(), seen.clone());
+                let hook = move |attempt: $k::ConnectAttempt| {
+                    let refused = attempt.last_failure.as_ref().and_then(|f| f.refusal());
+                    let mut cache = cache.lock().unwrap();
+                    if cache.is_none() || refused.is_some() {
+                        *cache = Some(svc.lock().unwrap().clone());
+                    }
+                    let token = cache.clone().unwrap_or_default();
+                    log.lock().unwrap().push((attempt.attempt, refused, token.clone()));
+                    async move { ConnectDecision::proceed().credentials("device", token) }
+                };
+                let (client, mut events) = start(
+                    options(&broker.url(), "hooked", ProtocolVersion::V5)
+                        .reconnect(fast_reconnect())
+                        .before_connect(hook),
+                )
+                .await;
+                // The token rotates; the broker restarts and knows only the new one.
+                *service.lock().unwrap() = "token-2".to_string();
+                broker.set_password("device", "token-2");
+                broker.restart();
+                within("Connected again", async {
+                    loop {
+                        match events.recv().await {
+                            Some(Event::Connected { .. }) => break,
+                            Some(Event::Closed) | None => panic!("gave up"),
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                let seen = seen.lock().unwrap().clone();
+                eprintln!("connect hook calls: {seen:?}");
+                assert_eq!(seen[0].2, "token-1");
+                let refusal = seen
+                    .iter()
+                    .position(|(_, refused, _)| refused.is_some())
+                    .expect("an attempt with the stale token was refused");
+                assert_eq!(seen[refusal].2, "token-2", "refreshed after the refusal: {seen:?}");
+                assert_eq!(seen.last().map(|s| s.2.as_str()), Some("token-2"));
+                client.publish(message("t", "x", QoS::AtLeastOnce)).await.unwrap();
+                let stats = client.stats();
+                assert!(stats.connections >= 2 && stats.reconnects() >= 1, "{stats:?}");
+                assert!(stats.connect_attempts > stats.connections, "{stats:?}");
+                client.disconnect().await.unwrap();
+            }
+        }
+
+        $crate::__suite_test! { $mode
+            async fn will_properties_and_delay_reach_the_subscriber() {
+                let broker = Mosquitto::plain();
+                // A 5.0 subscriber, to see the properties.
+                let (watcher_client, mut watcher) =
+                    start(options(&broker.url(), "props-watcher", ProtocolVersion::V5)).await;
+                watcher_client.subscribe("will/#", QoS::AtLeastOnce).await.unwrap();
+                let properties = $k::proto::PublishProperties {
+                    content_type: Some($k::proto::MqttString::new("text/plain").unwrap()),
+                    user_properties: vec![$k::proto::UserProperty {
+                        name: $k::proto::MqttString::new("site").unwrap(),
+                        value: $k::proto::MqttString::new("lab").unwrap(),
+                    }],
+                    ..Default::default()
+                };
+                let will = message("will/props", "gone", QoS::AtLeastOnce).properties(properties);
+                let (client, _events) = start(
+                    options(&broker.url(), "props", ProtocolVersion::V5)
+                        .will(will)
+                        .will_delay(Duration::from_secs(1))
+                        .session_expiry(60),
+                )
+                .await;
+                let cut = std::time::Instant::now();
+                client.abort();
+                let publish = next_message(&mut watcher).await;
+                let waited = cut.elapsed();
+                assert_eq!(&publish.payload[..], b"gone");
+                assert_eq!(
+                    publish.properties.content_type.as_ref().map(|c| c.as_str()),
+                    Some("text/plain")
+                );
+                assert_eq!(publish.properties.user_properties.len(), 1);
+                assert!(waited >= Duration::from_millis(900), "the will delay: {waited:?}");
+            }
+        }
+
+        $crate::__suite_test! { $mode
             async fn invalid_options_are_reported_at_connect() {
                 assert!(matches!(
                     connect(ClientOptions::new("http://x")),

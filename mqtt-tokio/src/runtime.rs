@@ -1,14 +1,13 @@
 //! [`Tokio`]: the runtime that [`Client`] runs on.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use mqtt_io::client::Driver;
-use mqtt_session::client::{BrokerUrl, TlsOptions};
+use mqtt_session::client::{BrokerUrl, DialError, TlsOptions};
 use tokio::time::Sleep;
 
 use crate::transport::{self, Transport};
@@ -69,7 +68,7 @@ impl mqtt_io::Runtime for Tokio {
         tls: Option<Arc<rustls::ClientConfig>>,
         tls_options: TlsOptions,
         max_packet_size: usize,
-    ) -> impl Future<Output = io::Result<Transport>> + Send {
+    ) -> impl Future<Output = Result<Transport, DialError>> + Send {
         transport::connect(url, tls, tls_options, max_packet_size)
     }
 

@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 
 use mqtt_io::websocket;
-use mqtt_session::client::{BrokerUrl, ClientCore, Scheme, TlsOptions};
+use mqtt_session::client::{BrokerUrl, ClientCore, DialError, Scheme, TlsOptions};
 
 /// A byte stream: plain TCP, TLS, or a Unix domain socket.
 #[derive(Debug)]
@@ -93,16 +93,27 @@ pub(crate) async fn connect(
     tls: Option<Arc<rustls::ClientConfig>>,
     tls_options: TlsOptions,
     max_packet_size: usize,
-) -> io::Result<Transport> {
+) -> Result<Transport, DialError> {
     if url.scheme == Scheme::Unix {
-        return connect_unix(&url.path).await;
+        return connect_unix(&url.path).await.map_err(DialError::connect);
     }
-    let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
-    tcp.set_nodelay(true)?;
+    let addresses: Vec<_> = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .map_err(DialError::resolve)?
+        .collect();
+    // Every address in turn, as `TcpStream::connect` would; the last error if none answers.
+    let tcp = TcpStream::connect(&addresses[..])
+        .await
+        .map_err(DialError::connect)?;
+    tcp.set_nodelay(true).map_err(DialError::connect)?;
     let stream = if url.scheme.is_tls() {
-        let config = tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        let name = mqtt_io::tls::server_name(&url.host, &tls_options)?;
-        let stream = TlsConnector::from(config).connect(name, tcp).await?;
+        let config =
+            tls.ok_or_else(|| DialError::tls(io::Error::other("TLS is not configured")))?;
+        let name = mqtt_io::tls::server_name(&url.host, &tls_options).map_err(DialError::tls)?;
+        let stream = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(DialError::tls)?;
         ByteStream::Tls(Box::new(stream))
     } else {
         ByteStream::Tcp(tcp)
@@ -110,12 +121,12 @@ pub(crate) async fn connect(
     if !url.scheme.is_websocket() {
         return Ok(Transport(Inner::Stream(stream)));
     }
-    let request = websocket::request(&url)?;
+    let request = websocket::request(&url).map_err(DialError::websocket)?;
     let config = websocket::config(max_packet_size);
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
-            .map_err(websocket::io_error)?;
+            .map_err(|e| DialError::websocket(websocket::io_error(e)))?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
 }
 

@@ -34,6 +34,9 @@ pub struct Backoff {
     /// a broker that accepts and then drops the client (a duplicate client id, a quota, a
     /// policy) meets a growing delay, not a reconnect every half second.
     pub stable_after: Duration,
+    /// How many attempts in a row may fail before the client gives up and stops; `None`
+    /// (the default) never gives up.
+    pub give_up_after: Option<u32>,
 }
 
 impl Default for Backoff {
@@ -46,6 +49,7 @@ impl Default for Backoff {
             multiplier: 2.0,
             jitter: 0.5,
             stable_after: Duration::from_secs(10),
+            give_up_after: None,
         }
     }
 }
@@ -75,6 +79,13 @@ impl Backoff {
     /// Sets how long a connection must last for the backoff to start afresh.
     pub fn stable_after(mut self, stable_after: Duration) -> Self {
         self.stable_after = stable_after;
+        self
+    }
+
+    /// Gives up (the client stops, reporting the last failure) after `attempts` failed
+    /// attempts in a row.
+    pub fn give_up_after(mut self, attempts: u32) -> Self {
+        self.give_up_after = Some(attempts);
         self
     }
 
@@ -165,6 +176,15 @@ impl Reconnect {
         self.backoff.is_some()
     }
 
+    /// Whether the current connection, accepted earlier, counts as stable at `now`.
+    pub fn is_stable(&self, now: Instant) -> bool {
+        match (self.established, self.backoff) {
+            (Some(since), Some(b)) => now.saturating_duration_since(since) >= b.stable_after,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
     /// The broker accepted the connection (CONNACK) at `now`.
     pub fn on_connected(&mut self, now: Instant) {
         self.established = Some(now);
@@ -187,6 +207,11 @@ impl Reconnect {
                 return self.backoff.map(|b| b.delay(0, random));
             }
             // Accepted and dropped too soon: a failed attempt like any other.
+        }
+        if let Some(limit) = self.backoff.and_then(|b| b.give_up_after) {
+            if self.attempts >= limit {
+                return None;
+            }
         }
         self.current = (self.current + 1) % self.brokers;
         self.failed_in_round += 1;
@@ -254,6 +279,16 @@ mod tests {
         assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(10)));
         assert_eq!(r.on_failure(now, 0.0), Some(Duration::ZERO));
         assert_eq!(r.on_failure(now, 0.0), Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn gives_up_after_the_limit() {
+        let b = Backoff::new(Duration::from_millis(10), Duration::from_secs(1)).give_up_after(3);
+        let now = Instant::now();
+        let mut r = Reconnect::new(2, Some(b));
+        assert!(r.on_failure(now, 0.0).is_some());
+        assert!(r.on_failure(now, 0.0).is_some());
+        assert_eq!(r.on_failure(now, 0.0), None);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Reconnect;
 use super::event::{Error, Event, Reply};
+use super::failure::{ConnectFailure, DialError};
+use super::hook::{ConnectAttempt, ConnectDecision, ConnectHook};
 use super::options::{ClientOptions, OptionsError, TlsOptions};
 use super::url::BrokerUrl;
 use crate::config::Delivery;
@@ -89,6 +91,10 @@ pub enum Output<W> {
 /// What the adapter should do with the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
+    /// Call the connect hook with [`connect_attempt`](ClientCore::connect_attempt) (bounded
+    /// by the connect timeout), then
+    /// [`handle_connect_decision`](ClientCore::handle_connect_decision). Only with a hook.
+    Prepare,
     /// Open a transport to this broker, then call
     /// [`handle_connected`](ClientCore::handle_connected) or
     /// [`handle_connect_failed`](ClientCore::handle_connect_failed).
@@ -119,10 +125,13 @@ pub struct TransportOptions {
     pub max_packet_size: usize,
     /// How long closing the transport (TLS close_notify, WebSocket close, TCP FIN) may take.
     pub close_timeout: Duration,
+    /// The hook to call before each connection attempt ([`Step::Prepare`]).
+    pub connect_hook: Option<ConnectHook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Prepare,
     Dial,
     Online,
     Waiting(Instant),
@@ -197,7 +206,40 @@ pub struct ClientCore<W> {
     write_stalled_since: Option<Instant>,
     /// When a connection that wants to close is given up, written out or not.
     close_deadline: Option<Instant>,
+    /// Whether a connect hook decides before each attempt.
+    has_hook: bool,
+    /// Why the last attempt or connection failed.
+    last_failure: Option<ConnectFailure>,
+    /// Why the client stopped, when it gave up connecting.
+    stop_cause: Option<ConnectFailure>,
+    /// Whether a permanent CONNACK refusal stops the client.
+    stop_on_permanent_refusal: bool,
+    /// Whether a 5.0 Server Reference sends the next attempt to the server it names.
+    follow_server_reference: bool,
+    /// Where a Server Reference sent the client; tried before the list.
+    redirect: Option<BrokerUrl>,
+    /// Redirects followed since the last connection that stayed up.
+    redirects: u32,
+    /// The broker of the current transport.
+    current: Option<BrokerUrl>,
+    /// Counters for [`ClientStats`](super::ClientStats).
+    counters: Counters,
 }
+
+/// What a client has done since it started.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    /// Connection attempts (transports dialled).
+    pub(crate) attempts: u64,
+    /// Connections the broker accepted.
+    pub(crate) connections: u64,
+    /// Since when the current connection is accepted.
+    pub(crate) connected_since: Option<Instant>,
+}
+
+/// Most Server References followed in a row without a connection that stays up: a server
+/// (or two) sending the client around in circles is then ignored.
+const MAX_REDIRECTS: u32 = 4;
 
 impl<W> std::fmt::Debug for ClientCore<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,6 +273,7 @@ impl<W> ClientCore<W> {
             connect_timeout: options.config.connect_timeout,
             max_packet_size: options.config.max_packet_size,
             close_timeout: options.close_timeout,
+            connect_hook: options.connect_hook.clone(),
         };
         let session = match options.store.take() {
             Some(store) => Session::with_store(options.config, store)?,
@@ -240,7 +283,11 @@ impl<W> ClientCore<W> {
             session,
             reconnect: Reconnect::new(options.brokers.len(), options.reconnect),
             brokers: options.brokers,
-            phase: Phase::Dial,
+            phase: if options.connect_hook.is_some() {
+                Phase::Prepare
+            } else {
+                Phase::Dial
+            },
             publishes: HashMap::new(),
             requests: HashMap::new(),
             chunks: VecDeque::new(),
@@ -255,6 +302,15 @@ impl<W> ClientCore<W> {
             close_timeout: options.close_timeout,
             write_stalled_since: None,
             close_deadline: None,
+            has_hook: options.connect_hook.is_some(),
+            last_failure: None,
+            stop_cause: None,
+            stop_on_permanent_refusal: options.stop_on_permanent_refusal,
+            follow_server_reference: options.follow_server_reference,
+            redirect: None,
+            redirects: 0,
+            current: None,
+            counters: Counters::default(),
         };
         Ok((core, transport))
     }
@@ -264,7 +320,8 @@ impl<W> ClientCore<W> {
     /// What the adapter should do now.
     pub fn step(&self) -> Step<'_> {
         match self.phase {
-            Phase::Dial => match self.brokers.get(self.reconnect.broker()) {
+            Phase::Prepare => Step::Prepare,
+            Phase::Dial => match self.next_broker() {
                 Some(url) => Step::Dial(url),
                 None => Step::Stopped,
             },
@@ -277,6 +334,37 @@ impl<W> ClientCore<W> {
     /// The broker addresses, in failover order.
     pub fn brokers(&self) -> &[BrokerUrl] {
         &self.brokers
+    }
+
+    /// The broker the next attempt goes to: one a Server Reference named, or the next in
+    /// the list.
+    fn next_broker(&self) -> Option<&BrokerUrl> {
+        self.redirect
+            .as_ref()
+            .or_else(|| self.brokers.get(self.reconnect.broker()))
+    }
+
+    /// What the connect hook is asked about at [`Step::Prepare`].
+    pub fn connect_attempt(&self) -> Option<ConnectAttempt> {
+        Some(ConnectAttempt {
+            broker: self.next_broker()?.clone(),
+            attempt: self.reconnect.attempts().saturating_add(1),
+            last_failure: self.last_failure.clone(),
+        })
+    }
+
+    /// Why the client stopped, if it gave up connecting (or the connect hook stopped it).
+    pub fn stop_cause(&self) -> Option<&ConnectFailure> {
+        self.stop_cause.as_ref()
+    }
+
+    /// Why the last attempt or connection failed.
+    pub fn last_failure(&self) -> Option<&ConnectFailure> {
+        self.last_failure.as_ref()
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.counters
     }
 
     /// The session.
@@ -324,6 +412,8 @@ impl<W> ClientCore<W> {
         if self.phase != Phase::Dial {
             return;
         }
+        self.current = self.next_broker().cloned();
+        self.counters.attempts += 1;
         self.phase = Phase::Online;
         self.last_reason = None;
         self.chunks.clear();
@@ -333,28 +423,97 @@ impl<W> ClientCore<W> {
         self.pump(now);
     }
 
-    /// Opening the transport failed; `random` in `[0, 1)` jitters the reconnect delay.
-    pub fn handle_connect_failed(&mut self, now: Instant, error: std::io::Error, random: f64) {
-        if self.phase != Phase::Dial {
+    /// Opening the transport failed (or the connect hook did not answer in time); `random`
+    /// in `[0, 1)` jitters the reconnect delay.
+    pub fn handle_connect_failed(&mut self, now: Instant, error: DialError, random: f64) {
+        if !matches!(self.phase, Phase::Dial | Phase::Prepare) {
             return;
         }
-        let broker = self
-            .brokers
-            .get(self.reconnect.broker())
-            .cloned()
-            .unwrap_or_else(|| BrokerUrl {
-                scheme: super::url::Scheme::Mqtt,
-                host: String::new(),
-                port: 0,
-                path: String::new(),
-            });
+        let broker = self.next_broker().cloned().unwrap_or_else(|| BrokerUrl {
+            scheme: super::url::Scheme::Mqtt,
+            host: String::new(),
+            port: 0,
+            path: String::new(),
+        });
+        if self.phase == Phase::Dial {
+            self.counters.attempts += 1;
+        }
         warn!(%broker, %error, "connection attempt failed");
+        self.redirect = None;
+        self.last_failure = Some(ConnectFailure::Dial {
+            broker: broker.clone(),
+            error: error.clone(),
+        });
         self.event(Event::Error(Error::Connect { broker, error }));
         if self.drain.is_some() {
             self.stop();
         } else {
             self.schedule_retry(now, random);
         }
+    }
+
+    /// The connect hook's answer at [`Step::Prepare`]; `random` in `[0, 1)` jitters the
+    /// reconnect delay if the broker is skipped.
+    pub fn handle_connect_decision(
+        &mut self,
+        now: Instant,
+        mut decision: ConnectDecision,
+        random: f64,
+    ) {
+        if self.phase != Phase::Prepare {
+            return;
+        }
+        if decision.is_stop() {
+            info!("the connect hook stopped the client");
+            let cause = self
+                .last_failure
+                .clone()
+                .unwrap_or(ConnectFailure::StoppedByHook);
+            self.stop_with(Some(cause));
+            return;
+        }
+        if decision.is_skip() {
+            debug!("the connect hook skipped the broker");
+            self.redirect = None;
+            self.schedule_retry(now, random);
+            return;
+        }
+        match decision.take_credentials() {
+            Some(Ok((username, password))) => {
+                self.session.set_credentials(Some(username), password);
+            }
+            Some(Err(error)) => {
+                let error = OptionsError::InvalidString {
+                    field: "user name",
+                    error,
+                };
+                warn!(%error, "the connect hook gave invalid credentials: skipping the attempt");
+                self.event(Event::Error(Error::Options(error)));
+                self.schedule_retry(now, random);
+                return;
+            }
+            None => {}
+        }
+        if let Some(will) = decision.take_will() {
+            let delay = self
+                .session
+                .config()
+                .will
+                .as_ref()
+                .and_then(|w| w.properties.will_delay_interval);
+            let will = will.map(|m| super::options::last_will(m, delay));
+            self.session.set_will(will);
+        }
+        self.phase = Phase::Dial;
+    }
+
+    /// The next attempt starts: with the connect hook first, if there is one.
+    fn next_attempt(&mut self) {
+        self.phase = if self.has_hook {
+            Phase::Prepare
+        } else {
+            Phase::Dial
+        };
     }
 
     /// Bytes arrived; taken from `buf` without copying when possible (`buf` is left empty).
@@ -409,17 +568,79 @@ impl<W> ClientCore<W> {
         self.close_deadline = None;
         self.pump(now);
         self.fail_unwritten();
+        let was_up = self.counters.connected_since.take().is_some();
+        if self.reconnect.is_stable(now) {
+            self.redirects = 0;
+        }
         let reason = self.last_reason.take();
-        let last = self.drain.is_some()
-            || matches!(
-                reason,
-                Some(ConnectionError::LocalDisconnect | ConnectionError::InvalidConfig(_))
-            );
-        if last {
+        let broker = self.current.take();
+        let failure = match (&reason, broker) {
+            (Some(ConnectionError::LocalDisconnect) | None, _) | (_, None) => None,
+            (Some(reason), Some(broker)) => Some(ConnectFailure::Connection {
+                broker,
+                reason: reason.clone(),
+            }),
+        };
+        if failure.is_some() {
+            self.last_failure.clone_from(&failure);
+        }
+        if self.drain.is_some() || matches!(reason, Some(ConnectionError::LocalDisconnect)) {
             self.stop();
-        } else {
-            self.phase = Phase::Dial;
-            self.schedule_retry(now, random);
+            return;
+        }
+        if matches!(reason, Some(ConnectionError::InvalidConfig(_))) {
+            self.stop_with(failure);
+            return;
+        }
+        if self.stop_on_permanent_refusal && failure.as_ref().is_some_and(|f| f.is_permanent()) {
+            warn!("the broker refused the connection for good: stopping");
+            self.stop_with(failure);
+            return;
+        }
+        if let Some(target) = reason.as_ref().and_then(|r| self.server_reference(r)) {
+            info!(broker = %target, "following the server reference");
+            self.redirect = Some(target);
+            self.redirects += 1;
+            self.next_attempt();
+            return;
+        }
+        if !was_up {
+            // A server a reference named that does not take the client: back to the list.
+            self.redirect = None;
+        }
+        self.next_attempt();
+        self.schedule_retry(now, random);
+    }
+
+    /// Where a 5.0 Server Reference in a refusal or a DISCONNECT sends the client, if it is
+    /// to be followed (spec 4.11): the first reference, `host[:port]`, reached with the
+    /// current broker's scheme (and WebSocket path).
+    fn server_reference(&self, reason: &ConnectionError) -> Option<BrokerUrl> {
+        use mqtt_proto::{ConnectReasonCode as C, DisconnectReasonCode as D};
+        if !self.follow_server_reference || self.redirects >= MAX_REDIRECTS {
+            return None;
+        }
+        let reference = match reason {
+            ConnectionError::Refused {
+                reason: C::UseAnotherServer | C::ServerMoved,
+                properties,
+            } => properties.server_reference.as_ref(),
+            ConnectionError::ServerDisconnected {
+                reason: D::UseAnotherServer | D::ServerMoved,
+                properties,
+            } => properties.server_reference.as_ref(),
+            _ => None,
+        }?;
+        let base = self
+            .redirect
+            .as_ref()
+            .or_else(|| self.brokers.get(self.reconnect.broker()))?;
+        match parse_server_reference(reference.as_str(), base) {
+            Some(url) => Some(url),
+            None => {
+                warn!(reference = %reference.as_str(), "cannot use the server reference");
+                None
+            }
         }
     }
 
@@ -427,7 +648,7 @@ impl<W> ClientCore<W> {
     /// jitters the reconnect delay if the connection is given up.
     pub fn handle_timeout(&mut self, now: Instant, random: f64) {
         match self.phase {
-            Phase::Waiting(until) if now >= until => self.phase = Phase::Dial,
+            Phase::Waiting(until) if now >= until => self.next_attempt(),
             Phase::Online => {
                 if self
                     .write_stalled_since
@@ -577,7 +798,7 @@ impl<W> ClientCore<W> {
                 .flatten()
                 .min()
             }
-            Phase::Dial | Phase::Stopped => None,
+            Phase::Prepare | Phase::Dial | Phase::Stopped => None,
         }
     }
 
@@ -591,18 +812,27 @@ impl<W> ClientCore<W> {
         self.outputs.push_back(Output::Reply(waiter, reply));
     }
 
+    /// What a caller of a stopped client gets: the cause if it gave up connecting.
+    fn stopped_error(&self) -> Error {
+        match &self.stop_cause {
+            Some(cause) => Error::Stopped(cause.clone()),
+            None => Error::Closed,
+        }
+    }
+
     fn refuse(&mut self, command: Command<W>) {
+        let e = self.stopped_error();
         match command {
             Command::Publish {
                 waiter: Some(w), ..
-            } => self.reply(w, Reply::Published(Err(Error::Closed))),
+            } => self.reply(w, Reply::Published(Err(e))),
             Command::Subscribe { waiter, .. } => {
-                self.reply(waiter, Reply::Subscribed(Err(Error::Closed)));
+                self.reply(waiter, Reply::Subscribed(Err(e)));
             }
             Command::Unsubscribe { waiter, .. } => {
-                self.reply(waiter, Reply::Unsubscribed(Err(Error::Closed)));
+                self.reply(waiter, Reply::Unsubscribed(Err(e)));
             }
-            Command::Auth { waiter, .. } => self.reply(waiter, Reply::Done(Err(Error::Closed))),
+            Command::Auth { waiter, .. } => self.reply(waiter, Reply::Done(Err(e))),
             Command::Disconnect { waiter } => self.reply(waiter, Reply::Done(Ok(()))),
             Command::Publish { waiter: None, .. } | Command::Ack(_) | Command::Abort => {}
         }
@@ -675,7 +905,7 @@ impl<W> ClientCore<W> {
                     sent: false,
                 });
             }
-            Phase::Dial | Phase::Waiting(_) => {
+            Phase::Prepare | Phase::Dial | Phase::Waiting(_) => {
                 self.drain = Some(Drain {
                     waiters: vec![waiter],
                     deadline: now,
@@ -720,39 +950,53 @@ impl<W> ClientCore<W> {
 
     fn schedule_retry(&mut self, now: Instant, random: f64) {
         match self.reconnect.on_failure(now, random) {
-            Some(delay) if delay.is_zero() => self.phase = Phase::Dial,
+            Some(delay) if delay.is_zero() => self.next_attempt(),
             Some(delay) => {
                 debug!(?delay, "reconnecting after a delay");
                 self.phase = Phase::Waiting(now + delay);
             }
-            None => self.stop(),
+            None => {
+                info!("giving up connecting");
+                self.stop_with(self.last_failure.clone());
+            }
         }
     }
 
-    /// Stops for good: answers every waiting caller and reports [`Event::Closed`].
+    /// Stops for good at the application's request (or with every handle gone).
     fn stop(&mut self) {
+        self.stop_with(None);
+    }
+
+    /// Stops for good: answers every waiting caller (with `cause`, when the client gave up
+    /// connecting) and reports [`Event::Closed`].
+    fn stop_with(&mut self, cause: Option<ConnectFailure>) {
         if self.phase == Phase::Stopped {
             return;
         }
         self.phase = Phase::Stopped;
+        self.stop_cause = cause;
+        self.counters.connected_since = None;
         self.fail_unwritten();
         let publishes: Vec<_> = self.publishes.drain().map(|(_, w)| w).collect();
         for waiter in publishes {
             if let PublishWaiter::Caller(w) = waiter {
-                self.reply(w, Reply::Published(Err(Error::Closed)));
+                let e = self.stopped_error();
+                self.reply(w, Reply::Published(Err(e)));
             }
         }
         let deferred: Vec<_> = self.deferred.drain(..).collect();
         for d in deferred {
             if let Some(w) = d.waiter {
-                self.reply(w, Reply::Published(Err(Error::Closed)));
+                let e = self.stopped_error();
+                self.reply(w, Reply::Published(Err(e)));
             }
         }
         let requests: Vec<_> = self.requests.drain().map(|(_, w)| w).collect();
         for w in requests {
-            // The kind of request is not remembered; the adapter maps `Done(Err(Closed))`
-            // onto whatever its caller expects.
-            self.reply(w, Reply::Done(Err(Error::Closed)));
+            // The kind of request is not remembered; the adapter maps `Done(Err(_))` onto
+            // whatever its caller expects.
+            let e = self.stopped_error();
+            self.reply(w, Reply::Done(Err(e)));
         }
         if let Some(drain) = self.drain.take() {
             for w in drain.waiters {
@@ -847,6 +1091,9 @@ impl<W> ClientCore<W> {
             } => {
                 info!(session_present, "connected");
                 self.reconnect.on_connected(now);
+                self.counters.connections += 1;
+                self.counters.connected_since = Some(now);
+                self.last_failure = None;
                 self.event(Event::Connected {
                     session_present,
                     properties,
@@ -920,6 +1167,35 @@ impl<W> ClientCore<W> {
             SessionEvent::RecordSetAside(record) => self.event(Event::RecordSetAside(record)),
         }
     }
+}
+
+/// The first of a Server Reference's space-separated references, `host[:port]` (an IPv6
+/// address in brackets), as a URL with `base`'s scheme and path; `None` if unusable.
+fn parse_server_reference(reference: &str, base: &BrokerUrl) -> Option<BrokerUrl> {
+    let first = reference.split_whitespace().next()?;
+    let (host, port) = if let Some(rest) = first.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => base.scheme.default_port(),
+            None => return None,
+        };
+        (host.to_owned(), port)
+    } else {
+        match first.rsplit_once(':') {
+            Some((host, port)) => (host.to_owned(), port.parse().ok()?),
+            None => (first.to_owned(), base.scheme.default_port()),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    Some(BrokerUrl {
+        scheme: base.scheme,
+        host,
+        port,
+        path: base.path.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -1201,24 +1477,197 @@ mod tests {
         let mut core = core(ClientOptions::new("mqtt://h").no_reconnect());
         publish(&mut core, now, QoS::AtLeastOnce, Some(1), 1);
         let error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        core.handle_connect_failed(now, error, 0.5);
+        core.handle_connect_failed(now, DialError::connect(error), 0.5);
         let out = outputs(&mut core);
+        let refused = |e: &Error| {
+            matches!(
+                e,
+                Error::Stopped(ConnectFailure::Dial {
+                    error: DialError::Connect(_),
+                    ..
+                })
+            )
+        };
         assert!(
             matches!(
                 out.as_slice(),
                 [
                     Output::Event(Event::Error(Error::Connect { .. })),
-                    Output::Reply(1, Reply::Published(Err(Error::Closed))),
+                    Output::Reply(1, Reply::Published(Err(e))),
                     Output::Event(Event::Closed),
-                ]
+                ] if refused(e)
             ),
-            "{out:?}"
+            "the caller gets the cause: {out:?}"
         );
         publish(&mut core, now, QoS::AtMostOnce, Some(2), 2);
         assert!(matches!(
             outputs(&mut core).as_slice(),
-            [Output::Reply(2, Reply::Published(Err(Error::Closed)))]
+            [Output::Reply(2, Reply::Published(Err(e)))] if refused(e)
         ));
+    }
+
+    /// CONNACK refusing with a 3.1.1 return code.
+    fn refuse(core: &mut Core, now: Instant, code: u8) {
+        core.handle_connected(now);
+        written(core);
+        read(core, now, &[0x20, 0x02, 0x00, code]);
+        if core.wants_close() {
+            core.handle_closed(now, None, 0.0);
+        }
+    }
+
+    #[test]
+    fn a_permanent_refusal_stops_when_asked_with_its_reason() {
+        let options = ClientOptions::new("mqtt://h").stop_on_permanent_refusal(true);
+        let now = Instant::now();
+        let mut c = core(options);
+        publish(&mut c, now, QoS::AtLeastOnce, Some(1), 1);
+        // Server unavailable (3) passes by itself: retried.
+        refuse(&mut c, now, 3);
+        assert!(!c.is_stopped());
+        assert_eq!(
+            c.last_failure().and_then(ConnectFailure::refusal),
+            Some(mqtt_proto::ConnectReasonCode::ServerUnavailable)
+        );
+        while let Some(deadline) = c.poll_timeout() {
+            c.handle_timeout(deadline, 0.0);
+        }
+        assert!(matches!(c.step(), Step::Dial(_)));
+        // Bad user name or password (4) does not.
+        refuse(&mut c, now, 4);
+        assert!(c.is_stopped());
+        let out = outputs(&mut c);
+        let cause = out.iter().find_map(|o| match o {
+            Output::Reply(1, Reply::Published(Err(Error::Stopped(cause)))) => Some(cause),
+            _ => None,
+        });
+        assert_eq!(
+            cause.and_then(ConnectFailure::refusal),
+            Some(mqtt_proto::ConnectReasonCode::BadUserNameOrPassword),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_connect_hook_decides_each_attempt() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let options = ClientOptions::new("mqtt://a")
+            .broker("mqtt://b")
+            .reconnect(super::super::Backoff::new(
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ))
+            .before_connect(move |_| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                async { ConnectDecision::proceed() }
+            });
+        let now = Instant::now();
+        let mut c = core(options);
+        assert_eq!(c.step(), Step::Prepare);
+        let attempt = c.connect_attempt().unwrap();
+        assert_eq!((attempt.broker.host.as_str(), attempt.attempt), ("a", 1));
+        assert!(attempt.last_failure.is_none());
+        // Skipping moves on to the next broker, asking again.
+        c.handle_connect_decision(now, ConnectDecision::skip(), 0.0);
+        assert_eq!(c.step(), Step::Prepare);
+        let attempt = c.connect_attempt().unwrap();
+        assert_eq!((attempt.broker.host.as_str(), attempt.attempt), ("b", 2));
+        // Fresh credentials go into the next CONNECT.
+        c.handle_connect_decision(
+            now,
+            ConnectDecision::proceed().credentials("device", "token-2"),
+            0.0,
+        );
+        assert!(matches!(c.step(), Step::Dial(url) if url.host == "b"));
+        c.handle_connected(now);
+        let bytes = c.poll_transmit(now).unwrap().to_vec();
+        let connect = mqtt_proto::Decoder::new(mqtt_proto::ProtocolVersion::V3_1_1)
+            .decode(&mut BytesMut::from(&bytes[..]))
+            .unwrap();
+        let Some(mqtt_proto::Packet::Connect(connect)) = connect else {
+            panic!("{connect:?}");
+        };
+        assert_eq!(connect.username.as_deref(), Some("device"));
+        assert_eq!(connect.password.as_deref(), Some(&b"token-2"[..]));
+        // Refused: the hook sees why, and may stop the client with that cause.
+        read(&mut c, now, &[0x20, 0x02, 0x00, 0x05]);
+        c.handle_closed(now, None, 0.0);
+        while let Some(deadline) = c.poll_timeout() {
+            c.handle_timeout(deadline, 0.0);
+        }
+        assert_eq!(c.step(), Step::Prepare);
+        let attempt = c.connect_attempt().unwrap();
+        assert_eq!(
+            attempt
+                .last_failure
+                .as_ref()
+                .and_then(ConnectFailure::refusal),
+            Some(mqtt_proto::ConnectReasonCode::NotAuthorized)
+        );
+        c.handle_connect_decision(now, ConnectDecision::stop(), 0.0);
+        assert!(c.is_stopped());
+        assert!(c.stop_cause().is_some_and(ConnectFailure::is_permanent));
+    }
+
+    #[test]
+    fn server_references_are_followed_a_bounded_number_of_times() {
+        let options = ClientOptions::new("mqtts://home:8883")
+            .version(mqtt_proto::ProtocolVersion::V5)
+            .follow_server_reference(true);
+        let now = Instant::now();
+        let mut c = core(options);
+        let mut hosts = Vec::new();
+        for n in 0..7 {
+            let Step::Dial(url) = c.step() else {
+                panic!("{:?}", c.step());
+            };
+            hosts.push(format!("{}:{}", url.host, url.port));
+            c.handle_connected(now);
+            written(&mut c);
+            // CONNACK 5.0: Server Moved (0x9D) with Server Reference (0x1C) "elsewhere-N:1884".
+            let reference = format!("elsewhere-{n}:1884");
+            let mut packet = vec![0x20, 0, 0x00, 0x9D, 0, 0x1C, 0, reference.len() as u8];
+            packet.extend_from_slice(reference.as_bytes());
+            packet[4] = (3 + reference.len()) as u8;
+            packet[1] = (packet.len() - 2) as u8;
+            read(&mut c, now, &packet);
+            c.handle_closed(now, None, 0.0);
+            while let Some(deadline) = c.poll_timeout() {
+                c.handle_timeout(deadline, 0.0);
+            }
+        }
+        assert_eq!(
+            hosts,
+            [
+                "home:8883",
+                "elsewhere-0:1884",
+                "elsewhere-1:1884",
+                "elsewhere-2:1884",
+                "elsewhere-3:1884",
+                // Four in a row without a connection that stays up: back to the list.
+                "home:8883",
+                "home:8883",
+            ]
+        );
+    }
+
+    #[test]
+    fn server_reference_forms() {
+        let base = BrokerUrl::parse("wss://h/mqtt").unwrap();
+        let url = parse_server_reference("other", &base).unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("other", 443, "/mqtt")
+        );
+        let url = parse_server_reference("a:1 b:2", &base).unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("a", 1));
+        let url = parse_server_reference("[::1]:8443", &base).unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("::1", 8443));
+        for bad in ["", ":1", "a:x", "[::1", "a/b:1", "[::1]x"] {
+            assert!(parse_server_reference(bad, &base).is_none(), "{bad}");
+        }
     }
 
     #[test]

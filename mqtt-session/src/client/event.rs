@@ -6,6 +6,7 @@ use mqtt_proto::{
     UnsubAckReasonCode,
 };
 
+use super::failure::{ConnectFailure, DialError};
 use super::options::OptionsError;
 use super::url::BrokerUrl;
 use crate::event::{
@@ -99,8 +100,8 @@ pub enum Error {
     Connect {
         /// The broker.
         broker: BrokerUrl,
-        /// Why.
-        error: std::io::Error,
+        /// Which step failed, and how.
+        error: DialError,
     },
     /// Reading or writing the transport failed.
     #[error("transport error: {0}")]
@@ -132,9 +133,14 @@ pub enum Error {
     /// `try_publish` found the publish queue full.
     #[error("the publish queue is full")]
     QueueFull,
-    /// The client has stopped.
+    /// The client has stopped (after `disconnect` or `abort`, or with every handle gone).
     #[error("the client has stopped")]
     Closed,
+    /// The client stopped because it could not connect: reconnecting is off or gave up, the
+    /// broker refused for good (with `stop_on_permanent_refusal`), or the connect hook said
+    /// stop. The cause is the last attempt's failure.
+    #[error("the client stopped: {0}")]
+    Stopped(ConnectFailure),
 }
 
 /// The answer to one caller's request.

@@ -10,13 +10,17 @@
 mod backoff;
 mod core;
 mod event;
+mod failure;
 mod handle;
+mod hook;
 mod options;
 mod url;
 
 pub use self::backoff::{Backoff, Reconnect};
 pub use self::core::{ClientCore, Command, Output, Step, TransportOptions};
 pub use self::event::{Error, Event, Reply};
+pub use self::failure::{is_permanent_refusal, ConnectFailure, DialError};
 pub use self::handle::{ClientStats, HandleState};
+pub use self::hook::{ConnectAttempt, ConnectDecision, ConnectHook, ConnectHookFuture};
 pub use self::options::{ClientOptions, OptionsError, PemSource, TlsOptions, TlsVersion};
 pub use self::url::{BrokerUrl, Scheme, UrlError};

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use mqtt_proto::{LastWill, MqttString, ProtocolVersion, StringError, WillProperties};
 
 use super::backoff::Backoff;
+use super::hook::{ConnectAttempt, ConnectDecision, ConnectHook};
 use super::url::{BrokerUrl, UrlError};
 use crate::config::Config;
 use crate::event::ConfigError;
@@ -187,7 +188,20 @@ pub struct ClientOptions {
     pub write_timeout: Option<Duration>,
     /// How long a connection that is over may take to write its last bytes and close.
     pub close_timeout: Duration,
+    /// Called before every connection attempt; see
+    /// [`before_connect`](Self::before_connect).
+    pub connect_hook: Option<ConnectHook>,
+    /// Whether a CONNACK refusal that does not pass by itself (bad credentials, not
+    /// authorized, banned ...; see [`ConnectFailure::is_permanent`]) stops the client
+    /// instead of retrying. Off by default.
+    ///
+    /// [`ConnectFailure::is_permanent`]: super::ConnectFailure::is_permanent
+    pub stop_on_permanent_refusal: bool,
+    /// Whether a 5.0 Server Reference (CONNACK or DISCONNECT with Use Another Server or
+    /// Server Moved) sends the next attempt to the server it names. Off by default.
+    pub follow_server_reference: bool,
     persistent: bool,
+    will_delay: Option<u32>,
     error: Option<OptionsError>,
 }
 
@@ -208,7 +222,11 @@ impl ClientOptions {
             disconnect_timeout: Duration::from_secs(10),
             write_timeout: None,
             close_timeout: Duration::from_secs(2),
+            connect_hook: None,
+            stop_on_permanent_refusal: false,
+            follow_server_reference: false,
             persistent: false,
+            will_delay: None,
             error: None,
         };
         options = options.broker(url);
@@ -305,15 +323,26 @@ impl ClientOptions {
     }
 
     /// Sets the will: the message the server publishes if the connection ends without
-    /// DISCONNECT.
+    /// DISCONNECT. In 5.0 the message's properties go with it (payload format, message
+    /// expiry, content type, response topic, correlation data, user properties); see also
+    /// [`will_delay`](Self::will_delay). Before 5.0 a will with properties is refused when
+    /// the client starts, as CONNECT could not carry them.
     pub fn will(mut self, message: Message) -> Self {
-        self.config.will = Some(LastWill {
-            topic: message.topic,
-            payload: message.payload,
-            qos: message.qos,
-            retain: message.retain,
-            properties: WillProperties::default(),
-        });
+        let delay = self
+            .config
+            .will
+            .as_ref()
+            .and_then(|w| w.properties.will_delay_interval);
+        self.config.will = Some(last_will(message, delay));
+        self
+    }
+
+    /// Sets the 5.0 Will Delay Interval: how long the server waits after an unclean end
+    /// before publishing the will (a client that reconnects within it cancels the will).
+    /// Takes effect with a will set before or after it.
+    pub fn will_delay(mut self, delay: Duration) -> Self {
+        let seconds = u32::try_from(delay.as_secs()).unwrap_or(u32::MAX);
+        self.will_delay = Some(seconds);
         self
     }
 
@@ -430,6 +459,47 @@ impl ClientOptions {
         self
     }
 
+    /// Calls `hook` before every connection attempt, with the broker about to be tried, the
+    /// attempt number and the last failure. Its [`ConnectDecision`] may refresh the
+    /// credentials (an expiring token), change the will, skip the broker or stop the client.
+    /// Commands keep working while it runs; an answer that takes longer than the connect
+    /// timeout counts as a failed attempt.
+    ///
+    /// ```
+    /// use mqtt_session::client::{ClientOptions, ConnectDecision};
+    /// # fn fetch_token() -> String { "token".into() }
+    /// let options = ClientOptions::new("mqtts://broker.example").before_connect(|attempt| async move {
+    ///     if attempt.last_failure.as_ref().is_some_and(|f| f.is_permanent()) && attempt.attempt > 5 {
+    ///         return ConnectDecision::stop();
+    ///     }
+    ///     ConnectDecision::proceed().credentials("device-17", fetch_token())
+    /// });
+    /// ```
+    pub fn before_connect<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnectAttempt) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ConnectDecision> + Send + 'static,
+    {
+        self.connect_hook = Some(ConnectHook::new(hook));
+        self
+    }
+
+    /// Stops the client when the broker refuses the connection for a reason that does not
+    /// pass by itself (bad credentials, not authorized, banned ...), instead of retrying.
+    pub fn stop_on_permanent_refusal(mut self, stop: bool) -> Self {
+        self.stop_on_permanent_refusal = stop;
+        self
+    }
+
+    /// Follows a 5.0 Server Reference: when the broker answers Use Another Server or Server
+    /// Moved with a reference, the next attempt goes to the server it names (`host[:port]`,
+    /// with the current broker's scheme and TLS settings). At most 4 in a row are followed
+    /// without a connection that stays up.
+    pub fn follow_server_reference(mut self, follow: bool) -> Self {
+        self.follow_server_reference = follow;
+        self
+    }
+
     /// Turns reconnecting off: the client stops when the connection ends.
     pub fn no_reconnect(mut self) -> Self {
         self.reconnect = None;
@@ -501,12 +571,36 @@ impl ClientOptions {
         if self.brokers.is_empty() {
             return Err(OptionsError::NoBroker);
         }
+        if let (Some(delay), Some(will)) = (self.will_delay, self.config.will.as_mut()) {
+            will.properties.will_delay_interval = Some(delay);
+        }
         self.config.validate()?;
         let expiry = &mut self.config.properties.session_expiry_interval;
         if self.persistent && self.config.version.is_v5() && expiry.is_none() {
             *expiry = Some(u32::MAX);
         }
         Ok(())
+    }
+}
+
+/// A will from a message: its 5.0 properties go with it, and `delay` as the Will Delay
+/// Interval.
+pub(crate) fn last_will(message: Message, delay: Option<u32>) -> LastWill {
+    let p = message.properties;
+    LastWill {
+        topic: message.topic,
+        payload: message.payload,
+        qos: message.qos,
+        retain: message.retain,
+        properties: WillProperties {
+            will_delay_interval: delay,
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            content_type: p.content_type,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+        },
     }
 }
 
@@ -525,7 +619,11 @@ impl fmt::Debug for ClientOptions {
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("close_timeout", &self.close_timeout)
+            .field("connect_hook", &self.connect_hook)
+            .field("stop_on_permanent_refusal", &self.stop_on_permanent_refusal)
+            .field("follow_server_reference", &self.follow_server_reference)
             .field("persistent", &self.persistent)
+            .field("will_delay", &self.will_delay)
             .field("error", &self.error)
             .finish()
     }
