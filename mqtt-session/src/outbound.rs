@@ -56,6 +56,7 @@ impl Outbound {
             token,
             state: OutgoingState::Published,
             publish,
+            expires_at: None,
         };
         self.next_seq += 1;
         record

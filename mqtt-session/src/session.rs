@@ -741,6 +741,7 @@ impl Session {
         let record = QueuedRecord {
             token,
             message: last.message.clone(),
+            expires_at: None,
         };
         self.store_dirty = true;
         match store.put_queued(&record) {
@@ -1490,6 +1491,7 @@ impl Session {
                     let record = QueuedRecord {
                         token: record.token,
                         message,
+                        expires_at: None,
                     };
                     // Recorded as queued before its flow is forgotten: a crash in between
                     // leaves both, and loading keeps the flow. If the queued record cannot be

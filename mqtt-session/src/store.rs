@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mqtt_proto::{PacketId, Publish, SubscribeProperties, Subscription, TopicFilter};
 
@@ -36,6 +37,9 @@ pub struct OutgoingRecord {
     pub state: OutgoingState,
     /// The message with its packet identifier and full topic (never a topic alias).
     pub publish: Publish,
+    /// When the message expires (5.0 Message Expiry Interval), as time since the Unix epoch;
+    /// `None` if it does not, or if the writer did not know the wall clock.
+    pub expires_at: Option<Duration>,
 }
 
 impl OutgoingRecord {
@@ -52,6 +56,10 @@ pub struct QueuedRecord {
     pub token: PublishToken,
     /// The message as published.
     pub message: Message,
+    /// When the message expires (its 5.0 Message Expiry Interval after `publish` accepted
+    /// it), as time since the Unix epoch; `None` if it does not, or if the writer did not
+    /// know the wall clock.
+    pub expires_at: Option<Duration>,
 }
 
 /// A subscription the server granted, kept so that the session can subscribe again when a
