@@ -35,10 +35,12 @@ pub struct OutgoingRecord {
     pub token: PublishToken,
     /// Where the flow stands.
     pub state: OutgoingState,
-    /// The message with its packet identifier and full topic (never a topic alias).
+    /// The message with its packet identifier and full topic (never a topic alias), and the
+    /// Message Expiry Interval it was first sent with.
     pub publish: Publish,
-    /// When the message expires (5.0 Message Expiry Interval), as time since the Unix epoch;
-    /// `None` if it does not, or if the writer did not know the wall clock.
+    /// When the message expires, as time since the Unix epoch (see
+    /// [`QueuedRecord::expires_at`]). A flow is never dropped for it, since its PUBLISH was
+    /// sent; a retransmission carries the interval left.
     pub expires_at: Option<Duration>,
 }
 
@@ -57,8 +59,10 @@ pub struct QueuedRecord {
     /// The message as published.
     pub message: Message,
     /// When the message expires (its 5.0 Message Expiry Interval after `publish` accepted
-    /// it), as time since the Unix epoch; `None` if it does not, or if the writer did not
-    /// know the wall clock.
+    /// it), as time since the Unix epoch, converted with the wall clock the session was given
+    /// ([`Session::handle_wall_clock`](crate::Session::handle_wall_clock)). `None` if it does
+    /// not expire, or if the session had no wall clock when it wrote the record: after a
+    /// restart such a message counts its interval again from the restart.
     pub expires_at: Option<Duration>,
 }
 
