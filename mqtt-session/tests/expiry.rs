@@ -7,8 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::{config, id, Pair};
 use mqtt_proto::{Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS};
+use mqtt_session::client::{ClientCore, ClientOptions, Command, Output, Reply};
 use mqtt_session::store::SessionStore;
 use mqtt_session::{Event, FileStore, MemoryStore, Message, PublishOutcome, PublishToken, Session};
 
@@ -424,4 +426,41 @@ fn a_record_without_a_deadline_counts_its_interval_from_the_restart_even_with_a_
         [("undated".into(), false, Some(1))]
     );
     assert!(outcomes(events).is_empty());
+}
+
+#[test]
+fn a_caller_waiting_on_an_expired_message_is_answered_with_expired() {
+    let options = ClientOptions::new("mqtt://h")
+        .client_id("c")
+        .version(ProtocolVersion::V5);
+    let (mut core, _) = ClientCore::<u32>::new(options).unwrap();
+    let now = Instant::now();
+    core.handle_wall_clock(now, T);
+    core.handle_command(
+        now,
+        Command::Publish {
+            message: expiring("t", QoS::AtLeastOnce, 1),
+            token: PublishToken(1),
+            waiter: Some(7),
+        },
+    );
+    let later = now + Duration::from_secs(2);
+    core.handle_connected(later);
+    while let Some(bytes) = core.poll_transmit(later) {
+        let n = bytes.len();
+        core.handle_written(later, n);
+    }
+    // CONNACK, accepted.
+    core.handle_read(
+        later,
+        &mut BytesMut::from(&[0x20, 0x03, 0x00, 0x00, 0x00][..]),
+    );
+    let outputs: Vec<Output<u32>> = std::iter::from_fn(|| core.poll_output()).collect();
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Reply(7, Reply::Published(Ok(PublishOutcome::Expired)))
+        )),
+        "{outputs:?}"
+    );
 }
