@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_channel::Receiver;
 use futures_core::Stream;
@@ -116,6 +116,7 @@ impl<R: Runtime> Connection<R> {
 
     /// Runs the client until it stops.
     pub(crate) async fn run(mut self) {
+        self.wall_clock();
         loop {
             self.deliver();
             match self.core.step() {
@@ -123,6 +124,7 @@ impl<R: Runtime> Connection<R> {
                 Step::Prepare => self.prepare().await,
                 Step::Dial(url) => {
                     let url = url.clone();
+                    self.wall_clock();
                     let attempt = self.core.connect_attempt().map_or(1, |a| a.attempt);
                     let span = tracing::info_span!("connection", broker = %url, attempt);
                     self.connection(url).instrument(span).await;
@@ -147,6 +149,14 @@ impl<R: Runtime> Connection<R> {
         self.deliver();
         self.inbox.close();
         debug!("driver finished");
+    }
+
+    /// Tells the core the wall clock, which dates the deadlines of stored messages; read
+    /// again before each dial, as it may have been set meanwhile.
+    fn wall_clock(&mut self) {
+        if let Ok(unix_time) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+            self.core.handle_wall_clock(R::now(), unix_time);
+        }
     }
 
     /// Hands replies and events out.

@@ -118,6 +118,10 @@ pub enum PublishOutcome {
     /// The message can no longer be sent: it exceeds the maximum packet size or QoS the
     /// server announced on a later connection.
     Dropped(PublishError),
+    /// 5.0: the message's Message Expiry Interval passed while it waited to be sent: it was
+    /// dropped unsent, its stored record removed (see
+    /// [`Session::publish`](crate::Session::publish)).
+    Expired,
 }
 
 /// Why a connection ended.

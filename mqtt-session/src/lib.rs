@@ -30,6 +30,7 @@ mod alias;
 pub mod client;
 mod config;
 mod event;
+mod expiry;
 mod ids;
 mod inbound;
 mod message;

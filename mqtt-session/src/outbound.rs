@@ -2,10 +2,12 @@
 //! by send sequence) and the bounded queue of messages waiting for the window.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use mqtt_proto::{PacketId, Publish};
 
 use crate::event::PublishToken;
+use crate::expiry::{Expiry, WallClock};
 use crate::message::Message;
 use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord};
 
@@ -20,6 +22,9 @@ pub(crate) struct Queued {
     /// its flow back in the queue and the queued record could not be written: removed once
     /// its new flow is recorded. Its identifier stays in use until then.
     pub(crate) replaces: Option<PacketId>,
+    /// When it is no longer worth sending (its Message Expiry Interval after `publish`
+    /// accepted it).
+    pub(crate) expiry: Expiry,
 }
 
 /// Outgoing state that survives connections.
@@ -27,6 +32,9 @@ pub(crate) struct Queued {
 pub(crate) struct Outbound {
     /// QoS 1/2 flows started and not complete.
     pub(crate) inflight: HashMap<u16, OutgoingRecord>,
+    /// When the message of each flow that has one expires, for the interval its
+    /// retransmission carries.
+    expiry: HashMap<u16, Expiry>,
     /// Messages waiting, oldest first.
     pub(crate) queue: VecDeque<Queued>,
     /// Flows of an earlier connection whose PUBLISH this connection has not resent yet, in
@@ -50,19 +58,39 @@ impl Outbound {
     }
 
     /// Starts a flow for a message with an identifier: the record to store and send.
-    pub(crate) fn start(&mut self, token: PublishToken, publish: Publish) -> OutgoingRecord {
+    pub(crate) fn start(
+        &mut self,
+        token: PublishToken,
+        publish: Publish,
+        expires_at: Option<std::time::Duration>,
+    ) -> OutgoingRecord {
         let record = OutgoingRecord {
             seq: self.next_seq,
             token,
             state: OutgoingState::Published,
             publish,
+            expires_at,
         };
         self.next_seq += 1;
         record
     }
 
-    pub(crate) fn insert(&mut self, id: PacketId, record: OutgoingRecord) {
+    pub(crate) fn insert(&mut self, id: PacketId, record: OutgoingRecord, expiry: Expiry) {
         self.inflight.insert(id.get(), record);
+        self.set_expiry(id, expiry);
+    }
+
+    fn set_expiry(&mut self, id: PacketId, expiry: Expiry) {
+        if expiry == Expiry::Never {
+            self.expiry.remove(&id.get());
+        } else {
+            self.expiry.insert(id.get(), expiry);
+        }
+    }
+
+    /// When the message of a flow expires.
+    pub(crate) fn expiry(&self, id: PacketId) -> Expiry {
+        self.expiry.get(&id.get()).copied().unwrap_or(Expiry::Never)
     }
 
     pub(crate) fn get(&self, id: PacketId) -> Option<&OutgoingRecord> {
@@ -75,7 +103,43 @@ impl Outbound {
 
     pub(crate) fn remove(&mut self, id: PacketId) -> Option<OutgoingRecord> {
         self.held.retain(|held| *held != id);
+        self.expiry.remove(&id.get());
         self.inflight.remove(&id.get())
+    }
+
+    /// Forgets every flow.
+    pub(crate) fn clear_inflight(&mut self) {
+        self.inflight.clear();
+        self.expiry.clear();
+        self.held.clear();
+    }
+
+    /// Places the deadlines of restored messages and flows on the session's clock at `now`
+    /// (see [`Expiry::restored`]); before 5.0 nothing expires.
+    pub(crate) fn settle_expiry(&mut self, now: Instant, wall: Option<WallClock>, v5: bool) {
+        let settle = |expiry: Expiry, interval: Option<u32>| {
+            if v5 {
+                expiry.restored(now, wall, interval)
+            } else {
+                Expiry::Never
+            }
+        };
+        for queued in &mut self.queue {
+            let interval = queued.message.properties.message_expiry_interval;
+            queued.expiry = settle(queued.expiry, interval);
+        }
+        let mut flows: Vec<(u16, Expiry)> = self.expiry.iter().map(|(k, v)| (*k, *v)).collect();
+        for (key, expiry) in &mut flows {
+            let interval = self
+                .inflight
+                .get(key)
+                .and_then(|r| r.publish.properties.message_expiry_interval);
+            *expiry = settle(*expiry, interval);
+        }
+        self.expiry = flows
+            .into_iter()
+            .filter(|(_, e)| *e != Expiry::Never)
+            .collect();
     }
 
     /// Flows whose PUBLISH or PUBREL was sent on this connection and is not complete.
@@ -119,7 +183,8 @@ impl Outbound {
             if first_queued.is_some_and(|first| record.token > first) {
                 self.queue.push_back(requeued(record, false, Some(id)));
             } else {
-                self.inflight.insert(id.get(), record);
+                let expiry = Expiry::Restored(record.expires_at);
+                self.insert(id, record, expiry);
             }
         }
         let mut stale = Vec::new();
@@ -133,6 +198,7 @@ impl Outbound {
                     message: record.message,
                     stored: true,
                     replaces: None,
+                    expiry: Expiry::Restored(record.expires_at),
                 });
             }
         }
@@ -141,8 +207,9 @@ impl Outbound {
     }
 }
 
-/// A flow's message queued again as a new message.
-pub(crate) fn requeued(record: OutgoingRecord, stored: bool, replaces: Option<PacketId>) -> Queued {
+/// A restored flow's message queued again as a new message.
+fn requeued(record: OutgoingRecord, stored: bool, replaces: Option<PacketId>) -> Queued {
+    let expiry = Expiry::Restored(record.expires_at);
     let p = record.publish;
     let mut message = Message::with_topic(p.topic, p.payload).qos(p.qos_pid.qos());
     message.retain = p.retain;
@@ -152,5 +219,6 @@ pub(crate) fn requeued(record: OutgoingRecord, stored: bool, replaces: Option<Pa
         message,
         stored,
         replaces,
+        expiry,
     }
 }

@@ -22,6 +22,7 @@ use crate::event::{
     AckError, AckToken, AuthError, ConfigError, ConnectionError, Event, ProtocolViolation,
     PublishError, PublishOutcome, PublishToken, SubscribeError,
 };
+use crate::expiry::{Expiry, WallClock};
 use crate::ids::PacketIds;
 use crate::inbound::{AckKind, Inbound, Qos2State};
 use crate::message::Message;
@@ -160,7 +161,9 @@ struct Resubscription {
 /// An MQTT client session: bytes and time go in; bytes, events and deadlines come out.
 ///
 /// The session never touches a socket or reads a clock. A driver calls, in a loop:
-/// 1. inputs: [`handle_connected`](Self::handle_connected) when a transport is up,
+/// 1. inputs: [`handle_wall_clock`](Self::handle_wall_clock) first, and when the wall clock
+///    may have been set (only the deadlines of stored messages need it),
+///    [`handle_connected`](Self::handle_connected) when a transport is up,
 ///    [`handle_read`](Self::handle_read) with received bytes,
 ///    [`handle_timeout`](Self::handle_timeout) when the deadline passed,
 ///    [`handle_closed`](Self::handle_closed) when the transport closed;
@@ -224,6 +227,11 @@ pub struct Session {
     inbound_dropped: u64,
     /// QoS 1/2 messages the server sent beyond our Receive Maximum.
     receive_maximum_excess: u64,
+    /// The wall clock as last given, for the deadlines of stored messages.
+    wall_clock: Option<WallClock>,
+    /// Whether messages restored from the store wait for their deadlines to be placed on the
+    /// session's clock.
+    expiry_unsettled: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -262,11 +270,15 @@ impl Session {
             inbound_dropped: 0,
             receive_maximum_excess: 0,
             traffic: Traffic::default(),
+            wall_clock: None,
+            expiry_unsettled: false,
         }
     }
 
     /// A session that writes its state through `store` and resumes what the store holds,
     /// e.g. after a process restart. Resuming needs `clean_start` off in the configuration.
+    /// Give it the wall clock ([`handle_wall_clock`](Self::handle_wall_clock)) before any
+    /// other input, so that restored messages expire when they should.
     pub fn with_store(
         config: Config,
         mut store: Box<dyn SessionStore>,
@@ -280,6 +292,7 @@ impl Session {
             }
         }
         let stale = session.outbound.restore(stored.outgoing, stored.queued);
+        session.expiry_unsettled = true;
         // Queued records whose flow had started are skipped at every load; forgetting them
         // is only tidying, so a store that cannot write now does not keep the session from
         // starting.
@@ -453,6 +466,7 @@ impl Session {
     /// A new transport is up: queue CONNECT. Per-connection state starts afresh; in-flight
     /// flows wait for CONNACK to be resent.
     pub fn handle_connected(&mut self, now: Instant) {
+        self.settle_expiry(now);
         self.transmit.clear();
         self.inbound.connection_lost();
         // The new connection resends the PUBLISH of flows whose release was not recorded, and
@@ -678,6 +692,7 @@ impl Session {
 
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.settle_expiry(now);
         if self.retry.at.is_some_and(|at| now >= at) {
             self.retry_store(now);
         }
@@ -729,11 +744,68 @@ impl Session {
         }
     }
 
+    /// The wall clock: `unix_time` is the time since the Unix epoch at `now`.
+    ///
+    /// The session reads no clock, and the instants it is given mean nothing to another
+    /// process. With this it records in the store when each message expires (its 5.0 Message
+    /// Expiry Interval, see [`publish`](Self::publish)) as Unix time, so that a restarted
+    /// process tells which restored messages expired while it was stopped. Call it when the
+    /// driver starts, before any other input, and again whenever the wall clock may have been
+    /// set (before each connection, say): deadlines already on the session's clock keep
+    /// counting on it; a new reading serves the records written after it.
+    ///
+    /// Messages loaded by [`with_store`](Self::with_store) are placed on the session's clock at
+    /// the first call after loading of this, [`handle_connected`](Self::handle_connected),
+    /// [`handle_timeout`](Self::handle_timeout) or [`publish`](Self::publish). A message whose
+    /// record holds a deadline expires then if the wall clock was given by that call: at
+    /// once if its deadline passed while the process was stopped (it is dropped when the
+    /// session next tries to send it, with [`Event::Published`] and
+    /// [`PublishOutcome::Expired`], as any expired message). Without a wall clock, or without
+    /// a deadline in the record (written with no wall clock given, or by an older version),
+    /// the session cannot tell how long the process was stopped: the message keeps the
+    /// interval as stored, counted from that call.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_time: Duration) {
+        self.wall_clock = Some(WallClock {
+            at: now,
+            unix: unix_time,
+        });
+        self.settle_expiry(now);
+    }
+
+    /// Places the deadlines of restored messages on the session's clock, once.
+    fn settle_expiry(&mut self, now: Instant) {
+        if std::mem::take(&mut self.expiry_unsettled) {
+            let v5 = self.version().is_v5();
+            self.outbound.settle_expiry(now, self.wall_clock, v5);
+        }
+    }
+
     // ----- commands -----
 
     /// Publishes a message. Returns at once with a token; [`Event::Published`] with that
     /// token reports when the flow completed. Messages beyond the in-flight window, or sent
     /// while disconnected, wait in a bounded queue, in order.
+    ///
+    /// # Message expiry (5.0)
+    ///
+    /// A message with a Message Expiry Interval counts it down from the `now` it is accepted
+    /// at, while it waits in the queue. If the interval has passed when the session would send
+    /// it, the message is dropped unsent, its stored record removed, and [`Event::Published`]
+    /// reports [`PublishOutcome::Expired`]. Otherwise its PUBLISH carries the interval left,
+    /// as [MQTT-3.3.2-6] asks of a server that forwards a message: in whole seconds, rounded
+    /// down so that the server keeps it no longer than asked, but at least 1, since 0 would
+    /// send a message that is still alive as one without a lifetime.
+    ///
+    /// A message whose PUBLISH was sent is not expired: its delivery has started (the server
+    /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5]), a QoS 2
+    /// sender must not expire it [MQTT-4.3.3-7], and a resumed session resends every
+    /// unacknowledged PUBLISH [MQTT-4.4.0-1]. The resent PUBLISH carries the interval left,
+    /// at least 1 even past the deadline, so that the server, which counts from its own
+    /// receipt, holds the message no more than a second longer than asked. A flow whose
+    /// server lost the session is queued again as a new message, and expires like one.
+    ///
+    /// An interval of 0 is sent as given; before 5.0 nothing expires. Across a restart,
+    /// deadlines need the wall clock: see [`handle_wall_clock`](Self::handle_wall_clock).
     pub fn publish(
         &mut self,
         now: Instant,
@@ -757,12 +829,19 @@ impl Session {
         if self.outbound.queue.len() >= self.config.max_queued {
             return Err(PublishError::QueueFull);
         }
+        self.settle_expiry(now);
         self.outbound.reserve_token(token);
+        let expiry = if self.version().is_v5() {
+            Expiry::after(now, message.properties.message_expiry_interval)
+        } else {
+            Expiry::Never
+        };
         self.outbound.queue.push_back(Queued {
             token,
             message,
             stored: false,
             replaces: None,
+            expiry,
         });
         self.pump(now);
         self.store_queued_tail(token)
@@ -784,6 +863,7 @@ impl Session {
         let record = QueuedRecord {
             token,
             message: last.message.clone(),
+            expires_at: last.expiry.unix(self.wall_clock),
         };
         self.store_dirty = true;
         match store.put_queued(&record) {
@@ -1484,6 +1564,10 @@ impl Session {
             OutgoingState::Published => {
                 let mut publish = record.publish.clone();
                 publish.dup = true;
+                // Sent, so never expired; it carries the interval left (see `publish`).
+                if let Some(left) = self.outbound.expiry(id).interval_at(now) {
+                    publish.properties.message_expiry_interval = Some(left);
+                }
                 Packet::Publish(publish)
             }
             OutgoingState::Released => Packet::PubRel(PubRel::new(id)),
@@ -1511,9 +1595,15 @@ impl Session {
         // requeued message may have been started after a later one (see `Queued::replaces`).
         let mut records = self.outbound.in_send_order();
         records.sort_by_key(|r| r.token);
-        self.outbound.inflight.clear();
-        self.outbound.held.clear();
-        for record in records.into_iter().rev() {
+        let expiries: Vec<Expiry> = records
+            .iter()
+            .map(|r| {
+                r.packet_id()
+                    .map_or(Expiry::Never, |id| self.outbound.expiry(id))
+            })
+            .collect();
+        self.outbound.clear_inflight();
+        for (record, expiry) in records.into_iter().zip(expiries).rev() {
             let id = record.packet_id();
             if let Some(id) = id {
                 self.ids.release(id);
@@ -1534,6 +1624,7 @@ impl Session {
                     let record = QueuedRecord {
                         token: record.token,
                         message,
+                        expires_at: expiry.unix(self.wall_clock),
                     };
                     // Recorded as queued before its flow is forgotten: a crash in between
                     // leaves both, and loading keeps the flow. If the queued record cannot be
@@ -1546,6 +1637,7 @@ impl Session {
                         message: record.message,
                         stored,
                         replaces,
+                        expiry,
                     });
                     if let Some(id) = replaces {
                         self.ids.claim(id);
@@ -1645,6 +1737,7 @@ impl Session {
 
     /// Moves queued messages into the in-flight window and sends them, in order.
     fn pump(&mut self, now: Instant) {
+        self.settle_expiry(now);
         // Flows held back at reconnect go first, as quota frees.
         while let Some(&id) = self.outbound.held.front() {
             if !self.is_connected() || self.outbound.open() >= self.send_window() {
@@ -1668,6 +1761,19 @@ impl Session {
             };
             let message = &front.message;
             let token = front.token;
+            let expiry = front.expiry;
+            if expiry.has_passed(now) {
+                // Not worth sending any more (see `publish`); nothing of it stays.
+                if let Some(expired) = self.outbound.queue.pop_front() {
+                    debug!(token = expired.token.0, "message expired in the queue");
+                    self.forget_queued(now, &expired);
+                }
+                self.events.push_back(Event::Published {
+                    token,
+                    outcome: PublishOutcome::Expired,
+                });
+                continue;
+            }
             if message.qos > QoS::AtMostOnce {
                 // [MQTT-4.9.0-2]: no new QoS 1/2 PUBLISH while the send quota is used up.
                 if self.outbound.inflight.len() >= self.send_window() {
@@ -1686,7 +1792,10 @@ impl Session {
             } else {
                 None
             };
-            let publish = self.build_publish(message, id);
+            let mut publish = self.build_publish(message, id);
+            if let Some(left) = expiry.interval_at(now) {
+                publish.properties.message_expiry_interval = Some(left);
+            }
             let checked = Packet::Publish(publish.clone())
                 .encoded_len(self.version())
                 .map_err(PublishError::from)
@@ -1716,7 +1825,8 @@ impl Session {
                     });
                 }
                 Some(id) => {
-                    let record = self.outbound.start(token, publish);
+                    let expires_at = expiry.unix(self.wall_clock);
+                    let record = self.outbound.start(token, publish, expires_at);
                     if let Some(store) = self.store.as_mut() {
                         self.store_dirty = true;
                         if let Err(e) = store.put_outgoing(&record) {
@@ -1739,7 +1849,7 @@ impl Session {
                         self.forget_queued(now, &started);
                     }
                     let publish = record.publish.clone();
-                    self.outbound.insert(id, record);
+                    self.outbound.insert(id, record, expiry);
                     self.send_publish(now, publish);
                 }
             }

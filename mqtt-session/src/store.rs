@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mqtt_proto::{PacketId, Publish, SubscribeProperties, Subscription, TopicFilter};
 
@@ -34,8 +35,13 @@ pub struct OutgoingRecord {
     pub token: PublishToken,
     /// Where the flow stands.
     pub state: OutgoingState,
-    /// The message with its packet identifier and full topic (never a topic alias).
+    /// The message with its packet identifier and full topic (never a topic alias), and the
+    /// Message Expiry Interval it was first sent with.
     pub publish: Publish,
+    /// When the message expires, as time since the Unix epoch (see
+    /// [`QueuedRecord::expires_at`]). A flow is never dropped for it, since its PUBLISH was
+    /// sent; a retransmission carries the interval left.
+    pub expires_at: Option<Duration>,
 }
 
 impl OutgoingRecord {
@@ -52,6 +58,12 @@ pub struct QueuedRecord {
     pub token: PublishToken,
     /// The message as published.
     pub message: Message,
+    /// When the message expires (its 5.0 Message Expiry Interval after `publish` accepted
+    /// it), as time since the Unix epoch, converted with the wall clock the session was given
+    /// ([`Session::handle_wall_clock`](crate::Session::handle_wall_clock)). `None` if it does
+    /// not expire, or if the session had no wall clock when it wrote the record: after a
+    /// restart such a message counts its interval again from the restart.
+    pub expires_at: Option<Duration>,
 }
 
 /// A subscription the server granted, kept so that the session can subscribe again when a

@@ -1363,6 +1363,7 @@ fn a_queued_record_whose_flow_started_is_dropped_on_restore() {
         .put_queued(&QueuedRecord {
             token: PublishToken(7),
             message: message.clone(),
+            expires_at: None,
         })
         .unwrap();
     let publish = mqtt_proto::Publish::new(
@@ -1376,6 +1377,7 @@ fn a_queued_record_whose_flow_started_is_dropped_on_restore() {
             token: PublishToken(7),
             state: OutgoingState::Published,
             publish,
+            expires_at: None,
         })
         .unwrap();
     let cfg = config(ProtocolVersion::V5).clean_start(false);

@@ -407,6 +407,12 @@ impl<W> ClientCore<W> {
 
     // ----- inputs -----
 
+    /// The wall clock: `unix_time` is the time since the Unix epoch at `now` (see
+    /// [`Session::handle_wall_clock`]). Call it first, and before each dial.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_time: Duration) {
+        self.session.handle_wall_clock(now, unix_time);
+    }
+
     /// The transport to the broker of [`Step::Dial`] is open.
     pub fn handle_connected(&mut self, now: Instant) {
         if self.phase != Phase::Dial {

@@ -38,6 +38,13 @@
 //! | 8 | start (u64), how (u8: 1 appended by a commit, 2 rewritten whole) | commit: ends the batch of records that starts at offset `start` |
 //! | 9 | confirmed (u8: 0 or 1), SUBSCRIBE with packet identifier 1 as a placeholder and one filter | put a subscription, keyed by its filter |
 //! | 10 | filter length (u16), filter (UTF-8) | remove a subscription |
+//! | 11 | as kind 1, with the message's deadline (u64, milliseconds since the Unix epoch) after the state | put an outgoing flow whose message expires |
+//! | 12 | token (u64), deadline (u64, as in kind 11), PUBLISH as in kind 5 | put a queued message that expires |
+//!
+//! Kinds 11 and 12 carry when a 5.0 message expires (its Message Expiry Interval after it was
+//! accepted, on the wall clock the session was given); they are written only for such
+//! messages, so a log of messages without one stays readable by versions before them, and
+//! records of kinds 1 and 5 load with no deadline.
 //!
 //! A PUBLISH or SUBSCRIBE is the packet encoded as MQTT 5.0, whatever version the session
 //! speaks: 5.0 carries every field of the model (a subscription's No Local, Retain As Published

@@ -121,6 +121,8 @@ fn decode_outgoing(data: Vec<u8>) -> Result<OutgoingRecord, String> {
             token: PublishToken(token),
             state,
             publish,
+            // The old format kept no deadlines.
+            expires_at: None,
         }),
         Ok(_) => Err("record is not a QoS 1/2 PUBLISH".into()),
         Err(e) => Err(e.to_string()),
@@ -148,6 +150,7 @@ fn decode_queued(data: Vec<u8>) -> Result<QueuedRecord, String> {
             Ok(QueuedRecord {
                 token: PublishToken(token),
                 message,
+                expires_at: None,
             })
         }
         Ok(_) => Err("queued record is not a QoS 1/2 PUBLISH".into()),

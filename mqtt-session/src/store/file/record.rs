@@ -3,6 +3,8 @@
 //!
 //! The layout is described in the [parent module](super).
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use mqtt_proto::{
     Decoder, Packet, PacketId, ProtocolVersion, Publish, QoS, QosPid, Subscribe, TopicFilter,
@@ -17,8 +19,9 @@ use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, StoreError, Subs
 pub(super) const MARKER: [u8; 4] = *b"MQL1";
 /// Marker, body length, body CRC and header CRC.
 pub(super) const HEADER_LEN: usize = 16;
-/// The largest body a record may have: an outgoing record around the largest PUBLISH.
-const MAX_BODY: usize = 1 + 8 + 8 + 1 + MAX_PACKET_SIZE;
+/// The largest body a record may have: an outgoing record with a deadline around the largest
+/// PUBLISH.
+const MAX_BODY: usize = 1 + 8 + 8 + 1 + 8 + MAX_PACKET_SIZE;
 
 /// Record kinds: the first byte of a body.
 const PUT_OUTGOING: u8 = 1;
@@ -31,6 +34,10 @@ const CLEAR: u8 = 7;
 const COMMIT: u8 = 8;
 const PUT_SUBSCRIPTION: u8 = 9;
 const REMOVE_SUBSCRIPTION: u8 = 10;
+/// Kinds 1 and 5 with the message's deadline. A record without one keeps the older kind, which
+/// every version reads.
+const PUT_OUTGOING_EXPIRING: u8 = 11;
+const PUT_QUEUED_EXPIRING: u8 = 12;
 
 /// How a commit record's batch was written.
 const APPENDED: u8 = 1;
@@ -504,14 +511,20 @@ pub(super) fn encode_body(buf: &mut BytesMut, write: &Write<'_>) -> Result<(), S
             if record.packet_id().is_none() {
                 return Err(qos0());
             }
-            buf.reserve(1 + 8 + 8 + 1 + record.publish.payload.len() + 64);
-            buf.put_u8(PUT_OUTGOING);
+            buf.reserve(1 + 8 + 8 + 1 + 8 + record.publish.payload.len() + 64);
+            buf.put_u8(match record.expires_at {
+                None => PUT_OUTGOING,
+                Some(_) => PUT_OUTGOING_EXPIRING,
+            });
             buf.put_u64(record.seq);
             buf.put_u64(record.token.0);
             buf.put_u8(match record.state {
                 OutgoingState::Published => PUBLISHED,
                 OutgoingState::Released => RELEASED,
             });
+            if let Some(at) = record.expires_at {
+                buf.put_u64(unix_millis(at));
+            }
             encode_publish(record.publish.clone(), buf)
         }
         Write::PutQueued(record) => {
@@ -524,9 +537,15 @@ pub(super) fn encode_body(buf: &mut BytesMut, write: &Write<'_>) -> Result<(), S
             let mut publish = Publish::new(message.topic.clone(), qos_pid, message.payload.clone());
             publish.retain = message.retain;
             publish.properties = message.properties.clone();
-            buf.reserve(1 + 8 + message.payload.len() + 64);
-            buf.put_u8(PUT_QUEUED);
+            buf.reserve(1 + 8 + 8 + message.payload.len() + 64);
+            buf.put_u8(match record.expires_at {
+                None => PUT_QUEUED,
+                Some(_) => PUT_QUEUED_EXPIRING,
+            });
             buf.put_u64(record.token.0);
+            if let Some(at) = record.expires_at {
+                buf.put_u64(unix_millis(at));
+            }
             encode_publish(publish, buf)
         }
         Write::PutSubscription(record) => {
@@ -581,6 +600,12 @@ pub(super) fn encode_body(buf: &mut BytesMut, write: &Write<'_>) -> Result<(), S
             Ok(())
         }
     }
+}
+
+/// A deadline as written: milliseconds since the Unix epoch, rounded down (a message never
+/// outlives its deadline for it).
+fn unix_millis(at: Duration) -> u64 {
+    u64::try_from(at.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The PUBLISH that fills the rest of a body, which must be QoS 1 or 2. It is decoded from a
@@ -647,7 +672,7 @@ pub(super) fn decode_body(body: &Bytes) -> Result<Op, String> {
     let short = || "record body too short".to_string();
     let mut reader = Reader(body);
     let op = match reader.u8().ok_or_else(short)? {
-        PUT_OUTGOING => {
+        kind @ (PUT_OUTGOING | PUT_OUTGOING_EXPIRING) => {
             let (Some(seq), Some(token), Some(state)) = (reader.u64(), reader.u64(), reader.u8())
             else {
                 return Err(short());
@@ -657,19 +682,32 @@ pub(super) fn decode_body(body: &Bytes) -> Result<Op, String> {
                 RELEASED => OutgoingState::Released,
                 other => return Err(format!("unknown outgoing state {other}")),
             };
+            let expires_at = match kind {
+                PUT_OUTGOING_EXPIRING => {
+                    Some(reader.u64().map(Duration::from_millis).ok_or_else(short)?)
+                }
+                _ => None,
+            };
             let publish = decode_publish(body, reader.rest())?;
             let record = OutgoingRecord {
                 seq,
                 token: PublishToken(token),
                 state,
                 publish,
+                expires_at,
             };
             let value = Value::Outgoing(record);
             let key = value.key().ok_or_else(short)?;
             return Ok(Op::Put(key, value));
         }
-        PUT_QUEUED => {
+        kind @ (PUT_QUEUED | PUT_QUEUED_EXPIRING) => {
             let token = reader.u64().ok_or_else(short)?;
+            let expires_at = match kind {
+                PUT_QUEUED_EXPIRING => {
+                    Some(reader.u64().map(Duration::from_millis).ok_or_else(short)?)
+                }
+                _ => None,
+            };
             let p = decode_publish(body, reader.rest())?;
             let mut message = Message::with_topic(p.topic, p.payload).qos(p.qos_pid.qos());
             message.retain = p.retain;
@@ -679,6 +717,7 @@ pub(super) fn decode_body(body: &Bytes) -> Result<Op, String> {
                 Value::Queued(QueuedRecord {
                     token: PublishToken(token),
                     message,
+                    expires_at,
                 }),
             ));
         }
@@ -741,6 +780,7 @@ mod tests {
             token: PublishToken(30),
             state: OutgoingState::Released,
             publish,
+            expires_at: None,
         }
     }
 
@@ -751,7 +791,13 @@ mod tests {
         QueuedRecord {
             token: PublishToken(u64::MAX),
             message,
+            expires_at: None,
         }
+    }
+
+    /// A deadline in milliseconds, as the log keeps it.
+    fn deadline(ms: u64) -> Option<Duration> {
+        Some(Duration::from_millis(ms))
     }
 
     fn subscription() -> SubscriptionRecord {
@@ -792,9 +838,20 @@ mod tests {
     #[test]
     fn every_kind_decodes_to_what_was_written() {
         let (o, q, s) = (outgoing(), queued(), subscription());
+        let mut oe = outgoing();
+        oe.publish.qos_pid = QosPid::AtLeastOnce(id(8));
+        oe.state = OutgoingState::Published;
+        oe.expires_at = deadline(1_700_000_000_123);
+        let qe = QueuedRecord {
+            token: PublishToken(4),
+            expires_at: deadline(u64::MAX),
+            ..queued()
+        };
         let filter = TopicFilter::new("$share/g/a/#").unwrap();
         let writes = [
             Write::PutOutgoing(&o),
+            Write::PutOutgoing(&oe),
+            Write::PutQueued(&qe),
             Write::RemoveOutgoing(id(7)),
             Write::PutIncoming(id(65535)),
             Write::RemoveIncoming(id(1)),
@@ -814,6 +871,8 @@ mod tests {
         ];
         let expected = [
             Op::Put(Key::Outgoing(7), Value::Outgoing(o.clone())),
+            Op::Put(Key::Outgoing(8), Value::Outgoing(oe.clone())),
+            Op::Put(Key::Queued(4), Value::Queued(qe.clone())),
             Op::Remove(Key::Outgoing(7)),
             Op::Put(Key::Incoming(65535), Value::Incoming(id(65535))),
             Op::Remove(Key::Incoming(1)),
@@ -967,6 +1026,48 @@ mod tests {
                 0,
             ],
             &[PUT_QUEUED, 0, 0, 0, 0, 0, 0, 0, 1, 0x32],
+            // A deadline cut short, or none before the PUBLISH.
+            &[PUT_QUEUED_EXPIRING, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+            &[
+                PUT_QUEUED_EXPIRING,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0x32,
+                6,
+                0,
+                1,
+                b'a',
+                0,
+                1,
+                0,
+            ],
+            &[
+                PUT_OUTGOING_EXPIRING,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                1,
+                0,
+            ],
             // A SUBSCRIBE cut short, with no filter, or with two; a PUBLISH.
             &[PUT_SUBSCRIPTION],
             &[PUT_SUBSCRIPTION, 2, 0x82, 6, 0, 1, 0, 0, 1, b'a', 0],

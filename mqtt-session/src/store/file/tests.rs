@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use mqtt_proto::{
     MqttString, Publish, QoS, QosPid, RetainHandling, SubscribeProperties, Subscription,
@@ -45,7 +46,14 @@ fn outgoing_sized(n: u16, seq: u64, len: usize) -> OutgoingRecord {
         token: PublishToken(seq * 10),
         state: OutgoingState::Published,
         publish,
+        expires_at: deadline(seq),
     }
+}
+
+/// A deadline for every other record, so that records of both kinds (with and without one)
+/// go through every test.
+fn deadline(n: u64) -> Option<Duration> {
+    (n % 2 == 1).then(|| Duration::from_millis(1_700_000_000_000 + n))
 }
 
 fn queued(token: u64, qos: QoS) -> QueuedRecord {
@@ -61,6 +69,7 @@ fn queued_sized(token: u64, qos: QoS, len: usize) -> QueuedRecord {
     QueuedRecord {
         token: PublishToken(token),
         message,
+        expires_at: deadline(token),
     }
 }
 
@@ -344,6 +353,74 @@ fn every_kind_survives_reopening_in_order() {
         0,
         "open compacted the cleared log"
     );
+}
+
+#[test]
+fn records_written_before_deadlines_load_without_one() {
+    // Bodies of kinds 1 and 5 as a version before deadlines wrote them: a QoS 1 PUBLISH to
+    // "c" with a Message Expiry Interval of 60 s and payload "x".
+    let publish = [
+        0x32, 12, 0, 1, b'c', 0, 7, 5, 0x02, 0, 0, 0, 60, b'x', //
+    ];
+    let outgoing_body: Vec<u8> = [&[1u8][..], &2u64.to_be_bytes(), &20u64.to_be_bytes(), &[1]]
+        .concat()
+        .into_iter()
+        .chain(publish)
+        .collect();
+    let mut queued_publish = publish;
+    queued_publish[6] = 1; // the placeholder identifier
+    let queued_body: Vec<u8> = [&[5u8][..], &30u64.to_be_bytes()]
+        .concat()
+        .into_iter()
+        .chain(queued_publish)
+        .collect();
+    let mut log = BytesMut::new();
+    for body in [&outgoing_body, &queued_body] {
+        let offset = log.len() as u64;
+        log.extend_from_slice(&record::header_for(offset, body).unwrap());
+        log.extend_from_slice(body);
+    }
+    let offset = log.len() as u64;
+    record::append(&mut log, offset, &commit(0)).unwrap();
+    let dir = dir_with_log(&log);
+    let loaded = open(dir.path()).load().unwrap();
+    assert!(loaded.set_aside.is_empty(), "{:?}", loaded.set_aside);
+    let [flow] = &loaded.outgoing[..] else {
+        panic!("{loaded:?}");
+    };
+    assert_eq!(
+        (flow.seq, flow.token, flow.expires_at),
+        (2, PublishToken(20), None)
+    );
+    assert_eq!(flow.packet_id(), Some(id(7)));
+    assert_eq!(flow.publish.properties.message_expiry_interval, Some(60));
+    let [queued] = &loaded.queued[..] else {
+        panic!("{loaded:?}");
+    };
+    assert_eq!((queued.token, queued.expires_at), (PublishToken(30), None));
+    assert_eq!(queued.message.properties.message_expiry_interval, Some(60));
+    assert_eq!(&queued.message.payload[..], b"x");
+}
+
+#[test]
+fn a_deadline_is_written_only_for_a_message_that_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let (without, with) = (queued(2, QoS::AtLeastOnce), queued(3, QoS::AtLeastOnce));
+    assert_eq!(
+        (without.expires_at.is_some(), with.expires_at.is_some()),
+        (false, true)
+    );
+    store.put_queued(&without).unwrap();
+    store.put_queued(&with).unwrap();
+    store.commit().unwrap();
+    let log = log_of(dir.path());
+    let ends = record_ends(&log, 0);
+    let kinds = [log[HEADER_LEN], log[ends[0] + HEADER_LEN]];
+    assert_eq!(kinds, [5, 12]);
+    assert_eq!(ends[1] - ends[0], ends[0] + 8, "the deadline costs 8 bytes");
+    drop(store);
+    assert_eq!(open(dir.path()).load().unwrap().queued, vec![without, with]);
 }
 
 #[test]
@@ -1109,6 +1186,8 @@ fn the_old_format_is_migrated() {
     let mut released = outgoing(5, 3);
     released.state = OutgoingState::Released;
     released.publish.dup = true;
+    // The old format kept no deadlines.
+    released.expires_at = None;
     legacy::write::outgoing(dir.path(), &outgoing(9, 2));
     legacy::write::outgoing(dir.path(), &released);
     legacy::write::incoming(dir.path(), id(42));
