@@ -146,6 +146,9 @@ pub(crate) fn check(result: Result<PublishOutcome, mqtt_tokio::Error>) -> Result
             "the broker refused the message: {reason:?}"
         ))),
         Ok(PublishOutcome::Dropped(e)) => Err(CliError::Publish(e.to_string())),
+        Ok(PublishOutcome::Expired) => Err(CliError::Publish(
+            "the message expired before it could be sent".to_string(),
+        )),
         Ok(_) => Ok(()),
         Err(e) => Err(CliError::Publish(e.to_string())),
     }
