@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,8 +18,8 @@ use mqtt_session::client::{
     ClientCore, ClientOptions, ClientStats, Command, Error, Event, HandleState, Reply,
 };
 use mqtt_session::proto::{
-    Auth, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
-    UnsubAckReasonCode, UnsubscribeProperties,
+    Auth, Publish, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
+    TopicName, UnsubAckReasonCode, UnsubscribeProperties,
 };
 use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken};
 
@@ -47,6 +48,7 @@ pub struct Client<R> {
     publish_tx: Sender<Command<Waiter>>,
     control_tx: Sender<Command<Waiter>>,
     shared: Arc<HandleState>,
+    requests: Arc<RequestIds>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -56,8 +58,44 @@ impl<R> Clone for Client<R> {
             publish_tx: self.publish_tx.clone(),
             control_tx: self.control_tx.clone(),
             shared: self.shared.clone(),
+            requests: self.requests.clone(),
             runtime: PhantomData,
         }
+    }
+}
+
+/// The response topic of one client and the correlation data of its requests: a random
+/// number fixed when the client starts, so that responses to an earlier process (or to
+/// another client) never match, and a counter.
+#[derive(Debug)]
+struct RequestIds {
+    nonce: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0x243f_6a88_85a3_08d3);
+        Self {
+            nonce: hasher.finish(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// `responses/<nonce>`: private to this client by its random part.
+    fn topic(&self) -> Result<TopicName, Error> {
+        Ok(TopicName::new(&format!("responses/{:016x}", self.nonce))?)
+    }
+
+    /// Sixteen bytes no other request of any client shares.
+    fn correlation(&self) -> bytes::Bytes {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut data = Vec::with_capacity(16);
+        data.extend_from_slice(&self.nonce.to_be_bytes());
+        data.extend_from_slice(&n.to_be_bytes());
+        data.into()
     }
 }
 
@@ -176,6 +214,7 @@ impl<R: Runtime> Client<R> {
             publish_tx,
             control_tx,
             shared,
+            requests: Arc::new(RequestIds::new()),
             runtime: PhantomData,
         };
         let events = Events { inbox };
@@ -247,7 +286,7 @@ impl<R> Client<R> {
         }
     }
 
-    async fn request(&self, make: impl FnOnce(Waiter) -> Command<Waiter>) -> Result<Reply, Error> {
+    async fn command(&self, make: impl FnOnce(Waiter) -> Command<Waiter>) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
         self.control_tx
             .try_send(make(tx))
@@ -260,7 +299,7 @@ impl<R> Client<R> {
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
         let filters = vec![Subscription::new(TopicFilter::new(filter)?, qos)];
         let properties = SubscribeProperties::default();
-        self.request(|waiter| Command::Subscribe {
+        self.command(|waiter| Command::Subscribe {
             filters,
             properties,
             waiter,
@@ -285,7 +324,7 @@ impl<R> Client<R> {
         filters: Vec<Subscription>,
         properties: SubscribeProperties,
     ) -> Result<Vec<Result<QoS, SubAckReasonCode>>, Error> {
-        let reply = self.request(|waiter| Command::Subscribe {
+        let reply = self.command(|waiter| Command::Subscribe {
             filters,
             properties,
             waiter,
@@ -297,7 +336,7 @@ impl<R> Client<R> {
     pub async fn unsubscribe(&self, filter: &str) -> Result<UnsubAckReasonCode, Error> {
         let filters = vec![TopicFilter::new(filter)?];
         let properties = UnsubscribeProperties::default();
-        self.request(|waiter| Command::Unsubscribe {
+        self.command(|waiter| Command::Unsubscribe {
             filters,
             properties,
             waiter,
@@ -321,12 +360,47 @@ impl<R> Client<R> {
         filters: Vec<TopicFilter>,
         properties: UnsubscribeProperties,
     ) -> Result<Vec<UnsubAckReasonCode>, Error> {
-        let reply = self.request(|waiter| Command::Unsubscribe {
+        let reply = self.command(|waiter| Command::Unsubscribe {
             filters,
             properties,
             waiter,
         });
         reply.await?.into_unsubscribed()
+    }
+
+    /// Sends a request (MQTT 5.0 request/response) and waits for its response: publishes
+    /// `payload` to `topic` at QoS 1 with a Response Topic private to this client and a
+    /// Correlation Data of its own, and resolves with the message the responder publishes
+    /// back to that topic with the same Correlation Data. The client subscribes to its
+    /// response topic once, before the first request; responses never appear as
+    /// [`Event::Message`]. Fails with [`Error::RequestTimeout`] after
+    /// [`ClientOptions::request_timeout`], and with [`Error::NeedsV5`] before 5.0.
+    ///
+    /// A responder answers by publishing to the request's `response_topic` with its
+    /// `correlation_data` copied.
+    pub async fn request(
+        &self,
+        topic: &str,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<Publish, Error> {
+        let message = Message::new(topic, payload)?.qos(QoS::AtLeastOnce);
+        self.request_message(message).await
+    }
+
+    /// Sends a request like [`request`](Self::request), with the message as given (QoS,
+    /// properties); its Response Topic and Correlation Data are replaced.
+    pub async fn request_message(&self, message: Message) -> Result<Publish, Error> {
+        let response_topic = self.requests.topic()?;
+        let correlation = self.requests.correlation();
+        let token = self.shared.next_token();
+        let reply = self.command(|waiter| Command::Request {
+            message,
+            response_topic,
+            correlation,
+            token,
+            waiter,
+        });
+        reply.await?.into_response()
     }
 
     /// Acknowledges a message received in manual-ack mode (see
@@ -340,7 +414,7 @@ impl<R> Client<R> {
 
     /// Sends an AUTH step of 5.0 enhanced authentication.
     pub async fn auth(&self, auth: Auth) -> Result<(), Error> {
-        let reply = self.request(|waiter| Command::Auth { auth, waiter });
+        let reply = self.command(|waiter| Command::Auth { auth, waiter });
         reply.await?.into_done()
     }
 
@@ -349,7 +423,7 @@ impl<R> Client<R> {
     /// the connection closes and the client stops. Returns once stopped; succeeds also when
     /// the client had already stopped.
     pub async fn disconnect(&self) -> Result<(), Error> {
-        let reply = self.request(|waiter| Command::Disconnect { waiter }).await;
+        let reply = self.command(|waiter| Command::Disconnect { waiter }).await;
         match reply.and_then(Reply::into_done) {
             Err(Error::Closed) => Ok(()),
             result => result,

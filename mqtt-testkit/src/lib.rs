@@ -678,3 +678,33 @@ fn write_password(file: &Path, user: &str, password: &str) {
 fn unix_socket_path(dir: &Path) -> PathBuf {
     dir.join("mqtt.sock")
 }
+
+/// Runs two futures at once on the current task; their outputs once both are done.
+pub async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let mut out_a = None;
+    let mut out_b = None;
+    std::future::poll_fn(|cx| {
+        if out_a.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        if out_a.is_some() && out_b.is_some() {
+            if let (Some(a), Some(b)) = (out_a.take(), out_b.take()) {
+                return std::task::Poll::Ready((a, b));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}

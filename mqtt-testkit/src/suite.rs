@@ -1501,6 +1501,88 @@ macro_rules! client_suite {
         }
 
         $crate::__suite_test! { $mode
+            async fn request_response_matches_answers_by_correlation_data() {
+                let mut broker = Mosquitto::plain();
+                // A responder: answers each request on its Response Topic, with its
+                // Correlation Data.
+                let (responder, mut requests) =
+                    start(options(&broker.url(), "responder", ProtocolVersion::V5).reconnect(fast_reconnect())).await;
+                responder.subscribe("service/echo", QoS::AtLeastOnce).await.unwrap();
+                let answering = responder.clone();
+                let (client, mut events) = start(
+                    options(&broker.url(), "requester", ProtocolVersion::V5)
+                        .reconnect(fast_reconnect())
+                        .request_timeout(Duration::from_secs(20)),
+                )
+                .await;
+                let serve = async {
+                    let mut answered = 0;
+                    while answered < 2 {
+                        let Some(event) = requests.recv().await else { break };
+                        let Event::Message { publish, .. } = event else { continue };
+                        let props = &publish.properties;
+                        let topic = props.response_topic.clone().expect("a response topic");
+                        let mut reply = message(topic.as_str(), [&b"re: "[..], &publish.payload[..]].concat(), QoS::AtLeastOnce);
+                        reply.properties.correlation_data = props.correlation_data.clone();
+                        answering.publish(reply).await.unwrap();
+                        answered += 1;
+                    }
+                };
+                let ask = async {
+                    let (a, b) = $crate::join(client.request("service/echo", "one"), client.request("service/echo", "two")).await;
+                    assert_eq!(&a.unwrap().payload[..], b"re: one");
+                    assert_eq!(&b.unwrap().payload[..], b"re: two");
+                };
+                within("two requests answered", $crate::join(serve, ask)).await;
+                // The broker restarts without the session: the response topic is subscribed
+                // again by itself, and requests work again.
+                broker.kill();
+                broker.restart();
+                within("Resubscribed", async {
+                    loop {
+                        match events.recv().await {
+                            Some(Event::Resubscribed { .. }) => break,
+                            Some(Event::Closed) | None => panic!("gave up"),
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                responder.subscribe("service/echo", QoS::AtLeastOnce).await.unwrap();
+                let serve = async {
+                    loop {
+                        let Some(Event::Message { publish, .. }) = requests.recv().await else { continue };
+                        let props = &publish.properties;
+                        let topic = props.response_topic.clone().expect("a response topic");
+                        let mut reply = message(topic.as_str(), "again", QoS::AtLeastOnce);
+                        reply.properties.correlation_data = props.correlation_data.clone();
+                        answering.publish(reply).await.unwrap();
+                        break;
+                    }
+                };
+                let (_, answer) = within("a request after the restart", $crate::join(serve, client.request("service/echo", "x"))).await;
+                assert_eq!(&answer.unwrap().payload[..], b"again");
+                // Nobody answers: the request times out, within its bound.
+                let (quiet, _events) = start(
+                    options(&broker.url(), "impatient", ProtocolVersion::V5)
+                        .request_timeout(Duration::from_millis(300)),
+                )
+                .await;
+                let error = within("a timeout", quiet.request("nobody/listens", "?")).await.unwrap_err();
+                assert!(matches!(error, Error::RequestTimeout(_)), "{error:?}");
+                // Before 5.0 there is no request/response.
+                let (old, _events) = start(options(&broker.url(), "old", ProtocolVersion::V3_1_1)).await;
+                let error = old.request("service/echo", "x").await.unwrap_err();
+                assert!(matches!(error, Error::NeedsV5(_)), "{error:?}");
+                // Responses never show up as messages of the requester.
+                while let Some(event) = events.try_recv() {
+                    assert!(!matches!(event, Event::Message { .. }), "{event:?}");
+                }
+                client.disconnect().await.unwrap();
+            }
+        }
+
+        $crate::__suite_test! { $mode
             async fn invalid_options_are_reported_at_connect() {
                 assert!(matches!(
                     connect(ClientOptions::new("http://x")),

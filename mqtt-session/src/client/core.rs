@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mqtt_proto::{
-    Auth, PacketId, QoS, SubscribeProperties, Subscription, TopicFilter, UnsubscribeProperties,
+    Auth, PacketId, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
+    UnsubscribeProperties,
 };
 use tracing::{debug, info, warn};
 
@@ -14,6 +15,7 @@ use super::event::{Error, Event, Reply};
 use super::failure::{ConnectFailure, DialError};
 use super::hook::{ConnectAttempt, ConnectDecision, ConnectHook};
 use super::options::{ClientOptions, OptionsError, TlsOptions};
+use super::requests::{Requests, Subscription as ResponseSubscription, Waiting};
 use super::url::BrokerUrl;
 use crate::config::Delivery;
 use crate::event::{
@@ -72,6 +74,21 @@ pub enum Command<W> {
     },
     /// Close at once without DISCONNECT (the broker publishes the will) and stop.
     Abort,
+    /// Publish a request (5.0) and wait for the message that answers it; answered with
+    /// [`Reply::Response`]. The core sets Response Topic and Correlation Data, and subscribes
+    /// to the response topic before the first request goes out.
+    Request {
+        /// The request message.
+        message: Message,
+        /// The topic responses come back on; the first request's is kept for the client.
+        response_topic: mqtt_proto::TopicName,
+        /// What tells this request's response from others.
+        correlation: bytes::Bytes,
+        /// The token the handle gave the request's publish.
+        token: PublishToken,
+        /// Who waits.
+        waiter: W,
+    },
 }
 
 /// Something for the adapter to deliver.
@@ -142,6 +159,8 @@ enum Phase {
 enum PublishWaiter<W> {
     Caller(W),
     Token(PublishToken),
+    /// The publish of a request: a failure fails the request with this correlation data.
+    Request(bytes::Bytes),
 }
 
 /// Bytes from one `poll_transmit`, and the QoS 0 publishers to answer once they are written.
@@ -224,6 +243,10 @@ pub struct ClientCore<W> {
     current: Option<BrokerUrl>,
     /// Counters for [`ClientStats`](super::ClientStats).
     counters: Counters,
+    /// Requests waiting for their response.
+    responses: Requests<W>,
+    /// How long a request waits for its response.
+    request_timeout: Duration,
 }
 
 /// What a client has done since it started.
@@ -311,6 +334,8 @@ impl<W> ClientCore<W> {
             redirects: 0,
             current: None,
             counters: Counters::default(),
+            responses: Requests::default(),
+            request_timeout: options.request_timeout,
         };
         Ok((core, transport))
     }
@@ -653,6 +678,10 @@ impl<W> ClientCore<W> {
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed; `random` in `[0, 1)`
     /// jitters the reconnect delay if the connection is given up.
     pub fn handle_timeout(&mut self, now: Instant, random: f64) {
+        for waiter in self.responses.take_expired(now) {
+            let timeout = self.request_timeout;
+            self.reply(waiter, Reply::Response(Err(Error::RequestTimeout(timeout))));
+        }
         match self.phase {
             Phase::Waiting(until) if now >= until => self.next_attempt(),
             Phase::Online => {
@@ -721,6 +750,13 @@ impl<W> ClientCore<W> {
                 let result = self.session.auth(now, auth).map_err(Error::from);
                 self.reply(waiter, Reply::Done(result));
             }
+            Command::Request {
+                message,
+                response_topic,
+                correlation,
+                token,
+                waiter,
+            } => self.request(now, message, response_topic, correlation, token, waiter),
             Command::Disconnect { waiter } => self.disconnect(now, waiter),
             Command::Abort => {
                 self.abort(now);
@@ -789,7 +825,8 @@ impl<W> ClientCore<W> {
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        let requests = self.responses.next_deadline();
+        let phase = match self.phase {
             Phase::Waiting(until) => Some(until),
             Phase::Online => {
                 let drain = self.drain.as_ref().filter(|d| !d.sent).map(|d| d.deadline);
@@ -805,6 +842,10 @@ impl<W> ClientCore<W> {
                 .min()
             }
             Phase::Prepare | Phase::Dial | Phase::Stopped => None,
+        };
+        match self.phase {
+            Phase::Waiting(_) | Phase::Online => [phase, requests].into_iter().flatten().min(),
+            _ => phase,
         }
     }
 
@@ -840,6 +881,7 @@ impl<W> ClientCore<W> {
             }
             Command::Auth { waiter, .. } => self.reply(waiter, Reply::Done(Err(e))),
             Command::Disconnect { waiter } => self.reply(waiter, Reply::Done(Ok(()))),
+            Command::Request { waiter, .. } => self.reply(waiter, Reply::Response(Err(e))),
             Command::Publish { waiter: None, .. } | Command::Ack(_) | Command::Abort => {}
         }
     }
@@ -872,6 +914,143 @@ impl<W> ClientCore<W> {
                     outcome: PublishOutcome::Dropped(e),
                 }),
             },
+        }
+    }
+
+    /// A request: subscribes to the response topic first if needed, then publishes it with
+    /// Response Topic and Correlation Data.
+    fn request(
+        &mut self,
+        now: Instant,
+        mut message: Message,
+        response_topic: mqtt_proto::TopicName,
+        correlation: bytes::Bytes,
+        token: PublishToken,
+        waiter: W,
+    ) {
+        if !self.session.config().version.is_v5() {
+            self.reply(
+                waiter,
+                Reply::Response(Err(Error::NeedsV5("request/response"))),
+            );
+            return;
+        }
+        let topic = self.responses.topic.get_or_insert(response_topic).clone();
+        message.properties.response_topic = Some(topic.clone());
+        message.properties.correlation_data = Some(correlation.clone());
+        let waiting = Waiting {
+            waiter,
+            deadline: now + self.request_timeout,
+        };
+        match self.responses.subscription {
+            ResponseSubscription::Ready => {
+                self.send_request(now, message, correlation, token, waiting)
+            }
+            ResponseSubscription::Pending(_) => {
+                self.responses
+                    .held
+                    .push((message, correlation, waiting, token));
+            }
+            ResponseSubscription::None => {
+                // A topic name without wildcards is a valid filter of itself.
+                let filter = match TopicFilter::new(topic.as_str()) {
+                    Ok(filter) => filter,
+                    Err(e) => {
+                        self.reply(waiting.waiter, Reply::Response(Err(e.into())));
+                        return;
+                    }
+                };
+                let filters = vec![Subscription::new(filter, QoS::AtLeastOnce)];
+                match self.session.subscribe(now, filters) {
+                    Ok(id) => {
+                        debug!(topic = %topic.as_str(), "subscribing to the response topic");
+                        self.responses.subscription = ResponseSubscription::Pending(id);
+                        self.responses
+                            .held
+                            .push((message, correlation, waiting, token));
+                    }
+                    Err(e) => self.reply(waiting.waiter, Reply::Response(Err(e.into()))),
+                }
+            }
+        }
+    }
+
+    /// Publishes a request whose response topic is subscribed.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        message: Message,
+        correlation: bytes::Bytes,
+        token: PublishToken,
+        waiting: Waiting<W>,
+    ) {
+        if self.queue_full() {
+            self.reply(waiting.waiter, Reply::Response(Err(Error::QueueFull)));
+            return;
+        }
+        match self.session.publish_with_token(now, message, token) {
+            Ok(()) => {
+                self.publishes
+                    .insert(token, PublishWaiter::Request(correlation.clone()));
+                self.responses.sent.insert(correlation, waiting);
+            }
+            Err(e) => self.reply(waiting.waiter, Reply::Response(Err(e.into()))),
+        }
+    }
+
+    /// The answer to the subscription to the response topic: held requests go out, or fail.
+    fn response_subscribed(&mut self, now: Instant, result: Option<Result<QoS, SubAckReasonCode>>) {
+        let held = std::mem::take(&mut self.responses.held);
+        match result {
+            Some(Ok(_)) => {
+                self.responses.subscription = ResponseSubscription::Ready;
+                for (message, correlation, waiting, token) in held {
+                    self.send_request(now, message, correlation, token, waiting);
+                }
+            }
+            refused => {
+                self.responses.subscription = ResponseSubscription::None;
+                let code = refused
+                    .and_then(Result::err)
+                    .unwrap_or(SubAckReasonCode::UnspecifiedError);
+                warn!(?code, "the broker refused the response topic");
+                for (_, _, waiting, _) in held {
+                    self.reply(
+                        waiting.waiter,
+                        Reply::Response(Err(Error::SubscribeRefused(code))),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A request's publish completed: a request the broker did not take fails.
+    fn request_published(&mut self, correlation: bytes::Bytes, outcome: PublishOutcome) {
+        let error = match outcome {
+            PublishOutcome::Dropped(e) => Error::from(e),
+            PublishOutcome::Rejected { .. } | PublishOutcome::Expired => {
+                Error::RequestNotDelivered(Box::new(outcome))
+            }
+            _ => return,
+        };
+        if let Some(waiting) = self.responses.sent.remove(&correlation) {
+            self.reply(waiting.waiter, Reply::Response(Err(error)));
+        }
+    }
+
+    /// A message on the response topic: the response to a request, which takes it (and
+    /// acknowledges it: the application never sees it as an event), or a late one, dropped.
+    fn on_response(&mut self, now: Instant, publish: mqtt_proto::Publish, ack: Option<AckToken>) {
+        let waiting = self.responses.take_match(&publish);
+        if let Some(token) = ack {
+            self.session.handle_taken(now, token);
+            if self.session.config().manual_acks && publish.qos_pid.qos() > QoS::AtMostOnce {
+                let _ = self.session.ack(now, token);
+            }
+        }
+        match waiting {
+            Some(waiting) => self.reply(waiting.waiter, Reply::Response(Ok(publish))),
+            None => debug!("a response no request waits for (late, or for an earlier process)"),
         }
     }
 
@@ -997,6 +1176,10 @@ impl<W> ClientCore<W> {
                 self.reply(w, Reply::Published(Err(e)));
             }
         }
+        for w in self.responses.take_all() {
+            let e = self.stopped_error();
+            self.reply(w, Reply::Response(Err(e)));
+        }
         let requests: Vec<_> = self.requests.drain().map(|(_, w)| w).collect();
         for w in requests {
             // The kind of request is not remembered; the adapter maps `Done(Err(_))` onto
@@ -1105,6 +1288,11 @@ impl<W> ClientCore<W> {
                     properties,
                 });
             }
+            SessionEvent::Message { publish, ack }
+                if self.responses.is_response_topic(&publish) =>
+            {
+                self.on_response(now, publish, ack);
+            }
             SessionEvent::Message { publish, ack } => {
                 let Some(token) = ack else {
                     // Every message carries a token with `Delivery::Reported`.
@@ -1128,9 +1316,17 @@ impl<W> ClientCore<W> {
                 Some(PublishWaiter::Token(token)) => {
                     self.event(Event::Published { token, outcome })
                 }
+                Some(PublishWaiter::Request(correlation)) => {
+                    self.request_published(correlation, outcome);
+                }
                 // A flow resumed from the store of an earlier process.
                 None => self.event(Event::Published { token, outcome }),
             },
+            SessionEvent::Subscribed {
+                packet_id, results, ..
+            } if self.responses.subscription == ResponseSubscription::Pending(packet_id) => {
+                self.response_subscribed(now, results.first().copied());
+            }
             SessionEvent::Subscribed {
                 packet_id,
                 results,
@@ -1656,6 +1852,108 @@ mod tests {
                 "home:8883",
                 "home:8883",
             ]
+        );
+    }
+
+    #[test]
+    fn a_request_subscribes_first_and_its_response_is_taken_not_delivered() {
+        use mqtt_proto::{Decoder, Packet, ProtocolVersion, PubAck, SubAck, SubAckReasonCode};
+        let options = ClientOptions::new("mqtt://h")
+            .version(ProtocolVersion::V5)
+            .request_timeout(Duration::from_secs(5));
+        let now = Instant::now();
+        let mut c = core(options);
+        c.handle_connected(now);
+        written(&mut c);
+        read(&mut c, now, &[0x20, 0x03, 0x00, 0x00, 0x00]);
+        outputs(&mut c);
+        let decode = |c: &mut Core| {
+            let mut packets = Vec::new();
+            let decoder = Decoder::new(ProtocolVersion::V5);
+            while let Some(bytes) = c.poll_transmit(now) {
+                let mut buf = BytesMut::from(bytes);
+                let n = buf.len();
+                while let Some(p) = decoder.decode(&mut buf).unwrap() {
+                    packets.push(p);
+                }
+                c.handle_written(now, n);
+            }
+            packets
+        };
+        let encode = |p: Packet| {
+            let mut buf = BytesMut::new();
+            p.encode(ProtocolVersion::V5, &mut buf).unwrap();
+            buf
+        };
+        let topic = mqtt_proto::TopicName::new("responses/1").unwrap();
+        for (n, waiter) in [(1u8, 7u32), (2, 8)] {
+            c.handle_command(
+                now,
+                Command::Request {
+                    message: Message::new("svc", "?").unwrap().qos(QoS::AtLeastOnce),
+                    response_topic: topic.clone(),
+                    correlation: bytes::Bytes::from(vec![n]),
+                    token: PublishToken(u64::from(n)),
+                    waiter,
+                },
+            );
+        }
+        let sent = decode(&mut c);
+        let [Packet::Subscribe(subscribe)] = sent.as_slice() else {
+            panic!("the subscription goes first, alone: {sent:?}");
+        };
+        let suback = Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            properties: Default::default(),
+            reason_codes: vec![SubAckReasonCode::GrantedQoS1],
+        });
+        c.handle_read(now, &mut encode(suback));
+        let sent = decode(&mut c);
+        assert_eq!(sent.len(), 2, "both requests now: {sent:?}");
+        for (p, n) in sent.iter().zip([1u8, 2]) {
+            let Packet::Publish(p) = p else {
+                panic!("{p:?}")
+            };
+            assert_eq!(p.properties.response_topic.as_ref(), Some(&topic));
+            assert_eq!(p.properties.correlation_data.as_deref(), Some(&[n][..]));
+            c.handle_read(
+                now,
+                &mut encode(Packet::PubAck(PubAck::new(p.packet_id().unwrap()))),
+            );
+        }
+        assert!(outputs(&mut c).is_empty(), "no events for the application");
+        // The response to request 2, at QoS 1: answered, acknowledged, not an event.
+        let mut response = mqtt_proto::Publish::new(
+            topic.clone(),
+            mqtt_proto::QosPid::AtLeastOnce(mqtt_proto::PacketId::new(9).unwrap()),
+            "!",
+        );
+        response.properties.correlation_data = Some(bytes::Bytes::from(vec![2u8]));
+        c.handle_read(now, &mut encode(Packet::Publish(response.clone())));
+        let out = outputs(&mut c);
+        assert!(
+            matches!(out.as_slice(), [Output::Reply(8, Reply::Response(Ok(p)))] if &p.payload[..] == b"!"),
+            "{out:?}"
+        );
+        assert!(matches!(decode(&mut c).as_slice(), [Packet::PubAck(_)]));
+        // A late duplicate is acknowledged and dropped.
+        c.handle_read(now, &mut encode(Packet::Publish(response)));
+        assert!(outputs(&mut c).is_empty());
+        assert!(matches!(decode(&mut c).as_slice(), [Packet::PubAck(_)]));
+        // Request 1 is never answered: it times out at its deadline.
+        let deadline = c.poll_timeout().unwrap();
+        assert!(deadline <= now + Duration::from_secs(5));
+        c.handle_timeout(now + Duration::from_secs(5), 0.0);
+        let out = outputs(&mut c);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Reply(
+                    7,
+                    Reply::Response(Err(Error::RequestTimeout(_)))
+                )]
+            ),
+            "{out:?}"
         );
     }
 

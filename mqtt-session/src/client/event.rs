@@ -136,6 +136,16 @@ pub enum Error {
     /// The client has stopped (after `disconnect` or `abort`, or with every handle gone).
     #[error("the client has stopped")]
     Closed,
+    /// The feature needs MQTT 5.0.
+    #[error("{0} needs MQTT 5.0")]
+    NeedsV5(&'static str),
+    /// No response to a request arrived in time.
+    #[error("no response within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// The broker did not take the request (5.0 rejection), or it expired before it could be
+    /// sent.
+    #[error("the request was not delivered: {0:?}")]
+    RequestNotDelivered(Box<PublishOutcome>),
     /// The client stopped because it could not connect: reconnecting is off or gave up, the
     /// broker refused for good (with `stop_on_permanent_refusal`), or the connect hook said
     /// stop. The cause is the last attempt's failure.
@@ -155,6 +165,8 @@ pub enum Reply {
     Unsubscribed(Result<Vec<UnsubAckReasonCode>, Error>),
     /// A request without a value (auth, disconnect) completed.
     Done(Result<(), Error>),
+    /// A request/response request completed: the response, or why none came.
+    Response(Result<Publish, Error>),
 }
 
 impl Reply {
@@ -202,6 +214,15 @@ impl Reply {
             .into_iter()
             .next()
             .ok_or(Error::Subscribe(SubscribeError::NoFilters))
+    }
+
+    /// The result of a request/response request: the response message.
+    pub fn into_response(self) -> Result<Publish, Error> {
+        match self {
+            Self::Response(result) => result,
+            Self::Done(Err(e)) => Err(e),
+            _ => Err(Error::Closed),
+        }
     }
 
     /// The result of a request without a value (auth, disconnect).

@@ -14,6 +14,7 @@ mod failure;
 mod handle;
 mod hook;
 mod options;
+mod requests;
 mod url;
 
 pub use self::backoff::{Backoff, Reconnect};

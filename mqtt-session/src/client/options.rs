@@ -200,6 +200,8 @@ pub struct ClientOptions {
     /// Whether a 5.0 Server Reference (CONNACK or DISCONNECT with Use Another Server or
     /// Server Moved) sends the next attempt to the server it names. Off by default.
     pub follow_server_reference: bool,
+    /// How long a request (5.0 request/response) waits for its response.
+    pub request_timeout: Duration,
     persistent: bool,
     will_delay: Option<u32>,
     error: Option<OptionsError>,
@@ -225,6 +227,7 @@ impl ClientOptions {
             connect_hook: None,
             stop_on_permanent_refusal: false,
             follow_server_reference: false,
+            request_timeout: Duration::from_secs(30),
             persistent: false,
             will_delay: None,
             error: None,
@@ -500,6 +503,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets how long a request (5.0 request/response) waits for its response (30 s by
+    /// default); then it fails with `Error::RequestTimeout`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Turns reconnecting off: the client stops when the connection ends.
     pub fn no_reconnect(mut self) -> Self {
         self.reconnect = None;
@@ -622,6 +632,7 @@ impl fmt::Debug for ClientOptions {
             .field("connect_hook", &self.connect_hook)
             .field("stop_on_permanent_refusal", &self.stop_on_permanent_refusal)
             .field("follow_server_reference", &self.follow_server_reference)
+            .field("request_timeout", &self.request_timeout)
             .field("persistent", &self.persistent)
             .field("will_delay", &self.will_delay)
             .field("error", &self.error)
