@@ -22,7 +22,9 @@ use tempfile::TempDir;
 mod embedded;
 mod hostile;
 mod scripted;
+pub mod sockets;
 mod suite;
+mod ws_bridge;
 
 pub use embedded::embedded_broker;
 pub use scripted::{indexed_publish, Conn, Script, ScriptedBroker};
@@ -176,13 +178,15 @@ impl MosquittoConfig {
         self
     }
 
-    /// Adds a `ws://` listener.
+    /// Adds a `ws://` listener: a WebSocket front on loopback for the broker's TCP listener
+    /// (mosquitto's own websockets listener would listen on every interface).
     pub fn websockets(mut self) -> Self {
         self.websockets = true;
         self
     }
 
-    /// Adds a `wss://` listener.
+    /// Adds a `wss://` listener, a WebSocket-over-TLS front on loopback like
+    /// [`websockets`](Self::websockets), with the certificates of [`TestCerts`].
     pub fn websockets_tls(mut self) -> Self {
         self.websockets_tls = true;
         self
@@ -223,6 +227,8 @@ pub struct Mosquitto {
     certs: Option<TestCerts>,
     unix_socket: Option<PathBuf>,
     child: Option<Child>,
+    /// WebSocket fronts (`ws`, `wss`), forwarding to the plain listener.
+    bridges: Vec<ws_bridge::WsBridge>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -233,25 +239,157 @@ struct Ports {
     wss: Option<u16>,
 }
 
-/// Finds the mosquitto binary, or fails the test with how to install it.
+/// Finds the mosquitto binary; on a machine without it, installs it (Debian/Ubuntu, as root:
+/// `apt-get install -y mosquitto`, once for every test process), or fails the test at once
+/// with the command to run. `MQTT_TESTKIT_NO_INSTALL=1` turns the installing off.
 pub fn mosquitto_binary() -> PathBuf {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        find_mosquitto().map_or_else(|| provision::install("mosquitto", find_mosquitto), Ok)
+    });
+    match found {
+        Ok(path) => path.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Finds `mosquitto_pub` (for tests that compare with mosquitto's own clients), installing
+/// the `mosquitto-clients` package like [`mosquitto_binary`] installs the broker.
+pub fn mosquitto_clients() -> PathBuf {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let find = || provision::on_path("mosquitto_pub");
+    let found = FOUND
+        .get_or_init(|| find().map_or_else(|| provision::install("mosquitto-clients", find), Ok));
+    match found {
+        Ok(path) => path.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The mosquitto binary on `PATH` or where Debian puts it.
+fn find_mosquitto() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join("mosquitto");
             if candidate.is_file() {
-                return candidate;
+                return Some(candidate);
             }
         }
     }
-    for candidate in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
-        if Path::new(candidate).is_file() {
-            return PathBuf::from(candidate);
-        }
+    ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Installing mosquitto on a fresh machine, so that the README's test command needs nothing
+/// done by hand.
+mod provision {
+    use std::fs::{self, OpenOptions};
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The longest an install may take, and the longest another test process waits for one.
+    const INSTALL_LIMIT: Duration = Duration::from_secs(600);
+
+    fn command_exists(name: &str) -> bool {
+        on_path(name).is_some()
     }
-    panic!(
-        "mosquitto is not installed, and the integration tests need it: \
-         run `apt-get install -y mosquitto` (Debian/Ubuntu) and try again"
-    );
+
+    /// `name` in a directory of `PATH`.
+    pub(super) fn on_path(name: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    }
+
+    /// Installs `package` with apt-get, then finds what it brings with `find`; or says why
+    /// not and what to run.
+    pub(super) fn install(
+        package: &str,
+        find: impl Fn() -> Option<PathBuf>,
+    ) -> Result<PathBuf, String> {
+        let manual = format!(
+            "{package} is not installed, and the integration tests need it: run \
+             `sudo apt-get install -y {package}` (Debian/Ubuntu; `brew install mosquitto` on \
+             macOS) and try again"
+        );
+        if std::env::var_os("MQTT_TESTKIT_NO_INSTALL").is_some() {
+            return Err(manual);
+        }
+        if !super::running_as_root() || !command_exists("apt-get") {
+            return Err(manual);
+        }
+        // One installer for every test process; the others wait for it.
+        let lock = std::env::temp_dir().join("mqtt-testkit-install.lock");
+        let deadline = Instant::now() + INSTALL_LIMIT;
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&lock) {
+                Ok(_) => {
+                    let result = run_apt(package);
+                    let _ = fs::remove_file(&lock);
+                    result?;
+                    break;
+                }
+                Err(_) => {
+                    if let Some(found) = find() {
+                        return Ok(found);
+                    }
+                    let stale = fs::metadata(&lock)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > INSTALL_LIMIT);
+                    if stale {
+                        let _ = fs::remove_file(&lock);
+                    } else if Instant::now() > deadline {
+                        return Err(format!(
+                            "waited {INSTALL_LIMIT:?} for another install; {manual}"
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        find().ok_or_else(|| format!("apt-get installed nothing usable; {manual}"))
+    }
+
+    /// `apt-get update` (a fresh image has no package lists) and install; the service the
+    /// package may start is stopped, as tests start their own brokers.
+    fn run_apt(package: &str) -> Result<(), String> {
+        eprintln!("mqtt-testkit: installing {package} (apt-get install -y {package}) ...");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run apt-get: {e}"))
+        };
+        let _ = apt(&["update", "-q"]);
+        let status = apt(&["install", "-y", "-q", package])?;
+        if !status.success() {
+            return Err(format!(
+                "`apt-get install -y {package}` failed ({status}); run it by hand and try again"
+            ));
+        }
+        for (tool, args) in [
+            ("systemctl", ["stop", "mosquitto"]),
+            ("service", ["mosquitto", "stop"]),
+        ] {
+            if command_exists(tool) {
+                let _ = Command::new(tool)
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        Ok(())
+    }
 }
 
 fn running_as_root() -> bool {
@@ -303,10 +441,7 @@ impl Mosquitto {
         // A port released by `free_ports` can be taken by someone else before the broker
         // binds it: try again with new ports.
         for _ in 0..3 {
-            let wanted = 1
-                + usize::from(config.tls)
-                + usize::from(config.websockets)
-                + usize::from(config.websockets_tls);
+            let wanted = 1 + usize::from(config.tls);
             let picked = free_ports(wanted);
             let mut picked = picked.into_iter();
             let mut ports = Ports {
@@ -315,12 +450,6 @@ impl Mosquitto {
             };
             if config.tls {
                 ports.tls = picked.next();
-            }
-            if config.websockets {
-                ports.ws = picked.next();
-            }
-            if config.websockets_tls {
-                ports.wss = picked.next();
             }
             if let Some((user, password)) = &config.password {
                 write_password(&password_file(dir.path()), user, password);
@@ -339,9 +468,13 @@ impl Mosquitto {
                 certs: certs.clone(),
                 unix_socket,
                 child: None,
+                bridges: Vec::new(),
             };
             match broker.launch() {
-                Ok(()) => return broker,
+                Ok(()) => {
+                    broker.open_bridges(&config);
+                    return broker;
+                }
                 Err(log) => {
                     if log.contains("websockets") && log.contains("not available") {
                         panic!(
@@ -361,6 +494,22 @@ impl Mosquitto {
     /// A broker with a plain listener only.
     pub fn plain() -> Self {
         Self::start(MosquittoConfig::new())
+    }
+
+    /// Starts the WebSocket fronts the configuration asks for.
+    fn open_bridges(&mut self, config: &MosquittoConfig) {
+        if config.websockets {
+            let bridge = ws_bridge::WsBridge::start(self.ports.mqtt, None);
+            self.ports.ws = Some(bridge.port());
+            self.bridges.push(bridge);
+        }
+        if config.websockets_tls {
+            let certs = self.certs();
+            let tls = ws_bridge::tls_config(&certs.server.cert_pem, &certs.server.key_pem);
+            let bridge = ws_bridge::WsBridge::start(self.ports.mqtt, Some(tls));
+            self.ports.wss = Some(bridge.port());
+            self.bridges.push(bridge);
+        }
     }
 
     fn take_dir(mut self) -> TempDir {
@@ -416,6 +565,7 @@ impl Mosquitto {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        self.check_loopback_only();
         #[cfg(unix)]
         if let Some(path) = self.unix_socket.clone() {
             while std::os::unix::net::UnixStream::connect(&path).is_err() {
@@ -427,6 +577,28 @@ impl Mosquitto {
             }
         }
         Ok(())
+    }
+
+    /// Fails (stopping the broker) unless every TCP socket it listens on is on loopback.
+    fn check_loopback_only(&mut self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        let Some(addresses) = sockets::listening_addresses(pid) else {
+            return; // no /proc: nothing to read
+        };
+        let exposed: Vec<_> = addresses
+            .iter()
+            .filter(|a| !sockets::is_loopback(a))
+            .collect();
+        if exposed.is_empty() {
+            return;
+        }
+        self.stop_child(true);
+        panic!(
+            "the test broker listened beyond loopback on {exposed:?} (all: {addresses:?}); \
+             stopped it"
+        );
     }
 
     fn stop_child(&mut self, kill: bool) {
@@ -479,7 +651,8 @@ impl Mosquitto {
         self.ports.tls.expect("the broker has no TLS listener")
     }
 
-    /// `ws://127.0.0.1:PORT/mqtt` of the WebSocket listener.
+    /// `ws://127.0.0.1:PORT/mqtt` of the WebSocket listener (a front on loopback that
+    /// forwards to the broker).
     pub fn ws_url(&self) -> String {
         let port = self.ports.ws.expect("the broker has no WebSocket listener");
         format!("ws://127.0.0.1:{port}/mqtt")
@@ -631,15 +804,6 @@ fn render_config(
     };
     if let Some(port) = ports.tls {
         lines.push(format!("listener {port} 127.0.0.1"));
-        tls_lines(&mut lines);
-    }
-    if let Some(port) = ports.ws {
-        lines.push(format!("listener {port} 127.0.0.1"));
-        lines.push("protocol websockets".to_owned());
-    }
-    if let Some(port) = ports.wss {
-        lines.push(format!("listener {port} 127.0.0.1"));
-        lines.push("protocol websockets".to_owned());
         tls_lines(&mut lines);
     }
     if config.unix_socket {

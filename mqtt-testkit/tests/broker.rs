@@ -67,4 +67,14 @@ fn every_listener_accepts() {
     assert!(certs.ca.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
     assert!(certs.client.key_pem.contains("PRIVATE KEY"));
     assert!(broker.log().contains("mosquitto version"));
+    // Every socket the broker listens on is on loopback: the TCP and TLS listeners, and no
+    // websockets listener of its own (those listen on every interface in mosquitto 2.0).
+    let pid = broker.pid().expect("running");
+    if let Some(addresses) = mqtt_testkit::sockets::listening_addresses(pid) {
+        assert_eq!(addresses.len(), 2, "{addresses:?}");
+        assert!(
+            addresses.iter().all(mqtt_testkit::sockets::is_loopback),
+            "{addresses:?}"
+        );
+    }
 }
