@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -67,7 +66,7 @@ impl mqtt_io::Runtime for AsyncIo {
 
     fn connect(
         url: BrokerUrl,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<mqtt_io::TlsConfig>,
         tls_options: TlsOptions,
         max_packet_size: usize,
     ) -> impl Future<Output = Result<Transport, DialError>> + Send {

@@ -3,17 +3,20 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_net::TcpStream;
+#[cfg(feature = "websocket")]
 use async_tungstenite::WebSocketStream;
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "tls")]
 use futures_rustls::TlsConnector;
 
+#[cfg(feature = "websocket")]
 use mqtt_io::websocket;
+use mqtt_io::TlsConfig;
 use mqtt_session::client::{BrokerUrl, ClientCore, DialError, Scheme, TlsOptions};
 
 /// A byte stream: plain TCP or TLS.
@@ -30,6 +33,7 @@ enum Inner {
     /// into initialised memory only).
     Stream(Box<dyn ByteStream>, Vec<u8>),
     /// MQTT in binary WebSocket messages; packets need not align with messages.
+    #[cfg(feature = "websocket")]
     WebSocket(Box<WebSocketStream<Box<dyn ByteStream>>>),
 }
 
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {
             Inner::Stream(..) => "Transport::Stream",
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(_) => "Transport::WebSocket",
         })
     }
@@ -46,7 +51,7 @@ impl std::fmt::Debug for Transport {
 /// (subprotocol `mqtt`) for `ws`/`wss`.
 pub(crate) async fn connect(
     url: BrokerUrl,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<TlsConfig>,
     tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> Result<Transport, DialError> {
@@ -61,28 +66,75 @@ pub(crate) async fn connect(
         .await
         .map_err(DialError::connect)?;
     tcp.set_nodelay(true).map_err(DialError::connect)?;
-    let stream: Box<dyn ByteStream> = match (url.scheme.is_tls(), tls) {
-        (false, _) => Box::new(tcp),
-        (true, Some(config)) => {
-            let name =
-                mqtt_io::tls::server_name(&url.host, &tls_options).map_err(DialError::tls)?;
-            let stream = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(DialError::tls)?;
-            Box::new(stream)
-        }
-        (true, None) => return Err(DialError::tls(io::Error::other("TLS is not configured"))),
+    let stream: Box<dyn ByteStream> = if url.scheme.is_tls() {
+        tls_handshake(tcp, &url, tls, &tls_options).await?
+    } else {
+        Box::new(tcp)
     };
     if !url.scheme.is_websocket() {
         return Ok(Transport(Inner::Stream(stream, Vec::new())));
     }
-    let request = websocket::request(&url).map_err(DialError::websocket)?;
+    websocket_handshake(stream, &url, max_packet_size).await
+}
+
+/// The TLS handshake.
+#[cfg(feature = "tls")]
+async fn tls_handshake(
+    tcp: TcpStream,
+    url: &BrokerUrl,
+    tls: Option<TlsConfig>,
+    tls_options: &TlsOptions,
+) -> Result<Box<dyn ByteStream>, DialError> {
+    let config = tls.ok_or_else(|| DialError::tls(io::Error::other("TLS is not configured")))?;
+    let name = mqtt_io::tls::server_name(&url.host, tls_options).map_err(DialError::tls)?;
+    let stream = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(DialError::tls)?;
+    Ok(Box::new(stream))
+}
+
+/// Without the `tls` feature no TLS broker gets this far (refused when the client starts).
+#[cfg(not(feature = "tls"))]
+async fn tls_handshake(
+    _tcp: TcpStream,
+    _url: &BrokerUrl,
+    _tls: Option<TlsConfig>,
+    _tls_options: &TlsOptions,
+) -> Result<Box<dyn ByteStream>, DialError> {
+    Err(DialError::tls(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this build has no TLS support (the `tls` feature)",
+    )))
+}
+
+/// The WebSocket upgrade (subprotocol `mqtt`).
+#[cfg(feature = "websocket")]
+async fn websocket_handshake(
+    stream: Box<dyn ByteStream>,
+    url: &BrokerUrl,
+    max_packet_size: usize,
+) -> Result<Transport, DialError> {
+    let request = websocket::request(url).map_err(DialError::websocket)?;
     let config = Some(websocket::config(max_packet_size));
     let (ws, _response) = async_tungstenite::client_async_with_config(request, stream, config)
         .await
         .map_err(|e| DialError::websocket(websocket::io_error(e)))?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
+}
+
+/// Without the `websocket` feature no WebSocket broker gets this far (refused when the
+/// client starts).
+#[cfg(not(feature = "websocket"))]
+async fn websocket_handshake(
+    _stream: Box<dyn ByteStream>,
+    _url: &BrokerUrl,
+    _max_packet_size: usize,
+) -> Result<Transport, DialError> {
+    Err(DialError::websocket(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this build has no WebSocket support (the `websocket` feature)",
+    )))
 }
 
 /// Opens a Unix domain socket.
@@ -122,6 +174,7 @@ impl mqtt_io::Transport for Transport {
                 }
                 result
             }
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
     }
@@ -136,6 +189,7 @@ impl mqtt_io::Transport for Transport {
             Inner::Stream(s, _) => {
                 mqtt_io::poll_write_transmit(core, now, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core, now),
         }
     }
@@ -143,6 +197,7 @@ impl mqtt_io::Transport for Transport {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.0 {
             Inner::Stream(s, _) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
         }
     }
@@ -150,6 +205,7 @@ impl mqtt_io::Transport for Transport {
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.0 {
             Inner::Stream(s, _) => Pin::new(s).poll_close(cx),
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
         }
     }

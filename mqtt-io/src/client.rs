@@ -195,6 +195,7 @@ impl<R: Runtime> Client<R> {
         spawn: impl FnOnce(Driver),
     ) -> Result<(Self, Events), Error> {
         let (core, transport) = ClientCore::new(options)?;
+        crate::check_schemes(core.brokers())?;
         let tls = crate::tls::client_config_for(core.brokers(), &transport.tls)?;
         let (publish_tx, publish_rx) = async_channel::bounded(transport.publish_capacity);
         let (control_tx, control_rx) = async_channel::unbounded();

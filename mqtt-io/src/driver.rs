@@ -60,7 +60,7 @@ async fn within<R: Runtime, T>(limit: Duration, future: impl Future<Output = T>)
 pub(crate) struct Connection<R> {
     core: ClientCore<Waiter>,
     options: TransportOptions,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<crate::TlsConfig>,
     publish_rx: Pin<Box<Receiver<Command<Waiter>>>>,
     publish_open: bool,
     control_rx: Pin<Box<Receiver<Command<Waiter>>>>,
@@ -92,7 +92,7 @@ impl<R: Runtime> Connection<R> {
     pub(crate) fn new(
         core: ClientCore<Waiter>,
         options: TransportOptions,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<crate::TlsConfig>,
         publish_rx: Receiver<Command<Waiter>>,
         control_rx: Receiver<Command<Waiter>>,
         inbox: Inbox,

@@ -6,11 +6,16 @@
 //! spawning) is the [`Runtime`] trait, which the adapters (`mqtt-tokio`, `mqtt-async-std`)
 //! implement; they add nothing else. Also here:
 //!
-//! - [`tls`]: the rustls client configuration from [`TlsOptions`](mqtt_session::client::TlsOptions)
-//!   (rustls itself is runtime-independent), so that certificate verification follows the same
-//!   rules everywhere;
-//! - [`websocket`]: the upgrade request, the limits, and MQTT packets over binary WebSocket
-//!   messages, against the `Stream`/`Sink` traits every tungstenite binding implements;
+//! - `tls` (feature `tls`, on by default): the rustls client configuration from
+//!   [`TlsOptions`](mqtt_session::client::TlsOptions) (rustls itself is runtime-independent),
+//!   so that certificate verification follows the same rules everywhere;
+//! - `websocket` (feature `websocket`, on by default): the upgrade request, the limits, and
+//!   MQTT packets over binary WebSocket messages, against the `Stream`/`Sink` traits every
+//!   tungstenite binding implements;
+//!
+//! Without those features neither rustls nor tungstenite is compiled, and a client with an
+//! `mqtts://`, `ws://` or `wss://` broker is refused when it starts
+//! ([`OptionsError::FeatureDisabled`](mqtt_session::client::OptionsError::FeatureDisabled)).
 //! - [`poll_write_transmit`] and [`ReadBuffer`]: moving bytes between a byte stream and the
 //!   core;
 //! - [`Jitter`]: the random numbers that spread reconnect attempts.
@@ -41,10 +46,36 @@ pub mod client;
 mod driver;
 mod inbox;
 pub mod runtime;
+#[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "tls_off.rs"]
+pub mod tls;
+#[cfg(feature = "websocket")]
 pub mod websocket;
 
 pub use runtime::{Runtime, Timer, Transport};
+
+/// The TLS configuration a transport is opened with (rustls' `ClientConfig`; a type without
+/// values when the `tls` feature is off).
+pub type TlsConfig = std::sync::Arc<tls::ClientConfig>;
+
+/// Refuses brokers whose scheme needs a feature this build lacks (`ws://`, `wss://` without
+/// `websocket`), when the client starts rather than at each attempt.
+pub(crate) fn check_schemes(
+    brokers: &[mqtt_session::client::BrokerUrl],
+) -> Result<(), mqtt_session::client::OptionsError> {
+    if cfg!(feature = "websocket") {
+        return Ok(());
+    }
+    match brokers.iter().find(|b| b.scheme.is_websocket()) {
+        Some(broker) => Err(mqtt_session::client::OptionsError::FeatureDisabled {
+            scheme: broker.scheme.as_str(),
+            feature: "websocket",
+        }),
+        None => Ok(()),
+    }
+}
 
 /// The client API every adapter re-exports (`pub use mqtt_io::api::*`) next to its own
 /// `Client` alias and runtime types, so that the adapters' APIs cannot drift apart.
@@ -173,5 +204,44 @@ mod tests {
         let values: Vec<f64> = (0..1000).map(|_| jitter.sample()).collect();
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         assert!(values.windows(2).any(|w| w[0] != w[1]));
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use mqtt_session::client::{BrokerUrl, OptionsError, TlsOptions};
+
+    fn urls(list: &[&str]) -> Vec<BrokerUrl> {
+        list.iter().map(|u| BrokerUrl::parse(u).unwrap()).collect()
+    }
+
+    #[test]
+    fn schemes_need_their_features() {
+        let plain = urls(&["mqtt://h", "unix:///tmp/s"]);
+        assert!(super::check_schemes(&plain).is_ok());
+        assert!(
+            super::tls::client_config_for(&plain, &TlsOptions::default())
+                .unwrap()
+                .is_none()
+        );
+        let ws = super::check_schemes(&urls(&["mqtt://h", "ws://h/mqtt"]));
+        if cfg!(feature = "websocket") {
+            assert!(ws.is_ok());
+        } else {
+            assert!(matches!(
+                ws,
+                Err(OptionsError::FeatureDisabled {
+                    feature: "websocket",
+                    ..
+                })
+            ));
+        }
+        let tls = super::tls::client_config_for(&urls(&["mqtts://h"]), &TlsOptions::default());
+        if !cfg!(feature = "tls") {
+            assert!(matches!(
+                tls,
+                Err(OptionsError::FeatureDisabled { feature: "tls", .. })
+            ));
+        }
     }
 }

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -30,7 +29,7 @@ pub trait Runtime: 'static {
     /// TCP, TLS or the WebSocket upgrade.
     fn connect(
         url: BrokerUrl,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        tls: Option<crate::TlsConfig>,
         tls_options: TlsOptions,
         max_packet_size: usize,
     ) -> impl Future<Output = Result<Self::Transport, DialError>> + Send;

@@ -7,7 +7,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+pub use rustls::ClientConfig;
 use tracing::{debug, warn};
 
 use bytes::Bytes;
@@ -22,7 +24,7 @@ fn tls_error(context: &str, error: impl std::fmt::Display) -> OptionsError {
 /// options say `danger_accept_invalid_certs`; TLS 1.2 and 1.3, or 1.3 alone; the client
 /// certificate and ALPN protocols are added when given.
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto_provider();
     let versions: &[&rustls::SupportedProtocolVersion] = match options.min_version {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
         _ => rustls::DEFAULT_VERSIONS,
@@ -58,6 +60,21 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, OptionsE
     };
     config.alpn_protocols = options.alpn.clone();
     Ok(Arc::new(config))
+}
+
+/// The cryptography TLS runs on: the process-wide default provider when the application
+/// installed one (`CryptoProvider::install_default`, e.g. aws-lc-rs's for post-quantum key
+/// exchange), otherwise *ring*'s, which needs no C toolchain beyond *ring*'s own.
+fn crypto_provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // rustls 0.23.48 deprecates *ring*'s provider for lacking post-quantum key exchange; it
+    // is still maintained and supported, and an application that wants post-quantum key
+    // exchange installs another provider as above.
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(ring)
 }
 
 /// The rustls configuration for a client of `brokers`: `None` when none of them uses TLS, so
@@ -191,7 +208,7 @@ mod tests {
         versions: &[&'static SupportedProtocolVersion],
         alpn: &[&str],
     ) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider();
         let chain = CertificateDer::pem_slice_iter(certs.server.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap();

@@ -89,6 +89,8 @@ pub(crate) fn tls_config(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerCon
         .collect::<Result<_, _>>()
         .expect("the test certificate parses");
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("the test key parses");
+    // Deprecated in rustls 0.23.48 for lacking post-quantum key exchange, which tests need not.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

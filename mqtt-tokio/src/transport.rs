@@ -2,24 +2,29 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::client::TlsStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::TlsConnector;
+#[cfg(feature = "websocket")]
 use tokio_tungstenite::WebSocketStream;
 
+#[cfg(feature = "websocket")]
 use mqtt_io::websocket;
+use mqtt_io::TlsConfig;
 use mqtt_session::client::{BrokerUrl, ClientCore, DialError, Scheme, TlsOptions};
 
 /// A byte stream: plain TCP, TLS, or a Unix domain socket.
 #[derive(Debug)]
 pub(crate) enum ByteStream {
     Tcp(TcpStream),
+    #[cfg(feature = "tls")]
     Tls(Box<TlsStream<TcpStream>>),
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
@@ -33,6 +38,7 @@ impl AsyncRead for ByteStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             #[cfg(unix)]
             Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -48,6 +54,7 @@ impl AsyncWrite for ByteStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(unix)]
             Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -57,6 +64,7 @@ impl AsyncWrite for ByteStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             #[cfg(unix)]
             Self::Unix(s) => Pin::new(s).poll_flush(cx),
@@ -66,6 +74,7 @@ impl AsyncWrite for ByteStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             #[cfg(unix)]
             Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
@@ -83,6 +92,7 @@ enum Inner {
     /// MQTT directly on the byte stream.
     Stream(ByteStream),
     /// MQTT in binary WebSocket messages; packets need not align with messages.
+    #[cfg(feature = "websocket")]
     WebSocket(Box<WebSocketStream<ByteStream>>),
 }
 
@@ -90,7 +100,7 @@ enum Inner {
 /// (subprotocol `mqtt`) for `ws`/`wss`.
 pub(crate) async fn connect(
     url: BrokerUrl,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<TlsConfig>,
     tls_options: TlsOptions,
     max_packet_size: usize,
 ) -> Result<Transport, DialError> {
@@ -107,27 +117,75 @@ pub(crate) async fn connect(
         .map_err(DialError::connect)?;
     tcp.set_nodelay(true).map_err(DialError::connect)?;
     let stream = if url.scheme.is_tls() {
-        let config =
-            tls.ok_or_else(|| DialError::tls(io::Error::other("TLS is not configured")))?;
-        let name = mqtt_io::tls::server_name(&url.host, &tls_options).map_err(DialError::tls)?;
-        let stream = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(DialError::tls)?;
-        ByteStream::Tls(Box::new(stream))
+        tls_handshake(tcp, &url, tls, &tls_options).await?
     } else {
         ByteStream::Tcp(tcp)
     };
     if !url.scheme.is_websocket() {
         return Ok(Transport(Inner::Stream(stream)));
     }
-    let request = websocket::request(&url).map_err(DialError::websocket)?;
+    websocket_handshake(stream, &url, max_packet_size).await
+}
+
+/// The TLS handshake.
+#[cfg(feature = "tls")]
+async fn tls_handshake(
+    tcp: TcpStream,
+    url: &BrokerUrl,
+    tls: Option<TlsConfig>,
+    tls_options: &TlsOptions,
+) -> Result<ByteStream, DialError> {
+    let config = tls.ok_or_else(|| DialError::tls(io::Error::other("TLS is not configured")))?;
+    let name = mqtt_io::tls::server_name(&url.host, tls_options).map_err(DialError::tls)?;
+    let stream = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(DialError::tls)?;
+    Ok(ByteStream::Tls(Box::new(stream)))
+}
+
+/// Without the `tls` feature no TLS broker gets this far (refused when the client starts).
+#[cfg(not(feature = "tls"))]
+async fn tls_handshake(
+    _tcp: TcpStream,
+    _url: &BrokerUrl,
+    _tls: Option<TlsConfig>,
+    _tls_options: &TlsOptions,
+) -> Result<ByteStream, DialError> {
+    Err(DialError::tls(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this build has no TLS support (the `tls` feature)",
+    )))
+}
+
+/// The WebSocket upgrade (subprotocol `mqtt`).
+#[cfg(feature = "websocket")]
+async fn websocket_handshake(
+    stream: ByteStream,
+    url: &BrokerUrl,
+    max_packet_size: usize,
+) -> Result<Transport, DialError> {
+    let request = websocket::request(url).map_err(DialError::websocket)?;
     let config = websocket::config(max_packet_size);
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
             .map_err(|e| DialError::websocket(websocket::io_error(e)))?;
     Ok(Transport(Inner::WebSocket(Box::new(ws))))
+}
+
+/// Without the `websocket` feature no WebSocket broker gets this far (refused when the
+/// client starts).
+#[cfg(not(feature = "websocket"))]
+async fn websocket_handshake(
+    _stream: ByteStream,
+    _url: &BrokerUrl,
+    _max_packet_size: usize,
+) -> Result<Transport, DialError> {
+    Err(DialError::websocket(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this build has no WebSocket support (the `websocket` feature)",
+    )))
 }
 
 /// Opens a Unix domain socket.
@@ -156,6 +214,7 @@ impl mqtt_io::Transport for Transport {
     ) -> Poll<io::Result<usize>> {
         match &mut self.0 {
             Inner::Stream(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
     }
@@ -170,6 +229,7 @@ impl mqtt_io::Transport for Transport {
             Inner::Stream(s) => {
                 mqtt_io::poll_write_transmit(core, now, |bytes| Pin::new(s).poll_write(cx, bytes))
             }
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core, now),
         }
     }
@@ -177,6 +237,7 @@ impl mqtt_io::Transport for Transport {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.0 {
             Inner::Stream(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_flush(Pin::new(ws.as_mut()), cx),
         }
     }
@@ -184,6 +245,7 @@ impl mqtt_io::Transport for Transport {
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.0 {
             Inner::Stream(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_close(Pin::new(ws.as_mut()), cx),
         }
     }

@@ -56,6 +56,14 @@ pub enum OptionsError {
     /// The session store cannot be loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A broker's scheme needs a feature this build of the client does not have.
+    #[error("{scheme}:// needs the `{feature}` feature, which this build does not have")]
+    FeatureDisabled {
+        /// The scheme.
+        scheme: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
     /// The session configuration cannot be used (e.g. keep alive below one second).
     #[error(transparent)]
     Config(#[from] ConfigError),
