@@ -3,7 +3,7 @@
 //! One [`Packet`] model covers every control packet of every version; a [`ProtocolVersion`]
 //! chooses the wire layout. Decoding frames a packet from a byte stream, enforces the maximum
 //! packet size from the fixed header alone, and keeps topics, strings and payloads as
-//! [`bytes::Bytes`] slices of the frame, so nothing is copied. Encoding computes the exact size
+//! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied. Encoding computes the exact size
 //! first and reserves once. Every rule of the specs' packet formats is checked, and each
 //! violation is a typed [`DecodeError`]; nothing the peer sends can panic the decoder.
 //!
