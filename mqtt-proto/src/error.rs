@@ -162,6 +162,15 @@ pub enum EncodeError {
         /// The version asked for.
         version: crate::ProtocolVersion,
     },
+    /// A CONNECT encoded for another version than the one it names (its `protocol`, which
+    /// decides its layout and its protocol level byte).
+    #[error("a CONNECT for MQTT {packet} cannot be encoded as MQTT {encoder}")]
+    VersionMismatch {
+        /// The version the CONNECT names.
+        packet: crate::ProtocolVersion,
+        /// The version it was to be encoded in.
+        encoder: crate::ProtocolVersion,
+    },
     /// 5.0 properties set on a packet for an older version, which cannot carry them.
     #[error("properties cannot be sent in MQTT {0}")]
     PropertiesNotInVersion(crate::ProtocolVersion),

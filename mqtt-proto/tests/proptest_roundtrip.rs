@@ -746,6 +746,11 @@ fn check_decode_anything(
         match decoder.decode(&mut buf) {
             Ok(Some(packet)) => {
                 prop_assert!(buf.len() < before.len(), "a packet consumed nothing");
+                // A CONNECT names its own version, and is encoded and read in that one.
+                let version = match &packet {
+                    Packet::Connect(c) => c.protocol,
+                    _ => version,
+                };
                 let wire = encode_checked(version, &packet)?;
                 let again = Decoder::new(version).decode(&mut wire.clone());
                 prop_assert_eq!(again, Ok(Some(packet)));

@@ -62,6 +62,39 @@ pub struct LastWill {
     pub properties: WillProperties,
 }
 
+impl LastWill {
+    /// A will of `payload` to `topic` at `qos`, not retained, without 5.0 properties.
+    ///
+    /// ```
+    /// use mqtt_proto::{LastWill, QoS, TopicName};
+    /// let will = LastWill::new(TopicName::new("clients/17/status")?, "offline", QoS::AtLeastOnce)
+    ///     .retain(true);
+    /// assert!(will.retain && will.properties.is_empty());
+    /// # Ok::<(), mqtt_proto::TopicError>(())
+    /// ```
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS) -> Self {
+        Self {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain: false,
+            properties: WillProperties::default(),
+        }
+    }
+
+    /// Sets whether the server retains the will.
+    pub fn retain(mut self, retain: bool) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    /// Sets the 5.0 will properties (delay, expiry, content type ...).
+    pub fn properties(mut self, properties: WillProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+}
+
 impl Connect {
     /// A CONNECT with a clean session, no will and no credentials.
     pub fn new(protocol: ProtocolVersion, client_id: MqttString, keep_alive: u16) -> Self {

@@ -179,6 +179,11 @@ impl Packet {
     /// The remaining length: size of everything after the fixed header.
     fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         match self {
+            // CONNECT names its version; encoding it as another would mix two layouts.
+            Self::Connect(p) if p.protocol != version => Err(EncodeError::VersionMismatch {
+                packet: p.protocol,
+                encoder: version,
+            }),
             Self::Connect(p) => p.body_len(),
             Self::ConnAck(p) => p.body_len(version),
             Self::Publish(p) => p.body_len(version),

@@ -126,6 +126,29 @@ pub struct Subscribe {
 }
 
 impl Subscribe {
+    /// A SUBSCRIBE of `filters` (at least one to be encodable), without 5.0 properties.
+    ///
+    /// ```
+    /// use mqtt_proto::{PacketId, QoS, Subscribe, Subscription, TopicFilter};
+    /// let id = PacketId::new(1).unwrap();
+    /// let subscribe = Subscribe::new(id, vec![Subscription::new(TopicFilter::new("a/#")?, QoS::AtLeastOnce)]);
+    /// assert_eq!(subscribe.filters.len(), 1);
+    /// # Ok::<(), mqtt_proto::TopicError>(())
+    /// ```
+    pub fn new(packet_id: PacketId, filters: Vec<Subscription>) -> Self {
+        Self {
+            packet_id,
+            properties: SubscribeProperties::default(),
+            filters,
+        }
+    }
+
+    /// Sets the 5.0 properties (subscription identifier, user properties).
+    pub fn properties(mut self, properties: SubscribeProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::NoTopicFilters);
@@ -299,6 +322,21 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
+    /// An UNSUBSCRIBE of `filters` (at least one to be encodable), without 5.0 properties.
+    pub fn new(packet_id: PacketId, filters: Vec<TopicFilter>) -> Self {
+        Self {
+            packet_id,
+            properties: UnsubscribeProperties::default(),
+            filters,
+        }
+    }
+
+    /// Sets the 5.0 properties (user properties).
+    pub fn properties(mut self, properties: UnsubscribeProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::NoTopicFilters);
