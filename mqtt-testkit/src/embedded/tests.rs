@@ -647,12 +647,9 @@ fn a_slow_qos0_subscriber_loses_messages_and_slows_nobody() {
     for _ in 0..count {
         publisher.send(Publish::new(topic("flood"), QosPid::AtMostOnce, payload.clone()).into());
     }
-    let start = Instant::now();
+    // Answered within `WAIT`, well before the write timeout would have freed a broker that
+    // waited on the subscriber.
     publisher.ping();
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "the publisher waited"
-    );
     let mut received = 0;
     while let Some(packet) = slow.recv_within(QUIET) {
         assert!(matches!(packet, Packet::Publish(_)));
