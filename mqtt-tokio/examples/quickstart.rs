@@ -1,5 +1,5 @@
 //! Quick start: connect with a user name, password and will, subscribe, publish at QoS 0, 1
-//! and 2, print what comes back, and disconnect cleanly.
+//! and 2, print each step with what it means, and disconnect cleanly.
 //!
 //! ```text
 //! cargo run -p mqtt-tokio --example quickstart                 # embedded broker
@@ -7,13 +7,16 @@
 //! MQTT_URL=mqtts://broker.example cargo run -p mqtt-tokio --example quickstart
 //! ```
 //!
-//! Without a URL it starts a broker in this process (rumqttd, on a free loopback port), so
-//! it runs on a machine with nothing installed.
+//! Without a URL it starts the small demo broker of `mqtt-testkit` in this process, on a free
+//! loopback port, so it runs on a machine with nothing installed.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mqtt_tokio::{Client, ClientOptions, Event, Message, PublishOutcome, QoS};
+use mqtt_tokio::{Client, ClientOptions, ConnectionError, Event, Message, PublishOutcome, QoS};
+
+/// The QoS the quick start subscribes with: the most any message is delivered at.
+const SUBSCRIPTION_QOS: QoS = QoS::AtLeastOnce;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,14 +34,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let url = match std::env::args()
+    let (url, which) = match std::env::args()
         .nth(1)
         .or_else(|| std::env::var("MQTT_URL").ok())
     {
-        Some(url) => url,
-        None => mqtt_testkit::embedded_broker()?,
+        Some(url) => (url, ""),
+        None => (
+            mqtt_testkit::embedded_broker()?,
+            " (embedded: a demo broker in this process)",
+        ),
     };
-    println!("broker: {url}");
+    println!("broker: {url}{which}");
 
     let options = ClientOptions::new(&url)
         .client_id("mqtt-tokio-quickstart")
@@ -61,21 +67,34 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             match event {
                 Event::Connected {
                     session_present, ..
-                } => println!("connected (session present: {session_present})"),
+                } => println!(
+                    "connected: the broker accepted us (CONNACK; session present: {})",
+                    u8::from(session_present)
+                ),
                 Event::Message { publish, .. } => {
                     received += 1;
-                    println!(
-                        "message on {} at {:?}: {}",
-                        publish.topic.as_str(),
-                        publish.qos(),
-                        String::from_utf8_lossy(&publish.payload)
-                    );
+                    let topic = publish.topic.as_str();
+                    let qos = publish.qos() as u8;
+                    // The topic names the QoS it was published at.
+                    let why = match topic.strip_prefix("quickstart/demo/qos") {
+                        Some(sent) if sent != qos.to_string() => format!(
+                            " (sent at QoS {sent}; delivered at the lower of that and the \
+                             subscription's QoS {})",
+                            SUBSCRIPTION_QOS as u8
+                        ),
+                        Some(sent) => format!(" (sent at QoS {sent})"),
+                        None => String::new(),
+                    };
+                    println!("received on {topic} at QoS {qos}{why}");
                     if received == 3 {
                         if let Some(tx) = done_tx.take() {
                             let _ = tx.send(());
                         }
                     }
                 }
+                Event::Disconnected {
+                    reason: ConnectionError::LocalDisconnect,
+                } => println!("disconnected: we sent DISCONNECT, so the broker drops our will"),
                 Event::Disconnected { reason } => println!("disconnected: {reason}"),
                 Event::Error(error) => println!("error: {error}"),
                 Event::Closed => {
@@ -88,23 +107,28 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let granted = client
-        .subscribe("quickstart/demo/#", QoS::AtLeastOnce)
+        .subscribe("quickstart/demo/#", SUBSCRIPTION_QOS)
         .await?;
-    println!("subscribed to quickstart/demo/# with QoS {granted:?}");
+    println!(
+        "subscribed to quickstart/demo/# at QoS {}: messages on it arrive at QoS {0} at most",
+        granted as u8
+    );
 
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         let topic = format!("quickstart/demo/qos{}", qos as u8);
-        let message = Message::new(&topic, format!("hello at {qos:?}"))?.qos(qos);
+        let message = Message::new(&topic, "hello")?.qos(qos);
         let outcome = match client.publish(message).await? {
-            PublishOutcome::Sent => "written to the socket".to_owned(),
-            PublishOutcome::Acknowledged { .. } => "PUBACK received".to_owned(),
-            PublishOutcome::Completed { .. } => "PUBCOMP received".to_owned(),
+            PublishOutcome::Sent => "written to the socket; QoS 0 is never acknowledged".to_owned(),
+            PublishOutcome::Acknowledged { .. } => "the broker acknowledged it (PUBACK)".to_owned(),
+            PublishOutcome::Completed { .. } => {
+                "the broker has it exactly once (PUBREC, PUBREL, PUBCOMP)".to_owned()
+            }
             other => format!("{other:?}"),
         };
-        println!("published to {topic}: {outcome}");
+        println!("published to {topic} at QoS {}: {outcome}", qos as u8);
     }
 
-    // Wait for the three messages to come back (the subscription grants QoS 1 at most).
+    // Wait for the three messages to come back.
     tokio::time::timeout(Duration::from_secs(5), done_rx).await??;
 
     client.disconnect().await?;
