@@ -7,7 +7,7 @@
 //! MQTT_URL=mqtts://broker.example cargo run -p mqtt-async-std --example quickstart_smol
 //! ```
 //!
-//! Without a URL it starts a broker in this process (rumqttd, on a free loopback port), so
+//! Without a URL it starts a broker in this process (a demo broker of the testkit, on a free loopback port), so
 //! it runs on a machine with nothing installed. `Client::connect_with` hands the client's
 //! driver to smol's executor.
 

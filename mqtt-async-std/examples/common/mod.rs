@@ -6,7 +6,12 @@ use std::error::Error;
 use std::time::Duration;
 
 use futures_channel::oneshot;
-use mqtt_async_std::{Client, ClientOptions, Event, Events, Message, PublishOutcome, QoS};
+use mqtt_async_std::{
+    Client, ClientOptions, ConnectionError, Event, Events, Message, PublishOutcome, QoS,
+};
+
+/// The QoS the demo subscribes at: messages on it arrive at this QoS at most.
+const SUBSCRIPTION_QOS: QoS = QoS::AtLeastOnce;
 
 /// The broker URL: the first argument, else `MQTT_URL`, else an embedded broker.
 pub(crate) fn broker_url() -> Result<String, Box<dyn Error>> {
@@ -42,21 +47,34 @@ pub(crate) async fn print_events(mut events: Events, three_received: oneshot::Se
         match event {
             Event::Connected {
                 session_present, ..
-            } => println!("connected (session present: {session_present})"),
+            } => println!(
+                "connected: the broker accepted us (CONNACK; session present: {})",
+                u8::from(session_present)
+            ),
             Event::Message { publish, .. } => {
                 received += 1;
-                println!(
-                    "message on {} at {:?}: {}",
-                    publish.topic.as_str(),
-                    publish.qos(),
-                    String::from_utf8_lossy(&publish.payload)
-                );
+                let topic = publish.topic.as_str();
+                let qos = publish.qos() as u8;
+                // The topic names the QoS it was published at.
+                let why = match topic.strip_prefix("quickstart/demo/qos") {
+                    Some(sent) if sent != qos.to_string() => format!(
+                        " (sent at QoS {sent}; delivered at the lower of that and the \
+                         subscription's QoS {})",
+                        SUBSCRIPTION_QOS as u8
+                    ),
+                    Some(sent) => format!(" (sent at QoS {sent})"),
+                    None => String::new(),
+                };
+                println!("received on {topic} at QoS {qos}{why}");
                 if received == 3 {
                     if let Some(tx) = three_received.take() {
                         let _ = tx.send(());
                     }
                 }
             }
+            Event::Disconnected {
+                reason: ConnectionError::LocalDisconnect,
+            } => println!("disconnected: we sent DISCONNECT, so the broker drops our will"),
             Event::Disconnected { reason } => println!("disconnected: {reason}"),
             Event::Error(error) => println!("error: {error}"),
             Event::Closed => {
@@ -72,19 +90,24 @@ pub(crate) async fn print_events(mut events: Events, three_received: oneshot::Se
 /// each flow completed.
 pub(crate) async fn subscribe_and_publish(client: &Client) -> Result<(), Box<dyn Error>> {
     let granted = client
-        .subscribe("quickstart/demo/#", QoS::AtLeastOnce)
+        .subscribe("quickstart/demo/#", SUBSCRIPTION_QOS)
         .await?;
-    println!("subscribed to quickstart/demo/# with QoS {granted:?}");
+    println!(
+        "subscribed to quickstart/demo/# at QoS {}: messages on it arrive at QoS {0} at most",
+        granted as u8
+    );
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         let topic = format!("quickstart/demo/qos{}", qos as u8);
-        let message = Message::new(&topic, format!("hello at {qos:?}"))?.qos(qos);
+        let message = Message::new(&topic, "hello")?.qos(qos);
         let outcome = match client.publish(message).await? {
-            PublishOutcome::Sent => "written to the socket".to_owned(),
-            PublishOutcome::Acknowledged { .. } => "PUBACK received".to_owned(),
-            PublishOutcome::Completed { .. } => "PUBCOMP received".to_owned(),
+            PublishOutcome::Sent => "written to the socket; QoS 0 is never acknowledged".to_owned(),
+            PublishOutcome::Acknowledged { .. } => "the broker acknowledged it (PUBACK)".to_owned(),
+            PublishOutcome::Completed { .. } => {
+                "the broker has it exactly once (PUBREC, PUBREL, PUBCOMP)".to_owned()
+            }
             other => format!("{other:?}"),
         };
-        println!("published to {topic}: {outcome}");
+        println!("published to {topic} at QoS {}: {outcome}", qos as u8);
     }
     Ok(())
 }
