@@ -95,19 +95,19 @@ pub(crate) fn version(conn: &ConnArgs, props: &Properties) -> Result<ProtocolVer
     }
 }
 
-/// Client options from the flags and the `-D` properties; `default_id` names the client when
-/// `-i`/`-I` do not.
+/// Client options from the flags and the `-D` properties; `default_prefix` and the process
+/// id name the client when `-i`/`-I` do not.
 pub(crate) fn options(
     conn: &ConnArgs,
     url: Option<&UrlParts>,
     props: &Properties,
-    default_id: &str,
+    default_prefix: &str,
 ) -> Result<ClientOptions, CliError> {
     let broker = url.map_or_else(|| host_url(conn), |u| u.broker.clone());
-    let client_id = match (&conn.id, &conn.id_prefix) {
-        (Some(id), _) => id.clone(),
-        (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
-        (None, None) => format!("{default_id}-{}", std::process::id()),
+    let prefix = conn.id_prefix.as_deref().unwrap_or(default_prefix);
+    let client_id = match &conn.id {
+        Some(id) => id.clone(),
+        None => format!("{prefix}{}", std::process::id()),
     };
     let version = version(conn, props)?;
     let keep_alive = Duration::from_secs(u64::from(conn.keepalive));

@@ -36,11 +36,15 @@ use std::process::ExitCode;
 
 use args::{Cli, Command};
 
-/// Why the command failed; each is printed as one line.
+/// Why the command stopped early, each printed and numbered as mosquitto_pub and
+/// mosquitto_sub print and number it.
 #[derive(Debug)]
 pub(crate) enum CliError {
-    /// The flags do not make sense.
+    /// The flags do not make sense: the complaint, then where to find the usage; exit 1.
     Usage(String),
+    /// `--help` or `--version`: the text goes to stdout, and the exit code is 1 as in
+    /// mosquitto's clients.
+    Info(String),
     /// Connecting failed or the connection was lost.
     Connect(String),
     /// A message could not be published.
@@ -55,11 +59,26 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Usage(m)
+            | Self::Info(m)
             | Self::Connect(m)
             | Self::Publish(m)
             | Self::Subscribe(m)
             | Self::Io(m) => f.write_str(m),
         }
+    }
+}
+
+impl CliError {
+    /// Prints the error as mosquitto's clients do (`quiet` keeps all but usage errors off
+    /// stderr) and returns the exit code. `command` is `mqtt pub`, `mqtt sub` or `mqtt`.
+    fn report(&self, command: &str, quiet: bool) -> ExitCode {
+        match self {
+            Self::Usage(m) => eprintln!("Error: {m}\n\nUse '{command} --help' to see usage."),
+            Self::Info(text) => print!("{text}"),
+            _ if quiet => {}
+            other => eprintln!("Error: {other}"),
+        }
+        ExitCode::FAILURE
     }
 }
 
@@ -69,7 +88,17 @@ fn main() -> ExitCode {
         eprintln!("Error: internal error: {info}");
         std::process::exit(1);
     }));
-    let cli = Cli::from_command_line();
+    let cli = match Cli::from_command_line() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let args: Vec<_> = std::env::args_os().collect();
+            return e.report(args::command_name(&args), false);
+        }
+    };
+    let command = match &cli.command {
+        Command::Pub(_) => "mqtt pub",
+        Command::Sub(_) => "mqtt sub",
+    };
     let (debug, quiet) = match &cli.command {
         Command::Pub(a) => (a.conn.debug, a.conn.quiet),
         Command::Sub(a) => (a.conn.debug, a.conn.quiet),
@@ -102,11 +131,6 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(e) => {
-            if !quiet {
-                eprintln!("Error: {e}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(command, quiet),
     }
 }

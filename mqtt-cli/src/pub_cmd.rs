@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use mqtt_tokio::{Event, Message, PublishOutcome, QoS};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::args::PubArgs;
+use crate::args::{PubArgs, DEFAULT_ID_PUB};
 use crate::connect::{connect, connection_error, options, split_url};
 use crate::props::{Properties, Tool};
 use crate::CliError;
@@ -16,6 +16,9 @@ use crate::CliError;
 /// memory.
 const PIPELINE: usize = 64;
 
+/// mosquitto_pub's complaint when the topic or the message is missing.
+const BOTH_NEEDED: &str = "Both topic and message must be supplied.";
+
 /// Runs `mqtt pub`.
 pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     let url = args.conn.url.as_deref().map(split_url).transpose()?;
@@ -23,9 +26,12 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
         .topic
         .clone()
         .or_else(|| url.as_ref().and_then(|u| u.topic.clone()))
-        .ok_or_else(|| CliError::Usage("a topic is needed (-t)".to_string()))?;
-    let topic = mqtt_tokio::proto::TopicName::new(&topic)
-        .map_err(|e| CliError::Usage(format!("invalid topic '{topic}': {e}")))?;
+        .ok_or_else(|| CliError::Usage(BOTH_NEEDED.to_string()))?;
+    let topic = mqtt_tokio::proto::TopicName::new(&topic).map_err(|_| {
+        CliError::Usage(format!(
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
+        ))
+    })?;
     let props = Properties::parse(&args.conn.properties, Tool::Pub)?;
     let source = Source::from_args(&args)?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
@@ -36,7 +42,7 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
             .properties(props.publish.clone())
     };
 
-    let options = options(&args.conn, url.as_ref(), &props, "mqtt-pub")?;
+    let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_PUB)?;
     let (client, mut events) = connect(options).await?;
     // Watch the connection while publishing: a lost connection ends the command.
     let watcher = tokio::spawn(async move {
@@ -133,9 +139,7 @@ impl Source {
                 .map_err(|e| CliError::Io(e.to_string()))?;
             return Ok(Self::Payload(data.into()));
         }
-        Err(CliError::Usage(
-            "a message is needed: -m, -f, -s, -l or -n".to_string(),
-        ))
+        Err(CliError::Usage(BOTH_NEEDED.to_string()))
     }
 }
 

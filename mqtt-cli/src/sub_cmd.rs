@@ -7,7 +7,7 @@ use bytes::Bytes;
 use mqtt_tokio::proto::{TopicFilter, TopicName};
 use mqtt_tokio::{Client, Event, Message, Publish, QoS, Subscription};
 
-use crate::args::SubArgs;
+use crate::args::{SubArgs, DEFAULT_ID_SUB};
 use crate::connect::{connect, connection_error, options, split_url};
 use crate::format::Format;
 use crate::props::{Properties, Tool};
@@ -26,11 +26,15 @@ pub(crate) enum Finish {
     TimedOut,
 }
 
-fn filters(list: &[String]) -> Result<Vec<TopicFilter>, CliError> {
+/// The filters of `-t`, `-T` or `-U`, which mosquitto calls `kind` topics when one is invalid.
+fn filters(list: &[String], kind: &str) -> Result<Vec<TopicFilter>, CliError> {
     list.iter()
         .map(|t| {
-            TopicFilter::new(t)
-                .map_err(|e| CliError::Usage(format!("invalid topic filter '{t}': {e}")))
+            TopicFilter::new(t).map_err(|_| {
+                CliError::Usage(format!(
+                    "Invalid {kind} topic '{t}', are all '+' and '#' wildcards correct?"
+                ))
+            })
         })
         .collect()
 }
@@ -44,17 +48,17 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     }
     if topics.is_empty() {
         return Err(CliError::Usage(
-            "at least one topic filter is needed (-t)".to_string(),
+            "You must specify a topic to subscribe to.".to_string(),
         ));
     }
-    let subscribe = filters(&topics)?;
-    let filter_out = filters(&args.filter_out)?;
-    let unsubscribe = filters(&args.unsubscribe)?;
+    let subscribe = filters(&topics, "subscription")?;
+    let filter_out = filters(&args.filter_out, "filter")?;
+    let unsubscribe = filters(&args.unsubscribe, "unsubscribe")?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
     let props = Properties::parse(&args.conn.properties, Tool::Sub)?;
     let format = args.format.as_deref().map(Format::parse).transpose()?;
 
-    let options = options(&args.conn, url.as_ref(), &props, "mqtt-sub")?;
+    let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_SUB)?;
     let (client, mut events) = connect(options).await?;
     if !unsubscribe.is_empty() {
         client

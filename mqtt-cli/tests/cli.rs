@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,72 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// mosquitto's own client (`mosquitto_pub`, `mosquitto_sub`: Debian's mosquitto-clients),
+/// when it is installed, to compare with.
+fn mosquitto_client(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        eprintln!("{name} is not installed: comparing with mosquitto's recorded answers only");
+    }
+    found
+}
+
+/// One command line run by `mqtt` and, when installed, by mosquitto's client.
+struct Compared {
+    ours: Output,
+    theirs: Option<Output>,
+}
+
+/// Runs `mqtt TOOL ARGS...` and `mosquitto_TOOL ARGS...` (`args[0]` is `pub` or `sub`),
+/// both against the broker on `port`.
+fn compare(args: &[&str], port: u16) -> Compared {
+    let (tool, rest) = args.split_first().expect("pub or sub");
+    let port = port.to_string();
+    let server = ["-h", "127.0.0.1", "-p", port.as_str()];
+    let mut ours = Command::new(BIN);
+    ours.args(args).args(server);
+    let theirs = mosquitto_client(&format!("mosquitto_{tool}")).map(|client| {
+        let mut theirs = Command::new(client);
+        theirs.args(rest).args(server);
+        run(theirs, None)
+    });
+    Compared {
+        ours: run(ours, None),
+        theirs,
+    }
+}
+
+impl Compared {
+    fn each(&self) -> impl Iterator<Item = (&'static str, &Output)> {
+        std::iter::once(("mqtt", &self.ours)).chain(self.theirs.iter().map(|t| ("mosquitto", t)))
+    }
+
+    /// Both exit with `code`.
+    fn exits(&self, code: i32) -> &Self {
+        for (who, out) in self.each() {
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{who}: stdout {:?}, stderr {:?}",
+                stdout(out),
+                stderr(out)
+            );
+        }
+        self
+    }
+
+    /// Both print `line` as the first line on stderr.
+    fn first_error_line(&self, line: &str) -> &Self {
+        for (who, out) in self.each() {
+            assert_eq!(stderr(out).lines().next(), Some(line), "{who}");
+        }
+        self
+    }
 }
 
 fn assert_ok(out: &Output) {
@@ -323,13 +390,78 @@ fn refused_connection_reports_the_reason() {
 
 #[test]
 fn invalid_topics_are_usage_errors() {
-    let broker = broker();
-    let out = run(mqtt(&broker, &["pub", "-t", "a/#", "-m", "x"]), None);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("wildcard"));
-    let out = run(mqtt(&broker, &["sub", "-t", "a/#/b"]), None);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out).lines().count(), 1);
+    let port = mqtt_testkit::free_port();
+    compare(&["pub", "-t", "a/#", "-m", "x"], port)
+        .exits(1)
+        .first_error_line("Error: Invalid publish topic 'a/#', does it contain '+' or '#'?");
+    compare(&["sub", "-t", "a/#/b"], port)
+        .exits(1)
+        .first_error_line(
+            "Error: Invalid subscription topic 'a/#/b', are all '+' and '#' wildcards correct?",
+        );
+}
+
+#[test]
+fn usage_errors_are_worded_and_numbered_as_mosquitto_does() {
+    // Nothing listens on the port: each must fail before connecting.
+    let port = mqtt_testkit::free_port();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["pub", "-q", "3", "-t", "a", "-m", "x"],
+            "Invalid QoS given: 3",
+        ),
+        (
+            &["pub", "--bogus", "-t", "a", "-m", "x"],
+            "Unknown option '--bogus'.",
+        ),
+        (
+            &["pub", "-t", "a", "-m", "x", "-n"],
+            "Only one type of message can be sent at once.",
+        ),
+        (
+            &["pub", "-t", "a"],
+            "Both topic and message must be supplied.",
+        ),
+        (&["sub", "-q", "3", "-t", "a"], "Invalid QoS given: 3"),
+        (
+            &["sub", "-t", "a", "-V", "7"],
+            "Invalid protocol version argument given.",
+        ),
+        (&["sub", "-t", "a", "-W", "0"], "Invalid timeout \"0\"."),
+        (&["sub", "-v"], "You must specify a topic to subscribe to."),
+    ];
+    for (args, complaint) in cases {
+        let compared = compare(args, port);
+        compared
+            .exits(1)
+            .first_error_line(&format!("Error: {complaint}"));
+        let err = stderr(&compared.ours);
+        let hint = format!("Use 'mqtt {} --help' to see usage.", args[0]);
+        assert!(err.ends_with(&format!("\n\n{hint}\n")), "{args:?}: {err}");
+        assert!(
+            !err.contains("Usage:"),
+            "no usage line that looks required: {err}"
+        );
+    }
+}
+
+#[test]
+fn help_and_version_exit_as_mosquitto_does() {
+    let port = mqtt_testkit::free_port();
+    for tool in ["pub", "sub"] {
+        let help = compare(&[tool, "--help"], port);
+        help.exits(1);
+        assert!(stdout(&help.ours).contains("--host"));
+        let version = compare(&[tool, "--version"], port);
+        version.exits(1);
+        for (who, out) in version.each() {
+            assert!(stdout(out).contains(" version "), "{who}: {}", stdout(out));
+        }
+        assert_eq!(
+            stdout(&version.ours),
+            format!("mqtt {tool} version {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }
 
 #[test]
@@ -396,13 +528,17 @@ fn help_is_long_only_because_h_is_the_host() {
     let out = run(
         {
             let mut c = Command::new(BIN);
-            c.args(["pub", "--help"]);
+            c.args(["sub", "--help"]);
             c
         },
         None,
     );
-    assert_ok(&out);
-    assert!(stdout(&out).contains("--host"));
+    let help = stdout(&out);
+    assert!(help.contains("--host"));
+    assert!(
+        help.contains("Defaults to mqtt_sub_ appended with the process id"),
+        "the default client id, worded as mosquitto_sub's help words it: {help}"
+    );
     let out = run(
         {
             let mut c = Command::new(BIN);
@@ -513,8 +649,8 @@ fn invalid_format_is_rejected_before_connecting() {
         let out = run(cmd, None);
         assert_eq!(out.status.code(), Some(1));
         let err = stderr(&out);
-        assert!(err.contains(complaint), "{format}: {err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains(complaint), "{format}: {err}");
     }
 }
 
@@ -664,8 +800,10 @@ fn properties_need_mqtt_5() {
     let out = run(cmd, None);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("need MQTT 5.0"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.lines().next().unwrap().contains("need MQTT 5.0"),
+        "{err}"
+    );
 }
 
 #[test]
