@@ -29,6 +29,7 @@ mod format;
 mod json;
 mod props;
 mod pub_cmd;
+mod reason;
 mod sub_cmd;
 mod utc;
 
@@ -45,6 +46,14 @@ pub(crate) enum CliError {
     /// `--help` or `--version`: the text goes to stdout, and the exit code is 1 as in
     /// mosquitto's clients.
     Info(String),
+    /// The broker refused the connection: mosquitto's words for the CONNACK code, which is
+    /// also the exit code.
+    Refused {
+        /// The CONNACK return code (3.1, 3.1.1) or reason code (5.0).
+        code: u8,
+        /// What the code means.
+        message: String,
+    },
     /// Connecting failed or the connection was lost.
     Connect(String),
     /// A message could not be published.
@@ -64,6 +73,7 @@ impl std::fmt::Display for CliError {
             | Self::Publish(m)
             | Self::Subscribe(m)
             | Self::Io(m) => f.write_str(m),
+            Self::Refused { message, .. } => f.write_str(message),
         }
     }
 }
@@ -76,9 +86,13 @@ impl CliError {
             Self::Usage(m) => eprintln!("Error: {m}\n\nUse '{command} --help' to see usage."),
             Self::Info(text) => print!("{text}"),
             _ if quiet => {}
+            Self::Refused { message, .. } => eprintln!("Connection error: {message}"),
             other => eprintln!("Error: {other}"),
         }
-        ExitCode::FAILURE
+        match self {
+            Self::Refused { code, .. } => ExitCode::from(*code),
+            _ => ExitCode::FAILURE,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mqtt_testkit::{Mosquitto, MosquittoConfig};
+use mqtt_testkit::{Mosquitto, MosquittoConfig, ScriptedBroker};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mqtt");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -375,17 +375,46 @@ fn unreachable_broker_is_one_line_and_non_zero() {
 }
 
 #[test]
-fn refused_connection_reports_the_reason() {
+fn refused_connection_exits_with_the_connack_code() {
     let broker = Mosquitto::start(
         MosquittoConfig::new()
             .extra("per_listener_settings false")
             .extra("allow_anonymous false"),
     );
-    let out = run(mqtt(&broker, &["pub", "-t", "a", "-m", "b"]), None);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("Connection Refused: not authorised"), "{err}");
-    assert_eq!(err.lines().count(), 1);
+    for tool in [&["pub", "-t", "a", "-m", "b"][..], &["sub", "-t", "a"]] {
+        for (version, code, message) in [
+            ("mqttv311", 5, "Connection Refused: not authorised."),
+            ("mqttv31", 5, "Connection Refused: not authorised."),
+            ("mqttv5", 135, "Not authorized"),
+        ] {
+            let args = [tool, &["-V", version]].concat();
+            compare(&args, broker.port())
+                .exits(code)
+                .first_error_line(&format!("Connection error: {message}"));
+        }
+    }
+}
+
+#[test]
+fn a_broker_without_mqtt_5_is_named_as_such() {
+    // A broker that knows only 3.1.1 answers a 5.0 CONNECT with return code 1.
+    let refuse: fn() -> mqtt_testkit::Script = || {
+        Box::new(|conn| {
+            conn.write_raw(&[0x20, 0x02, 0x00, 0x01]).unwrap();
+            conn.drain(Duration::from_secs(5));
+        })
+    };
+    // One connection for mqtt and one for mosquitto's client, for each command.
+    let scripted = ScriptedBroker::start((0..4).map(|_| refuse()).collect());
+    let port: u16 = scripted.url().rsplit(':').next().unwrap().parse().unwrap();
+    for tool in [&["pub", "-t", "a", "-m", "b"][..], &["sub", "-t", "a"]] {
+        compare(&[tool, &["-V", "mqttv5"]].concat(), port)
+            .exits(132)
+            .first_error_line(
+                "Connection error: Unsupported Protocol Version. Try connecting to an MQTT v5 \
+                 broker, or use MQTT v3.x mode.",
+            );
+    }
 }
 
 #[test]
