@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use mqtt_tokio::{Event, Message, PublishOutcome, QoS};
+use mqtt_tokio::{Error, Event, Message, PublishError, PublishOutcome, QoS};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::args::{PubArgs, DEFAULT_ID_PUB};
 use crate::connect::{connect, connection_error, options, split_url};
 use crate::props::{Properties, Tool};
+use crate::reason;
 use crate::CliError;
 
 /// Publishes awaited at once when reading lines: keeps the broker busy without unbounded
@@ -35,6 +36,7 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     let props = Properties::parse(&args.conn.properties, Tool::Pub)?;
     let source = Source::from_args(&args)?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
+    let quiet = args.conn.quiet;
     let message = |payload: Bytes| {
         Message::with_topic(topic.clone(), payload)
             .qos(qos)
@@ -68,12 +70,13 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
                     }
                 });
                 let outcomes = stream
-                    .map(|line| {
+                    .zip(futures_util::stream::iter(1..))
+                    .map(|(line, number)| {
                         let client = client.clone();
                         let message = line.map(|l| message(Bytes::from(l.into_bytes())));
                         async move {
                             let message = message.map_err(|e| CliError::Io(e.to_string()))?;
-                            check(client.publish(message).await)
+                            check(number, client.publish(message).await, quiet)
                         }
                     })
                     .buffered(PIPELINE);
@@ -83,11 +86,12 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
                 }
             }
             Source::Payload(payload) => {
-                for i in 0..args.repeat.max(1) {
-                    if i > 0 && args.repeat_delay > 0.0 {
+                for number in 1..=args.repeat.max(1) {
+                    if number > 1 && args.repeat_delay > 0.0 {
                         tokio::time::sleep(Duration::from_secs_f64(args.repeat_delay)).await;
                     }
-                    check(client.publish(message(payload.clone())).await)?;
+                    let outcome = client.publish(message(payload.clone())).await;
+                    check(number.into(), outcome, quiet)?;
                 }
             }
         }
@@ -95,17 +99,24 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     }
     .await;
 
-    if result.is_ok() {
-        client
+    match result {
+        Ok(()) => client
             .disconnect()
             .await
-            .map_err(|e| CliError::Connect(e.to_string()))?;
-    } else {
-        client.abort();
-    }
-    match watcher.await {
-        Ok(Some(error)) if result.is_err() => Err(error),
-        _ => result,
+            .map_err(|e| CliError::Connect(e.to_string())),
+        // The connection went away under a publish: the watcher knows why.
+        Err(CliError::Connect(error)) => {
+            client.abort();
+            Err(watcher
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(CliError::Connect(error)))
+        }
+        Err(error) => {
+            client.abort();
+            Err(error)
+        }
     }
 }
 
@@ -143,17 +154,39 @@ impl Source {
     }
 }
 
-/// Turns a publish result into the command's: a refusal by the broker is an error.
-pub(crate) fn check(result: Result<PublishOutcome, mqtt_tokio::Error>) -> Result<(), CliError> {
-    match result {
-        Ok(PublishOutcome::Rejected { reason, .. }) => Err(CliError::Publish(format!(
-            "the broker refused the message: {reason:?}"
-        ))),
-        Ok(PublishOutcome::Dropped(e)) => Err(CliError::Publish(e.to_string())),
-        Ok(PublishOutcome::Expired) => Err(CliError::Publish(
-            "the message expired before it could be sent".to_string(),
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(CliError::Publish(e.to_string())),
+/// Turns the result of publishing message `number` (counted from 1, as mosquitto_pub counts
+/// its message ids) into the command's. As in mosquitto_pub, a message the broker refuses
+/// (5.0) or one larger than the broker accepts is a warning (unless `quiet`), and publishing
+/// goes on; a connection that went away is [`CliError::Connect`].
+pub(crate) fn check(
+    number: u64,
+    result: Result<PublishOutcome, mqtt_tokio::Error>,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let refusal = match result {
+        Ok(PublishOutcome::Rejected { reason, .. }) => reason.as_u8(),
+        Ok(PublishOutcome::Dropped(PublishError::PacketTooLarge { .. }))
+        | Err(Error::Publish(PublishError::PacketTooLarge { .. })) => PACKET_TOO_LARGE,
+        Ok(PublishOutcome::Dropped(e)) => return Err(CliError::Publish(e.to_string())),
+        Ok(PublishOutcome::Expired) => {
+            return Err(CliError::Publish(
+                "the message expired before it could be sent".to_string(),
+            ))
+        }
+        Ok(_) => return Ok(()),
+        Err(e @ (Error::Closed | Error::NotSent | Error::Stopped(_) | Error::Io(_))) => {
+            return Err(CliError::Connect(e.to_string()))
+        }
+        Err(e) => return Err(CliError::Publish(e.to_string())),
+    };
+    if !quiet {
+        eprintln!(
+            "Warning: Publish {number} failed: {}.",
+            reason::reason_string(refusal)
+        );
     }
+    Ok(())
 }
+
+/// The 5.0 reason code "Packet too large", which mosquitto's words for it go with.
+const PACKET_TOO_LARGE: u8 = 0x95;

@@ -94,6 +94,8 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut printed: u64 = 0;
+    let mut cleared: u64 = 0;
+    let quiet = args.conn.quiet;
     let stdout = std::io::stdout();
     let outcome = loop {
         let next = async {
@@ -121,7 +123,9 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
                     continue;
                 }
                 if args.remove_retained && publish.retain {
-                    if let Err(e) = clear_retained(&client, &publish.topic).await {
+                    cleared += 1;
+                    let cleared = clear_retained(&client, &publish.topic, cleared, quiet);
+                    if let Err(e) = cleared.await {
                         break Err(e);
                     }
                 }
@@ -183,9 +187,15 @@ fn render(args: &SubArgs, format: Option<&Format>, publish: &Publish) -> Vec<u8>
 
 /// `--remove-retained`: replaces a retained message by an empty retained one, which clears
 /// it, at QoS 1 as mosquitto_sub does.
-async fn clear_retained(client: &Client, topic: &TopicName) -> Result<(), CliError> {
+/// `number` counts the messages cleared so far, this one included.
+async fn clear_retained(
+    client: &Client,
+    topic: &TopicName,
+    number: u64,
+    quiet: bool,
+) -> Result<(), CliError> {
     let empty = Message::with_topic(topic.clone(), Bytes::new())
         .qos(QoS::AtLeastOnce)
         .retain(true);
-    crate::pub_cmd::check(client.publish(empty).await)
+    crate::pub_cmd::check(number, client.publish(empty).await, quiet)
 }

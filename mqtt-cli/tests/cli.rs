@@ -418,6 +418,59 @@ fn a_broker_without_mqtt_5_is_named_as_such() {
 }
 
 #[test]
+fn a_refused_or_oversized_publish_is_a_warning_as_in_mosquitto_pub() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic read #\ntopic write allowed/#\n").unwrap();
+    let broker = Mosquitto::start(
+        MosquittoConfig::new()
+            .extra(&format!("acl_file {}", acl.display()))
+            .extra("max_packet_size 100")
+            // mosquitto 2.0.11 drops a 5.0 client after a denied PUBLISH when the queue is
+            // unlimited (the testkit's 0), for its own clients as for ours.
+            .extra("max_queued_messages 1000"),
+    );
+    let port = broker.port();
+    // PUBACK / PUBREC 0x87: both warn, go on with the next message and exit 0.
+    for qos in ["1", "2"] {
+        let args = ["pub", "-t", "denied", "-m", "x", "-q", qos, "-V", "mqttv5"];
+        let compared = compare(&[&args[..], &["--repeat", "2"]].concat(), port);
+        compared.exits(0);
+        for (who, out) in compared.each() {
+            assert_eq!(
+                stderr(out),
+                "Warning: Publish 1 failed: Not authorized.\n\
+                 Warning: Publish 2 failed: Not authorized.\n",
+                "{who}"
+            );
+        }
+        let quiet = compare(&[&args[..], &["--quiet"]].concat(), port);
+        quiet.exits(0);
+        assert_eq!(stderr(&quiet.ours), "");
+    }
+    // Larger than the broker's maximum packet size: not sent, exit 0 (mosquitto_pub says
+    // nothing; we say why).
+    let big = "x".repeat(200);
+    let args = [
+        "pub",
+        "-t",
+        "allowed/big",
+        "-m",
+        &big,
+        "-q",
+        "1",
+        "-V",
+        "mqttv5",
+    ];
+    let compared = compare(&args, port);
+    compared.exits(0);
+    assert_eq!(
+        stderr(&compared.ours),
+        "Warning: Publish 1 failed: Packet too large.\n"
+    );
+}
+
+#[test]
 fn invalid_topics_are_usage_errors() {
     let port = mqtt_testkit::free_port();
     compare(&["pub", "-t", "a/#", "-m", "x"], port)
