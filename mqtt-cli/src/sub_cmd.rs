@@ -59,7 +59,11 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     let format = args.format.as_deref().map(Format::parse).transpose()?;
 
     let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_SUB)?;
-    let (client, mut events) = connect(options).await?;
+    let mut stop = Stop::install()?;
+    let (client, mut events) = tokio::select! {
+        connected = connect(options) => connected?,
+        () = stop.recv() => return Ok(Finish::Done),
+    };
     if !unsubscribe.is_empty() {
         client
             .unsubscribe_with(unsubscribe, props.unsubscribe.clone())
@@ -106,7 +110,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         };
         let event = tokio::select! {
             e = next => e,
-            _ = tokio::signal::ctrl_c() => break Ok(Finish::Done),
+            () = stop.recv() => break Ok(Finish::Done),
         };
         let Some(event) = event else {
             break Ok(Finish::TimedOut);
@@ -157,6 +161,48 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
             client.abort();
             Err(e)
         }
+    }
+}
+
+/// SIGINT and SIGTERM end `mqtt sub` as they end mosquitto_sub: with DISCONNECT (so the
+/// broker drops the will) and exit code 0. The handlers are in place from [`Stop::install`]
+/// on, so a signal is kept until [`Stop::recv`] is awaited.
+struct Stop {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    #[cfg(unix)]
+    fn install() -> Result<Self, CliError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler =
+            |kind| signal(kind).map_err(|e| CliError::Io(format!("cannot handle signals: {e}")));
+        Ok(Self {
+            interrupt: handler(SignalKind::interrupt())?,
+            terminate: handler(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Result<Self, CliError> {
+        Ok(Self {})
+    }
+
+    /// Resolves at the first signal.
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -346,6 +346,64 @@ fn will_is_published_when_the_client_dies() {
     assert_eq!(stdout(&got), "wills/cli gone\n");
 }
 
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sigint_end_sub_with_disconnect_and_no_will() {
+    let broker = broker();
+    let port = broker.port().to_string();
+    let mut subscribers = vec![("mqtt", Command::new(BIN))];
+    subscribers[0].1.arg("sub");
+    if let Some(client) = mosquitto_client("mosquitto_sub") {
+        subscribers.push(("mosquitto", Command::new(client)));
+    }
+    for (who, template) in &subscribers {
+        for signal in ["TERM", "INT"] {
+            let id = format!("stopped-{who}-{signal}");
+            let topic = format!("stop/{id}");
+            let watcher = start_sub(&broker, &["-t", "wills/#", "-v", "-C", "1"]);
+            let mut subscriber = Command::new(template.get_program());
+            subscriber.args(template.get_args()).args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-i",
+                &id,
+                "-t",
+                &topic,
+                "--will-topic",
+                "wills/stopped",
+                "--will-payload",
+                "gone",
+            ]);
+            let subscriber = spawn_subscribed(&broker, subscriber, &["-t", &topic]);
+            let killed = Command::new("kill")
+                .args([format!("-{signal}"), subscriber.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            let out = finish(subscriber);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{who} {signal}: {}",
+                stderr(&out)
+            );
+            assert!(
+                broker.log().contains(&format!("Client {id} disconnected.")),
+                "{who} {signal}: DISCONNECT reached the broker:\n{}",
+                broker.log()
+            );
+            // The will was dropped: the first message the watcher gets is this one.
+            assert_ok(&run(
+                mqtt(&broker, &["pub", "-t", "wills/marker", "-m", "no will"]),
+                None,
+            ));
+            assert_eq!(stdout(&finish(watcher)), "wills/marker no will\n");
+        }
+    }
+}
+
 #[test]
 fn unreachable_broker_is_one_line_and_non_zero() {
     let port = mqtt_testkit::free_port();
