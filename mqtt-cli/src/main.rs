@@ -139,7 +139,12 @@ fn main() -> ExitCode {
             Command::Pub(args) => pub_cmd::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Sub(args) => sub_cmd::run(args).await.map(|finish| match finish {
                 sub_cmd::Finish::Done => ExitCode::SUCCESS,
-                sub_cmd::Finish::TimedOut => ExitCode::from(sub_cmd::TIMEOUT_EXIT),
+                sub_cmd::Finish::TimedOut => {
+                    if !quiet {
+                        eprintln!("Timed out");
+                    }
+                    ExitCode::from(sub_cmd::TIMEOUT_EXIT)
+                }
             }),
         }
     });

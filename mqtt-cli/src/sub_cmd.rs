@@ -22,7 +22,7 @@ pub(crate) const TIMEOUT_EXIT: u8 = 27;
 pub(crate) enum Finish {
     /// Count reached, `-E`, interrupted, or `--retained-only` done.
     Done,
-    /// `-W` elapsed.
+    /// `-W` elapsed: "Timed out" on stderr, as mosquitto_sub says it.
     TimedOut,
 }
 

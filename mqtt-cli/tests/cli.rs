@@ -290,9 +290,18 @@ fn filter_out_no_newline_and_timeout() {
     assert_eq!(stdout(&got), "12");
 
     let started = Instant::now();
-    let out = run(mqtt(&broker, &["sub", "-t", "quiet", "-W", "1"]), None);
-    assert_eq!(out.status.code(), Some(27));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    let timed_out = compare(&["sub", "-t", "quiet", "-W", "1"], broker.port());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    timed_out.exits(27);
+    for (who, out) in timed_out.each() {
+        assert_eq!(stderr(out), "Timed out\n", "{who}");
+        assert_eq!(stdout(out), "", "{who}");
+    }
+    let quiet = compare(&["sub", "-t", "quiet", "-W", "1", "--quiet"], broker.port());
+    quiet.exits(27);
+    for (who, out) in quiet.each() {
+        assert_eq!(stderr(out), "", "{who}");
+    }
 }
 
 #[test]
