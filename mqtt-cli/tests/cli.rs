@@ -755,7 +755,7 @@ fn format_prints_fields_and_a_newline_unless_n() {
     assert!(
         fields[0].starts_with(r#"{"tst":""#)
             && fields[0].ends_with(
-                r#"Z","topic":"fmt/j","qos":0,"retain":0,"payloadlen":8,"payload":"say \"hi\""}"#
+                r#"Z+0000","topic":"fmt/j","qos":0,"retain":0,"payloadlen":8,"payload":"say \"hi\""}"#
             ),
         "{}",
         fields[0]
@@ -772,6 +772,42 @@ fn format_prints_fields_and_a_newline_unless_n() {
         fields[4], "0",
         "QoS 0 messages have message id 0, and no newline"
     );
+
+    // %j as mosquitto_sub prints it, the time's digits aside.
+    assert_ok(&run(
+        mqtt(
+            &broker,
+            &["pub", "-t", "fmt/json", "-m", "{\"a\":1}", "-r", "-q", "1"],
+        ),
+        None,
+    ));
+    let json = compare(
+        &["sub", "-t", "fmt/json", "-q", "1", "-C", "1", "-F", "%j|%J"],
+        broker.port(),
+    );
+    json.exits(0);
+    // The arrival times differ; their shape must not.
+    let without_times = |out: &Output| {
+        let mut line = stdout(out);
+        while let Some(at) = line.find(r#""tst":"2"#) {
+            let value = at + r#""tst":""#.len();
+            let end = value + line[value..].find('"').unwrap();
+            let time = &line[value..end];
+            assert!(time.len() == 32 && time.ends_with("Z+0000"), "{time}");
+            line.replace_range(value..end, "TIME");
+        }
+        line
+    };
+    let expected = concat!(
+        r#"{"tst":"TIME","topic":"fmt/json","qos":1,"retain":1,"payloadlen":7,"mid":1,"#,
+        r#""payload":"{\"a\":1}"}|"#,
+        r#"{"tst":"TIME","topic":"fmt/json","qos":1,"retain":1,"payloadlen":7,"mid":1,"#,
+        r#""payload":{"a":1}}"#,
+        "\n"
+    );
+    for (who, out) in json.each() {
+        assert_eq!(without_times(out), expected, "{who}");
+    }
 }
 
 #[test]
