@@ -272,7 +272,7 @@ pub(crate) struct ConnArgs {
     /// Accepted for compatibility: Nagle's algorithm is always off (TCP_NODELAY).
     #[arg(long = "nodelay")]
     pub(crate) nodelay: bool,
-    /// Print debug messages (packets sent and received; never passwords).
+    /// Print a line on stdout for each packet sent and received, as mosquitto's -d does.
     #[arg(short = 'd', long = "debug")]
     pub(crate) debug: bool,
     /// Will topic.

@@ -11,6 +11,7 @@ use mqtt_tokio::{
 };
 
 use crate::args::{ConnArgs, Version};
+use crate::packet_log::PacketLog;
 use crate::props::Properties;
 use crate::reason;
 use crate::CliError;
@@ -250,15 +251,28 @@ fn with_connect_properties(options: ClientOptions, props: &ConnectProperties) ->
 }
 
 /// Connects and waits for the broker's CONNACK; a refusal or a failed connection is an error.
-pub(crate) async fn connect(options: ClientOptions) -> Result<(Client, Events), CliError> {
+pub(crate) async fn connect(
+    options: ClientOptions,
+    log: &PacketLog,
+) -> Result<(Client, Events), CliError> {
     let version = options.config.version;
     let (client, mut events) =
         Client::connect(options).map_err(|e| CliError::Connect(e.to_string()))?;
+    log.connect();
     let mut failure = None;
     while let Some(event) = events.recv().await {
         match event {
-            Event::Connected { .. } => return Ok((client, events)),
-            Event::Disconnected { reason } => failure = Some(connect_failure(&reason, version)),
+            Event::Connected { .. } => {
+                log.connack(0);
+                return Ok((client, events));
+            }
+            Event::Disconnected { reason } => {
+                let error = connect_failure(&reason, version);
+                if let CliError::Refused { code, .. } = error {
+                    log.connack(code);
+                }
+                failure = Some(error);
+            }
             Event::Error(e) => failure = failure.or(Some(CliError::Connect(e.to_string()))),
             Event::Closed => break,
             _ => {}

@@ -6,7 +6,10 @@
 //! mqtt pub -h localhost -t sensors/kitchen -m 21.5 -q 1
 //! ```
 //!
-//! Errors are one line on stderr and a non-zero exit code.
+//! Errors, exit codes, `-d` lines and signals follow mosquitto_pub and mosquitto_sub, so that
+//! scripts written for those work with `mqtt`: a bad command line exits 1, a refused
+//! connection exits with the CONNACK code, SIGINT and SIGTERM end `mqtt sub` with
+//! DISCONNECT and exit 0.
 // The doc comments on the argument structs are clap's `--help` text, printed as written:
 // URL patterns like `[user[:password]@]` and `<pid>` there are not links or HTML.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
@@ -27,6 +30,7 @@ mod args;
 mod connect;
 mod format;
 mod json;
+mod packet_log;
 mod props;
 mod pub_cmd;
 mod reason;
@@ -113,17 +117,10 @@ fn main() -> ExitCode {
         Command::Pub(_) => "mqtt pub",
         Command::Sub(_) => "mqtt sub",
     };
-    let (debug, quiet) = match &cli.command {
-        Command::Pub(a) => (a.conn.debug, a.conn.quiet),
-        Command::Sub(a) => (a.conn.debug, a.conn.quiet),
+    let quiet = match &cli.command {
+        Command::Pub(a) => a.conn.quiet,
+        Command::Sub(a) => a.conn.quiet,
     };
-    if debug {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_max_level(tracing::Level::TRACE)
-            .with_target(false)
-            .init();
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

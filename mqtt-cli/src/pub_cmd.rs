@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use mqtt_tokio::{Error, Event, Message, PublishError, PublishOutcome, QoS};
+use mqtt_tokio::{Client, Error, Event, Message, PublishError, PublishOutcome, QoS};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::args::{PubArgs, DEFAULT_ID_PUB};
 use crate::connect::{connect, connection_error, options, split_url};
+use crate::packet_log::PacketLog;
 use crate::props::{Properties, Tool};
 use crate::reason;
 use crate::CliError;
@@ -45,7 +46,9 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     };
 
     let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_PUB)?;
-    let (client, mut events) = connect(options).await?;
+    let log = PacketLog::new(args.conn.debug, options.config.client_id.as_str());
+    let log = &log;
+    let (client, mut events) = connect(options, log).await?;
     // Watch the connection while publishing: a lost connection ends the command.
     let watcher = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -70,13 +73,14 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
                     }
                 });
                 let outcomes = stream
-                    .zip(futures_util::stream::iter(1..))
-                    .map(|(line, number)| {
+                    .map(|line| {
                         let client = client.clone();
                         let message = line.map(|l| message(Bytes::from(l.into_bytes())));
+                        // Numbered here, in the order of the lines.
+                        let mid = log.next_mid();
                         async move {
                             let message = message.map_err(|e| CliError::Io(e.to_string()))?;
-                            check(number, client.publish(message).await, quiet)
+                            send(&client, log, mid, message, quiet).await
                         }
                     })
                     .buffered(PIPELINE);
@@ -90,8 +94,8 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
                     if number > 1 && args.repeat_delay > 0.0 {
                         tokio::time::sleep(Duration::from_secs_f64(args.repeat_delay)).await;
                     }
-                    let outcome = client.publish(message(payload.clone())).await;
-                    check(number.into(), outcome, quiet)?;
+                    let mid = log.next_mid();
+                    send(&client, log, mid, message(payload.clone()), quiet).await?;
                 }
             }
         }
@@ -100,10 +104,13 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     .await;
 
     match result {
-        Ok(()) => client
-            .disconnect()
-            .await
-            .map_err(|e| CliError::Connect(e.to_string())),
+        Ok(()) => {
+            log.disconnect();
+            client
+                .disconnect()
+                .await
+                .map_err(|e| CliError::Connect(e.to_string()))
+        }
         // The connection went away under a publish: the watcher knows why.
         Err(CliError::Connect(error)) => {
             client.abort();
@@ -154,15 +161,21 @@ impl Source {
     }
 }
 
-/// Turns the result of publishing message `number` (counted from 1, as mosquitto_pub counts
-/// its message ids) into the command's. As in mosquitto_pub, a message the broker refuses
-/// (5.0) or one larger than the broker accepts is a warning (unless `quiet`), and publishing
-/// goes on; a connection that went away is [`CliError::Connect`].
-pub(crate) fn check(
-    number: u64,
-    result: Result<PublishOutcome, mqtt_tokio::Error>,
+/// Publishes `message` with message id `mid` (see [`PacketLog::next_mid`]), writes its `-d`
+/// lines and checks how it went. As in mosquitto_pub, a message the broker refuses (5.0) or
+/// one larger than the broker accepts is a warning (unless `quiet`), and publishing goes
+/// on; a connection that went away is [`CliError::Connect`].
+pub(crate) async fn send(
+    client: &Client,
+    log: &PacketLog,
+    mid: u16,
+    message: Message,
     quiet: bool,
 ) -> Result<(), CliError> {
+    let qos = message.qos;
+    log.publish(mid, &message);
+    let result = client.publish(message).await;
+    log.published(mid, qos, &result);
     let refusal = match result {
         Ok(PublishOutcome::Rejected { reason, .. }) => reason.as_u8(),
         Ok(PublishOutcome::Dropped(PublishError::PacketTooLarge { .. }))
@@ -181,7 +194,7 @@ pub(crate) fn check(
     };
     if !quiet {
         eprintln!(
-            "Warning: Publish {number} failed: {}.",
+            "Warning: Publish {mid} failed: {}.",
             reason::reason_string(refusal)
         );
     }

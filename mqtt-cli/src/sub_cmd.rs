@@ -10,6 +10,7 @@ use mqtt_tokio::{Client, Event, Message, Publish, QoS, Subscription};
 use crate::args::{SubArgs, DEFAULT_ID_SUB};
 use crate::connect::{connect, connection_error, options, split_url};
 use crate::format::Format;
+use crate::packet_log::PacketLog;
 use crate::props::{Properties, Tool};
 use crate::utc::Utc;
 use crate::CliError;
@@ -59,25 +60,31 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     let format = args.format.as_deref().map(Format::parse).transpose()?;
 
     let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_SUB)?;
+    let log = PacketLog::new(args.conn.debug, options.config.client_id.as_str());
     let mut stop = Stop::install()?;
     let (client, mut events) = tokio::select! {
-        connected = connect(options) => connected?,
+        connected = connect(options, &log) => connected?,
         () = stop.recv() => return Ok(Finish::Done),
     };
     if !unsubscribe.is_empty() {
+        log.unsubscribe(log.next_mid(), &args.unsubscribe);
         client
             .unsubscribe_with(unsubscribe, props.unsubscribe.clone())
             .await
             .map_err(|e| CliError::Subscribe(e.to_string()))?;
+        log.unsuback();
     }
-    let subscriptions = subscribe
+    let subscriptions: Vec<Subscription> = subscribe
         .into_iter()
         .map(|f| Subscription::new(f, qos))
         .collect();
+    let mid = log.next_mid();
+    log.subscribe(mid, &subscriptions);
     let results = client
         .subscribe_with(subscriptions, props.subscribe.clone())
         .await
         .map_err(|e| CliError::Subscribe(e.to_string()))?;
+    log.suback(mid, &results);
     if results.iter().all(|r| r.is_err()) {
         client.abort();
         return Err(CliError::Subscribe(
@@ -90,6 +97,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         }
     }
     if args.exit_after_subscribe {
+        log.disconnect();
         let _ = client.disconnect().await;
         return Ok(Finish::Done);
     }
@@ -98,7 +106,6 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut printed: u64 = 0;
-    let mut cleared: u64 = 0;
     let quiet = args.conn.quiet;
     let stdout = std::io::stdout();
     let outcome = loop {
@@ -117,6 +124,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         };
         match event {
             Some(Event::Message { publish, .. }) => {
+                log.received(&publish);
                 if filter_out.iter().any(|f| f.matches(&publish.topic)) {
                     continue;
                 }
@@ -127,8 +135,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
                     continue;
                 }
                 if args.remove_retained && publish.retain {
-                    cleared += 1;
-                    let cleared = clear_retained(&client, &publish.topic, cleared, quiet);
+                    let cleared = clear_retained(&client, &log, &publish.topic, quiet);
                     if let Err(e) = cleared.await {
                         break Err(e);
                     }
@@ -154,6 +161,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     };
     match outcome {
         Ok(finish) => {
+            log.disconnect();
             let _ = tokio::time::timeout(Duration::from_secs(5), client.disconnect()).await;
             Ok(finish)
         }
@@ -233,15 +241,14 @@ fn render(args: &SubArgs, format: Option<&Format>, publish: &Publish) -> Vec<u8>
 
 /// `--remove-retained`: replaces a retained message by an empty retained one, which clears
 /// it, at QoS 1 as mosquitto_sub does.
-/// `number` counts the messages cleared so far, this one included.
 async fn clear_retained(
     client: &Client,
+    log: &PacketLog,
     topic: &TopicName,
-    number: u64,
     quiet: bool,
 ) -> Result<(), CliError> {
     let empty = Message::with_topic(topic.clone(), Bytes::new())
         .qos(QoS::AtLeastOnce)
         .retain(true);
-    crate::pub_cmd::check(number, client.publish(empty).await, quiet)
+    crate::pub_cmd::send(client, log, log.next_mid(), empty, quiet).await
 }

@@ -643,33 +643,98 @@ fn a_silent_broker_cannot_hang_the_command_past_keep_alive() {
 }
 
 #[test]
-fn debug_trace_never_shows_the_password() {
+fn debug_lines_are_mosquitto_pubs_on_stdout() {
     let broker = broker();
+    for qos in ["0", "1", "2"] {
+        let args = [
+            "pub",
+            "-t",
+            "d/p",
+            "-m",
+            "hello",
+            "-q",
+            qos,
+            "-r",
+            "--repeat",
+            "2",
+            "-i",
+            "dpub",
+            "-d",
+            "-u",
+            "alice",
+            "-P",
+            "hunter2-secret",
+        ];
+        let compared = compare(&args, broker.port());
+        compared.exits(0);
+        if let Some(theirs) = &compared.theirs {
+            assert_eq!(stdout(&compared.ours), stdout(theirs), "QoS {qos}");
+        }
+        for (who, out) in compared.each() {
+            let text = format!("{}{}", stdout(out), stderr(out));
+            assert!(!text.contains("hunter2-secret"), "{who}: {text}");
+            assert!(!text.contains('\x1b'), "{who}: no terminal colours: {text}");
+        }
+    }
     let out = run(
         mqtt(
             &broker,
             &[
-                "pub",
-                "-t",
-                "d",
-                "-m",
-                "x",
-                "-d",
-                "-u",
-                "alice",
-                "-P",
-                "hunter2-secret",
+                "pub", "-t", "d/p", "-m", "hello", "-q", "2", "-i", "dpub", "-d",
             ],
         ),
         None,
     );
     assert_ok(&out);
-    let err = stderr(&out);
-    assert!(
-        err.contains("Connect") || err.contains("CONNECT"),
-        "debug output shows packets: {err}"
+    assert_eq!(
+        stdout(&out),
+        "Client dpub sending CONNECT\n\
+         Client dpub received CONNACK (0)\n\
+         Client dpub sending PUBLISH (d0, q2, r0, m1, 'd/p', ... (5 bytes))\n\
+         Client dpub received PUBREC (Mid: 1)\n\
+         Client dpub sending PUBREL (m1)\n\
+         Client dpub received PUBCOMP (Mid: 1, RC:0)\n\
+         Client dpub sending DISCONNECT\n"
     );
-    assert!(!err.contains("hunter2-secret"));
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn debug_lines_are_mosquitto_subs_on_stdout() {
+    let broker = broker();
+    let port = broker.port().to_string();
+    let args = ["-t", "d/s", "-q", "2", "-C", "1", "-i", "dsub", "-d"];
+    let mut subscribers = vec![Command::new(BIN)];
+    subscribers[0].arg("sub");
+    if let Some(client) = mosquitto_client("mosquitto_sub") {
+        subscribers.push(Command::new(client));
+    }
+    for mut subscriber in subscribers {
+        subscriber.args(args).args(["-h", "127.0.0.1", "-p", &port]);
+        let who = format!("{:?}", subscriber.get_program());
+        let subscriber = spawn_subscribed(&broker, subscriber, &args);
+        assert_ok(&run(
+            mqtt(&broker, &["pub", "-t", "d/s", "-m", "hello", "-q", "2"]),
+            None,
+        ));
+        let out = finish(subscriber);
+        assert_ok(&out);
+        assert_eq!(
+            stdout(&out),
+            "Client dsub sending CONNECT\n\
+             Client dsub received CONNACK (0)\n\
+             Client dsub sending SUBSCRIBE (Mid: 1, Topic: d/s, QoS: 2, Options: 0x00)\n\
+             Client dsub received SUBACK\n\
+             Subscribed (mid: 1): 2\n\
+             Client dsub received PUBLISH (d0, q2, r0, m1, 'd/s', ... (5 bytes))\n\
+             Client dsub sending PUBREC (m1, rc0)\n\
+             Client dsub received PUBREL (Mid: 1)\n\
+             Client dsub sending PUBCOMP (m1)\n\
+             hello\n\
+             Client dsub sending DISCONNECT\n",
+            "{who}"
+        );
+    }
 }
 
 #[test]
