@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::CliError;
 
 /// Publish and subscribe to MQTT brokers.
 #[derive(Debug, Parser)]
@@ -12,28 +14,38 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
     name = "mqtt",
     version,
     disable_help_flag = true,
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    disable_version_flag = true,
+    propagate_version = true
 )]
 pub(crate) struct Cli {
     /// Print help.
     #[arg(long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
+    /// Print the version.
+    #[arg(long = "version", action = ArgAction::Version, global = true)]
+    print_version: Option<bool>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
 impl Cli {
-    /// Parses the command line, exiting with clap's message when it is wrong.
-    pub(crate) fn from_command_line() -> Self {
-        Self::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    /// Parses the command line.
+    pub(crate) fn from_command_line() -> Result<Self, CliError> {
+        Self::from_args(std::env::args_os())
     }
 
-    /// Parses arguments (the first is the program name).
+    /// Parses arguments (the first is the program name); a command line clap rejects is
+    /// worded as mosquitto's clients word it.
     pub(crate) fn from_args(
         args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
-    ) -> Result<Self, clap::Error> {
-        let matches = Self::command().try_get_matches_from(args)?;
-        let mut cli = Self::from_arg_matches(&matches)?;
+    ) -> Result<Self, CliError> {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let rejected = |e| rejected(e, command_name(&args));
+        let matches = Self::command()
+            .try_get_matches_from(&args)
+            .map_err(rejected)?;
+        let mut cli = Self::from_arg_matches(&matches).map_err(rejected)?;
         let conn = match &mut cli.command {
             Command::Pub(args) => &mut args.conn,
             Command::Sub(args) => &mut args.conn,
@@ -59,28 +71,138 @@ impl Cli {
     }
 }
 
+/// `mqtt pub`, `mqtt sub` or `mqtt`, after the first argument: how usage errors name the
+/// command.
+pub(crate) fn command_name(args: &[std::ffi::OsString]) -> &'static str {
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("pub") => "mqtt pub",
+        Some("sub") => "mqtt sub",
+        _ => "mqtt",
+    }
+}
+
+/// A command line clap rejects, in mosquitto's words where mosquitto has them. Help and the
+/// version are [`CliError::Info`]: printed, with exit code 1, as mosquitto's clients do.
+fn rejected(error: clap::Error, command: &str) -> CliError {
+    use clap::error::{ContextKind, ErrorKind};
+    let context = |kind| match error.get(kind) {
+        Some(value) => value.to_string(),
+        None => String::new(),
+    };
+    let flag = context(ContextKind::InvalidArg);
+    let flag = flag.split(' ').next().unwrap_or_default();
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            CliError::Info(error.render().to_string())
+        }
+        ErrorKind::DisplayVersion => {
+            CliError::Info(format!("{command} version {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        ErrorKind::UnknownArgument => CliError::Usage(format!("Unknown option '{flag}'.")),
+        // The value parsers below word their complaints as mosquitto does.
+        ErrorKind::ValueValidation => match std::error::Error::source(&error) {
+            Some(reason) => CliError::Usage(reason.to_string()),
+            None => CliError::Usage(format!("Invalid value for {flag}.")),
+        },
+        ErrorKind::InvalidValue if context(ContextKind::InvalidValue).is_empty() => {
+            CliError::Usage(format!("{flag} argument given but no value specified."))
+        }
+        ErrorKind::ArgumentConflict if MESSAGE_SOURCES.contains(&flag) => {
+            CliError::Usage("Only one type of message can be sent at once.".to_string())
+        }
+        _ => {
+            // clap's own first line, without its "error: " prefix.
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            CliError::Usage(line.trim_start_matches("error: ").to_string())
+        }
+    }
+}
+
+/// The flags of `mqtt pub` that say where the message comes from: only one may be given.
+const MESSAGE_SOURCES: [&str; 5] = [
+    "--message",
+    "--file",
+    "--stdin-file",
+    "--stdin-line",
+    "--null-message",
+];
+
+/// `-q` and `--will-qos`: 0, 1 or 2.
+fn qos(value: &str) -> Result<u8, String> {
+    match value.parse() {
+        Ok(qos @ 0..=2) => Ok(qos),
+        _ => Err(format!("Invalid QoS given: {value}")),
+    }
+}
+
+/// `--will-qos`: 0, 1 or 2.
+fn will_qos(value: &str) -> Result<u8, String> {
+    qos(value).map_err(|_| format!("Invalid will QoS {value}."))
+}
+
+/// `-V`: mosquitto's names, or the bare numbers.
+fn protocol_version(value: &str) -> Result<Version, String> {
+    match value {
+        "mqttv31" | "31" => Ok(Version::V31),
+        "mqttv311" | "311" => Ok(Version::V311),
+        "mqttv5" | "5" => Ok(Version::V5),
+        _ => Err("Invalid protocol version argument given.".to_string()),
+    }
+}
+
+/// `-C`: a positive count.
+fn count(value: &str) -> Result<u64, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("Invalid message count \"{value}\".")),
+    }
+}
+
+/// `-W`: a positive number of seconds.
+fn timeout(value: &str) -> Result<u64, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("Invalid timeout \"{value}\".")),
+    }
+}
+
 /// The two commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Publish one message, a file, or stdin (like mosquitto_pub).
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        mut_arg("id", |a| a.help(default_id_help(DEFAULT_ID_PUB)))
+    )]
     Pub(PubArgs),
     /// Subscribe and print messages (like mosquitto_sub).
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        mut_arg("id", |a| a.help(default_id_help(DEFAULT_ID_SUB)))
+    )]
     Sub(SubArgs),
 }
 
+/// The client id of `mqtt pub` without `-i` or `-I` is this with the process id appended,
+/// as mosquitto_pub's is `mosquitto_pub_` and the process id.
+pub(crate) const DEFAULT_ID_PUB: &str = "mqtt_pub_";
+/// The same for `mqtt sub`.
+pub(crate) const DEFAULT_ID_SUB: &str = "mqtt_sub_";
+
+/// The help of `-i`, in mosquitto's words.
+fn default_id_help(prefix: &str) -> String {
+    format!("Id to use for this client. Defaults to {prefix} appended with the process id")
+}
+
 /// Protocol versions, with mosquitto's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Version {
     /// MQTT 3.1.
-    #[value(name = "mqttv31", alias = "31")]
     V31,
     /// MQTT 3.1.1.
-    #[value(name = "mqttv311", alias = "311")]
     V311,
     /// MQTT 5.0.
-    #[value(name = "mqttv5", alias = "5")]
     V5,
 }
 
@@ -99,7 +221,7 @@ pub(crate) struct ConnArgs {
     /// Broker URL: mqtt(s)://[user[:password]@]host[:port]/topic, or ws(s)://...
     #[arg(short = 'L', long = "url")]
     pub(crate) url: Option<String>,
-    /// Client id (default: mqtt-<pid>).
+    /// Client id (defaults to the command's prefix with the process id appended).
     #[arg(short = 'i', long = "id")]
     pub(crate) id: Option<String>,
     /// Client id prefix; the process id is appended.
@@ -120,8 +242,9 @@ pub(crate) struct ConnArgs {
     /// Session expiry interval in seconds (MQTT 5.0).
     #[arg(short = 'x', long = "session-expiry-interval")]
     pub(crate) session_expiry: Option<u32>,
-    /// Protocol version [default: mqttv311, or mqttv5 when -D is given].
-    #[arg(short = 'V', long = "protocol-version", value_enum)]
+    /// Protocol version: mqttv31, mqttv311 or mqttv5 (also 31, 311, 5) [default: mqttv311,
+    /// or mqttv5 when -D is given].
+    #[arg(short = 'V', long = "protocol-version", value_parser = protocol_version)]
     pub(crate) version: Option<Version>,
     /// MQTT 5.0 property, as mosquitto names it: COMMAND NAME VALUE, or COMMAND user-property
     /// KEY VALUE; may be repeated.
@@ -149,7 +272,7 @@ pub(crate) struct ConnArgs {
     /// Accepted for compatibility: Nagle's algorithm is always off (TCP_NODELAY).
     #[arg(long = "nodelay")]
     pub(crate) nodelay: bool,
-    /// Print debug messages (packets sent and received; never passwords).
+    /// Print a line on stdout for each packet sent and received, as mosquitto's -d does.
     #[arg(short = 'd', long = "debug")]
     pub(crate) debug: bool,
     /// Will topic.
@@ -159,7 +282,7 @@ pub(crate) struct ConnArgs {
     #[arg(long = "will-payload")]
     pub(crate) will_payload: Option<String>,
     /// Will QoS.
-    #[arg(long = "will-qos", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(long = "will-qos", default_value_t = 0, value_parser = will_qos)]
     pub(crate) will_qos: u8,
     /// Retain the will.
     #[arg(long = "will-retain")]
@@ -217,7 +340,7 @@ pub(crate) struct PubArgs {
     #[arg(short = 'n', long = "null-message", group = "source")]
     pub(crate) null_message: bool,
     /// Quality of service.
-    #[arg(short = 'q', long = "qos", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'q', long = "qos", default_value_t = 0, value_parser = qos)]
     pub(crate) qos: u8,
     /// Retain the message.
     #[arg(short = 'r', long = "retain")]
@@ -242,13 +365,13 @@ pub(crate) struct SubArgs {
     #[arg(short = 'T', long = "filter-out")]
     pub(crate) filter_out: Vec<String>,
     /// Quality of service of the subscriptions.
-    #[arg(short = 'q', long = "qos", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'q', long = "qos", default_value_t = 0, value_parser = qos)]
     pub(crate) qos: u8,
     /// Exit after this many messages.
-    #[arg(short = 'C', long = "count")]
+    #[arg(short = 'C', long = "count", value_parser = count)]
     pub(crate) count: Option<u64>,
     /// Exit after this many seconds.
-    #[arg(short = 'W', long = "timeout")]
+    #[arg(short = 'W', long = "timeout", value_parser = timeout)]
     pub(crate) timeout: Option<u64>,
     /// Print "topic payload".
     #[arg(short = 'v', long = "verbose")]

@@ -2,13 +2,18 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::proto::{ConnectProperties, ConnectReasonCode, LastWill, TopicName};
+use mqtt_tokio::proto::{
+    ConnectProperties, ConnectReasonCode, DecodeError, LastWill, PacketType, TopicName,
+};
 use mqtt_tokio::{
-    Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS, TlsVersion,
+    Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, ProtocolViolation, QoS,
+    TlsVersion,
 };
 
 use crate::args::{ConnArgs, Version};
+use crate::packet_log::PacketLog;
 use crate::props::Properties;
+use crate::reason;
 use crate::CliError;
 
 /// What `-L` carries besides the broker: credentials and a topic.
@@ -95,19 +100,19 @@ pub(crate) fn version(conn: &ConnArgs, props: &Properties) -> Result<ProtocolVer
     }
 }
 
-/// Client options from the flags and the `-D` properties; `default_id` names the client when
-/// `-i`/`-I` do not.
+/// Client options from the flags and the `-D` properties; `default_prefix` and the process
+/// id name the client when `-i`/`-I` do not.
 pub(crate) fn options(
     conn: &ConnArgs,
     url: Option<&UrlParts>,
     props: &Properties,
-    default_id: &str,
+    default_prefix: &str,
 ) -> Result<ClientOptions, CliError> {
     let broker = url.map_or_else(|| host_url(conn), |u| u.broker.clone());
-    let client_id = match (&conn.id, &conn.id_prefix) {
-        (Some(id), _) => id.clone(),
-        (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
-        (None, None) => format!("{default_id}-{}", std::process::id()),
+    let prefix = conn.id_prefix.as_deref().unwrap_or(default_prefix);
+    let client_id = match &conn.id {
+        Some(id) => id.clone(),
+        None => format!("{prefix}{}", std::process::id()),
     };
     let version = version(conn, props)?;
     let keep_alive = Duration::from_secs(u64::from(conn.keepalive));
@@ -246,14 +251,28 @@ fn with_connect_properties(options: ClientOptions, props: &ConnectProperties) ->
 }
 
 /// Connects and waits for the broker's CONNACK; a refusal or a failed connection is an error.
-pub(crate) async fn connect(options: ClientOptions) -> Result<(Client, Events), CliError> {
+pub(crate) async fn connect(
+    options: ClientOptions,
+    log: &PacketLog,
+) -> Result<(Client, Events), CliError> {
+    let version = options.config.version;
     let (client, mut events) =
         Client::connect(options).map_err(|e| CliError::Connect(e.to_string()))?;
+    log.connect();
     let mut failure = None;
     while let Some(event) = events.recv().await {
         match event {
-            Event::Connected { .. } => return Ok((client, events)),
-            Event::Disconnected { reason } => failure = Some(connection_error(&reason)),
+            Event::Connected { .. } => {
+                log.connack(0);
+                return Ok((client, events));
+            }
+            Event::Disconnected { reason } => {
+                let error = connect_failure(&reason, version);
+                if let CliError::Refused { code, .. } = error {
+                    log.connack(code);
+                }
+                failure = Some(error);
+            }
             Event::Error(e) => failure = failure.or(Some(CliError::Connect(e.to_string()))),
             Event::Closed => break,
             _ => {}
@@ -262,26 +281,44 @@ pub(crate) async fn connect(options: ClientOptions) -> Result<(Client, Events), 
     Err(failure.unwrap_or_else(|| CliError::Connect("connection closed".to_string())))
 }
 
-/// One clear line for how a connection ended.
-pub(crate) fn connection_error(reason: &ConnectionError) -> CliError {
+/// Why the connection did not come up: a refusal is [`CliError::Refused`] with mosquitto's
+/// words and code.
+fn connect_failure(reason: &ConnectionError, version: ProtocolVersion) -> CliError {
     match reason {
-        ConnectionError::Refused { reason, .. } => {
-            CliError::Connect(format!("Connection Refused: {}", refusal(*reason)))
-        }
+        ConnectionError::Refused { reason, .. } => refused(*reason, version),
+        // A broker that knows only 3.1.1 answers a 5.0 CONNECT with its return code 1, which
+        // is no 5.0 reason code; libmosquitto reads it as Unsupported Protocol Version.
+        ConnectionError::ProtocolViolation(ProtocolViolation::Malformed(
+            DecodeError::InvalidReasonCode {
+                packet: PacketType::ConnAck,
+                code: 1,
+            },
+        )) if version.is_v5() => refused(ConnectReasonCode::UnsupportedProtocolVersion, version),
         other => CliError::Connect(other.to_string()),
     }
 }
 
-/// mosquitto's wording for CONNACK refusals.
-fn refusal(code: ConnectReasonCode) -> String {
-    match code {
-        ConnectReasonCode::UnsupportedProtocolVersion => "unacceptable protocol version".into(),
-        ConnectReasonCode::ClientIdentifierNotValid => "identifier rejected".into(),
-        ConnectReasonCode::ServerUnavailable => "broker unavailable".into(),
-        ConnectReasonCode::BadUserNameOrPassword => "bad user name or password".into(),
-        ConnectReasonCode::NotAuthorized => "not authorised".into(),
-        other => format!("{other:?} ({:#04x})", other.as_u8()),
+/// A refusal as mosquitto's clients report it: the 3.1.1 return code or the 5.0 reason code
+/// is the exit code, worded as libmosquitto words it.
+fn refused(reason: ConnectReasonCode, version: ProtocolVersion) -> CliError {
+    if !version.is_v5() {
+        let code = reason.to_v3_return_code().unwrap_or(reason.as_u8());
+        return CliError::Refused {
+            code,
+            message: reason::connack_string(code).to_string(),
+        };
     }
+    let code = reason.as_u8();
+    let mut message = reason::reason_string(code).to_string();
+    if reason == ConnectReasonCode::UnsupportedProtocolVersion {
+        message.push_str(". Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.");
+    }
+    CliError::Refused { code, message }
+}
+
+/// One clear line for how an established connection ended.
+pub(crate) fn connection_error(reason: &ConnectionError) -> CliError {
+    CliError::Connect(reason.to_string())
 }
 
 #[cfg(test)]

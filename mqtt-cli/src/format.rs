@@ -744,7 +744,7 @@ mod tests {
         let m = message(b"say \"hi\"\n");
         assert_eq!(
             render("%j", &m),
-            r#"{"tst":"2016-08-10T09:47:38.786368Z","topic":"a/b","qos":0,"retain":0,"payloadlen":9,"payload":"say \"hi\"\n"}"#
+            r#"{"tst":"2016-08-10T09:47:38.786368Z+0000","topic":"a/b","qos":0,"retain":0,"payloadlen":9,"payload":"say \"hi\"\n"}"#
         );
         // Binary payloads are byte arrays; empty ones are null.
         assert!(render("%j", &message(&[0xff, 1])).ends_with(r#""payload":[255,1]}"#));
@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(
             render("%j", &with_properties()),
             concat!(
-                r#"{"tst":"2016-08-10T09:47:38.786368Z","topic":"a/b","qos":2,"retain":1,"#,
+                r#"{"tst":"2016-08-10T09:47:38.786368Z+0000","topic":"a/b","qos":2,"retain":1,"#,
                 r#""payloadlen":2,"mid":42,"properties":{"payload-format-indicator":1,"#,
                 r#""message-expiry-interval":30,"topic-alias":3,"content-type":"text/plain","#,
                 r#""response-topic":"re/ply","correlation-data":"corr","#,
@@ -769,7 +769,7 @@ mod tests {
             .ends_with(r#""payloadlen":41,"payload":{"temperature":27.0,"humidity":[57]}}"#));
         assert_eq!(
             render_pretty("%J", &m, true),
-            "{\n\t\"tst\":\t\"2016-08-10T09:47:38.786368Z\",\n\t\"topic\":\t\"a/b\",\n\
+            "{\n\t\"tst\":\t\"2016-08-10T09:47:38.786368Z+0000\",\n\t\"topic\":\t\"a/b\",\n\
              \t\"qos\":\t0,\n\t\"retain\":\t0,\n\t\"payloadlen\":\t41,\n\
              \t\"payload\":\t{\n\t\t\"temperature\":\t27.0,\n\t\t\"humidity\":\t[57]\n\t}\n}"
         );

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use mqtt_tokio::proto::{TopicFilter, TopicName};
 use mqtt_tokio::{Client, Event, Message, Publish, QoS, Subscription};
 
-use crate::args::SubArgs;
+use crate::args::{SubArgs, DEFAULT_ID_SUB};
 use crate::connect::{connect, connection_error, options, split_url};
 use crate::format::Format;
+use crate::packet_log::PacketLog;
 use crate::props::{Properties, Tool};
 use crate::utc::Utc;
 use crate::CliError;
@@ -22,15 +23,19 @@ pub(crate) const TIMEOUT_EXIT: u8 = 27;
 pub(crate) enum Finish {
     /// Count reached, `-E`, interrupted, or `--retained-only` done.
     Done,
-    /// `-W` elapsed.
+    /// `-W` elapsed: "Timed out" on stderr, as mosquitto_sub says it.
     TimedOut,
 }
 
-fn filters(list: &[String]) -> Result<Vec<TopicFilter>, CliError> {
+/// The filters of `-t`, `-T` or `-U`, which mosquitto calls `kind` topics when one is invalid.
+fn filters(list: &[String], kind: &str) -> Result<Vec<TopicFilter>, CliError> {
     list.iter()
         .map(|t| {
-            TopicFilter::new(t)
-                .map_err(|e| CliError::Usage(format!("invalid topic filter '{t}': {e}")))
+            TopicFilter::new(t).map_err(|_| {
+                CliError::Usage(format!(
+                    "Invalid {kind} topic '{t}', are all '+' and '#' wildcards correct?"
+                ))
+            })
         })
         .collect()
 }
@@ -44,32 +49,42 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     }
     if topics.is_empty() {
         return Err(CliError::Usage(
-            "at least one topic filter is needed (-t)".to_string(),
+            "You must specify a topic to subscribe to.".to_string(),
         ));
     }
-    let subscribe = filters(&topics)?;
-    let filter_out = filters(&args.filter_out)?;
-    let unsubscribe = filters(&args.unsubscribe)?;
+    let subscribe = filters(&topics, "subscription")?;
+    let filter_out = filters(&args.filter_out, "filter")?;
+    let unsubscribe = filters(&args.unsubscribe, "unsubscribe")?;
     let qos = QoS::from_u8(args.qos).unwrap_or_default();
     let props = Properties::parse(&args.conn.properties, Tool::Sub)?;
     let format = args.format.as_deref().map(Format::parse).transpose()?;
 
-    let options = options(&args.conn, url.as_ref(), &props, "mqtt-sub")?;
-    let (client, mut events) = connect(options).await?;
+    let options = options(&args.conn, url.as_ref(), &props, DEFAULT_ID_SUB)?;
+    let log = PacketLog::new(args.conn.debug, options.config.client_id.as_str());
+    let mut stop = Stop::install()?;
+    let (client, mut events) = tokio::select! {
+        connected = connect(options, &log) => connected?,
+        () = stop.recv() => return Ok(Finish::Done),
+    };
     if !unsubscribe.is_empty() {
+        log.unsubscribe(log.next_mid(), &args.unsubscribe);
         client
             .unsubscribe_with(unsubscribe, props.unsubscribe.clone())
             .await
             .map_err(|e| CliError::Subscribe(e.to_string()))?;
+        log.unsuback();
     }
-    let subscriptions = subscribe
+    let subscriptions: Vec<Subscription> = subscribe
         .into_iter()
         .map(|f| Subscription::new(f, qos))
         .collect();
+    let mid = log.next_mid();
+    log.subscribe(mid, &subscriptions);
     let results = client
         .subscribe_with(subscriptions, props.subscribe.clone())
         .await
         .map_err(|e| CliError::Subscribe(e.to_string()))?;
+    log.suback(mid, &results);
     if results.iter().all(|r| r.is_err()) {
         client.abort();
         return Err(CliError::Subscribe(
@@ -82,6 +97,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         }
     }
     if args.exit_after_subscribe {
+        log.disconnect();
         let _ = client.disconnect().await;
         return Ok(Finish::Done);
     }
@@ -90,6 +106,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut printed: u64 = 0;
+    let quiet = args.conn.quiet;
     let stdout = std::io::stdout();
     let outcome = loop {
         let next = async {
@@ -100,13 +117,14 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
         };
         let event = tokio::select! {
             e = next => e,
-            _ = tokio::signal::ctrl_c() => break Ok(Finish::Done),
+            () = stop.recv() => break Ok(Finish::Done),
         };
         let Some(event) = event else {
             break Ok(Finish::TimedOut);
         };
         match event {
             Some(Event::Message { publish, .. }) => {
+                log.received(&publish);
                 if filter_out.iter().any(|f| f.matches(&publish.topic)) {
                     continue;
                 }
@@ -117,7 +135,8 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
                     continue;
                 }
                 if args.remove_retained && publish.retain {
-                    if let Err(e) = clear_retained(&client, &publish.topic).await {
+                    let cleared = clear_retained(&client, &log, &publish.topic, quiet);
+                    if let Err(e) = cleared.await {
                         break Err(e);
                     }
                 }
@@ -142,6 +161,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
     };
     match outcome {
         Ok(finish) => {
+            log.disconnect();
             let _ = tokio::time::timeout(Duration::from_secs(5), client.disconnect()).await;
             Ok(finish)
         }
@@ -149,6 +169,48 @@ pub(crate) async fn run(args: SubArgs) -> Result<Finish, CliError> {
             client.abort();
             Err(e)
         }
+    }
+}
+
+/// SIGINT and SIGTERM end `mqtt sub` as they end mosquitto_sub: with DISCONNECT (so the
+/// broker drops the will) and exit code 0. The handlers are in place from [`Stop::install`]
+/// on, so a signal is kept until [`Stop::recv`] is awaited.
+struct Stop {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    #[cfg(unix)]
+    fn install() -> Result<Self, CliError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler =
+            |kind| signal(kind).map_err(|e| CliError::Io(format!("cannot handle signals: {e}")));
+        Ok(Self {
+            interrupt: handler(SignalKind::interrupt())?,
+            terminate: handler(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Result<Self, CliError> {
+        Ok(Self {})
+    }
+
+    /// Resolves at the first signal.
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -179,9 +241,14 @@ fn render(args: &SubArgs, format: Option<&Format>, publish: &Publish) -> Vec<u8>
 
 /// `--remove-retained`: replaces a retained message by an empty retained one, which clears
 /// it, at QoS 1 as mosquitto_sub does.
-async fn clear_retained(client: &Client, topic: &TopicName) -> Result<(), CliError> {
+async fn clear_retained(
+    client: &Client,
+    log: &PacketLog,
+    topic: &TopicName,
+    quiet: bool,
+) -> Result<(), CliError> {
     let empty = Message::with_topic(topic.clone(), Bytes::new())
         .qos(QoS::AtLeastOnce)
         .retain(true);
-    crate::pub_cmd::check(client.publish(empty).await)
+    crate::pub_cmd::send(client, log, log.next_mid(), empty, quiet).await
 }

@@ -80,9 +80,17 @@ impl Utc {
         format!("{}T{}+0000", self.date(), self.time())
     }
 
-    /// ISO 8601 with microseconds, for JSON: `2016-08-10T09:47:38.123456Z`.
+    /// The time of `%j`/`%J` JSON, exactly as mosquitto_sub writes it (strftime
+    /// `%Y-%m-%dT%H:%M:%S.000000Z%z` with the microseconds filled in):
+    /// `2016-08-10T09:47:38.123456Z+0000`. Both the `Z` and the offset are kept, so that
+    /// scripts that parse mosquitto_sub's output parse ours.
     pub(crate) fn iso8601_micros(&self) -> String {
-        format!("{}T{}.{:06}Z", self.date(), self.time(), self.nanos / 1000)
+        format!(
+            "{}T{}.{:06}Z+0000",
+            self.date(),
+            self.time(),
+            self.nanos / 1000
+        )
     }
 
     /// Unix time with nanoseconds: `1470818943.786368637`.
@@ -103,7 +111,7 @@ mod tests {
         // 2016-08-10T09:47:38Z, a Wednesday, day 223 of a leap year.
         let t = Utc::from_unix(1_470_822_458, 786_368_637);
         assert_eq!(t.iso8601(), "2016-08-10T09:47:38+0000");
-        assert_eq!(t.iso8601_micros(), "2016-08-10T09:47:38.786368Z");
+        assert_eq!(t.iso8601_micros(), "2016-08-10T09:47:38.786368Z+0000");
         assert_eq!(t.unix_with_nanos(), "1470822458.786368637");
         assert_eq!((t.weekday, t.day_of_year), (3, 223));
         // The last second of a leap year, and the first of the next.
