@@ -2,12 +2,9 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::proto::{
-    ConnectProperties, ConnectReasonCode, DecodeError, LastWill, PacketType, TopicName,
-};
+use mqtt_tokio::proto::{ConnectProperties, ConnectReasonCode, LastWill, TopicName};
 use mqtt_tokio::{
-    Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, ProtocolViolation, QoS,
-    TlsVersion,
+    Client, ClientOptions, ConnectionError, Event, Events, ProtocolVersion, QoS, TlsVersion,
 };
 
 use crate::args::{ConnArgs, Version};
@@ -285,15 +282,9 @@ pub(crate) async fn connect(
 /// words and code.
 fn connect_failure(reason: &ConnectionError, version: ProtocolVersion) -> CliError {
     match reason {
+        // A broker that knows only 3.1.1 answers a 5.0 CONNECT with its return code 1: the
+        // session reports it as Unsupported Protocol Version, as libmosquitto does.
         ConnectionError::Refused { reason, .. } => refused(*reason, version),
-        // A broker that knows only 3.1.1 answers a 5.0 CONNECT with its return code 1, which
-        // is no 5.0 reason code; libmosquitto reads it as Unsupported Protocol Version.
-        ConnectionError::ProtocolViolation(ProtocolViolation::Malformed(
-            DecodeError::InvalidReasonCode {
-                packet: PacketType::ConnAck,
-                code: 1,
-            },
-        )) if version.is_v5() => refused(ConnectReasonCode::UnsupportedProtocolVersion, version),
         other => CliError::Connect(other.to_string()),
     }
 }

@@ -106,16 +106,15 @@ fn stderr(out: &Output) -> String {
 }
 
 /// mosquitto's own client (`mosquitto_pub`, `mosquitto_sub`: Debian's mosquitto-clients),
-/// when it is installed, to compare with.
+/// installed by the testkit when it can, to compare with.
 fn mosquitto_client(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        eprintln!("{name} is not installed: comparing with mosquitto's recorded answers only");
+    match mqtt_testkit::mosquitto_client(name) {
+        Ok(found) => Some(found),
+        Err(why) => {
+            eprintln!("{why}: comparing with mosquitto's recorded answers only");
+            None
+        }
     }
-    found
 }
 
 /// One command line run by `mqtt` and, when installed, by mosquitto's client.

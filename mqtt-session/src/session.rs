@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
-    Auth, AuthReasonCode, ConnAck, Connect, Decoder, Disconnect, DisconnectReasonCode, EncodeError,
-    LastWill, MqttString, Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec,
-    PubRel, PubRelReasonCode, Publish, QoS, QosPid, SubAck, SubAckReasonCode, Subscribe,
-    SubscribeProperties, Subscription, TopicFilter, UnsubAck, UnsubAckReasonCode, Unsubscribe,
-    UnsubscribeProperties, MAX_PACKET_SIZE,
+    Auth, AuthReasonCode, ConnAck, Connect, ConnectReasonCode, Decoder, Disconnect,
+    DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketId, PacketType,
+    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, QosPid,
+    SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, Subscription, TopicFilter, UnsubAck,
+    UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
 };
 use tracing::{debug, trace, warn};
 
@@ -656,6 +656,22 @@ impl Session {
                     self.handle_packet(now, frame.packet, frame.size);
                 }
                 Ok(None) => break,
+                Err(mqtt_proto::DecodeError::InvalidReasonCode {
+                    packet: PacketType::ConnAck,
+                    code: 0x01,
+                }) if self.version().is_v5() && self.state() == ConnectionState::Connecting => {
+                    // A server that knows only 3.1.1 answers a 5.0 CONNECT with its return
+                    // code 1, "unacceptable protocol version", which no 5.0 CONNACK carries.
+                    // It refused the version; it did not break the protocol.
+                    self.end_connection(
+                        ConnectionError::Refused {
+                            reason: ConnectReasonCode::UnsupportedProtocolVersion,
+                            properties: Box::default(),
+                        },
+                        None,
+                    );
+                    return;
+                }
                 Err(e) => {
                     self.violation(ProtocolViolation::Malformed(e));
                     return;

@@ -95,6 +95,24 @@ fn refused_connack_reports_a_typed_reason() {
 }
 
 #[test]
+fn a_3_1_1_only_server_refusing_a_5_0_connect_is_an_unsupported_version() {
+    // A server that knows only 3.1.1 answers with its return code 1, "unacceptable protocol
+    // version", which no 5.0 CONNACK carries: a refusal, not a protocol violation.
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.open();
+    pair.deliver_bytes(&[0x20, 0x02, 0x00, 0x01]);
+    assert!(matches!(
+        disconnected(&pair.events()),
+        Some(ConnectionError::Refused {
+            reason: ConnectReasonCode::UnsupportedProtocolVersion,
+            ..
+        })
+    ));
+    let sent = pair.sent();
+    assert!(sent.is_empty(), "no DISCONNECT to a server that refused: {sent:?}");
+}
+
+#[test]
 fn qos1_publish_completes_on_its_puback() {
     // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-2.2.1-5]
     for version in VERSIONS {

@@ -253,17 +253,19 @@ pub fn mosquitto_binary() -> PathBuf {
     }
 }
 
-/// Finds `mosquitto_pub` (for tests that compare with mosquitto's own clients), installing
-/// the `mosquitto-clients` package like [`mosquitto_binary`] installs the broker.
-pub fn mosquitto_clients() -> PathBuf {
-    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let find = || provision::on_path("mosquitto_pub");
-    let found = FOUND
-        .get_or_init(|| find().map_or_else(|| provision::install("mosquitto-clients", find), Ok));
-    match found {
-        Ok(path) => path.clone(),
-        Err(message) => panic!("{message}"),
+/// Finds mosquitto's own client `name` (`mosquitto_pub`, `mosquitto_sub`), for tests that
+/// compare with it, installing the `mosquitto-clients` package like [`mosquitto_binary`]
+/// installs the broker; or why it cannot.
+pub fn mosquitto_client(name: &str) -> Result<PathBuf, String> {
+    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    if let Some(found) = provision::on_path(name) {
+        return Ok(found);
     }
+    let find = || provision::on_path("mosquitto_pub");
+    INSTALLED
+        .get_or_init(|| provision::install("mosquitto-clients", find))
+        .clone()?;
+    provision::on_path(name).ok_or_else(|| format!("{name} is not in mosquitto-clients"))
 }
 
 /// The mosquitto binary on `PATH` or where Debian puts it.
