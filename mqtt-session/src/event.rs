@@ -3,8 +3,8 @@
 //! ([`ConnectionError`]).
 
 use mqtt_proto::{
-    AckProperties, Auth, AuthReasonCode, ConnAckProperties, ConnectReasonCode, DecodeError,
-    DisconnectProperties, DisconnectReasonCode, EncodeError, PacketId, PacketType,
+    AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAckProperties, ConnectReasonCode,
+    DecodeError, DisconnectProperties, DisconnectReasonCode, EncodeError, PacketId, PacketType,
     PubAckReasonCode, PubRelReasonCode, Publish, QoS, StringError, SubAckReasonCode, TopicFilter,
     UnsubAckReasonCode,
 };
@@ -74,8 +74,16 @@ pub enum Event {
         results: Vec<(TopicFilter, Result<QoS, SubAckReasonCode>)>,
     },
     /// The server sent an AUTH step of enhanced authentication (5.0); answer with
-    /// [`Session::auth`](crate::Session::auth).
+    /// [`Session::auth`](crate::Session::auth). Not reported while an
+    /// [`Authenticator`](crate::Authenticator) runs the exchange.
     Auth(Auth),
+    /// A re-authentication started by
+    /// [`Session::reauthenticate`](crate::Session::reauthenticate) succeeded: the server sent
+    /// AUTH with Success, and the authenticator accepted it.
+    Reauthenticated {
+        /// The properties of the server's AUTH (its data, reason string, user properties).
+        properties: Box<AuthProperties>,
+    },
     /// The connection ended; the transport should be closed once pending bytes are written.
     Disconnected {
         /// Why.
@@ -182,6 +190,10 @@ pub enum ConnectionError {
     /// unless CONNECT itself could not be made.
     #[error("authentication failed: {0}")]
     AuthFailed(AuthFailure),
+    /// A re-authentication got no answer within this time (the connect timeout); the session
+    /// sent DISCONNECT with 0x80 (Unspecified error) [MQTT-4.12.1-2].
+    #[error("no answer to re-authentication within {0:?}")]
+    ReauthenticationTimeout(std::time::Duration),
 }
 
 /// Why a configuration cannot make a valid CONNECT.
@@ -349,7 +361,7 @@ pub enum AckError {
     Store(#[from] StoreError),
 }
 
-/// Why `auth` refused an AUTH packet.
+/// Why `auth` refused an AUTH packet, or `reauthenticate` could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -374,4 +386,14 @@ pub enum AuthError {
     /// send.
     #[error("an authenticator runs enhanced authentication")]
     HandledByAuthenticator,
+    /// Re-authentication needs an authenticator
+    /// ([`Session::set_authenticator`](crate::Session::set_authenticator)).
+    #[error("no authenticator to re-authenticate with")]
+    NoAuthenticator,
+    /// A re-authentication is under way already.
+    #[error("a re-authentication is under way")]
+    InProgress,
+    /// The authenticator could not start the exchange.
+    #[error("the authenticator cannot start: {0}")]
+    Failed(AuthFailure),
 }

@@ -152,6 +152,8 @@ struct EnhancedAuth {
     /// Whether the session's authenticator answers the server; otherwise the application
     /// does ([`Event::Auth`], [`Session::auth`]).
     by_authenticator: bool,
+    /// While a re-authentication by the authenticator is under way: when it is given up.
+    reauth_deadline: Option<Instant>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE waiting for its answer; resent on a new connection.
@@ -354,6 +356,16 @@ impl Session {
     /// Whether CONNACK accepted the current connection.
     pub fn is_connected(&self) -> bool {
         self.state() == ConnectionState::Connected
+    }
+
+    /// Whether a re-authentication started by [`reauthenticate`](Self::reauthenticate) waits
+    /// for the server's answer.
+    pub fn is_reauthenticating(&self) -> bool {
+        self.conn
+            .as_ref()
+            .filter(|c| c.state == ConnectionState::Connected)
+            .and_then(|c| c.auth.as_ref())
+            .is_some_and(|a| a.reauth_deadline.is_some())
     }
 
     /// Whether the driver should close the transport once `poll_transmit` is drained.
@@ -559,6 +571,7 @@ impl Session {
             .map(|method| EnhancedAuth {
                 method,
                 by_authenticator: self.authenticator.is_some(),
+                reauth_deadline: None,
             });
         let connect = Connect {
             protocol: self.version(),
@@ -679,6 +692,7 @@ impl Session {
         self.state() == ConnectionState::Connecting
             || !self.outbound.inflight.is_empty()
             || !self.requests.is_empty()
+            || self.is_reauthenticating()
     }
 
     /// Whether the packet at the head of the read buffer may be decoded now (see
@@ -778,6 +792,21 @@ impl Session {
             {
                 warn!("a packet did not complete in time: connection lost");
                 self.end_connection(ConnectionError::PacketTimeout(packet_timeout), None);
+            }
+            ConnectionState::Connected
+                if conn
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.reauth_deadline)
+                    .is_some_and(|deadline| now >= deadline) =>
+            {
+                // A re-authentication that does not complete has failed [MQTT-4.12.1-2].
+                warn!("no answer to re-authentication: closing the connection");
+                let timeout = self.config.connect_timeout;
+                self.end_connection(
+                    ConnectionError::ReauthenticationTimeout(timeout),
+                    Some(DisconnectReasonCode::UnspecifiedError),
+                );
             }
             ConnectionState::Connected => {
                 let ping_due = conn.ping_sent.map(|sent| sent + self.config.ping_timeout);
@@ -1209,6 +1238,61 @@ impl Session {
         Ok(())
     }
 
+    /// Re-authenticates with the authenticator (5.0 spec 4.12.1): sends AUTH with 0x19
+    /// (Re-authenticate), the method the connection started with [MQTT-4.12.1-1] and the data
+    /// of a new exchange ([`Authenticator::start`]); the session answers the server's
+    /// challenges by itself, and [`Event::Reauthenticated`] reports the server's success.
+    ///
+    /// Other flows go on meanwhile, under the authentication so far (spec 4.12.1). A server
+    /// that refuses the new authentication ends the connection with DISCONNECT
+    /// ([`ConnectionError::ServerDisconnected`]); an authenticator that refuses the server
+    /// ends it with [`ConnectionError::AuthFailed`]; and one that gets no answer within the
+    /// connect timeout ([`Config::connect_timeout`]) ends it with
+    /// [`ConnectionError::ReauthenticationTimeout`] [MQTT-4.12.1-2].
+    ///
+    /// Fails without an authenticator, without an accepted connection, when the connection
+    /// did not start with the authenticator's method [MQTT-4.12.0-7], when a
+    /// re-authentication is under way already, or when the authenticator cannot start
+    /// (nothing is sent then, and the connection goes on).
+    pub fn reauthenticate(&mut self, now: Instant) -> Result<(), AuthError> {
+        let timeout = self.config.connect_timeout;
+        let Some((authenticator, method)) = self.authenticator.as_mut() else {
+            return Err(AuthError::NoAuthenticator);
+        };
+        let conn = self
+            .conn
+            .as_mut()
+            .filter(|c| c.state == ConnectionState::Connected)
+            .ok_or(AuthError::NotConnected)?;
+        let exchange = conn.auth.as_mut().ok_or(AuthError::NotNegotiated)?;
+        if exchange.method != *method {
+            // [MQTT-4.12.1-1]
+            return Err(AuthError::MethodMismatch);
+        }
+        if exchange.reauth_deadline.is_some() {
+            return Err(AuthError::InProgress);
+        }
+        let data = authenticator.start().map_err(AuthError::Failed)?;
+        exchange.by_authenticator = true;
+        exchange.reauth_deadline = Some(now + timeout);
+        let packet = Packet::Auth(Auth {
+            reason_code: AuthReasonCode::ReAuthenticate,
+            properties: mqtt_proto::AuthProperties {
+                authentication_method: Some(method.clone()),
+                authentication_data: data,
+                ..Default::default()
+            },
+        });
+        debug!("re-authenticating");
+        if let Err(e) = self.send(now, &packet) {
+            if let Some(exchange) = self.conn.as_mut().and_then(|c| c.auth.as_mut()) {
+                exchange.reauth_deadline = None;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// Ends the connection gracefully: DISCONNECT (normal, will not published) goes out after
     /// everything already queued for transmission, then the transport should be closed.
     pub fn disconnect(&mut self, now: Instant) {
@@ -1377,10 +1461,8 @@ impl Session {
             ConnectionState::Connected => conn.keep_alive.map(|ka| conn.last_sent + ka),
             _ => return None,
         };
-        match (packet, keep_alive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reauth = conn.auth.as_ref().and_then(|a| a.reauth_deadline);
+        [packet, keep_alive, reauth].into_iter().flatten().min()
     }
 
     // ----- transitions -----
@@ -1429,11 +1511,15 @@ impl Session {
             return self.violation(ProtocolViolation::AuthMethodMismatch);
         }
         let by_authenticator = exchange.by_authenticator;
+        let reauthenticating = exchange.reauth_deadline.is_some();
         let expected = match auth.reason_code {
             // [MQTT-4.12.0-2]: the server asks for more, while the client authenticates.
-            AuthReasonCode::ContinueAuthentication => connecting || !by_authenticator,
-            // CONNACK, not AUTH, accepts a connection (spec 4.12).
-            AuthReasonCode::Success => !connecting && !by_authenticator,
+            AuthReasonCode::ContinueAuthentication => {
+                connecting || reauthenticating || !by_authenticator
+            }
+            // CONNACK, not AUTH, accepts a connection (spec 4.12); Success ends a
+            // re-authentication (spec 4.12.1).
+            AuthReasonCode::Success => !connecting && (reauthenticating || !by_authenticator),
             // Only a client starts re-authentication (spec 3.15.2.1).
             _ => false,
         };
@@ -1448,6 +1534,21 @@ impl Session {
             return;
         };
         let data = auth.properties.authentication_data.as_deref();
+        if auth.reason_code == AuthReasonCode::Success {
+            match authenticator.finish(data) {
+                Ok(()) => {
+                    if let Some(exchange) = self.conn.as_mut().and_then(|c| c.auth.as_mut()) {
+                        exchange.reauth_deadline = None;
+                    }
+                    debug!("re-authenticated");
+                    self.events.push_back(Event::Reauthenticated {
+                        properties: Box::new(auth.properties),
+                    });
+                }
+                Err(e) => self.auth_failed(e),
+            }
+            return;
+        }
         match authenticator.challenge(data) {
             Ok(data) => {
                 // [MQTT-4.12.0-3] [MQTT-4.12.0-5]

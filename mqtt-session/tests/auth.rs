@@ -403,3 +403,274 @@ fn the_application_does_not_send_auth_while_an_authenticator_runs() {
     );
     assert!(pair.sent().is_empty());
 }
+
+/// A pair connected through the toy exchange; returns the server side.
+fn connected(client: ToyClient) -> (Pair, ToyServer) {
+    let mut pair = pair_with(client);
+    let server = handshake(&mut pair, 1);
+    pair.deliver(connack_with(Some(method()), Some(server.proof())));
+    assert!(matches!(&pair.events()[..], [Event::Connected { .. }]));
+    (pair, server)
+}
+
+/// The data of the AUTH 0x19 in `sent`, checking it keeps the method [MQTT-4.12.1-1].
+fn reauth_data(sent: &[Packet]) -> Option<Bytes> {
+    sent.iter().find_map(|p| match p {
+        Packet::Auth(a) if a.reason_code == AuthReasonCode::ReAuthenticate => {
+            assert_eq!(a.properties.authentication_method, Some(method()));
+            a.properties.authentication_data.clone()
+        }
+        _ => None,
+    })
+}
+
+fn success(data: Bytes) -> Packet {
+    auth(AuthReasonCode::Success, Some(method()), Some(data))
+}
+
+#[test]
+fn reauthentication_runs_while_messages_flow() {
+    // Spec 4.12.1: during re-authentication other packets flow under the authentication so
+    // far. A QoS 1 message in flight when it starts completes while it runs.
+    let client = ToyClient::new(KEY);
+    let log = client.log.clone();
+    let (mut pair, mut server) = connected(client);
+    let first = pair
+        .session
+        .publish(
+            pair.now,
+            Message::new("t", "first").unwrap().qos(QoS::AtLeastOnce),
+        )
+        .unwrap();
+    let sent = pair.sent();
+    let Some(Packet::Publish(publish)) = sent.first() else {
+        panic!("{sent:?}");
+    };
+    let id = publish.packet_id().unwrap();
+
+    // [MQTT-4.12.1-1]: AUTH 0x19 with the method of CONNECT and a new exchange's data.
+    pair.session.reauthenticate(pair.now).unwrap();
+    assert!(pair.session.is_reauthenticating());
+    let data = reauth_data(&pair.sent()).expect("AUTH 0x19");
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::InProgress)
+    );
+    let nonce = server.start(Some(&data)).unwrap();
+
+    // The server acknowledges the message and sends one, then challenges.
+    pair.deliver(Packet::PubAck(mqtt_proto::PubAck::new(id)));
+    pair.deliver(common::server_publish(
+        "in",
+        mqtt_proto::QosPid::AtLeastOnce(common::id(7)),
+        b"during",
+    ));
+    let second = pair
+        .session
+        .publish(
+            pair.now,
+            Message::new("t", "second").unwrap().qos(QoS::AtLeastOnce),
+        )
+        .unwrap();
+    pair.deliver(challenge(nonce));
+    let events = pair.events();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::Published { token, outcome: mqtt_session::PublishOutcome::Acknowledged { .. } } if *token == first)
+        ),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Message { .. })));
+    let sent = pair.sent();
+    assert!(
+        sent.iter()
+            .any(|p| matches!(p, Packet::PubAck(a) if a.packet_id == common::id(7))),
+        "{sent:?}"
+    );
+    assert!(sent.iter().any(|p| matches!(p, Packet::Publish(_))));
+    let answer = sent
+        .iter()
+        .find_map(|p| match p {
+            Packet::Auth(a) => a.properties.authentication_data.clone(),
+            _ => None,
+        })
+        .expect("the answer to the challenge");
+    assert_eq!(server.answer(Some(&answer)).unwrap(), None);
+
+    pair.deliver(success(server.proof()));
+    let events = pair.events();
+    assert!(
+        matches!(&events[..], [Event::Reauthenticated { properties }] if properties.authentication_data == Some(server.proof())),
+        "{events:?}"
+    );
+    assert!(!pair.session.is_reauthenticating());
+    assert!(pair.session.is_connected());
+    let log = log.lock().unwrap();
+    assert_eq!((log.starts, log.challenges, log.finishes), (2, 2, 2));
+    drop(log);
+    // The second message goes on as usual.
+    pair.deliver(Packet::PubAck(mqtt_proto::PubAck::new(common::id(2))));
+    assert!(pair
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Published { token, .. } if *token == second)));
+}
+
+#[test]
+fn a_refused_reauthentication_ends_the_connection() {
+    // [MQTT-4.12.1-2]: the server refuses with DISCONNECT and closes.
+    let (mut pair, _server) = connected(ToyClient::new(KEY));
+    pair.session.reauthenticate(pair.now).unwrap();
+    pair.sent();
+    pair.deliver(Packet::Disconnect(Disconnect::new(
+        DisconnectReasonCode::NotAuthorized,
+    )));
+    assert!(matches!(
+        ended_with(&pair.events()),
+        Some(ConnectionError::ServerDisconnected {
+            reason: DisconnectReasonCode::NotAuthorized,
+            ..
+        })
+    ));
+    assert!(!pair.session.is_reauthenticating());
+
+    // [MQTT-4.12.1-2]: the client refuses a server whose final proof is wrong.
+    let (mut pair, mut server) = connected(ToyClient::new(KEY));
+    pair.session.reauthenticate(pair.now).unwrap();
+    let nonce = server.start(reauth_data(&pair.sent()).as_deref()).unwrap();
+    pair.deliver(challenge(nonce));
+    pair.sent();
+    pair.deliver(success(Bytes::from_static(b"12345678")));
+    assert_eq!(
+        disconnect_reason(&pair.sent()),
+        Some(DisconnectReasonCode::ImplementationSpecificError)
+    );
+    assert!(matches!(
+        ended_with(&pair.events()),
+        Some(ConnectionError::AuthFailed(f)) if f.reason() == "the server's proof is wrong"
+    ));
+}
+
+#[test]
+fn an_unanswered_reauthentication_is_given_up_at_the_connect_timeout() {
+    // [MQTT-4.12.1-2]: a re-authentication that never completes has failed.
+    let (mut pair, _server) = connected(ToyClient::new(KEY));
+    let timeout = pair.session.config().connect_timeout;
+    pair.session.reauthenticate(pair.now).unwrap();
+    pair.sent();
+    let started = pair.now;
+    assert_eq!(pair.session.poll_timeout(), Some(started + timeout));
+    pair.advance(timeout - std::time::Duration::from_millis(1));
+    assert!(pair.session.is_connected());
+    pair.advance(std::time::Duration::from_millis(1));
+    assert_eq!(
+        disconnect_reason(&pair.sent()),
+        Some(DisconnectReasonCode::UnspecifiedError)
+    );
+    assert_eq!(
+        ended_with(&pair.events()),
+        Some(&ConnectionError::ReauthenticationTimeout(timeout))
+    );
+}
+
+#[test]
+fn a_full_inbound_queue_does_not_stop_the_answer_to_reauthentication() {
+    // The application does not take its one message: reading pauses, except for answers the
+    // session waits for, re-authentication's included.
+    let mut session = Session::new(config(ProtocolVersion::V5).max_inbound(1, 1 << 20));
+    session
+        .set_authenticator(Box::new(ToyClient::new(KEY)))
+        .unwrap();
+    let mut pair = Pair::with_session(session, ProtocolVersion::V5);
+    let server = handshake(&mut pair, 1);
+    pair.deliver(connack_with(Some(method()), Some(server.proof())));
+    let mut server = server;
+    pair.deliver(common::server_publish(
+        "in",
+        mqtt_proto::QosPid::AtMostOnce,
+        b"untaken",
+    ));
+    assert!(!pair.session.wants_read(pair.now), "the queue is full");
+    pair.session.reauthenticate(pair.now).unwrap();
+    assert!(pair.session.wants_read(pair.now));
+    let nonce = server.start(reauth_data(&pair.sent()).as_deref()).unwrap();
+    pair.deliver(challenge(nonce));
+    let answer = answers(&pair.sent()).pop().unwrap();
+    server.answer(Some(&answer)).unwrap();
+    pair.deliver(success(server.proof()));
+    assert!(!pair.session.is_reauthenticating());
+    assert!(!pair.session.wants_read(pair.now), "paused again");
+}
+
+#[test]
+fn reauthenticate_refuses_what_it_cannot_do() {
+    // Without an authenticator.
+    let mut pair = Pair::new(config(ProtocolVersion::V5));
+    pair.connect(false);
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::NoAuthenticator)
+    );
+    // [MQTT-4.12.0-7]: on a connection whose CONNECT carried no method, no AUTH.
+    pair.session
+        .set_authenticator(Box::new(ToyClient::new(KEY)))
+        .unwrap();
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::NotNegotiated)
+    );
+    assert!(pair.sent().is_empty());
+
+    // [MQTT-4.12.1-1]: on a connection that started with another method.
+    let mut cfg = config(ProtocolVersion::V5);
+    cfg.properties.authentication_method = Some(MqttString::new("OTHER").unwrap());
+    let mut pair = Pair::new(cfg);
+    pair.connect(false);
+    pair.session
+        .set_authenticator(Box::new(ToyClient::new(KEY)))
+        .unwrap();
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::MethodMismatch)
+    );
+
+    // Before CONNACK.
+    let mut pair = pair_with(ToyClient::new(KEY));
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::NotConnected)
+    );
+    pair.open();
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::NotConnected)
+    );
+
+    // An authenticator that cannot start: nothing is sent, the connection goes on.
+    struct Once(bool);
+    impl Authenticator for Once {
+        fn method(&self) -> &str {
+            METHOD
+        }
+        fn start(&mut self) -> Result<Option<Bytes>, AuthFailure> {
+            if std::mem::replace(&mut self.0, true) {
+                return Err(AuthFailure::new("the token expired"));
+            }
+            Ok(None)
+        }
+        fn challenge(&mut self, _: Option<&[u8]>) -> Result<Option<Bytes>, AuthFailure> {
+            Ok(None)
+        }
+    }
+    let mut pair = pair_with(Once(false));
+    pair.open();
+    pair.deliver(connack_with(Some(method()), None));
+    assert!(pair.session.is_connected());
+    assert_eq!(
+        pair.session.reauthenticate(pair.now),
+        Err(AuthError::Failed(AuthFailure::new("the token expired")))
+    );
+    assert!(pair.sent().is_empty());
+    assert!(pair.session.is_connected());
+    assert!(!pair.session.is_reauthenticating());
+}

@@ -1164,6 +1164,9 @@ impl<W> ClientCore<W> {
                 self.event(Event::Resubscribed { results });
             }
             SessionEvent::Auth(auth) => self.event(Event::Auth(auth)),
+            SessionEvent::Reauthenticated { properties } => {
+                self.event(Event::Reauthenticated { properties });
+            }
             SessionEvent::Disconnected { reason } => {
                 info!(%reason, "disconnected");
                 self.last_reason = Some(reason.clone());

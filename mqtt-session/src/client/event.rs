@@ -2,8 +2,8 @@
 //! complete a caller's request.
 
 use mqtt_proto::{
-    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, SubAckReasonCode, TopicFilter,
-    UnsubAckReasonCode,
+    AckProperties, Auth, AuthProperties, ConnAckProperties, PacketId, Publish, QoS,
+    SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
 use super::failure::{ConnectFailure, DialError};
@@ -68,8 +68,15 @@ pub enum Event {
         /// 5.0 UNSUBACK properties.
         properties: Box<AckProperties>,
     },
-    /// The broker sent an AUTH step of enhanced authentication (5.0).
+    /// The broker sent an AUTH step of enhanced authentication (5.0); not reported while an
+    /// authenticator runs the exchange.
     Auth(Auth),
+    /// A re-authentication succeeded: the broker sent AUTH with Success and the
+    /// authenticator accepted it (5.0).
+    Reauthenticated {
+        /// The properties of the broker's AUTH.
+        properties: Box<AuthProperties>,
+    },
     /// A connection ended. Unless the client stops (then [`Event::Closed`] follows), it
     /// reconnects and resumes the session.
     Disconnected {
