@@ -140,6 +140,10 @@ pub enum Error {
     /// `try_publish` found the publish queue full.
     #[error("the publish queue is full")]
     QueueFull,
+    /// The connection ended before the request completed (a re-authentication), for this
+    /// reason; the client reconnects unless it stops.
+    #[error("the connection ended: {0}")]
+    ConnectionEnded(ConnectionError),
     /// The client has stopped (after `disconnect` or `abort`, or with every handle gone).
     #[error("the client has stopped")]
     Closed,
@@ -160,7 +164,7 @@ pub enum Reply {
     Subscribed(Result<Vec<Result<QoS, SubAckReasonCode>>, Error>),
     /// An unsubscribe completed.
     Unsubscribed(Result<Vec<UnsubAckReasonCode>, Error>),
-    /// A request without a value (auth, disconnect) completed.
+    /// A request without a value (auth, re-authentication, disconnect) completed.
     Done(Result<(), Error>),
 }
 
