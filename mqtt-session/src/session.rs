@@ -2512,6 +2512,22 @@ impl Session {
     /// whether it was queued.
     fn encode(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
         match self.conn.as_ref() {
+            Some(conn)
+                if conn.state == ConnectionState::Connecting
+                    && conn.auth.is_some()
+                    && !matches!(
+                        packet,
+                        Packet::Connect(_) | Packet::Auth(_) | Packet::Disconnect(_)
+                    ) =>
+            {
+                // [MQTT-3.1.2-30]: with an Authentication Method, only AUTH and DISCONNECT
+                // until CONNACK. What a connection that is not up could send is an
+                // acknowledgement the application gave late (PUBREC) or a store retry
+                // (PUBREL): both go again after CONNACK, as answer to the server's resend or
+                // as a resend.
+                trace!(packet = ?packet.packet_type(), "held back until CONNACK");
+                Ok(false)
+            }
             Some(conn) if conn.state != ConnectionState::Closing => {
                 packet.encode(self.config.version, &mut self.transmit)?;
                 self.traffic.packets_out += 1;

@@ -674,3 +674,68 @@ fn reauthenticate_refuses_what_it_cannot_do() {
     assert!(pair.session.is_connected());
     assert!(!pair.session.is_reauthenticating());
 }
+
+#[test]
+fn an_acknowledgement_given_while_authenticating_waits_for_connack() {
+    // [MQTT-3.1.2-30]: with an Authentication Method, only AUTH (and DISCONNECT) goes out
+    // until CONNACK, even a PUBREC the application allows while the exchange runs.
+    let cfg = config(ProtocolVersion::V5)
+        .manual_acks(true)
+        .clean_start(false)
+        .session_expiry(60);
+    let mut session = Session::new(cfg);
+    session
+        .set_authenticator(Box::new(ToyClient::new(KEY)))
+        .unwrap();
+    let mut pair = Pair::with_session(session, ProtocolVersion::V5);
+    let server = handshake(&mut pair, 1);
+    pair.deliver(connack_with(Some(method()), Some(server.proof())));
+    pair.events();
+    let incoming = || {
+        common::server_publish(
+            "in",
+            mqtt_proto::QosPid::ExactlyOnce(common::id(3)),
+            b"once",
+        )
+    };
+    pair.deliver(incoming());
+    let token = pair
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Message { ack, .. } => ack,
+            _ => None,
+        })
+        .expect("a token to acknowledge with");
+    pair.cut();
+    pair.events();
+
+    let connect = pair.open();
+    let mut server = ToyServer::new(KEY, 1);
+    let nonce = server
+        .start(connect.properties.authentication_data.as_deref())
+        .unwrap();
+    pair.session.ack(pair.now, token).unwrap();
+    assert!(pair.sent().is_empty(), "no PUBREC before CONNACK");
+    pair.deliver(challenge(nonce));
+    let answer = answers(&pair.sent()).pop().unwrap();
+    server.answer(Some(&answer)).unwrap();
+    let mut connack = ConnAck::accepted(true);
+    connack.properties.authentication_method = Some(method());
+    connack.properties.authentication_data = Some(server.proof());
+    pair.deliver(Packet::from(connack));
+    // The server resends the message; the PUBREC answers it, and it is not delivered again.
+    let mut resent = incoming();
+    if let Packet::Publish(p) = &mut resent {
+        p.dup = true;
+    }
+    pair.deliver(resent);
+    assert!(pair
+        .sent()
+        .iter()
+        .any(|p| matches!(p, Packet::PubRec(r) if r.packet_id == common::id(3))));
+    assert!(!pair
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Message { .. })));
+}
