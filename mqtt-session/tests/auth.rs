@@ -228,6 +228,7 @@ fn an_early_connack_is_left_to_the_authenticator() {
     assert!(pair.session.is_connected());
 }
 
+// [MQTT-3.1.0-1]: nothing may go before CONNECT, so no DISCONNECT either.
 #[test]
 fn an_authenticator_that_cannot_start_sends_no_connect() {
     struct NoSecret;
@@ -244,8 +245,7 @@ fn an_authenticator_that_cannot_start_sends_no_connect() {
     }
     let mut pair = pair_with(NoSecret);
     pair.session.handle_connected(pair.now);
-    // [MQTT-3.1.0-1]: nothing may go before CONNECT, so no DISCONNECT either.
-    assert!(pair.sent().is_empty());
+    assert!(pair.sent().is_empty(), "no CONNECT, and so no DISCONNECT");
     assert!(pair.session.wants_close());
     assert_eq!(
         ended_with(&pair.events()),
