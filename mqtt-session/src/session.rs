@@ -1512,6 +1512,7 @@ impl Session {
         }
         let by_authenticator = exchange.by_authenticator;
         let reauthenticating = exchange.reauth_deadline.is_some();
+        let method = exchange.method.clone();
         let expected = match auth.reason_code {
             // [MQTT-4.12.0-2]: the server asks for more, while the client authenticates.
             AuthReasonCode::ContinueAuthentication => {
@@ -1530,7 +1531,7 @@ impl Session {
             self.events.push_back(Event::Auth(auth));
             return;
         }
-        let Some((authenticator, method)) = self.authenticator.as_mut() else {
+        let Some((authenticator, _)) = self.authenticator.as_mut() else {
             return;
         };
         let data = auth.properties.authentication_data.as_deref();
@@ -1555,7 +1556,7 @@ impl Session {
                 let answer = Auth {
                     reason_code: AuthReasonCode::ContinueAuthentication,
                     properties: mqtt_proto::AuthProperties {
-                        authentication_method: Some(method.clone()),
+                        authentication_method: Some(method),
                         authentication_data: data,
                         ..Default::default()
                     },
