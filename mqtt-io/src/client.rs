@@ -419,6 +419,17 @@ impl<R> Client<R> {
         reply.await?.into_done()
     }
 
+    /// Re-authenticates on the current connection with the authenticator of
+    /// [`ClientOptions::authenticator`] (5.0 enhanced authentication, spec 4.12.1), e.g. to
+    /// present a refreshed token without reconnecting. Returns once the broker accepted;
+    /// messages keep flowing meanwhile. Fails without an authenticator or an accepted
+    /// connection, and with [`Error::ConnectionEnded`] and the cause if the connection ends
+    /// first (a broker that refuses the new authentication disconnects).
+    pub async fn reauthenticate(&self) -> Result<(), Error> {
+        let reply = self.command(|waiter| Command::Reauthenticate { waiter });
+        reply.await?.into_done()
+    }
+
     /// Ends the client gracefully: publishes already requested go out and complete (up to
     /// the disconnect timeout), then DISCONNECT is sent (so the broker discards the will),
     /// the connection closes and the client stops. Returns once stopped; succeeds also when

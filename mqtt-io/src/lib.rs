@@ -90,9 +90,9 @@ pub mod api {
     pub use mqtt_session::proto;
     pub use mqtt_session::proto::{ProtocolVersion, Publish, QoS, Subscription, TopicFilter};
     pub use mqtt_session::{
-        AckToken, Config, ConnectionError, FileStore, MemoryStore, Message, ProtocolViolation,
-        PublishError, PublishOutcome, PublishToken, SessionStore, SetAside, StoreError,
-        SubscribeError,
+        AckToken, AuthError, AuthFailure, Authenticator, Config, ConfigError, ConnectionError,
+        FileStore, MemoryStore, Message, ProtocolViolation, PublishError, PublishOutcome,
+        PublishToken, SessionStore, SetAside, StoreError, SubscribeError,
     };
 }
 

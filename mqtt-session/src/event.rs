@@ -3,11 +3,13 @@
 //! ([`ConnectionError`]).
 
 use mqtt_proto::{
-    AckProperties, Auth, ConnAckProperties, ConnectReasonCode, DecodeError, DisconnectProperties,
-    DisconnectReasonCode, EncodeError, PacketId, PacketType, PubAckReasonCode, PubRelReasonCode,
-    Publish, QoS, SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
+    AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAckProperties, ConnectReasonCode,
+    DecodeError, DisconnectProperties, DisconnectReasonCode, EncodeError, PacketId, PacketType,
+    PubAckReasonCode, PubRelReasonCode, Publish, QoS, StringError, SubAckReasonCode, TopicFilter,
+    UnsubAckReasonCode,
 };
 
+use crate::auth::AuthFailure;
 use crate::store::{SetAside, StoreError};
 
 /// Identifies one message given to [`Session::publish`](crate::Session::publish), from the
@@ -72,8 +74,16 @@ pub enum Event {
         results: Vec<(TopicFilter, Result<QoS, SubAckReasonCode>)>,
     },
     /// The server sent an AUTH step of enhanced authentication (5.0); answer with
-    /// [`Session::auth`](crate::Session::auth).
+    /// [`Session::auth`](crate::Session::auth). Not reported while an
+    /// [`Authenticator`](crate::Authenticator) runs the exchange.
     Auth(Auth),
+    /// A re-authentication started by
+    /// [`Session::reauthenticate`](crate::Session::reauthenticate) succeeded: the server sent
+    /// AUTH with Success, and the authenticator accepted it.
+    Reauthenticated {
+        /// The properties of the server's AUTH (its data, reason string, user properties).
+        properties: Box<AuthProperties>,
+    },
     /// The connection ended; the transport should be closed once pending bytes are written.
     Disconnected {
         /// Why.
@@ -174,6 +184,16 @@ pub enum ConnectionError {
     /// on it were not sent.
     #[error("session store failed: {0}")]
     StoreFailed(StoreError),
+    /// The [`Authenticator`](crate::Authenticator) gave up: its exchange cannot go on (the
+    /// server's data is not what the method expects, or the server failed to prove itself).
+    /// In 5.0 the session sends DISCONNECT with 0x83 (Implementation specific error) first,
+    /// unless CONNECT itself could not be made.
+    #[error("authentication failed: {0}")]
+    AuthFailed(AuthFailure),
+    /// A re-authentication got no answer within this time (the connect timeout); the session
+    /// sent DISCONNECT with 0x80 (Unspecified error) [MQTT-4.12.1-2].
+    #[error("no answer to re-authentication within {0:?}")]
+    ReauthenticationTimeout(std::time::Duration),
 }
 
 /// Why a configuration cannot make a valid CONNECT.
@@ -190,6 +210,13 @@ pub enum ConfigError {
     /// seconds in 16 bits (spec 3.1.2.10), and a shorter one would silently turn it off.
     #[error("keep alive {0:?} is outside 1 s ..= 65,535 s (or zero to turn it off)")]
     KeepAliveOutOfRange(std::time::Duration),
+    /// Enhanced authentication (an [`Authenticator`](crate::Authenticator)) exists only in
+    /// MQTT 5.0.
+    #[error("enhanced authentication needs MQTT 5.0")]
+    EnhancedAuthNeedsV5,
+    /// The authenticator's method name is not a valid MQTT string.
+    #[error("invalid authentication method: {0}")]
+    InvalidAuthMethod(StringError),
 }
 
 /// A rule the server broke.
@@ -232,6 +259,15 @@ pub enum ProtocolViolation {
         /// Results in the answer.
         got: usize,
     },
+    /// An AUTH, or a successful CONNACK, whose Authentication Method is not the one CONNECT
+    /// carried [MQTT-4.12.0-5].
+    #[error("the server's authentication method is not the one CONNECT carried [MQTT-4.12.0-5]")]
+    AuthMethodMismatch,
+    /// An AUTH the server may not send now: without an Authentication Method in CONNECT
+    /// [MQTT-4.12.0-6], Re-authenticate (only a client starts that), Success before CONNACK
+    /// (CONNACK ends the first exchange), or a step of no exchange under way.
+    #[error("unexpected AUTH with reason code {0:?}")]
+    UnexpectedAuth(AuthReasonCode),
 }
 
 impl ProtocolViolation {
@@ -325,7 +361,7 @@ pub enum AckError {
     Store(#[from] StoreError),
 }
 
-/// Why `auth` refused an AUTH packet.
+/// Why `auth` refused an AUTH packet, or `reauthenticate` could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -346,4 +382,18 @@ pub enum AuthError {
     /// The packet cannot be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// An [`Authenticator`](crate::Authenticator) runs the exchange: AUTH packets are its to
+    /// send.
+    #[error("an authenticator runs enhanced authentication")]
+    HandledByAuthenticator,
+    /// Re-authentication needs an authenticator
+    /// ([`Session::set_authenticator`](crate::Session::set_authenticator)).
+    #[error("no authenticator to re-authenticate with")]
+    NoAuthenticator,
+    /// A re-authentication is under way already.
+    #[error("a re-authentication is under way")]
+    InProgress,
+    /// The authenticator could not start the exchange.
+    #[error("the authenticator cannot start: {0}")]
+    Failed(AuthFailure),
 }

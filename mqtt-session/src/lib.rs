@@ -11,7 +11,8 @@
 //! clean and persistent sessions with retransmission on reconnect, a write-through
 //! [`SessionStore`] (in memory or in files) that keeps every accepted QoS 1/2 message, queued
 //! or in flight, and QoS 2 exactly-once across restarts, 5.0
-//! topic aliases, server limits, enhanced authentication and reason codes.
+//! topic aliases, server limits, enhanced authentication (by the application, or by an
+//! [`Authenticator`] the session runs itself, re-authentication included) and reason codes.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -27,6 +28,7 @@
 )]
 
 mod alias;
+mod auth;
 pub mod client;
 mod config;
 mod event;
@@ -40,6 +42,7 @@ mod session;
 pub mod store;
 mod subscriptions;
 
+pub use auth::{AuthFailure, Authenticator};
 pub use config::{Config, Delivery};
 pub use event::{
     AckError, AckToken, AuthError, ConfigError, ConnectionError, Event, ProtocolViolation,

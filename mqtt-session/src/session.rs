@@ -16,6 +16,7 @@ use mqtt_proto::{
 use tracing::{debug, trace, warn};
 
 use crate::alias::{InboundAliases, OutboundAliases};
+use crate::auth::{AuthFailure, Authenticator};
 use crate::config::Config;
 use crate::config::Delivery;
 use crate::event::{
@@ -138,6 +139,21 @@ struct Connection {
     server: ServerLimits,
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
+    /// Enhanced authentication, when CONNECT carried an Authentication Method (5.0).
+    auth: Option<EnhancedAuth>,
+}
+
+/// Enhanced authentication on one connection (5.0 spec 4.12).
+#[derive(Debug)]
+struct EnhancedAuth {
+    /// The Authentication Method of CONNECT, which every AUTH and a successful CONNACK
+    /// repeat [MQTT-4.12.0-5] [MQTT-4.12.1-1].
+    method: MqttString,
+    /// Whether the session's authenticator answers the server; otherwise the application
+    /// does ([`Event::Auth`], [`Session::auth`]).
+    by_authenticator: bool,
+    /// While a re-authentication by the authenticator is under way: when it is given up.
+    reauth_deadline: Option<Instant>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE waiting for its answer; resent on a new connection.
@@ -232,12 +248,18 @@ pub struct Session {
     /// Whether messages restored from the store wait for their deadlines to be placed on the
     /// session's clock.
     expiry_unsettled: bool,
+    /// The method of enhanced authentication the session runs itself, and its name.
+    authenticator: Option<(Box<dyn Authenticator>, MqttString)>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("config", &self.config)
+            .field(
+                "authenticator",
+                &self.authenticator.as_ref().map(|(_, method)| method),
+            )
             .field("state", &self.state())
             .field("inflight", &self.outbound.inflight.len())
             .field("queued", &self.outbound.queue.len())
@@ -272,6 +294,7 @@ impl Session {
             traffic: Traffic::default(),
             wall_clock: None,
             expiry_unsettled: false,
+            authenticator: None,
         }
     }
 
@@ -335,6 +358,16 @@ impl Session {
         self.state() == ConnectionState::Connected
     }
 
+    /// Whether a re-authentication started by [`reauthenticate`](Self::reauthenticate) waits
+    /// for the server's answer.
+    pub fn is_reauthenticating(&self) -> bool {
+        self.conn
+            .as_ref()
+            .filter(|c| c.state == ConnectionState::Connected)
+            .and_then(|c| c.auth.as_ref())
+            .is_some_and(|a| a.reauth_deadline.is_some())
+    }
+
     /// Whether the driver should close the transport once `poll_transmit` is drained.
     pub fn wants_close(&self) -> bool {
         self.state() == ConnectionState::Closing
@@ -392,6 +425,28 @@ impl Session {
     /// Sets the will of the next CONNECT; the current connection, if any, is not affected.
     pub fn set_will(&mut self, will: Option<LastWill>) {
         self.config.will = will;
+    }
+
+    /// Runs 5.0 enhanced authentication with `authenticator` from the next CONNECT on (see
+    /// [`Authenticator`]): CONNECT carries its method and first data (instead of the
+    /// configuration's `authentication_method` and `authentication_data`), and the session
+    /// answers every challenge of the server by itself, at connection and on
+    /// re-authentication. Fails before 5.0, or if the method's name is not a valid MQTT
+    /// string.
+    ///
+    /// A connection that is up goes on with the method it started with: an authenticator set
+    /// while connected should have the same method, or re-authentication is refused.
+    pub fn set_authenticator(
+        &mut self,
+        authenticator: Box<dyn Authenticator>,
+    ) -> Result<(), ConfigError> {
+        if !self.version().is_v5() {
+            return Err(ConfigError::EnhancedAuthNeedsV5);
+        }
+        let method =
+            MqttString::new(authenticator.method()).map_err(ConfigError::InvalidAuthMethod)?;
+        self.authenticator = Some((authenticator, method));
+        Ok(())
     }
 
     /// SUBSCRIBE and UNSUBSCRIBE packets waiting for their answer, the session's own
@@ -501,6 +556,23 @@ impl Session {
             None
         };
         let inbound_alias_max = properties.topic_alias_maximum.unwrap_or(0);
+        let mut auth_failure = None;
+        if let Some((authenticator, method)) = self.authenticator.as_mut().filter(|_| v5) {
+            properties.authentication_method = Some(method.clone());
+            match authenticator.start() {
+                Ok(data) => properties.authentication_data = data,
+                Err(e) => auth_failure = Some(e),
+            }
+        }
+        let auth = properties
+            .authentication_method
+            .clone()
+            .filter(|_| v5)
+            .map(|method| EnhancedAuth {
+                method,
+                by_authenticator: self.authenticator.is_some(),
+                reauth_deadline: None,
+            });
         let connect = Connect {
             protocol: self.version(),
             clean_start,
@@ -535,9 +607,16 @@ impl Session {
             server: ServerLimits::default(),
             inbound_aliases: InboundAliases::new(inbound_alias_max),
             outbound_aliases: OutboundAliases::new(0),
+            auth,
         });
         if let Err(e) = self.config.validate() {
             self.end_connection(ConnectionError::InvalidConfig(e), None);
+            return;
+        }
+        if let Some(e) = auth_failure {
+            // Nothing may precede CONNECT [MQTT-3.1.0-1]: the connection ends unannounced.
+            warn!(error = %e, "the authenticator cannot start: no CONNECT");
+            self.end_connection(ConnectionError::AuthFailed(e), None);
             return;
         }
         if !marked {
@@ -613,6 +692,7 @@ impl Session {
         self.state() == ConnectionState::Connecting
             || !self.outbound.inflight.is_empty()
             || !self.requests.is_empty()
+            || self.is_reauthenticating()
     }
 
     /// Whether the packet at the head of the read buffer may be decoded now (see
@@ -728,6 +808,21 @@ impl Session {
             {
                 warn!("a packet did not complete in time: connection lost");
                 self.end_connection(ConnectionError::PacketTimeout(packet_timeout), None);
+            }
+            ConnectionState::Connected
+                if conn
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.reauth_deadline)
+                    .is_some_and(|deadline| now >= deadline) =>
+            {
+                // A re-authentication that does not complete has failed [MQTT-4.12.1-2].
+                warn!("no answer to re-authentication: closing the connection");
+                let timeout = self.config.connect_timeout;
+                self.end_connection(
+                    ConnectionError::ReauthenticationTimeout(timeout),
+                    Some(DisconnectReasonCode::UnspecifiedError),
+                );
             }
             ConnectionState::Connected => {
                 let ping_due = conn.ping_sent.map(|sent| sent + self.config.ping_timeout);
@@ -1130,6 +1225,9 @@ impl Session {
 
     /// Sends an AUTH packet of enhanced authentication (5.0 with an authentication method).
     pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), AuthError> {
+        if self.authenticator.is_some() {
+            return Err(AuthError::HandledByAuthenticator);
+        }
         let method = self.config.properties.authentication_method.as_ref();
         if !self.version().is_v5() || method.is_none() {
             // [MQTT-4.12.0-7]
@@ -1153,6 +1251,61 @@ impl Session {
         let mut packet = Packet::Auth(auth);
         self.fit_diagnostics(&mut packet);
         self.send(now, &packet)?;
+        Ok(())
+    }
+
+    /// Re-authenticates with the authenticator (5.0 spec 4.12.1): sends AUTH with 0x19
+    /// (Re-authenticate), the method the connection started with [MQTT-4.12.1-1] and the data
+    /// of a new exchange ([`Authenticator::start`]); the session answers the server's
+    /// challenges by itself, and [`Event::Reauthenticated`] reports the server's success.
+    ///
+    /// Other flows go on meanwhile, under the authentication so far (spec 4.12.1). A server
+    /// that refuses the new authentication ends the connection with DISCONNECT
+    /// ([`ConnectionError::ServerDisconnected`]); an authenticator that refuses the server
+    /// ends it with [`ConnectionError::AuthFailed`]; and one that gets no answer within the
+    /// connect timeout ([`Config::connect_timeout`]) ends it with
+    /// [`ConnectionError::ReauthenticationTimeout`] [MQTT-4.12.1-2].
+    ///
+    /// Fails without an authenticator, without an accepted connection, when the connection
+    /// did not start with the authenticator's method [MQTT-4.12.0-7], when a
+    /// re-authentication is under way already, or when the authenticator cannot start
+    /// (nothing is sent then, and the connection goes on).
+    pub fn reauthenticate(&mut self, now: Instant) -> Result<(), AuthError> {
+        let timeout = self.config.connect_timeout;
+        let Some((authenticator, method)) = self.authenticator.as_mut() else {
+            return Err(AuthError::NoAuthenticator);
+        };
+        let conn = self
+            .conn
+            .as_mut()
+            .filter(|c| c.state == ConnectionState::Connected)
+            .ok_or(AuthError::NotConnected)?;
+        let exchange = conn.auth.as_mut().ok_or(AuthError::NotNegotiated)?;
+        if exchange.method != *method {
+            // [MQTT-4.12.1-1]
+            return Err(AuthError::MethodMismatch);
+        }
+        if exchange.reauth_deadline.is_some() {
+            return Err(AuthError::InProgress);
+        }
+        let data = authenticator.start().map_err(AuthError::Failed)?;
+        exchange.by_authenticator = true;
+        exchange.reauth_deadline = Some(now + timeout);
+        let packet = Packet::Auth(Auth {
+            reason_code: AuthReasonCode::ReAuthenticate,
+            properties: mqtt_proto::AuthProperties {
+                authentication_method: Some(method.clone()),
+                authentication_data: data,
+                ..Default::default()
+            },
+        });
+        debug!("re-authenticating");
+        if let Err(e) = self.send(now, &packet) {
+            if let Some(exchange) = self.conn.as_mut().and_then(|c| c.auth.as_mut()) {
+                exchange.reauth_deadline = None;
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -1324,10 +1477,8 @@ impl Session {
             ConnectionState::Connected => conn.keep_alive.map(|ka| conn.last_sent + ka),
             _ => return None,
         };
-        match (packet, keep_alive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reauth = conn.auth.as_ref().and_then(|a| a.reauth_deadline);
+        [packet, keep_alive, reauth].into_iter().flatten().min()
     }
 
     // ----- transitions -----
@@ -1341,7 +1492,7 @@ impl Session {
                 self.on_connack(now, *connack);
             }
             Packet::ConnAck(_) => self.violation(ProtocolViolation::SecondConnAck),
-            Packet::Auth(auth) if v5 => self.events.push_back(Event::Auth(auth)),
+            Packet::Auth(auth) if v5 => self.on_auth(now, auth),
             Packet::Disconnect(d) if v5 => {
                 self.close(ConnectionError::ServerDisconnected {
                     reason: d.reason_code,
@@ -1363,6 +1514,117 @@ impl Session {
         }
     }
 
+    /// An AUTH from the server: a step of enhanced authentication, answered by the
+    /// authenticator or handed to the application.
+    fn on_auth(&mut self, now: Instant, auth: Auth) {
+        let connecting = self.state() == ConnectionState::Connecting;
+        let Some(exchange) = self.conn.as_ref().and_then(|c| c.auth.as_ref()) else {
+            // [MQTT-4.12.0-6]: no Authentication Method in CONNECT, no AUTH from the server.
+            return self.violation(ProtocolViolation::UnexpectedAuth(auth.reason_code));
+        };
+        if auth.properties.authentication_method.as_ref() != Some(&exchange.method) {
+            // [MQTT-4.12.0-5]
+            return self.violation(ProtocolViolation::AuthMethodMismatch);
+        }
+        let by_authenticator = exchange.by_authenticator;
+        let reauthenticating = exchange.reauth_deadline.is_some();
+        let method = exchange.method.clone();
+        let expected = match auth.reason_code {
+            // [MQTT-4.12.0-2]: the server asks for more, while the client authenticates.
+            AuthReasonCode::ContinueAuthentication => {
+                connecting || reauthenticating || !by_authenticator
+            }
+            // CONNACK, not AUTH, accepts a connection (spec 4.12); Success ends a
+            // re-authentication (spec 4.12.1).
+            AuthReasonCode::Success => !connecting && (reauthenticating || !by_authenticator),
+            // Only a client starts re-authentication (spec 3.15.2.1).
+            _ => false,
+        };
+        if !expected {
+            return self.violation(ProtocolViolation::UnexpectedAuth(auth.reason_code));
+        }
+        if !by_authenticator {
+            self.events.push_back(Event::Auth(auth));
+            return;
+        }
+        let Some((authenticator, _)) = self.authenticator.as_mut() else {
+            return;
+        };
+        let data = auth.properties.authentication_data.as_deref();
+        if auth.reason_code == AuthReasonCode::Success {
+            match authenticator.finish(data) {
+                Ok(()) => {
+                    if let Some(exchange) = self.conn.as_mut().and_then(|c| c.auth.as_mut()) {
+                        exchange.reauth_deadline = None;
+                    }
+                    debug!("re-authenticated");
+                    self.events.push_back(Event::Reauthenticated {
+                        properties: Box::new(auth.properties),
+                    });
+                }
+                Err(e) => self.auth_failed(e),
+            }
+            return;
+        }
+        match authenticator.challenge(data) {
+            Ok(data) => {
+                // [MQTT-4.12.0-3] [MQTT-4.12.0-5]
+                let answer = Auth {
+                    reason_code: AuthReasonCode::ContinueAuthentication,
+                    properties: mqtt_proto::AuthProperties {
+                        authentication_method: Some(method),
+                        authentication_data: data,
+                        ..Default::default()
+                    },
+                };
+                if let Err(e) = self.send(now, &Packet::Auth(answer)) {
+                    warn!(error = %e, "cannot encode the authenticator's answer");
+                    self.auth_failed(AuthFailure::new(format!("cannot encode the answer: {e}")));
+                }
+            }
+            Err(e) => self.auth_failed(e),
+        }
+    }
+
+    /// Whether the authenticator, if it runs this connection's exchange, accepts the
+    /// server's CONNACK with success; if not, the connection is ending.
+    fn authenticator_accepts(&mut self, connack: &ConnAck) -> bool {
+        let Some(exchange) = self.conn.as_ref().and_then(|c| c.auth.as_ref()) else {
+            return true;
+        };
+        if !exchange.by_authenticator {
+            return true;
+        }
+        if connack.properties.authentication_method.as_ref() != Some(&exchange.method) {
+            // [MQTT-4.12.0-5]
+            self.violation(ProtocolViolation::AuthMethodMismatch);
+            return false;
+        }
+        let Some((authenticator, _)) = self.authenticator.as_mut() else {
+            return true;
+        };
+        match authenticator.finish(connack.properties.authentication_data.as_deref()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.auth_failed(e);
+                false
+            }
+        }
+    }
+
+    /// The authenticator gave up: the exchange cannot go on, and neither can the connection
+    /// [MQTT-4.12.1-2]. DISCONNECT may go before CONNACK [MQTT-3.1.2-30]; its code is 0x83
+    /// (Implementation specific error: a valid packet this side cannot accept), as Not
+    /// authorized (0x87) is the server's to send and Bad authentication method (0x8C) is no
+    /// DISCONNECT code (spec 3.14.2.1).
+    fn auth_failed(&mut self, failure: AuthFailure) {
+        warn!(error = %failure, "authentication failed: closing the connection");
+        self.end_connection(
+            ConnectionError::AuthFailed(failure),
+            Some(DisconnectReasonCode::ImplementationSpecificError),
+        );
+    }
+
     fn on_connack(&mut self, now: Instant, connack: ConnAck) {
         if !connack.reason_code.is_success() {
             // [MQTT-4.13.2-1]: a refusal closes the connection.
@@ -1376,6 +1638,9 @@ impl Session {
         if connack.session_present && clean_start {
             // [MQTT-3.2.2-4]
             self.violation(ProtocolViolation::UnexpectedSessionPresent);
+            return;
+        }
+        if !self.authenticator_accepts(&connack) {
             return;
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -2264,6 +2529,22 @@ impl Session {
     /// whether it was queued.
     fn encode(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
         match self.conn.as_ref() {
+            Some(conn)
+                if conn.state == ConnectionState::Connecting
+                    && conn.auth.is_some()
+                    && !matches!(
+                        packet,
+                        Packet::Connect(_) | Packet::Auth(_) | Packet::Disconnect(_)
+                    ) =>
+            {
+                // [MQTT-3.1.2-30]: with an Authentication Method, only AUTH and DISCONNECT
+                // until CONNACK. What a connection that is not up could send is an
+                // acknowledgement the application gave late (PUBREC) or a store retry
+                // (PUBREL): both go again after CONNACK, as answer to the server's resend or
+                // as a resend.
+                trace!(packet = ?packet.packet_type(), "held back until CONNACK");
+                Ok(false)
+            }
             Some(conn) if conn.state != ConnectionState::Closing => {
                 packet.encode(self.config.version, &mut self.transmit)?;
                 self.traffic.packets_out += 1;

@@ -109,7 +109,10 @@ fn a_3_1_1_only_server_refusing_a_5_0_connect_is_an_unsupported_version() {
         })
     ));
     let sent = pair.sent();
-    assert!(sent.is_empty(), "no DISCONNECT to a server that refused: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "no DISCONNECT to a server that refused: {sent:?}"
+    );
 }
 
 #[test]

@@ -41,6 +41,13 @@
 //!   to flows plus pending requests, `poll_timeout` past after `handle_timeout`.
 //! - **Liveness**: quiescence (connected, nothing in flight, queued, unacknowledged or open on
 //!   either side) within a bounded number of events once faults stop.
+//! - **Enhanced authentication** (some 5.0 runs): the broker challenges one to three times
+//!   before each CONNACK and checks every answer, so each connection it accepts authenticated;
+//!   the client's authenticator verifies the broker's proof before each connection it takes and
+//!   at the end of each re-authentication; no packet but AUTH or DISCONNECT precedes CONNACK
+//!   [MQTT-3.1.2-30]; every AUTH carries the method [MQTT-4.12.0-5] [MQTT-4.12.1-1]; and every
+//!   re-authentication the application starts, flows going on meanwhile, completes or ends
+//!   with its connection (a cut or a restart). Runs without it see no AUTH at all.
 //!
 //! - **Store faults**: the client's `FileStore` fails on demand: a write fails, a commit
 //!   (sync) fails, or the process dies in a commit with any prefix of its bytes on disk. The
@@ -61,6 +68,7 @@
 //! number of operations (default 100).
 
 mod sim;
+mod toy_auth;
 
 use std::time::Duration;
 
@@ -132,6 +140,8 @@ enum Op {
         up: u16,
         down: u16,
     },
+    /// The application re-authenticates (refused without enhanced authentication).
+    Reauthenticate,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +164,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (any::<u8>(), any::<bool>()).prop_map(|(pick, all)| Op::AppAck { pick, all }),
         3 => (0..3u8, any::<u16>()).prop_map(|(kind, keep)| Op::StoreFault { kind, keep }),
         2 => (any::<u16>(), any::<u16>()).prop_map(|(up, down)| Op::BrokerRestart { up, down }),
+        4 => Just(Op::Reauthenticate),
     ]
 }
 
@@ -172,6 +183,7 @@ fn config() -> impl Strategy<Value = SimConfig> {
         1..=6u16,
         proptest::bool::weighted(0.15),
         proptest::bool::weighted(0.3),
+        proptest::option::weighted(0.5, 1..=3u32),
     )
         .prop_map(
             |(
@@ -185,6 +197,7 @@ fn config() -> impl Strategy<Value = SimConfig> {
                 outbound,
                 clean,
                 manual_acks,
+                auth_rounds,
             )| {
                 let mut cfg = SimConfig::new(VERSIONS[version]);
                 cfg.manual_acks = manual_acks;
@@ -205,6 +218,8 @@ fn config() -> impl Strategy<Value = SimConfig> {
                     topic_alias_maximum: alias,
                     server_keep_alive,
                     max_outbound: outbound,
+                    // Enhanced authentication exists in 5.0 only.
+                    auth_rounds: auth_rounds.filter(|_| cfg.version.is_v5()),
                     defect: None,
                 };
                 cfg
@@ -249,6 +264,7 @@ fn run_case(case: &Case) -> Result<Stats, String> {
                     usize::from(down) % (in_down + 1),
                 );
             }
+            Op::Reauthenticate => sim.reauthenticate(),
             Op::StoreFault { kind, keep } => match kind {
                 0 => sim.fail_next_store_write(),
                 1 => sim.fail_next_commit(),
@@ -307,7 +323,10 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
          application: {} acks, {} stale ack tokens; {} closes by the client on a 5.0 resend\n\
          store faults: {} writes and {} commits failed, {} commits torn by a crash; {} publishes \
          refused, {} messages lost before a commit, {} QoS 2 deliveries undone, {} completed \
-         flows back from the store",
+         flows back from the store\n\
+         enhanced authentication: {} runs, {} connections authenticated after {} challenges; \
+         {} re-authentications started, {} completed, {} ended with their connection; {} \
+         flows completed during one",
         t.runs,
         v[0],
         v[1],
@@ -345,6 +364,13 @@ fn random_interleavings_with_faults_keep_every_guarantee() {
         t.lost_uncommitted,
         t.deliveries_undone,
         t.resurrected,
+        t.auth_runs,
+        t.authentications,
+        t.challenges,
+        t.reauths_started,
+        t.reauths_completed,
+        t.reauths_cut,
+        t.completed_during_reauth,
     );
     if let Err(e) = result {
         panic!("{e}");
@@ -373,6 +399,11 @@ fn each_check_catches_a_deliberate_defect() {
         (Defect::IgnoreWindow, "incoming QoS 2 unreleased"),
         (Defect::RejectQos1, "outcomes [Rejected"),
         (Defect::ReorderUplink, "broker first accepted"),
+        (
+            Defect::ForgeProof,
+            "authentication failed: the server's proof is wrong",
+        ),
+        (Defect::IgnoreReauth, "no answer to re-authentication"),
     ];
     let mut runner = TestRunner::deterministic();
     let strategy = case(100);
@@ -381,6 +412,10 @@ fn each_check_catches_a_deliberate_defect() {
         for attempt in 1..=1_000 {
             let mut case = strategy.new_tree(&mut runner).expect("a case").current();
             case.cfg.broker.defect = Some(defect);
+            if matches!(defect, Defect::ForgeProof | Defect::IgnoreReauth) {
+                // Defects of enhanced authentication need it on.
+                case.cfg.broker.auth_rounds = case.cfg.version.is_v5().then_some(1);
+            }
             if let Err(e) = run_case(&case) {
                 if e.contains(expected) {
                     caught = Some(attempt);
@@ -409,7 +444,11 @@ fn is_qos2_publish(p: &Packet) -> bool {
 
 /// A connected client subscribed to everything at QoS 2.
 fn subscribed(version: ProtocolVersion) -> Sim {
-    let mut sim = Sim::new(SimConfig::new(version));
+    subscribed_with(SimConfig::new(version))
+}
+
+fn subscribed_with(cfg: SimConfig) -> Sim {
+    let mut sim = Sim::new(cfg);
     sim.subscribe("t/#", QoS::ExactlyOnce);
     sim.run_for(Duration::from_secs(1));
     assert!(sim.quiescent(), "{:?}", sim.failed());
@@ -708,5 +747,40 @@ fn a_commit_torn_at_every_byte_keeps_every_guarantee() {
             (1..400).contains(&largest),
             "{version}: every offset of a {largest}-byte commit was tried"
         );
+    }
+}
+
+#[test]
+fn a_reauthentication_cut_short_is_started_again_on_the_next_connection() {
+    // The broker challenges twice per exchange. A re-authentication is cut while its first
+    // challenge is on its way; the next connection authenticates from the start, and a new
+    // re-authentication completes while messages flow.
+    let mut cfg = SimConfig::new(ProtocolVersion::V5);
+    cfg.broker.auth_rounds = Some(2);
+    let mut sim = subscribed_with(cfg);
+    for q in 0..3 {
+        sim.publish("t/0", qos(q)).unwrap();
+    }
+    sim.reauthenticate();
+    let is_challenge = |p: &Packet| matches!(p, Packet::Auth(_));
+    assert!(sim.run_until_cond(Duration::from_secs(5), |s| s
+        .find_in_flight(Dir::BrokerToClient, is_challenge)
+        .is_some()));
+    let (start, _) = sim
+        .find_in_flight(Dir::BrokerToClient, is_challenge)
+        .unwrap();
+    sim.cut(usize::MAX, start);
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.client.is_connected());
+    let ids: Vec<u64> = (0..3).filter_map(|q| sim.publish("t/1", qos(q))).collect();
+    sim.reauthenticate();
+    let sim = finish(sim);
+    assert_eq!(
+        (sim.ledger.reauths_cut, sim.ledger.reauths_completed),
+        (1, 1)
+    );
+    assert_eq!(sim.broker.stats.authentications, 2);
+    for id in ids {
+        assert_eq!(sim.ledger.msgs[id as usize].outcomes.len(), 1);
     }
 }

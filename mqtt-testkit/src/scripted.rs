@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mqtt_proto::{ConnAck, Decoder, Packet, ProtocolVersion, Publish, QosPid, TopicName};
+use mqtt_proto::{ConnAck, Connect, Decoder, Packet, ProtocolVersion, Publish, QosPid, TopicName};
 
 /// What one connection does, given the socket after CONNECT was read.
 pub type Script = Box<dyn FnOnce(&mut Conn) + Send>;
@@ -25,6 +25,8 @@ pub struct Conn {
     pub stream: TcpStream,
     /// The version the client's CONNECT asked for.
     pub version: ProtocolVersion,
+    /// The client's CONNECT, if it decodes in that version.
+    pub connect: Option<Connect>,
     decoder: Decoder,
     buf: BytesMut,
 }
@@ -37,6 +39,7 @@ impl Conn {
         let mut conn = Self {
             stream,
             version: ProtocolVersion::V3_1_1,
+            connect: None,
             decoder: Decoder::new(ProtocolVersion::V5),
             buf: BytesMut::new(),
         };
@@ -49,6 +52,10 @@ impl Conn {
             _ => ProtocolVersion::V3_1_1,
         };
         conn.decoder = Decoder::new(conn.version);
+        conn.connect = match conn.decoder.decode(&mut BytesMut::from(&connect[..])) {
+            Ok(Some(Packet::Connect(c))) => Some(*c),
+            _ => None,
+        };
         Ok(conn)
     }
 

@@ -1583,6 +1583,182 @@ macro_rules! client_suite {
         }
 
         $crate::__suite_test! { $mode
+            async fn enhanced_authentication_and_reauthentication() {
+                // mosquitto 2.0 runs enhanced authentication only through a plugin of its own,
+                // so a scripted broker plays the server: it requires a toy challenge-response
+                // method, challenges, accepts with a proof of its own, then re-authenticates
+                // the client on request while a message flows [MQTT-4.12.0-5] [MQTT-4.12.1-1].
+                use $k::proto::{
+                    Auth, AuthProperties, AuthReasonCode, ConnAck, MqttString, Packet, PubAck,
+                };
+                use $k::{AuthFailure, Authenticator};
+                const METHOD: &str = "XOR-KEY";
+                const KEY: u8 = 0x5A;
+                fn answer(nonce: &[u8]) -> Vec<u8> {
+                    nonce.iter().map(|b| b ^ KEY).collect()
+                }
+                fn proof(nonce: &[u8]) -> Vec<u8> {
+                    nonce.iter().map(|b| b.rotate_left(3) ^ KEY).collect()
+                }
+                /// The client side: answers each nonce, checks the proof of the last one.
+                #[derive(Default)]
+                struct XorKey {
+                    nonce: Option<Vec<u8>>,
+                }
+                impl Authenticator for XorKey {
+                    fn method(&self) -> &str {
+                        METHOD
+                    }
+                    fn start(&mut self) -> Result<Option<bytes::Bytes>, AuthFailure> {
+                        self.nonce = None;
+                        Ok(None)
+                    }
+                    fn challenge(
+                        &mut self,
+                        nonce: Option<&[u8]>,
+                    ) -> Result<Option<bytes::Bytes>, AuthFailure> {
+                        let nonce = nonce.ok_or(AuthFailure::new("no nonce"))?;
+                        self.nonce = Some(nonce.to_vec());
+                        Ok(Some(answer(nonce).into()))
+                    }
+                    fn finish(&mut self, data: Option<&[u8]>) -> Result<(), AuthFailure> {
+                        let nonce = self.nonce.take().ok_or(AuthFailure::new("no challenge"))?;
+                        if data != Some(&proof(&nonce)[..]) {
+                            return Err(AuthFailure::new("wrong proof"));
+                        }
+                        Ok(())
+                    }
+                }
+                fn auth(reason_code: AuthReasonCode, data: Vec<u8>) -> Packet {
+                    Packet::Auth(Auth {
+                        reason_code,
+                        properties: AuthProperties {
+                            authentication_method: Some(MqttString::new(METHOD).unwrap()),
+                            authentication_data: Some(data.into()),
+                            ..Default::default()
+                        },
+                    })
+                }
+                /// Reads until the client's answer to `nonce`, acknowledging messages on the
+                /// way; panics on a wrong answer.
+                fn expect_answer(conn: &mut $crate::Conn, nonce: &[u8]) {
+                    loop {
+                        match conn.read_packet().expect("the client's answer") {
+                            Packet::Auth(a) => {
+                                assert_eq!(a.reason_code, AuthReasonCode::ContinueAuthentication);
+                                let method = a.properties.authentication_method.as_deref();
+                                assert_eq!(method, Some(METHOD));
+                                assert_eq!(
+                                    a.properties.authentication_data.as_deref(),
+                                    Some(&answer(nonce)[..]),
+                                    "a wrong answer"
+                                );
+                                return;
+                            }
+                            Packet::Publish(p) => {
+                                let id = p.packet_id().expect("QoS 1");
+                                conn.send(Packet::PubAck(PubAck::new(id))).unwrap();
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+                let exchanges = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let done = exchanges.clone();
+                let script: $crate::Script = Box::new(move |conn: &mut $crate::Conn| {
+                    let connect = conn.connect.clone().expect("a 5.0 CONNECT");
+                    assert_eq!(connect.properties.authentication_method.as_deref(), Some(METHOD));
+                    let nonce = vec![1, 2, 3, 4];
+                    conn.send(auth(AuthReasonCode::ContinueAuthentication, nonce.clone())).unwrap();
+                    expect_answer(conn, &nonce);
+                    let mut connack = ConnAck::accepted(false);
+                    connack.properties.authentication_method =
+                        Some(MqttString::new(METHOD).unwrap());
+                    connack.properties.authentication_data = Some(proof(&nonce).into());
+                    conn.send(Packet::from(connack)).unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let nonce = vec![9, 8, 7, 6, 5];
+                    loop {
+                        match conn.read_packet() {
+                            Some(Packet::Auth(a)) => {
+                                assert_eq!(a.reason_code, AuthReasonCode::ReAuthenticate);
+                                let method = a.properties.authentication_method.as_deref();
+                                assert_eq!(method, Some(METHOD));
+                                let challenge =
+                                    auth(AuthReasonCode::ContinueAuthentication, nonce.clone());
+                                conn.send(challenge).unwrap();
+                                expect_answer(conn, &nonce);
+                                conn.send(auth(AuthReasonCode::Success, proof(&nonce))).unwrap();
+                                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            Some(Packet::Publish(p)) => {
+                                let id = p.packet_id().expect("QoS 1");
+                                conn.send(Packet::PubAck(PubAck::new(id))).unwrap();
+                            }
+                            Some(Packet::PingReq) => {
+                                conn.send(Packet::PingResp).unwrap();
+                            }
+                            Some(Packet::Disconnect(_)) | None => return,
+                            Some(other) => panic!("unexpected {other:?}"),
+                        }
+                    }
+                });
+                let broker = $crate::ScriptedBroker::start(vec![script]);
+                let (client, mut events) = start(
+                    options(&broker.url(), "enhanced", ProtocolVersion::V5)
+                        .authenticator(XorKey::default()),
+                )
+                .await;
+                // A message in flight while the re-authentication runs completes too.
+                let token = client
+                    .try_publish(message("t", "during", QoS::AtLeastOnce))
+                    .unwrap();
+                within("re-authentication", client.reauthenticate())
+                    .await
+                    .expect("re-authenticated");
+                within("the events", async {
+                    let (mut reauthenticated, mut published) = (false, false);
+                    while !(reauthenticated && published) {
+                        match events.recv().await {
+                            Some(Event::Reauthenticated { .. }) => reauthenticated = true,
+                            Some(Event::Published { token: t, .. }) if t == token => {
+                                published = true;
+                            }
+                            Some(Event::Closed) | None => panic!("stopped"),
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                assert_eq!(exchanges.load(std::sync::atomic::Ordering::SeqCst), 2);
+                client.disconnect().await.unwrap();
+                within("the scripted broker to finish", async {
+                    while !broker.is_finished() {
+                        $sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                broker.join();
+
+                // Enhanced authentication is 5.0 only.
+                let refused = connect(
+                    options("mqtt://127.0.0.1:1", "old", ProtocolVersion::V3_1_1)
+                        .authenticator(XorKey::default()),
+                );
+                assert!(
+                    matches!(
+                        refused,
+                        Err(Error::Options($k::OptionsError::Config(
+                            $k::ConfigError::EnhancedAuthNeedsV5
+                        )))
+                    ),
+                    "{:?}",
+                    refused.map(|_| ())
+                );
+            }
+        }
+
+        $crate::__suite_test! { $mode
             async fn invalid_options_are_reported_at_connect() {
                 assert!(matches!(
                     connect(ClientOptions::new("http://x")),

@@ -89,6 +89,15 @@ pub enum Command<W> {
         /// Who waits.
         waiter: W,
     },
+    /// Re-authenticate with the session's authenticator (5.0, see
+    /// [`Session::reauthenticate`]); answered with [`Reply::Done`] when the broker's AUTH
+    /// Success arrives, or with the error if the re-authentication cannot start or the
+    /// connection ends first ([`Error::ConnectionEnded`]). Callers that ask while one is
+    /// under way wait for that one.
+    Reauthenticate {
+        /// Who waits.
+        waiter: W,
+    },
 }
 
 /// Something for the adapter to deliver.
@@ -247,6 +256,8 @@ pub struct ClientCore<W> {
     responses: Requests<W>,
     /// How long a request waits for its response.
     request_timeout: Duration,
+    /// Callers waiting for the re-authentication under way.
+    reauth_waiters: Vec<W>,
 }
 
 /// What a client has done since it started.
@@ -298,10 +309,14 @@ impl<W> ClientCore<W> {
             close_timeout: options.close_timeout,
             connect_hook: options.connect_hook.clone(),
         };
-        let session = match options.store.take() {
+        let authenticator = options.authenticator.take();
+        let mut session = match options.store.take() {
             Some(store) => Session::with_store(options.config, store)?,
             None => Session::new(options.config),
         };
+        if let Some(authenticator) = authenticator {
+            session.set_authenticator(authenticator)?;
+        }
         let core = Self {
             session,
             reconnect: Reconnect::new(options.brokers.len(), options.reconnect),
@@ -336,6 +351,7 @@ impl<W> ClientCore<W> {
             counters: Counters::default(),
             responses: Requests::default(),
             request_timeout: options.request_timeout,
+            reauth_waiters: Vec::new(),
         };
         Ok((core, transport))
     }
@@ -758,6 +774,7 @@ impl<W> ClientCore<W> {
                 waiter,
             } => self.request(now, message, response_topic, correlation, token, waiter),
             Command::Disconnect { waiter } => self.disconnect(now, waiter),
+            Command::Reauthenticate { waiter } => self.reauthenticate(now, waiter),
             Command::Abort => {
                 self.abort(now);
                 return;
@@ -882,6 +899,7 @@ impl<W> ClientCore<W> {
             Command::Auth { waiter, .. } => self.reply(waiter, Reply::Done(Err(e))),
             Command::Disconnect { waiter } => self.reply(waiter, Reply::Done(Ok(()))),
             Command::Request { waiter, .. } => self.reply(waiter, Reply::Response(Err(e))),
+            Command::Reauthenticate { waiter } => self.reply(waiter, Reply::Done(Err(e))),
             Command::Publish { waiter: None, .. } | Command::Ack(_) | Command::Abort => {}
         }
     }
@@ -1125,6 +1143,18 @@ impl<W> ClientCore<W> {
         true
     }
 
+    /// Starts a re-authentication for `waiter`, or has it wait for the one under way.
+    fn reauthenticate(&mut self, now: Instant, waiter: W) {
+        if self.session.is_reauthenticating() {
+            self.reauth_waiters.push(waiter);
+            return;
+        }
+        match self.session.reauthenticate(now) {
+            Ok(()) => self.reauth_waiters.push(waiter),
+            Err(e) => self.reply(waiter, Reply::Done(Err(e.into()))),
+        }
+    }
+
     fn abort(&mut self, now: Instant) {
         if self.phase == Phase::Online {
             self.session.handle_closed(now);
@@ -1191,6 +1221,10 @@ impl<W> ClientCore<W> {
             for w in drain.waiters {
                 self.reply(w, Reply::Done(Ok(())));
             }
+        }
+        for w in std::mem::take(&mut self.reauth_waiters) {
+            let e = self.stopped_error();
+            self.reply(w, Reply::Done(Err(e)));
         }
         info!("client stopped");
         self.event(Event::Closed);
@@ -1360,8 +1394,18 @@ impl<W> ClientCore<W> {
                 self.event(Event::Resubscribed { results });
             }
             SessionEvent::Auth(auth) => self.event(Event::Auth(auth)),
+            SessionEvent::Reauthenticated { properties } => {
+                info!("re-authenticated");
+                for w in std::mem::take(&mut self.reauth_waiters) {
+                    self.reply(w, Reply::Done(Ok(())));
+                }
+                self.event(Event::Reauthenticated { properties });
+            }
             SessionEvent::Disconnected { reason } => {
                 info!(%reason, "disconnected");
+                for w in std::mem::take(&mut self.reauth_waiters) {
+                    self.reply(w, Reply::Done(Err(Error::ConnectionEnded(reason.clone()))));
+                }
                 self.last_reason = Some(reason.clone());
                 self.event(Event::Disconnected { reason });
             }
@@ -2037,5 +2081,98 @@ mod tests {
             "{out:?}"
         );
         assert!(core.is_stopped());
+    }
+
+    #[test]
+    fn reauthentication_answers_every_waiter_or_fails_them_with_the_cause() {
+        use bytes::Bytes;
+        use mqtt_proto::{Auth, AuthProperties, AuthReasonCode, ConnAck, MqttString, Packet};
+
+        /// A method that needs no data.
+        struct Plain;
+        impl crate::Authenticator for Plain {
+            fn method(&self) -> &str {
+                "PLAIN"
+            }
+            fn start(&mut self) -> Result<Option<Bytes>, crate::AuthFailure> {
+                Ok(None)
+            }
+            fn challenge(&mut self, _: Option<&[u8]>) -> Result<Option<Bytes>, crate::AuthFailure> {
+                Ok(None)
+            }
+        }
+        let encode = |packet: Packet| {
+            let mut wire = BytesMut::new();
+            packet
+                .encode(mqtt_proto::ProtocolVersion::V5, &mut wire)
+                .unwrap();
+            wire
+        };
+        let method = Some(MqttString::new("PLAIN").unwrap());
+        let now = Instant::now();
+        let options = ClientOptions::new("mqtt://h")
+            .version(mqtt_proto::ProtocolVersion::V5)
+            .authenticator(Plain);
+        let mut core = core(options);
+        core.handle_connected(now);
+        assert_eq!(written(&mut core), [1]);
+        let mut connack = ConnAck::accepted(false);
+        connack.properties.authentication_method = method.clone();
+        read(&mut core, now, &encode(Packet::from(connack)));
+        outputs(&mut core);
+
+        // Two callers, one re-authentication: AUTH 0x19 once, both answered by its Success.
+        core.handle_command(now, Command::Reauthenticate { waiter: 1 });
+        core.handle_command(now, Command::Reauthenticate { waiter: 2 });
+        assert_eq!(written(&mut core), [15]);
+        let success = Packet::Auth(Auth {
+            reason_code: AuthReasonCode::Success,
+            properties: AuthProperties {
+                authentication_method: method,
+                ..Default::default()
+            },
+        });
+        read(&mut core, now, &encode(success));
+        let out = outputs(&mut core);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Reply(1, Reply::Done(Ok(()))),
+                    Output::Reply(2, Reply::Done(Ok(()))),
+                    Output::Event(Event::Reauthenticated { .. }),
+                ]
+            ),
+            "{out:?}"
+        );
+
+        // The connection ends first: the caller learns why.
+        core.handle_command(now, Command::Reauthenticate { waiter: 3 });
+        assert_eq!(written(&mut core), [15]);
+        core.handle_closed(now, None, 0.5);
+        let out = outputs(&mut core);
+        assert!(
+            out.iter().any(|o| matches!(
+                o,
+                Output::Reply(
+                    3,
+                    Reply::Done(Err(Error::ConnectionEnded(
+                        ConnectionError::TransportClosed
+                    )))
+                )
+            )),
+            "{out:?}"
+        );
+
+        // Without an authenticator, at once.
+        let (mut core, now) = connected(ClientOptions::new("mqtt://h"));
+        core.handle_command(now, Command::Reauthenticate { waiter: 4 });
+        assert!(matches!(
+            outputs(&mut core).as_slice(),
+            [Output::Reply(
+                4,
+                Reply::Done(Err(Error::Auth(crate::AuthError::NoAuthenticator)))
+            )]
+        ));
     }
 }

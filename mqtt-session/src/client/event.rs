@@ -2,8 +2,8 @@
 //! complete a caller's request.
 
 use mqtt_proto::{
-    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, SubAckReasonCode, TopicFilter,
-    UnsubAckReasonCode,
+    AckProperties, Auth, AuthProperties, ConnAckProperties, PacketId, Publish, QoS,
+    SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
 use super::failure::{ConnectFailure, DialError};
@@ -68,8 +68,15 @@ pub enum Event {
         /// 5.0 UNSUBACK properties.
         properties: Box<AckProperties>,
     },
-    /// The broker sent an AUTH step of enhanced authentication (5.0).
+    /// The broker sent an AUTH step of enhanced authentication (5.0); not reported while an
+    /// authenticator runs the exchange.
     Auth(Auth),
+    /// A re-authentication succeeded: the broker sent AUTH with Success and the
+    /// authenticator accepted it (5.0).
+    Reauthenticated {
+        /// The properties of the broker's AUTH.
+        properties: Box<AuthProperties>,
+    },
     /// A connection ended. Unless the client stops (then [`Event::Closed`] follows), it
     /// reconnects and resumes the session.
     Disconnected {
@@ -133,6 +140,10 @@ pub enum Error {
     /// `try_publish` found the publish queue full.
     #[error("the publish queue is full")]
     QueueFull,
+    /// The connection ended before the request completed (a re-authentication), for this
+    /// reason; the client reconnects unless it stops.
+    #[error("the connection ended: {0}")]
+    ConnectionEnded(ConnectionError),
     /// The client has stopped (after `disconnect` or `abort`, or with every handle gone).
     #[error("the client has stopped")]
     Closed,
@@ -163,7 +174,7 @@ pub enum Reply {
     Subscribed(Result<Vec<Result<QoS, SubAckReasonCode>>, Error>),
     /// An unsubscribe completed.
     Unsubscribed(Result<Vec<UnsubAckReasonCode>, Error>),
-    /// A request without a value (auth, disconnect) completed.
+    /// A request without a value (auth, re-authentication, disconnect) completed.
     Done(Result<(), Error>),
     /// A request/response request completed: the response, or why none came.
     Response(Result<Publish, Error>),

@@ -106,10 +106,18 @@ impl ConnectFailure {
 
     /// Whether trying again unchanged cannot succeed: the broker refused the connection for
     /// a reason that does not pass by itself (bad credentials, not authorized, banned, an
-    /// identifier or protocol version it does not accept). New credentials from the connect
-    /// hook may still succeed.
+    /// identifier or protocol version it does not accept), or the client's authenticator
+    /// gave up. New credentials from the connect hook may still succeed.
     pub fn is_permanent(&self) -> bool {
-        self.refusal().is_some_and(is_permanent_refusal)
+        match self {
+            // The client's own authenticator refused to go on: trying again unchanged fails
+            // the same way.
+            Self::Connection {
+                reason: ConnectionError::AuthFailed(_),
+                ..
+            } => true,
+            _ => self.refusal().is_some_and(is_permanent_refusal),
+        }
     }
 
     /// The broker involved, if any.

@@ -11,6 +11,7 @@ use mqtt_proto::{LastWill, MqttString, ProtocolVersion, StringError, WillPropert
 use super::backoff::Backoff;
 use super::hook::{ConnectAttempt, ConnectDecision, ConnectHook};
 use super::url::{BrokerUrl, UrlError};
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::event::ConfigError;
 use crate::message::Message;
@@ -210,6 +211,9 @@ pub struct ClientOptions {
     pub follow_server_reference: bool,
     /// How long a request (5.0 request/response) waits for its response.
     pub request_timeout: Duration,
+    /// The method of 5.0 enhanced authentication the session runs on every connection; see
+    /// [`authenticator`](Self::authenticator).
+    pub authenticator: Option<Box<dyn Authenticator>>,
     persistent: bool,
     will_delay: Option<u32>,
     error: Option<OptionsError>,
@@ -236,6 +240,7 @@ impl ClientOptions {
             stop_on_permanent_refusal: false,
             follow_server_reference: false,
             request_timeout: Duration::from_secs(30),
+            authenticator: None,
             persistent: false,
             will_delay: None,
             error: None,
@@ -518,6 +523,15 @@ impl ClientOptions {
         self
     }
 
+    /// Runs 5.0 enhanced authentication with `authenticator` on every connection: CONNECT
+    /// carries its method and first data, and the client answers the broker's challenges by
+    /// itself (see [`Authenticator`]); the client's `reauthenticate` re-authenticates. Only
+    /// for 5.0: refused when the client starts with another version.
+    pub fn authenticator(mut self, authenticator: impl Authenticator + 'static) -> Self {
+        self.authenticator = Some(Box::new(authenticator));
+        self
+    }
+
     /// Turns reconnecting off: the client stops when the connection ends.
     pub fn no_reconnect(mut self) -> Self {
         self.reconnect = None;
@@ -593,6 +607,12 @@ impl ClientOptions {
             will.properties.will_delay_interval = Some(delay);
         }
         self.config.validate()?;
+        if let Some(authenticator) = &self.authenticator {
+            if !self.config.version.is_v5() {
+                return Err(ConfigError::EnhancedAuthNeedsV5.into());
+            }
+            MqttString::new(authenticator.method()).map_err(ConfigError::InvalidAuthMethod)?;
+        }
         let expiry = &mut self.config.properties.session_expiry_interval;
         if self.persistent && self.config.version.is_v5() && expiry.is_none() {
             *expiry = Some(u32::MAX);
@@ -641,6 +661,10 @@ impl fmt::Debug for ClientOptions {
             .field("stop_on_permanent_refusal", &self.stop_on_permanent_refusal)
             .field("follow_server_reference", &self.follow_server_reference)
             .field("request_timeout", &self.request_timeout)
+            .field(
+                "authenticator",
+                &self.authenticator.as_ref().map(|a| a.method()),
+            )
             .field("persistent", &self.persistent)
             .field("will_delay", &self.will_delay)
             .field("error", &self.error)
@@ -691,6 +715,36 @@ mod tests {
             options.validate(),
             Err(OptionsError::Config(ConfigError::KeepAliveOutOfRange(_)))
         ));
+    }
+
+    #[test]
+    fn enhanced_authentication_is_refused_before_5_0() {
+        struct Toy;
+        impl Authenticator for Toy {
+            fn method(&self) -> &str {
+                "TOY"
+            }
+            fn start(&mut self) -> Result<Option<Bytes>, crate::AuthFailure> {
+                Ok(None)
+            }
+            fn challenge(&mut self, _: Option<&[u8]>) -> Result<Option<Bytes>, crate::AuthFailure> {
+                Ok(None)
+            }
+        }
+        for version in [ProtocolVersion::V3_1, ProtocolVersion::V3_1_1] {
+            let mut options = ClientOptions::new("mqtt://h")
+                .version(version)
+                .authenticator(Toy);
+            assert!(matches!(
+                options.validate(),
+                Err(OptionsError::Config(ConfigError::EnhancedAuthNeedsV5))
+            ));
+        }
+        let mut options = ClientOptions::new("mqtt://h")
+            .version(ProtocolVersion::V5)
+            .authenticator(Toy);
+        options.validate().unwrap();
+        assert!(format!("{options:?}").contains("Some(\"TOY\")"));
     }
 
     #[test]

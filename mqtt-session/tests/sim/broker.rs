@@ -13,7 +13,9 @@
 //! complete from [`Broker::observe_delivered`], which the driver calls for every packet the
 //! client has read while its connection was up, since a client can only know a flow is over
 //! once it has read the answer. It also gives a 5.0 client topic aliases up to its maximum and
-//! may announce a Server Keep Alive.
+//! may announce a Server Keep Alive, and may require enhanced authentication with the toy
+//! challenge-response method of `toy_auth` (5.0): it challenges before CONNACK, proves itself
+//! in CONNACK, and runs a re-authentication whenever the client starts one, flows going on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU16;
@@ -21,12 +23,17 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
-    ConnAck, Connect, Decoder, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
-    PubRelReasonCode, Publish, QoS, QosPid, SubAck, SubAckReasonCode, Subscribe, TopicFilter,
-    TopicName, UnsubAck, UnsubAckReasonCode, Unsubscribe,
+    Auth, AuthProperties, AuthReasonCode, ConnAck, Connect, Decoder, MqttString, Packet, PacketId,
+    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, QosPid,
+    SubAck, SubAckReasonCode, Subscribe, TopicFilter, TopicName, UnsubAck, UnsubAckReasonCode,
+    Unsubscribe,
 };
 
 use super::payload_id;
+use crate::toy_auth::{ToyServer, METHOD};
+
+/// The key the model broker shares with the client for the toy method.
+pub const AUTH_KEY: &[u8] = b"sim key";
 
 /// What the broker announces and how it limits itself.
 #[derive(Debug, Clone)]
@@ -39,6 +46,9 @@ pub struct BrokerConfig {
     pub server_keep_alive: Option<u16>,
     /// Most QoS 1/2 messages the broker has in flight towards the client.
     pub max_outbound: u16,
+    /// Enhanced authentication with the toy method, with this many challenges per exchange
+    /// (5.0 only); `None` for none.
+    pub auth_rounds: Option<u32>,
     /// A deliberate defect, to show that the checks catch it; `None` in a correct run.
     pub defect: Option<Defect>,
 }
@@ -69,6 +79,10 @@ pub enum Defect {
     RejectQos1,
     /// The network swaps the last two chunks in flight towards the broker.
     ReorderUplink,
+    /// Accepts the connection with a proof made without the key (enhanced authentication).
+    ForgeProof,
+    /// Never answers a re-authentication.
+    IgnoreReauth,
 }
 
 impl Default for BrokerConfig {
@@ -78,6 +92,7 @@ impl Default for BrokerConfig {
             topic_alias_maximum: 0,
             server_keep_alive: None,
             max_outbound: 10,
+            auth_rounds: None,
             defect: None,
         }
     }
@@ -186,6 +201,10 @@ struct BrokerConn {
     client_alias_maximum: u16,
     client_receive_maximum: u16,
     closing: bool,
+    /// A CONNECT whose enhanced authentication is under way: no CONNACK, no session yet.
+    pending_connect: Option<Box<Connect>>,
+    /// A re-authentication is under way.
+    reauthenticating: bool,
 }
 
 /// Counters for the report.
@@ -204,6 +223,13 @@ pub struct BrokerStats {
     pub pings: u64,
     pub stale_pubrels: u64,
     pub sessions_lost: u64,
+    /// Connections whose enhanced authentication succeeded.
+    pub authentications: u64,
+    /// Challenges sent.
+    pub challenges: u64,
+    /// Re-authentications started by the client, and completed.
+    pub reauths_started: u64,
+    pub reauths_completed: u64,
 }
 
 /// The model broker.
@@ -235,12 +261,13 @@ pub struct Broker {
     /// does, rather than counted a violation, and the Receive Maximum may be exceeded by such
     /// flows: set once a store fault brought a completed flow back from the dead.
     pub allow_stale_pubrel: bool,
+    /// The server side of enhanced authentication, when the broker requires it.
+    toy: Option<ToyServer>,
 }
 
 impl Broker {
     pub fn new(config: BrokerConfig) -> Self {
         Self {
-            config,
             session: None,
             conn: None,
             out: BytesMut::new(),
@@ -253,6 +280,10 @@ impl Broker {
             violations: Vec::new(),
             allow_stale_pubrel: false,
             stats: BrokerStats::default(),
+            toy: config
+                .auth_rounds
+                .map(|rounds| ToyServer::new(AUTH_KEY, rounds)),
+            config,
         }
     }
 
@@ -278,6 +309,8 @@ impl Broker {
             client_alias_maximum: 0,
             client_receive_maximum: u16::MAX,
             closing: false,
+            pending_connect: None,
+            reauthenticating: false,
         });
     }
 
@@ -466,9 +499,23 @@ impl Broker {
 
     fn on_packet(&mut self, now: Instant, packet: Packet) {
         let connected = self.conn.as_ref().is_some_and(|c| c.connected);
+        let authenticating = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.pending_connect.is_some());
         match packet {
-            Packet::Connect(c) if !connected => self.on_connect(now, *c),
+            Packet::Connect(c) if !connected && !authenticating => self.on_connect(now, *c),
             Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2]"),
+            Packet::Auth(a) => self.on_auth(now, a),
+            Packet::Disconnect(_) if authenticating => {
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.closing = true;
+                }
+            }
+            other if authenticating => self.violation(&format!(
+                "{:?} before CONNACK with an Authentication Method [MQTT-3.1.2-30]",
+                other.packet_type()
+            )),
             other if !connected => self.violation(&format!(
                 "{:?} before CONNECT [MQTT-3.1.0-1]",
                 other.packet_type()
@@ -505,6 +552,129 @@ impl Broker {
 
     fn on_connect(&mut self, now: Instant, connect: Connect) {
         self.stats.connects += 1;
+        let version = connect.protocol;
+        let method = connect.properties.authentication_method.as_deref();
+        let required = self.toy.is_some() && version.is_v5();
+        if method != required.then_some(METHOD) {
+            return self.violation(&format!(
+                "CONNECT with authentication method {method:?}, the broker requires {:?}",
+                required.then_some(METHOD)
+            ));
+        }
+        if required {
+            let data = connect.properties.authentication_data.clone();
+            let Some(toy) = self.toy.as_mut() else {
+                return;
+            };
+            match toy.start(data.as_deref()) {
+                Ok(nonce) => {
+                    let conn = self.conn.as_mut().expect("CONNECT arrives on a connection");
+                    conn.version = version;
+                    conn.decoder.set_version(version);
+                    conn.pending_connect = Some(Box::new(connect));
+                    self.challenge(nonce);
+                }
+                Err(e) => self.violation(&format!("CONNECT: {e}")),
+            }
+            return;
+        }
+        self.accept_connect(now, connect);
+    }
+
+    /// Sends AUTH with `reason_code`, the method and `data`.
+    fn send_auth(&mut self, reason_code: AuthReasonCode, data: Bytes) {
+        self.send(Packet::Auth(Auth {
+            reason_code,
+            properties: AuthProperties {
+                authentication_method: Some(MqttString::new(METHOD).expect("valid method")),
+                authentication_data: Some(data),
+                ..Default::default()
+            },
+        }));
+    }
+
+    /// [MQTT-4.12.0-2]: more authentication data, with 0x18.
+    fn challenge(&mut self, nonce: Bytes) {
+        self.stats.challenges += 1;
+        self.send_auth(AuthReasonCode::ContinueAuthentication, nonce);
+    }
+
+    /// The proof the broker accepts with, forged under [`Defect::ForgeProof`].
+    fn proof(&self) -> Bytes {
+        match (&self.toy, self.defect(Defect::ForgeProof)) {
+            (Some(toy), false) => toy.proof(),
+            _ => Bytes::from_static(b"forged!!"),
+        }
+    }
+
+    fn on_auth(&mut self, now: Instant, auth: Auth) {
+        let (authenticating, reauthenticating, connected) = match self.conn.as_ref() {
+            Some(c) => (c.pending_connect.is_some(), c.reauthenticating, c.connected),
+            None => return,
+        };
+        if self.toy.is_none() || !(authenticating || connected) {
+            // [MQTT-4.12.0-7]
+            return self.violation("AUTH without an Authentication Method in CONNECT");
+        }
+        if auth.properties.authentication_method.as_deref() != Some(METHOD) {
+            // [MQTT-4.12.0-5] [MQTT-4.12.1-1]
+            return self.violation(&format!(
+                "AUTH with method {:?}, CONNECT had {METHOD:?}",
+                auth.properties.authentication_method
+            ));
+        }
+        let data = auth.properties.authentication_data.clone();
+        match auth.reason_code {
+            // [MQTT-4.12.0-3]
+            AuthReasonCode::ContinueAuthentication if authenticating || reauthenticating => {
+                let answer = self.toy.as_mut().expect("checked").answer(data.as_deref());
+                match answer {
+                    Ok(Some(nonce)) => self.challenge(nonce),
+                    Ok(None) if authenticating => {
+                        self.stats.authentications += 1;
+                        let connect = self
+                            .conn
+                            .as_mut()
+                            .and_then(|c| c.pending_connect.take())
+                            .expect("authenticating");
+                        self.accept_connect(now, *connect);
+                    }
+                    Ok(None) => {
+                        self.stats.reauths_completed += 1;
+                        if let Some(conn) = self.conn.as_mut() {
+                            conn.reauthenticating = false;
+                        }
+                        let proof = self.proof();
+                        self.send_auth(AuthReasonCode::Success, proof);
+                    }
+                    Err(e) => self.violation(&format!("AUTH: {e}")),
+                }
+            }
+            AuthReasonCode::ReAuthenticate if connected && !reauthenticating => {
+                self.stats.reauths_started += 1;
+                if self.defect(Defect::IgnoreReauth) {
+                    return;
+                }
+                let started = self.toy.as_mut().expect("checked").start(data.as_deref());
+                match started {
+                    Ok(nonce) => {
+                        if let Some(conn) = self.conn.as_mut() {
+                            conn.reauthenticating = true;
+                        }
+                        self.challenge(nonce);
+                    }
+                    Err(e) => self.violation(&format!("re-authentication: {e}")),
+                }
+            }
+            other => self.violation(&format!(
+                "AUTH {other:?} out of place (authenticating {authenticating}, re-authenticating \
+                 {reauthenticating})"
+            )),
+        }
+    }
+
+    /// Takes the connection: the session, CONNACK, resends.
+    fn accept_connect(&mut self, now: Instant, connect: Connect) {
         let version = connect.protocol;
         let v5 = version.is_v5();
         if let Some(session) = &self.session {
@@ -570,6 +740,12 @@ impl Broker {
                 connack.properties.topic_alias_maximum = Some(self.config.topic_alias_maximum);
             }
             connack.properties.server_keep_alive = self.config.server_keep_alive;
+            if self.toy.is_some() {
+                // [MQTT-4.12.0-5]: the method again, and the broker's proof.
+                connack.properties.authentication_method =
+                    Some(MqttString::new(METHOD).expect("valid"));
+                connack.properties.authentication_data = Some(self.proof());
+            }
         }
         let lost = std::mem::take(&mut self.lost_since_connack);
         self.connacks.push((present, lost));

@@ -1,6 +1,8 @@
 //! A client [`Session`] against a model broker over a network with latency, in virtual time,
 //! with injected faults: connection cuts at a byte offset, spontaneous resends by the broker,
-//! and restarts of the client process from its [`FileStore`].
+//! and restarts of the client process from its [`FileStore`]. In some 5.0 runs the broker
+//! requires enhanced authentication, which the client's authenticator answers, and the
+//! application re-authenticates from time to time.
 //!
 //! The driver is the only clock: it jumps to the next thing due (a chunk of bytes arriving, a
 //! close arriving, a timer of either side, a reconnect) and handles it. Every message payload
@@ -14,6 +16,7 @@ pub mod faulty;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -23,12 +26,14 @@ use mqtt_proto::{
 };
 use mqtt_session::store::SessionStore;
 use mqtt_session::{
-    AckError, AckToken, Config, ConnectionError, ConnectionState, Event, FileStore, Message,
-    PublishError, PublishOutcome, Session,
+    AckError, AckToken, AuthError, Config, ConnectionError, ConnectionState, Event, FileStore,
+    Message, PublishError, PublishOutcome, Session,
 };
 
 use broker::{Broker, BrokerConfig, OpenFlow};
 use faulty::{FaultyStore, SharedFaults};
+
+use crate::toy_auth::{ToyClient, ToyLog};
 
 /// The topics messages are published to.
 pub const TOPICS: [&str; 3] = ["t/0", "t/1", "t/2"];
@@ -116,6 +121,11 @@ impl SimConfig {
         config
     }
 
+    /// Whether the broker requires enhanced authentication, and the client runs it.
+    pub fn enhanced_auth(&self) -> bool {
+        self.version.is_v5() && self.broker.auth_rounds.is_some()
+    }
+
     /// Whether the session outlives each connection (always resumed after the first).
     pub fn session_survives(&self) -> bool {
         !self.clean_start && (!self.version.is_v5() || self.session_expiry > 0)
@@ -168,6 +178,17 @@ pub struct Stats {
     pub store_writes_failed: u64,
     pub store_commits_failed: u64,
     pub store_commits_torn: u64,
+    /// Runs with enhanced authentication.
+    pub auth_runs: u64,
+    /// Connections authenticated, and challenges answered.
+    pub authentications: u64,
+    pub challenges: u64,
+    /// Re-authentications started, completed, and ended by a cut or restart.
+    pub reauths_started: u64,
+    pub reauths_completed: u64,
+    pub reauths_cut: u64,
+    /// Flows that completed while a re-authentication was under way.
+    pub completed_during_reauth: u64,
 }
 
 impl Stats {
@@ -208,6 +229,13 @@ impl Stats {
         self.store_writes_failed += other.store_writes_failed;
         self.store_commits_failed += other.store_commits_failed;
         self.store_commits_torn += other.store_commits_torn;
+        self.auth_runs += other.auth_runs;
+        self.authentications += other.authentications;
+        self.challenges += other.challenges;
+        self.reauths_started += other.reauths_started;
+        self.reauths_completed += other.reauths_completed;
+        self.reauths_cut += other.reauths_cut;
+        self.completed_during_reauth += other.completed_during_reauth;
     }
 }
 
@@ -269,6 +297,13 @@ pub struct Ledger {
     pub store_failures: u64,
     /// Resubscriptions reported.
     pub resubscriptions: u64,
+    /// A re-authentication the application started waits for its end.
+    pub reauth_pending: bool,
+    /// Re-authentications reported complete, and ended with their connection.
+    pub reauths_completed: u64,
+    pub reauths_cut: u64,
+    /// Flows that completed while a re-authentication was under way.
+    pub completed_during_reauth: u64,
 }
 
 impl Ledger {
@@ -329,6 +364,7 @@ impl Ledger {
                     ));
                 };
                 self.msgs[id as usize].outcomes.push(outcome);
+                self.completed_during_reauth += u64::from(self.reauth_pending);
             }
             Event::Subscribed {
                 packet_id, results, ..
@@ -343,7 +379,16 @@ impl Ledger {
                 }
                 None => self.fail(format!("Subscribed for unknown request {packet_id}")),
             },
+            Event::Reauthenticated { .. } => {
+                if !std::mem::take(&mut self.reauth_pending) {
+                    self.fail("Reauthenticated without a re-authentication under way".into());
+                }
+                self.reauths_completed += 1;
+            }
             Event::Disconnected { reason } => {
+                if std::mem::take(&mut self.reauth_pending) {
+                    self.reauths_cut += 1;
+                }
                 // Only the network ends connections in a correct run, and a store that fails.
                 let store = matches!(reason, ConnectionError::StoreFailed(_));
                 if reason != ConnectionError::TransportClosed && !(store && self.store_faulted) {
@@ -476,6 +521,8 @@ pub struct Sim {
     armed_resend: Option<usize>,
     /// The broker resent a PUBLISH unprompted on the latest connection.
     resent_on_link: bool,
+    /// What the client's authenticator did, over every process.
+    pub auth_log: Arc<Mutex<ToyLog>>,
 }
 
 const TRACE_LINES: usize = 400;
@@ -485,7 +532,8 @@ impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let faults = SharedFaults::default();
-        let client = Self::open_client(&cfg, &dir, &faults);
+        let auth_log = Arc::default();
+        let client = Self::open_client(&cfg, &dir, &faults, &auth_log);
         let now = Instant::now();
         let broker = Broker::new(cfg.broker.clone());
         Self {
@@ -508,6 +556,7 @@ impl Sim {
             armed_cut: None,
             armed_resend: None,
             resent_on_link: false,
+            auth_log,
         }
     }
 
@@ -517,13 +566,27 @@ impl Sim {
             .sync(false)
     }
 
-    fn open_client(cfg: &SimConfig, dir: &tempfile::TempDir, faults: &SharedFaults) -> Session {
+    fn open_client(
+        cfg: &SimConfig,
+        dir: &tempfile::TempDir,
+        faults: &SharedFaults,
+        auth_log: &Arc<Mutex<ToyLog>>,
+    ) -> Session {
         let store = FaultyStore::new(
             Self::open_store(dir),
             dir.path().to_path_buf(),
             faults.clone(),
         );
-        Session::with_store(cfg.client_config(), Box::new(store)).expect("load the store")
+        let mut session =
+            Session::with_store(cfg.client_config(), Box::new(store)).expect("load the store");
+        if cfg.enhanced_auth() {
+            let mut authenticator = ToyClient::new(broker::AUTH_KEY);
+            authenticator.log = auth_log.clone();
+            session
+                .set_authenticator(Box::new(authenticator))
+                .expect("5.0 takes an authenticator");
+        }
+        session
     }
 
     // ----- store faults -----
@@ -608,6 +671,7 @@ impl Sim {
             Packet::ConnAck(c) => format!("CONNACK present={}", c.session_present),
             Packet::Subscribe(s) => format!("SUBSCRIBE {}", s.packet_id),
             Packet::SubAck(s) => format!("SUBACK {}", s.packet_id),
+            Packet::Auth(a) => format!("AUTH {:?}", a.reason_code),
             other => format!("{:?}", other.packet_type()),
         }
     }
@@ -677,6 +741,25 @@ impl Sim {
                 self.flush();
             }
             Err(e) => self.ledger.fail(format!("subscribe refused: {e}")),
+        }
+    }
+
+    /// Re-authenticates, as the application may at any time: refused only when there is
+    /// nothing to re-authenticate (no enhanced authentication, no accepted connection) or one
+    /// is under way.
+    pub fn reauthenticate(&mut self) {
+        self.crash_pending();
+        match self.client.reauthenticate(self.now) {
+            Ok(()) => {
+                self.stats.reauths_started += 1;
+                self.ledger.reauth_pending = true;
+                self.note("app re-authenticates".into());
+                self.flush();
+            }
+            Err(AuthError::InProgress) if self.ledger.reauth_pending => {}
+            Err(AuthError::NotConnected) if !self.client.is_connected() => {}
+            Err(AuthError::NoAuthenticator) if !self.cfg.enhanced_auth() => {}
+            Err(e) => self.ledger.fail(format!("reauthenticate refused: {e}")),
         }
     }
 
@@ -976,7 +1059,11 @@ impl Sim {
             stored.incoming.len()
         ));
         faulty::lock(&self.faults).crashed = false;
-        self.client = Self::open_client(&self.cfg, &self.dir, &self.faults);
+        if std::mem::take(&mut self.ledger.reauth_pending) {
+            // The re-authentication died with the process and its connection.
+            self.ledger.reauths_cut += 1;
+        }
+        self.client = Self::open_client(&self.cfg, &self.dir, &self.faults, &self.auth_log);
         if self.reconnect_at.is_none() && self.link.is_none() {
             self.reconnect_at = Some(self.now + self.cfg.reconnect_delay);
         }
@@ -999,6 +1086,9 @@ impl Sim {
                 );
                 if resent && self.cfg.version.is_v5() && *reason == tolerated {
                     self.stats.tolerated_violations += 1;
+                    if std::mem::take(&mut self.ledger.reauth_pending) {
+                        self.ledger.reauths_cut += 1;
+                    }
                     continue;
                 }
             }
@@ -1457,6 +1547,7 @@ impl Sim {
             && self.armed_cut.is_none()
             && self.armed_resend.is_none()
             && self.ledger.unacked.is_empty()
+            && !self.ledger.reauth_pending
     }
 
     /// Drives without faults until quiescent; fails if that takes more than `max_steps`
@@ -1512,6 +1603,12 @@ impl Sim {
         self.stats.pings += self.broker.stats.pings;
         self.stats.broker_sessions_lost += self.broker.stats.sessions_lost;
         self.stats.resubscriptions += self.ledger.resubscriptions;
+        self.stats.auth_runs += u64::from(self.cfg.enhanced_auth());
+        self.stats.authentications += self.broker.stats.authentications;
+        self.stats.challenges += self.broker.stats.challenges;
+        self.stats.reauths_completed += self.ledger.reauths_completed;
+        self.stats.reauths_cut += self.ledger.reauths_cut;
+        self.stats.completed_during_reauth += self.ledger.completed_during_reauth;
         {
             let f = faulty::lock(&self.faults);
             self.stats.store_writes_failed += f.writes_failed;
@@ -1547,6 +1644,7 @@ impl Sim {
                 self.broker.connacks
             ));
         }
+        errors.extend(self.auth_errors());
         let broker_lost_sessions = self.broker.stats.sessions_lost > 0;
         for (id, m) in self.ledger.msgs.iter().enumerate() {
             let id = id as u64;
@@ -1717,6 +1815,57 @@ impl Sim {
                 self.trace()
             ))
         }
+    }
+
+    /// Enhanced authentication: every connection the broker accepted authenticated first,
+    /// and the client accepted only a broker that proved itself; every re-authentication the
+    /// application started completed, or ended with its connection.
+    fn auth_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let log = self.auth_log.lock().expect("the authenticator's log");
+        let b = &self.broker.stats;
+        let connacks = self.broker.connacks.len() as u64;
+        if !self.cfg.enhanced_auth() {
+            if log.starts + b.challenges + b.reauths_started > 0 {
+                errors.push(format!(
+                    "enhanced authentication without an authenticator: {log:?}, {b:?}"
+                ));
+            }
+            return errors;
+        }
+        if b.authentications != connacks {
+            errors.push(format!(
+                "{connacks} CONNACK sent, {} connections authenticated",
+                b.authentications
+            ));
+        }
+        // The client verified the broker's proof before each connection it took, and at the
+        // end of each re-authentication.
+        let connected = self.ledger.connected.len() as u64;
+        if log.finishes != connected + self.ledger.reauths_completed {
+            errors.push(format!(
+                "the authenticator verified the broker {} times, for {connected} connections \
+                 and {} re-authentications",
+                log.finishes, self.ledger.reauths_completed
+            ));
+        }
+        if !log.failures.is_empty() {
+            errors.push(format!("the authenticator failed: {:?}", log.failures));
+        }
+        let ended = self.ledger.reauths_completed + self.ledger.reauths_cut;
+        if self.stats.reauths_started != ended || self.ledger.reauth_pending {
+            errors.push(format!(
+                "{} re-authentications started, {} completed, {} ended with their connection",
+                self.stats.reauths_started, self.ledger.reauths_completed, self.ledger.reauths_cut
+            ));
+        }
+        if self.ledger.reauths_completed > b.reauths_completed {
+            errors.push(format!(
+                "{} re-authentications reported complete, the broker completed {}",
+                self.ledger.reauths_completed, b.reauths_completed
+            ));
+        }
+        errors
     }
 
     /// Order per topic of QoS 1/2 messages: the broker first accepts them in publish order,
