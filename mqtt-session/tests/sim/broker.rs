@@ -254,6 +254,13 @@ pub struct Broker {
     pub connacks: Vec<(bool, bool)>,
     /// The session was lost since the last CONNACK.
     lost_since_connack: bool,
+    /// A CONNACK telling of a new session after a loss went out, and the client has not
+    /// seen it yet.
+    pub fresh_connack_unseen: bool,
+    /// The client missed such a CONNACK: it went on with a session the broker had lost,
+    /// and may take the broker's new QoS 2 message, resent with DUP under an identifier it
+    /// still holds from the lost session, for the old one.
+    pub fresh_connack_missed: bool,
     /// Rules the client broke; empty in a correct run.
     pub violations: Vec<String>,
     pub stats: BrokerStats,
@@ -277,6 +284,8 @@ impl Broker {
             discarded: BTreeSet::new(),
             connacks: Vec::new(),
             lost_since_connack: false,
+            fresh_connack_unseen: false,
+            fresh_connack_missed: false,
             violations: Vec::new(),
             allow_stale_pubrel: false,
             stats: BrokerStats::default(),
@@ -749,6 +758,10 @@ impl Broker {
         }
         let lost = std::mem::take(&mut self.lost_since_connack);
         self.connacks.push((present, lost));
+        if self.fresh_connack_unseen {
+            self.fresh_connack_missed = true;
+        }
+        self.fresh_connack_unseen = !present && lost;
         self.send(Packet::from(connack));
         // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in order.
         let mut resend: Vec<OutMsg> = self

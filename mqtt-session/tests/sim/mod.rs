@@ -1092,6 +1092,9 @@ impl Sim {
                     continue;
                 }
             }
+            if matches!(event, Event::Connected { .. }) {
+                self.broker.fresh_connack_unseen = false;
+            }
             self.ledger.on_event(event);
         }
     }
@@ -1748,7 +1751,15 @@ impl Sim {
             // a restart is sent again and does not count.
             let c = m.committed;
             let discarded = self.broker.discarded.contains(&id);
-            if reliable && c == 0 && !discarded {
+            // A client that missed the CONNACK telling it the broker had lost the session
+            // cannot tell the broker's new QoS 2 message, resent with DUP under an identifier
+            // it still holds, from the old one it answered: it answers PUBREC again and the new
+            // one is lost. Only a broker restarted without its session, and a lost CONNACK
+            // after it, make this possible; the session cannot do better without breaking
+            // exactly once when the broker did keep the session.
+            let ambiguous = accepted.contains(&Some(QoS::ExactlyOnce))
+                && (self.broker.fresh_connack_missed || self.broker.fresh_connack_unseen);
+            if reliable && c == 0 && !discarded && !ambiguous {
                 errors.push(format!(
                     "message {id} ({:?}, routed {accepted:?}) never delivered",
                     m.qos
