@@ -1,6 +1,6 @@
 //! Reason codes (spec 2.4 of 5.0), one enum per packet so each holds only the codes its
-//! packet may carry [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.6.2-1], [MQTT-3.7.2-1],
-//! [MQTT-3.14.2-1], [MQTT-3.15.2-1].
+//! packet may carry [MQTT-3.4.2-1 v5.0], [MQTT-3.5.2-1 v5.0], [MQTT-3.6.2-1 v5.0],
+//! [MQTT-3.7.2-1 v5.0], [MQTT-3.14.2-1 v5.0], [MQTT-3.15.2-1 v5.0].
 
 /// Defines a reason code enum with its byte conversions.
 macro_rules! reason_codes {

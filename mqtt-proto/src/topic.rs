@@ -186,7 +186,7 @@ impl TopicFilter {
 
     /// Whether `name` matches this filter by the rules of spec 4.7: `+` matches one level,
     /// `#` the parent and any number of levels below, and names starting with `$` are not
-    /// matched by a filter starting with a wildcard [MQTT-4.7.2-1].
+    /// matched by a filter starting with a wildcard [MQTT-4.7.2-1 v3.1.1 v5.0].
     pub fn matches(&self, name: &TopicName) -> bool {
         matches(self.match_filter(), name.as_str())
     }
@@ -227,7 +227,7 @@ fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
         return Err(TopicError::TooLong);
     }
     let filter = if s.starts_with(SHARE_PREFIX) {
-        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        // [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]
         let (group, filter) = split_shared(s).ok_or(TopicError::InvalidShareName)?;
         if group.is_empty() || (wildcard && group.contains(['+', '#'])) || filter.is_empty() {
             return Err(TopicError::InvalidShareName);
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn names_never_hold_wildcards() {
-        // [MQTT-3.3.2-2] [MQTT-4.7.1-1] [MQTT-4.7.0-1]
+        // [MQTT-3.3.2-2] [MQTT-4.7.1-1] [MQTT-4.7.0-1 v5.0]
         assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a/#"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a#"), Err(TopicError::WildcardInName));
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn multi_level_wildcard_is_last_and_alone() {
-        // [MQTT-4.7.1-2] (3.1.1) / [MQTT-4.7.1-1] (5.0)
+        // [MQTT-4.7.1-2 v3.1.1] / [MQTT-4.7.1-1 v5.0]
         for ok in ["#", "a/#", "a/b/#", "+/#", "/#"] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn single_level_wildcard_fills_a_level() {
-        // [MQTT-4.7.1-3] (3.1.1) / [MQTT-4.7.1-2] (5.0)
+        // [MQTT-4.7.1-3 v3.1.1] / [MQTT-4.7.1-2 v5.0]
         for ok in ["+", "+/+", "a/+/b", "/+", "+/"] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn shared_subscriptions() {
-        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        // [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]
         let f = filter("$share/group/sensors/+");
         assert!(f.is_shared());
         assert_eq!(f.share_name(), Some("group"));

@@ -76,7 +76,7 @@ impl QoS {
     }
 }
 
-/// A packet identifier: a 16-bit number that is never zero [MQTT-2.3.1-1].
+/// A packet identifier: a 16-bit number that is never zero [MQTT-2.3.1-1 v3.1.1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PacketId(NonZeroU16);
 
@@ -126,7 +126,7 @@ impl<'a> arbitrary::Arbitrary<'a> for PacketId {
 }
 
 /// The QoS of a PUBLISH together with its packet identifier, which exists exactly when QoS > 0
-/// [MQTT-2.3.1-5].
+/// [MQTT-2.3.1-5 v3.1.1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum QosPid {
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn packet_id_zero_is_rejected() {
-        // [MQTT-2.3.1-1]
+        // [MQTT-2.3.1-1 v3.1.1]
         assert!(PacketId::new(0).is_none());
         assert_eq!(PacketId::new(7).map(PacketId::get), Some(7));
     }

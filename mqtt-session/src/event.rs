@@ -108,7 +108,7 @@ pub enum PublishOutcome {
         properties: Box<AckProperties>,
     },
     /// 5.0: the server refused the message with PUBACK or PUBREC of 0x80 or above; it is not
-    /// sent again [MQTT-4.4.0-2].
+    /// sent again [MQTT-4.4.0-2 v5.0].
     Rejected {
         /// The reason.
         reason: PubAckReasonCode,
@@ -256,7 +256,7 @@ pub enum PublishError {
     /// The queue behind the in-flight window is full: back off and retry.
     #[error("publish queue is full")]
     QueueFull,
-    /// The packet would exceed the server's maximum packet size [MQTT-3.2.2-15].
+    /// The packet would exceed the server's maximum packet size [MQTT-3.2.2-15 v5.0].
     #[error("packet of {size} bytes exceeds the server's maximum of {max}")]
     PacketTooLarge {
         /// Encoded size.
@@ -264,7 +264,7 @@ pub enum PublishError {
         /// The server's maximum.
         max: usize,
     },
-    /// The QoS exceeds the server's Maximum QoS [MQTT-3.2.2-11].
+    /// The QoS exceeds the server's Maximum QoS [MQTT-3.2.2-11 v5.0].
     #[error("QoS {requested:?} exceeds the server's maximum {max:?}")]
     QoSNotSupported {
         /// Asked for.
@@ -272,7 +272,7 @@ pub enum PublishError {
         /// Allowed.
         max: QoS,
     },
-    /// RETAIN on a server without retain support [MQTT-3.2.2-14].
+    /// RETAIN on a server without retain support [MQTT-3.2.2-14 v5.0].
     #[error("the server does not support retained messages")]
     RetainNotSupported,
     /// The message cannot be expressed in the protocol version (e.g. 5.0 properties on 3.1.1).
@@ -281,7 +281,7 @@ pub enum PublishError {
     /// The session store failed to record the message.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A client's PUBLISH never carries a Subscription Identifier [MQTT-3.3.4-6].
+    /// A client's PUBLISH never carries a Subscription Identifier [MQTT-3.3.4-6 v5.0].
     #[error("a client may not send a subscription identifier in PUBLISH [MQTT-3.3.4-6]")]
     SubscriptionIdentifierInPublish,
     /// A disconnect was asked for; no new messages are taken.
@@ -329,15 +329,15 @@ pub enum AckError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7].
+    /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7 v5.0].
     #[error("enhanced authentication needs MQTT 5.0 and an authentication method")]
     NotNegotiated,
-    /// The Authentication Method differs from the one in CONNECT [MQTT-4.12.0-5],
-    /// [MQTT-4.12.1-1].
+    /// The Authentication Method differs from the one in CONNECT [MQTT-4.12.0-5 v5.0],
+    /// [MQTT-4.12.1-1 v5.0].
     #[error("AUTH must carry the authentication method of CONNECT")]
     MethodMismatch,
     /// A reason code the client may not send now: only 0x18 while connecting
-    /// [MQTT-4.12.0-3], 0x18 or 0x19 once connected.
+    /// [MQTT-4.12.0-3 v5.0], 0x18 or 0x19 once connected.
     #[error("AUTH reason code {0:?} is not allowed here")]
     WrongReasonCode(mqtt_proto::AuthReasonCode),
     /// There is no connection to send it on.

@@ -1,7 +1,7 @@
 //! Incoming state: the bounded queue of messages delivered and not yet taken by the
 //! application, identifiers of QoS 2 messages not yet released, and the queues that keep PUBACK
-//! and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3], even
-//! when the application acknowledges out of order.
+//! and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2 v3.1.1 v5.0],
+//! [MQTT-4.6.0-3 v3.1.1 v5.0], even when the application acknowledges out of order.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -477,7 +477,7 @@ impl Session {
         let clean_start = self.config.clean_start
             && (!self.session_started || !self.config.session_outlives_connection());
         if clean_start {
-            // [MQTT-3.1.2-4] (5.0) / [MQTT-3.1.2-6] (3.1.1): a clean start discards the old session.
+            // [MQTT-3.1.2-4 v5.0] / [MQTT-3.1.2-6 v3.1.1]: a clean start discards the old session.
             self.discard_session(now);
         }
         let mut properties = self.config.properties.clone();
@@ -555,7 +555,7 @@ impl Session {
             return;
         }
         debug!(client_id = %self.client_id, clean_start, "CONNECT");
-        // [MQTT-3.1.0-1]: CONNECT is the first packet on the connection.
+        // [MQTT-3.1.0-1 v3.1.1 v5.0]: CONNECT is the first packet on the connection.
         if let Err(e) = self.send(now, &Packet::from(connect)) {
             self.end_connection(ConnectionError::InvalidConfig(ConfigError::Encode(e)), None);
         }
@@ -722,7 +722,7 @@ impl Session {
                         self.end_connection(ConnectionError::KeepAliveTimeout, None);
                     }
                 } else if let Some(ka) = conn.keep_alive {
-                    // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0): PINGREQ when idle. Silence
+                    // [MQTT-3.1.2-23 v3.1.1] / [MQTT-3.1.2-20 v5.0]: PINGREQ when idle. Silence
                     // from the server also prompts one, so half-open connections are found
                     // even while we keep sending.
                     let idle_since = if listening {
@@ -792,13 +792,13 @@ impl Session {
     /// at, while it waits in the queue. If the interval has passed when the session would send
     /// it, the message is dropped unsent, its stored record removed, and [`Event::Published`]
     /// reports [`PublishOutcome::Expired`]. Otherwise its PUBLISH carries the interval left,
-    /// as [MQTT-3.3.2-6] asks of a server that forwards a message: in whole seconds, rounded
+    /// as [MQTT-3.3.2-6 v5.0] asks of a server that forwards a message: in whole seconds, rounded
     /// down so that the server keeps it no longer than asked, but at least 1, since 0 would
     /// send a message that is still alive as one without a lifetime.
     ///
     /// A message whose PUBLISH was sent is not expired: its delivery has started (the server
-    /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5]), a QoS 2
-    /// sender must not expire it [MQTT-4.3.3-7], and a resumed session resends every
+    /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5 v5.0]), a QoS 2
+    /// sender must not expire it [MQTT-4.3.3-7 v5.0], and a resumed session resends every
     /// unacknowledged PUBLISH [MQTT-4.4.0-1]. The resent PUBLISH carries the interval left,
     /// at least 1 even past the deadline, so that the server, which counts from its own
     /// receipt, holds the message no more than a second longer than asked. A flow whose
@@ -904,7 +904,7 @@ impl Session {
     /// Checks what can be checked before a message is queued.
     fn check_message(&self, message: &Message) -> Result<(), PublishError> {
         if !message.properties.subscription_identifiers.is_empty() {
-            // [MQTT-3.3.4-6]
+            // [MQTT-3.3.4-6 v5.0]
             return Err(PublishError::SubscriptionIdentifierInPublish);
         }
         let probe = self.build_publish(message, PacketId::new(1));
@@ -1087,7 +1087,7 @@ impl Session {
             && self.inbound.qos2.get(&acked.get()) == Some(&Qos2State::Delivered)
         {
             // Record the identifier now, even if its PUBREC must wait for earlier ones
-            // [MQTT-4.6.0-3]: a restart in between must not deliver the message again.
+            // [MQTT-4.6.0-3 v3.1.1 v5.0]: a restart in between must not deliver the message again.
             if let Err(e) = self.store_incoming(acked) {
                 self.inbound.unmark(token);
                 return Err(AckError::Store(e));
@@ -1096,7 +1096,7 @@ impl Session {
         for id in self.inbound.ready(kind) {
             match kind {
                 AckKind::PubAck => {
-                    // [MQTT-4.3.2-4] [MQTT-4.5.0-2]
+                    // [MQTT-4.3.2-4 v5.0] [MQTT-4.5.0-2 v3.1.1 v5.0]
                     let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
                 }
                 AckKind::PubRec => {
@@ -1104,7 +1104,7 @@ impl Session {
                         continue;
                     }
                     self.inbound.qos2.insert(id.get(), Qos2State::Received);
-                    // [MQTT-4.3.3-8] (5.0)
+                    // [MQTT-4.3.3-8 v5.0]
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
                 }
             }
@@ -1116,15 +1116,15 @@ impl Session {
     pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), AuthError> {
         let method = self.config.properties.authentication_method.as_ref();
         if !self.version().is_v5() || method.is_none() {
-            // [MQTT-4.12.0-7]
+            // [MQTT-4.12.0-7 v5.0]
             return Err(AuthError::NotNegotiated);
         }
         if auth.properties.authentication_method.as_ref() != method {
-            // [MQTT-4.12.0-5] [MQTT-4.12.1-1]: every AUTH repeats the method of CONNECT.
+            // [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0]: every AUTH repeats the method of CONNECT.
             return Err(AuthError::MethodMismatch);
         }
         let allowed = match self.state() {
-            // [MQTT-4.12.0-3]: while connecting, only "continue authentication".
+            // [MQTT-4.12.0-3 v5.0]: while connecting, only "continue authentication".
             ConnectionState::Connecting => {
                 auth.reason_code == AuthReasonCode::ContinueAuthentication
             }
@@ -1165,8 +1165,8 @@ impl Session {
     }
 
     /// Drops the Reason String, then the User Properties, of a DISCONNECT or AUTH that would
-    /// exceed the server's Maximum Packet Size [MQTT-3.14.2-3] [MQTT-3.14.2-4]
-    /// [MQTT-3.15.2-2] [MQTT-3.15.2-3].
+    /// exceed the server's Maximum Packet Size [MQTT-3.14.2-3 v5.0] [MQTT-3.14.2-4 v5.0]
+    /// [MQTT-3.15.2-2 v5.0] [MQTT-3.15.2-3 v5.0].
     fn fit_diagnostics(&self, packet: &mut Packet) {
         let Some(max) = self
             .conn
@@ -1212,7 +1212,7 @@ impl Session {
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
         if let Err(e) = self.commit() {
             // Nothing of this batch goes out, not even a DISCONNECT: it may be the first
-            // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1].
+            // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1 v3.1.1 v5.0].
             self.transmit.clear();
             self.end_connection(ConnectionError::StoreFailed(e), None);
         }
@@ -1349,7 +1349,7 @@ impl Session {
 
     fn on_connack(&mut self, now: Instant, connack: ConnAck) {
         if !connack.reason_code.is_success() {
-            // [MQTT-4.13.2-1]: a refusal closes the connection.
+            // [MQTT-4.13.2-1 v5.0]: a refusal closes the connection.
             self.close(ConnectionError::Refused {
                 reason: connack.reason_code,
                 properties: Box::new(connack.properties),
@@ -1368,7 +1368,7 @@ impl Session {
         conn.state = ConnectionState::Connected;
         let props = &connack.properties;
         if let Some(ka) = props.server_keep_alive {
-            // [MQTT-3.1.2-21] [MQTT-3.2.2-21]: the server's keep alive replaces ours.
+            // [MQTT-3.1.2-21 v5.0] [MQTT-3.2.2-21 v5.0]: the server's keep alive replaces ours.
             conn.keep_alive = (ka > 0).then(|| Duration::from_secs(u64::from(ka)));
         }
         conn.server = ServerLimits {
@@ -1533,10 +1533,10 @@ impl Session {
     }
 
     /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
-    /// [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1].
+    /// [MQTT-4.4.0-1] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0].
     ///
     /// PUBLISH packets beyond the server's send quota wait, in order, for flows to complete
-    /// [MQTT-4.9.0-2]: a session can hold more flows than the server now allows (it restarted
+    /// [MQTT-4.9.0-2 v5.0]: a session can hold more flows than the server now allows (it restarted
     /// with a lower Receive Maximum, or this is another broker of a cluster).
     fn retransmit(&mut self, now: Instant) {
         self.outbound.held.clear();
@@ -1775,7 +1775,7 @@ impl Session {
                 continue;
             }
             if message.qos > QoS::AtMostOnce {
-                // [MQTT-4.9.0-2]: no new QoS 1/2 PUBLISH while the send quota is used up.
+                // [MQTT-4.9.0-2 v5.0]: no new QoS 1/2 PUBLISH while the send quota is used up.
                 if self.outbound.inflight.len() >= self.send_window() {
                     return;
                 }
@@ -1901,7 +1901,7 @@ impl Session {
                 self.deliver(publish, size, Some((AckKind::PubAck, id)));
             }
             QosPid::ExactlyOnce(id) => match self.inbound.qos2.get(&id.get()) {
-                // [MQTT-4.3.3-10] (5.0) / [MQTT-4.3.3-2] (3.1.1): a resend before PUBREL is
+                // [MQTT-4.3.3-10 v5.0] / [MQTT-4.3.3-2 v3.1.1]: a resend before PUBREL is
                 // answered but never delivered twice.
                 Some(Qos2State::Received) => {
                     self.inbound.tentative.remove(&id.get());
@@ -2022,7 +2022,7 @@ impl Session {
         } else if self.version().is_v5() {
             comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
         }
-        // [MQTT-4.3.3-11] (5.0)
+        // [MQTT-4.3.3-11 v5.0]
         let _ = self.send(now, &Packet::PubComp(comp));
     }
 
@@ -2031,7 +2031,7 @@ impl Session {
         let Some(record) = self.outbound.remove(id) else {
             return;
         };
-        // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed, and
+        // [MQTT-2.3.1-3 v3.1.1]: the identifier is free once the acknowledgement is processed, and
         // once its record is gone: a new flow under it must not lose its record to a retry.
         if self.write_store(now, |store| store.remove_outgoing(id)) || self.store.is_none() {
             self.ids.release(id);
@@ -2068,7 +2068,7 @@ impl Session {
                 properties,
             }
         } else {
-            // [MQTT-4.4.0-2]
+            // [MQTT-4.4.0-2 v5.0]
             PublishOutcome::Rejected {
                 reason: ack.reason_code,
                 properties,
@@ -2082,7 +2082,7 @@ impl Session {
         match self.flow_state(id) {
             Some((QoS::ExactlyOnce, OutgoingState::Published)) => {
                 if !rec.reason_code.is_success() {
-                    // [MQTT-4.4.0-2] [MQTT-4.3.3-4]: a failed PUBREC ends the flow.
+                    // [MQTT-4.4.0-2 v5.0] [MQTT-4.3.3-4 v5.0]: a failed PUBREC ends the flow.
                     let outcome = PublishOutcome::Rejected {
                         reason: rec.reason_code,
                         properties: Box::new(rec.properties),
@@ -2119,7 +2119,7 @@ impl Session {
                 return;
             }
         }
-        // [MQTT-4.3.3-4] (5.0) / [MQTT-4.3.3-1] (3.1.1)
+        // [MQTT-4.3.3-4 v5.0] / [MQTT-4.3.3-1 v3.1.1]
         let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
     }
 
@@ -2258,7 +2258,7 @@ impl Session {
         }
     }
 
-    /// The server broke the protocol: tell it why (5.0) and close [MQTT-4.8.0-1].
+    /// The server broke the protocol: tell it why (5.0) and close [MQTT-4.8.0-1 v3.1.1].
     fn violation(&mut self, violation: ProtocolViolation) {
         warn!(%violation, "closing the connection");
         let reason = violation.disconnect_reason();
@@ -2294,18 +2294,18 @@ fn check_against_server(
     size: usize,
 ) -> Result<(), PublishError> {
     if message.qos > server.max_qos {
-        // [MQTT-3.2.2-11]
+        // [MQTT-3.2.2-11 v5.0]
         return Err(PublishError::QoSNotSupported {
             requested: message.qos,
             max: server.max_qos,
         });
     }
     if message.retain && !server.retain_available {
-        // [MQTT-3.2.2-14]
+        // [MQTT-3.2.2-14 v5.0]
         return Err(PublishError::RetainNotSupported);
     }
     if size > server.max_packet_size {
-        // [MQTT-3.2.2-15]
+        // [MQTT-3.2.2-15 v5.0]
         return Err(PublishError::PacketTooLarge {
             size,
             max: server.max_packet_size,

@@ -85,7 +85,7 @@ fn the_byte_bound_counts_packet_sizes_and_admits_one_oversized_message() {
 
 #[test]
 fn reported_delivery_acknowledges_when_the_driver_reports_the_message_taken() {
-    // [MQTT-4.3.2-4] [MQTT-4.3.3-8]: the acknowledgements still go out, later, in order.
+    // [MQTT-4.3.2-4 v5.0] [MQTT-4.3.3-8 v5.0]: the acknowledgements still go out, later, in order.
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut cfg = config(version);
         cfg.delivery = Delivery::Reported;
@@ -104,7 +104,7 @@ fn reported_delivery_acknowledges_when_the_driver_reports_the_message_taken() {
         );
         assert_eq!(pair.session.inbound_held().0, 4);
         // The application takes them out of order: acknowledgements keep arrival order
-        // [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+        // [MQTT-4.6.0-2 v3.1.1 v5.0] [MQTT-4.6.0-3 v3.1.1 v5.0].
         pair.session.handle_taken(pair.now, tokens[2]);
         assert!(pair.sent().is_empty(), "PUBACK 3 waits for PUBACK 1");
         pair.session.handle_taken(pair.now, tokens[0]);

@@ -1,7 +1,7 @@
 //! Message Expiry (5.0) of the messages the session holds: queued ones expire or go with the
 //! interval left, sent ones are resent and never expire, and deadlines survive a restart
-//! through the wall clock. The spec states these rules for the server ([MQTT-3.3.2-5],
-//! [MQTT-3.3.2-6]); the session applies them to the messages it holds for the server.
+//! through the wall clock. The spec states these rules for the server ([MQTT-3.3.2-5 v5.0],
+//! [MQTT-3.3.2-6 v5.0]); the session applies them to the messages it holds for the server.
 
 mod common;
 
@@ -187,8 +187,8 @@ fn a_message_behind_the_window_expires_while_it_waits() {
 
 #[test]
 fn a_sent_message_is_resent_with_the_interval_left_and_never_expires() {
-    // [MQTT-4.3.3-7]: a QoS 2 sender does not expire a message whose PUBLISH it sent;
-    // [MQTT-4.4.0-1]: a resumed session resends every unacknowledged PUBLISH. QoS 1 alike.
+    // [MQTT-4.3.3-7 v5.0]: a QoS 2 sender does not expire a message whose PUBLISH it sent;
+    // [MQTT-4.4.0-1 v5.0]: a resumed session resends every unacknowledged PUBLISH. QoS 1 alike.
     let mut pair = Pair::new(v5_persistent());
     pair.connect(false);
     let t1 = pair
@@ -328,7 +328,7 @@ fn a_restart_past_the_deadline_drops_the_message_and_one_before_it_sends_the_int
 
 #[test]
 fn a_flow_restored_past_its_deadline_is_resent_not_expired() {
-    // [MQTT-4.4.0-1] [MQTT-4.3.3-7]
+    // [MQTT-4.4.0-1] [MQTT-4.3.3-7 v5.0]
     let dir = tempfile::tempdir().unwrap();
     let mut pair = restarted(dir.path(), Instant::now());
     pair.session.handle_wall_clock(pair.now, T);

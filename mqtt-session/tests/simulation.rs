@@ -31,9 +31,9 @@
 //!   application first receives the QoS 1/2 messages the broker routed at QoS 1/2 in publish
 //!   order. Both hold across reconnects and restarts, not just within one connection: TCP
 //!   delivers a prefix of what was written, acknowledgements come back in order, and resends
-//!   go in the original order [MQTT-4.6.0-1], so a first reception can never overtake an
-//!   earlier message. Duplicates (QoS 1 redeliveries) are not first receptions and may come
-//!   in any order.
+//!   go in the original order [MQTT-4.6.0-1 v3.1.1 v5.0], so a first reception can never overtake
+//!   an earlier message. Duplicates (QoS 1 redeliveries) are not first receptions and may come in
+//!   any order.
 //! - **Sessions**: a persistent session is resumed (Session Present) by every connection after
 //!   the first, restarts included.
 //! - **Bounds**, at every step: `inflight() <= max_inflight`, `queued() <= max_queued`,
@@ -651,8 +651,8 @@ fn discarded_session_requeues_within_the_documented_bound() {
 fn an_acknowledged_qos2_message_is_not_delivered_again_after_a_restart() {
     // Manual acks. Two QoS 2 messages come back from the broker; the application acknowledges
     // the second one only, then the process restarts. The session holds the second PUBREC
-    // back until the first message is acknowledged ([MQTT-4.6.0-3]) but records the packet
-    // identifier at once, so the restarted process answers the broker's resend without
+    // back until the first message is acknowledged ([MQTT-4.6.0-3 v3.1.1 v5.0]) but records the
+    // packet identifier at once, so the restarted process answers the broker's resend without
     // delivering it again.
     for version in VERSIONS {
         let mut cfg = SimConfig::new(version);

@@ -180,7 +180,7 @@ impl Connect {
         let will_qos = (flags & WILL_QOS_MASK) >> WILL_QOS_SHIFT;
         let bad_flags = flags & RESERVED != 0 // [MQTT-3.1.2-3]
             || (!will_flag && (will_qos != 0 || flags & WILL_RETAIN != 0)) // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
-            || will_qos == 3 // [MQTT-3.1.2-14] (3.1.1) / [MQTT-3.1.2-12] (5.0)
+            || will_qos == 3 // [MQTT-3.1.2-14 v3.1.1] / [MQTT-3.1.2-12 v5.0]
             || (!v5 && flags & PASSWORD != 0 && flags & USERNAME == 0); // [MQTT-3.1.2-22]
         if bad_flags {
             return fail(DecodeError::InvalidConnectFlags(flags));
@@ -191,11 +191,12 @@ impl Connect {
         } else {
             (input, ConnectProperties::default())
         };
-        // [MQTT-3.1.3-1] [MQTT-3.1.3-3] [MQTT-3.1.3-4]: client id first, then will, user, password.
+        // [MQTT-3.1.3-1] [MQTT-3.1.3-3 v3.1.1 v5.0] [MQTT-3.1.3-4 v3.1.1 v5.0]: client id first,
+        // then will, user, password.
         let (mut input, client_id) = primitives::string(frame, input)?;
         let mut will = None;
         if will_flag {
-            // [MQTT-3.1.2-9]
+            // [MQTT-3.1.2-9 v3.1.1 v5.0]
             let (rest, will_properties) = if v5 {
                 WillProperties::parse(frame, input)?
             } else {
@@ -214,14 +215,14 @@ impl Connect {
         }
         let mut username = None;
         if flags & USERNAME != 0 {
-            // [MQTT-3.1.2-19] (3.1.1) / [MQTT-3.1.2-17] (5.0)
+            // [MQTT-3.1.2-19 v3.1.1] / [MQTT-3.1.2-17 v5.0]
             let (rest, u) = primitives::string(frame, input)?;
             username = Some(u);
             input = rest;
         }
         let mut password = None;
         if flags & PASSWORD != 0 {
-            // [MQTT-3.1.2-21] (3.1.1) / [MQTT-3.1.2-19] (5.0)
+            // [MQTT-3.1.2-21 v3.1.1] / [MQTT-3.1.2-19 v5.0]
             let (rest, p) = primitives::binary(frame, input)?;
             password = Some(p);
             input = rest;

@@ -318,7 +318,7 @@ impl Broker {
     }
 
     /// When the client's keep alive runs out: one and a half times the interval after the
-    /// last packet [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0).
+    /// last packet [MQTT-3.1.2-24 v3.1.1] / [MQTT-3.1.2-22 v5.0].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().filter(|c| c.connected && !c.closing)?;
         conn.keep_alive.map(|ka| conn.last_heard + ka + ka / 2)
@@ -470,7 +470,7 @@ impl Broker {
             Packet::Connect(c) if !connected => self.on_connect(now, *c),
             Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2]"),
             other if !connected => self.violation(&format!(
-                "{:?} before CONNECT [MQTT-3.1.0-1]",
+                "{:?} before CONNECT [MQTT-3.1.0-1 v3.1.1 v5.0]",
                 other.packet_type()
             )),
             Packet::Publish(p) => self.on_publish(p),
@@ -517,7 +517,7 @@ impl Broker {
             }
         }
         if connect.clean_start {
-            // [MQTT-3.1.2-6] (3.1.1) / [MQTT-3.1.2-4] (5.0)
+            // [MQTT-3.1.2-6 v3.1.1] / [MQTT-3.1.2-4 v5.0]
             self.drop_session();
         }
         let present = self.session.is_some();
@@ -540,7 +540,7 @@ impl Broker {
         conn.connected = true;
         conn.version = version;
         conn.decoder.set_version(version);
-        // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's.
+        // [MQTT-3.2.2-21 v5.0]: a Server Keep Alive replaces the client's.
         let keep_alive = match self.config.server_keep_alive {
             Some(ka) if v5 => ka,
             _ => connect.keep_alive,
@@ -620,7 +620,7 @@ impl Broker {
                     // cannot know is over: it may exceed the quota by those.
                     let stale = usize::from(self.allow_stale_pubrel) * usize::from(limit);
                     if open >= usize::from(limit) + stale {
-                        // [MQTT-3.3.4-9] (5.0)
+                        // [MQTT-3.3.4-9 v5.0]
                         self.violation(&format!(
                             "PUBLISH {id} exceeds the Receive Maximum {limit} ({open} open)"
                         ));
@@ -634,7 +634,7 @@ impl Broker {
             (Some(OpenFlow::Request), OpenFlow::Request) => {}
             (Some(old), OpenFlow::Publish { .. }) if old == flow && dup => {}
             (Some(old), _) => {
-                // [MQTT-2.3.1-2] (3.1.1) / [MQTT-2.2.1-3] (5.0)
+                // [MQTT-2.3.1-2 v3.1.1] / [MQTT-2.2.1-3 v5.0]
                 self.violation(&format!(
                     "packet identifier {id} reused while its flow {old:?} is open (new: {flow:?}, dup {dup})"
                 ));
@@ -653,7 +653,7 @@ impl Broker {
             if let Some(alias) = publish.properties.topic_alias {
                 let max = self.config.topic_alias_maximum;
                 if alias.get() > max {
-                    // [MQTT-3.3.2-9]
+                    // [MQTT-3.3.2-9 v5.0]
                     return self.violation(&format!("topic alias {alias} above maximum {max}"));
                 }
                 let conn = self.conn.as_mut().expect("connected");
@@ -674,7 +674,7 @@ impl Broker {
             .expect("a connected client has a session");
         let resent = session.seen.contains(&msg_id);
         if resent && qos != QoS::AtMostOnce && !publish.dup {
-            // [MQTT-3.3.1-1]: a resend carries DUP.
+            // [MQTT-3.3.1-1 v3.1.1 v5.0]: a resend carries DUP.
             return self.violation(&format!(
                 "message {msg_id} sent again without DUP (packet {:?})",
                 publish.packet_id()
@@ -694,7 +694,7 @@ impl Broker {
                 } else {
                     self.accept(msg_id, &publish);
                 }
-                // [MQTT-4.3.2-4] (3.1.1) / [MQTT-4.3.2-5] (5.0)
+                // [MQTT-4.3.2-4] (3.1.1) / [MQTT-4.3.2-5 v5.0]
                 self.send(Packet::PubAck(ack));
             }
             QosPid::ExactlyOnce(id) => {
@@ -705,7 +705,7 @@ impl Broker {
                 } else {
                     self.stats.duplicates_from_client += 1;
                 }
-                // [MQTT-4.3.3-9] (5.0): PUBREC for every copy until PUBREL.
+                // [MQTT-4.3.3-9 v5.0]: PUBREC for every copy until PUBREL.
                 self.send(Packet::PubRec(PubRec::new(id)));
             }
         }
@@ -807,7 +807,7 @@ impl Broker {
         };
         let mut publish = Publish::new(msg.topic.clone(), qos_pid, msg.payload.clone());
         publish.dup = dup && qos_pid != QosPid::AtMostOnce;
-        // 5.0 topic aliases towards the client, within its maximum [MQTT-3.3.2-10]: the topic
+        // 5.0 topic aliases towards the client, within its maximum [MQTT-3.3.2-10 v5.0]: the topic
         // goes in full with a new alias once per connection, then the alias alone.
         if let Some(conn) = self.conn.as_mut().filter(|c| c.version.is_v5()) {
             let known = conn.out_aliases.get(&msg.topic).copied();
@@ -897,7 +897,7 @@ impl Broker {
             // The PUBCOMP for an earlier copy of this PUBREL was lost with a connection.
             comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
         }
-        // [MQTT-4.3.3-11] (5.0) / [MQTT-4.3.3-2] (3.1.1)
+        // [MQTT-4.3.3-11 v5.0] / [MQTT-4.3.3-2 v3.1.1]
         self.send(Packet::PubComp(comp));
     }
 

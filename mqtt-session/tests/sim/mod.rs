@@ -255,8 +255,8 @@ pub struct Ledger {
     /// Deliveries waiting for the application's `ack` (manual acks), in arrival order.
     pub unacked: Vec<(AckToken, u64, QoS, u16)>,
     /// QoS 2 deliveries with manual acks in arrival order, and whether `ack` took each. The
-    /// session sends PUBREC in arrival order only [MQTT-4.6.0-3], but records the identifier
-    /// as soon as `ack` takes it.
+    /// session sends PUBREC in arrival order only [MQTT-4.6.0-3 v3.1.1 v5.0], but records the
+    /// identifier as soon as `ack` takes it.
     pub qos2_acks: VecDeque<(AckToken, u64, bool)>,
     pub connected: Vec<bool>,
     pub disconnects: Vec<ConnectionError>,
