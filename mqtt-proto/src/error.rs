@@ -16,13 +16,15 @@ pub enum TopicError {
     /// Topic names and filters never contain U+0000 [MQTT-4.7.3-2 v3.1.1 v5.0].
     #[error("topic contains U+0000 [MQTT-4.7.3-2]")]
     NullCharacter,
-    /// A topic name contains `+` or `#` [MQTT-3.3.2-2 v3.1.1 v5.0], [MQTT-4.7.1-1].
+    /// A topic name contains `+` or `#` [MQTT-3.3.2-2 v3.1.1 v5.0], [MQTT-4.7.1-1 v3.1.1],
+    /// [MQTT-4.7.0-1 v5.0].
     #[error("topic name contains a wildcard [MQTT-3.3.2-2]")]
     WildcardInName,
-    /// `#` is not alone or after `/`, or is not the last character [MQTT-4.7.1-2].
+    /// `#` is not alone or after `/`, or is not the last character [MQTT-4.7.1-2 v3.1.1],
+    /// [MQTT-4.7.1-1 v5.0].
     #[error("misplaced '#' in topic filter [MQTT-4.7.1-2]")]
     MisplacedMultiLevelWildcard,
-    /// `+` does not fill a whole level [MQTT-4.7.1-3 v3.1.1].
+    /// `+` does not fill a whole level [MQTT-4.7.1-3 v3.1.1], [MQTT-4.7.1-2 v5.0].
     #[error("'+' does not fill a whole topic level [MQTT-4.7.1-3]")]
     MisplacedSingleLevelWildcard,
     /// A `$share/` filter has an empty or ill-formed share name, or no filter after it
@@ -65,7 +67,7 @@ pub enum DecodeError {
     /// Packet type 0, or 15 (AUTH) before 5.0.
     #[error("invalid packet type {0}")]
     InvalidPacketType(u8),
-    /// Reserved fixed-header flag bits are not as the spec lists them [MQTT-2.2.2-1],
+    /// Reserved fixed-header flag bits are not as the spec lists them [MQTT-2.2.2-1 v3.1.1],
     /// [MQTT-2.1.3-1 v5.0].
     #[error("invalid fixed header flags {flags:#06b} for {packet:?} [MQTT-2.2.2-1]")]
     InvalidFlags {
@@ -74,7 +76,7 @@ pub enum DecodeError {
         /// The low nibble of the first byte.
         flags: u8,
     },
-    /// PUBLISH with both QoS bits set [MQTT-3.3.1-4].
+    /// PUBLISH with both QoS bits set [MQTT-3.3.1-4 v3.1.1 v5.0].
     #[error("QoS 3 [MQTT-3.3.1-4]")]
     InvalidQoS,
     /// DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2 v3.1.1 v5.0].
@@ -98,18 +100,19 @@ pub enum DecodeError {
     /// A topic name is empty without a topic alias standing in for it [MQTT-3.3.2-1 v3.1.1 v5.0].
     #[error("empty topic name without a topic alias")]
     EmptyTopicWithoutAlias,
-    /// CONNECT's protocol name is neither `MQTT` nor `MQIsdp` [MQTT-3.1.2-1].
+    /// CONNECT's protocol name is neither `MQTT` nor `MQIsdp` [MQTT-3.1.2-1 v3.1.1 v5.0].
     #[error("unknown protocol name [MQTT-3.1.2-1]")]
     InvalidProtocolName,
     /// CONNECT's protocol level is not 3, 4 or 5, or does not match the name.
     #[error("unsupported protocol level {0}")]
     UnsupportedProtocolLevel(u8),
-    /// CONNECT flags break a rule: reserved bit set [MQTT-3.1.2-3], will QoS/retain without
-    /// will [MQTT-3.1.2-11], [MQTT-3.1.2-13], [MQTT-3.1.2-15 v3.1.1], will QoS 3
-    /// [MQTT-3.1.2-14 v3.1.1], password without user name before 5.0 [MQTT-3.1.2-22 v3.1.1].
+    /// CONNECT flags break a rule: reserved bit set [MQTT-3.1.2-3 v3.1.1 v5.0], will QoS/retain
+    /// without will [MQTT-3.1.2-11 v3.1.1 v5.0], [MQTT-3.1.2-13 v3.1.1 v5.0],
+    /// [MQTT-3.1.2-15 v3.1.1], will QoS 3 [MQTT-3.1.2-14 v3.1.1], [MQTT-3.1.2-12 v5.0], password
+    /// without user name before 5.0 [MQTT-3.1.2-22 v3.1.1].
     #[error("invalid CONNECT flags {0:#010b}")]
     InvalidConnectFlags(u8),
-    /// CONNACK acknowledge flags bits 7..1 are not zero [MQTT-3.2.2-1].
+    /// CONNACK acknowledge flags bits 7..1 are not zero [MQTT-3.2.2-1 v5.0].
     #[error("invalid CONNACK flags {0:#010b} [MQTT-3.2.2-1]")]
     InvalidConnAckFlags(u8),
     /// A reason code (or 3.1.1 return code) not defined for this packet.

@@ -158,7 +158,7 @@ reason_codes! {
 
 reason_codes! {
     /// SUBACK reason codes (5.0 spec 3.9.3); 3.1.1 return codes 0, 1, 2 and 0x80 are a subset
-    /// [MQTT-3.9.3-2].
+    /// [MQTT-3.9.3-2 v3.1.1].
     pub enum SubAckReasonCode {
         /// Subscribed with maximum QoS 0.
         GrantedQoS0 = 0x00,

@@ -364,14 +364,14 @@ mod tests {
 
     #[test]
     fn names_are_at_least_one_character() {
-        // [MQTT-4.7.3-1]
+        // [MQTT-4.7.3-1 v3.1.1 v5.0]
         assert_eq!(TopicName::new(""), Err(TopicError::Empty));
         assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
     }
 
     #[test]
     fn names_never_hold_wildcards() {
-        // [MQTT-3.3.2-2] [MQTT-4.7.1-1] [MQTT-4.7.0-1 v5.0]
+        // [MQTT-3.3.2-2 v3.1.1 v5.0] [MQTT-4.7.1-1 v3.1.1] [MQTT-4.7.0-1 v5.0]
         assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a/#"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a#"), Err(TopicError::WildcardInName));
@@ -379,14 +379,14 @@ mod tests {
 
     #[test]
     fn names_and_filters_never_hold_null() {
-        // [MQTT-4.7.3-2]
+        // [MQTT-4.7.3-2 v3.1.1 v5.0]
         assert_eq!(TopicName::new("a\0"), Err(TopicError::NullCharacter));
         assert_eq!(TopicFilter::new("a\0"), Err(TopicError::NullCharacter));
     }
 
     #[test]
     fn names_and_filters_up_to_65535_bytes() {
-        // [MQTT-4.7.3-3]
+        // [MQTT-4.7.3-3 v3.1.1 v5.0]
         let long = "t".repeat(65_535);
         assert!(TopicName::new(&long).is_ok());
         assert!(TopicFilter::new(&long).is_ok());
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn dollar_topics_are_not_matched_by_leading_wildcards() {
-        // [MQTT-4.7.2-1]
+        // [MQTT-4.7.2-1 v3.1.1 v5.0 server], the server's matching rule, which `matches` follows.
         assert!(!filter("#").matches(&name("$SYS/uptime")));
         assert!(!filter("+/uptime").matches(&name("$SYS/uptime")));
         assert!(filter("$SYS/#").matches(&name("$SYS/uptime")));

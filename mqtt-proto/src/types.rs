@@ -65,7 +65,8 @@ pub enum QoS {
 }
 
 impl QoS {
-    /// The QoS for a 2-bit wire value; `None` for 3, which the spec forbids [MQTT-3.3.1-4].
+    /// The QoS for a 2-bit wire value; `None` for 3, which the spec forbids
+    /// [MQTT-3.3.1-4 v3.1.1 v5.0].
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
             0 => Some(Self::AtMostOnce),
@@ -185,7 +186,7 @@ mod tests {
 
     #[test]
     fn qos_three_is_not_a_qos() {
-        // [MQTT-3.3.1-4]
+        // [MQTT-3.3.1-4 v3.1.1 v5.0]
         assert_eq!(QoS::from_u8(3), None);
         assert_eq!(QoS::from_u8(2), Some(QoS::ExactlyOnce));
     }

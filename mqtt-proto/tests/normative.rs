@@ -306,7 +306,8 @@ fn mqtt_1_5_5_1_property_varints_in_shortest_form() {
 
 #[test]
 fn mqtt_2_3_1_1_packet_identifier_zero() {
-    // [MQTT-2.3.1-1 v3.1.1], [MQTT-2.2.1-3 v5.0] [MQTT-2.2.1-4] (5.0): never zero.
+    // [MQTT-2.3.1-1 v3.1.1]: never zero. 5.0 makes it each sender's duty; decoding checks the
+    // server's [MQTT-2.2.1-4 v5.0 server].
     for version in VERSIONS {
         let p = if version == V5 { "00" } else { "" };
         let n = usize::from(version == V5);
@@ -692,7 +693,7 @@ fn mqtt_3_10_3_2_unsubscribe_without_filters() {
 
 #[test]
 fn mqtt_3_8_3_1_filter_needs_its_options_byte() {
-    // [MQTT-3.8.3-1] (both): each filter is a string followed by its options byte.
+    // [MQTT-3.8.3-1 v3.1.1]: each filter is a string followed by its options byte.
     assert_eq!(err(V3_1_1, "82 05 00 01 00 01 't'"), DecodeError::Truncated);
 }
 
@@ -777,7 +778,7 @@ fn connect_5(flags: u8, payload: &str) -> Vec<u8> {
 
 #[test]
 fn mqtt_3_1_2_1_protocol_name() {
-    // [MQTT-3.1.2-1] (3.1.1 and 5.0)
+    // [MQTT-3.1.2-1 v5.0], and the check a 3.1.1 server makes [MQTT-3.1.2-1 v3.1.1 server].
     for version in VERSIONS {
         assert_eq!(
             err(version, "10 0d 00 04 'MQTX' 04 02 00 3c 00 01 'c'"),
@@ -792,7 +793,7 @@ fn mqtt_3_1_2_1_protocol_name() {
 
 #[test]
 fn mqtt_3_1_2_2_protocol_level() {
-    // [MQTT-3.1.2-2] (3.1.1 and 5.0): an unsupported level is refused.
+    // [MQTT-3.1.2-2 v3.1.1 v5.0 server]: an unsupported level is refused, as a server must.
     assert_eq!(
         err(V5, "10 0d 00 04 'MQTT' 06 02 00 3c 00 01 'c'"),
         DecodeError::UnsupportedProtocolLevel(6)
@@ -1109,7 +1110,7 @@ fn mqtt_3_9_3_2_suback_return_codes() {
     only_codes_accepted(V3_1_1, PacketType::SubAck, &[0x00, 0x01, 0x02, 0x80], |c| {
         vec![0x90, 0x03, 0x00, 0x01, c]
     });
-    // [MQTT-3.9.3-2] (5.0): a defined Subscribe Reason Code for every filter.
+    // [MQTT-3.9.3-2 v5.0 server]: a defined Subscribe Reason Code for every filter.
     let defined = [
         0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2,
     ];
@@ -1120,7 +1121,7 @@ fn mqtt_3_9_3_2_suback_return_codes() {
 
 #[test]
 fn mqtt_3_11_3_2_unsuback_reason_codes() {
-    // [MQTT-3.11.3-2] (5.0)
+    // [MQTT-3.11.3-2 v5.0 server]
     let defined = [0x00, 0x11, 0x80, 0x83, 0x87, 0x8f, 0x91];
     only_codes_accepted(V5, PacketType::UnsubAck, &defined, |c| {
         vec![0xb0, 0x04, 0x00, 0x01, 0x00, c]
@@ -1129,7 +1130,7 @@ fn mqtt_3_11_3_2_unsuback_reason_codes() {
 
 #[test]
 fn mqtt_3_2_2_8_connack_reason_codes() {
-    // [MQTT-3.2.2-8] (5.0)
+    // [MQTT-3.2.2-8 v5.0 server]
     let defined = [
         0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95,
         0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f,

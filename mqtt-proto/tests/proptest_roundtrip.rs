@@ -540,7 +540,7 @@ fn subscription(version: ProtocolVersion) -> impl Strategy<Value = Subscription>
                 let options = if v5 {
                     SubscriptionOptions {
                         qos,
-                        // No Local is not allowed on shared subscriptions [MQTT-3.8.3-4].
+                        // No Local is not allowed on shared subscriptions [MQTT-3.8.3-4 v5.0].
                         no_local: no_local && !filter.is_shared(),
                         retain_as_published,
                         retain_handling,

@@ -180,7 +180,7 @@ pub enum ConnectionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Before 5.0 an empty client identifier needs a clean session [MQTT-3.1.3-7].
+    /// Before 5.0 an empty client identifier needs a clean session [MQTT-3.1.3-7 v3.1.1].
     #[error("an empty client id needs a clean session before MQTT 5.0 [MQTT-3.1.3-7]")]
     EmptyClientIdNeedsCleanSession,
     /// CONNECT cannot be encoded (e.g. a password without a user name before 5.0).
@@ -213,7 +213,8 @@ pub enum ProtocolViolation {
     /// A second CONNACK on one connection.
     #[error("second CONNACK")]
     SecondConnAck,
-    /// Session Present set although the client asked for a clean start [MQTT-3.2.2-4].
+    /// Session Present set although the client asked for a clean start [MQTT-3.2.2-1 v3.1.1],
+    /// [MQTT-3.2.2-4 v5.0].
     #[error("session present after a clean start [MQTT-3.2.2-4]")]
     UnexpectedSessionPresent,
     /// A topic alias that is 0, above our maximum, or not yet defined.
@@ -293,7 +294,8 @@ pub enum PublishError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
-    /// No filters were given [MQTT-3.8.3-3].
+    /// No filters were given [MQTT-3.8.3-3 v3.1.1], [MQTT-3.8.3-2 v5.0],
+    /// [MQTT-3.10.3-2 v3.1.1 v5.0].
     #[error("no topic filters")]
     NoFilters,
     /// All 65,535 packet identifiers are in use.

@@ -547,7 +547,7 @@ impl Session {
             return;
         }
         if !v5 && !clean_start && connect.client_id.is_empty() {
-            // [MQTT-3.1.3-7]: an empty client id needs a clean session before 5.0.
+            // [MQTT-3.1.3-7 v3.1.1]: an empty client id needs a clean session before 5.0.
             self.end_connection(
                 ConnectionError::InvalidConfig(ConfigError::EmptyClientIdNeedsCleanSession),
                 None,
@@ -799,7 +799,7 @@ impl Session {
     /// A message whose PUBLISH was sent is not expired: its delivery has started (the server
     /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5 v5.0]), a QoS 2
     /// sender must not expire it [MQTT-4.3.3-7 v5.0], and a resumed session resends every
-    /// unacknowledged PUBLISH [MQTT-4.4.0-1]. The resent PUBLISH carries the interval left,
+    /// unacknowledged PUBLISH [MQTT-4.4.0-1 v5.0]. The resent PUBLISH carries the interval left,
     /// at least 1 even past the deadline, so that the server, which counts from its own
     /// receipt, holds the message no more than a second longer than asked. A flow whose
     /// server lost the session is queued again as a new message, and expires like one.
@@ -1160,7 +1160,8 @@ impl Session {
         let mut packet = Packet::Disconnect(disconnect);
         self.fit_diagnostics(&mut packet);
         let _ = self.send(now, &packet);
-        // [MQTT-3.14.4-1] [MQTT-3.14.4-2]: nothing more is sent; the transport closes.
+        // [MQTT-3.14.4-1 v3.1.1 v5.0] [MQTT-3.14.4-2 v3.1.1 v5.0]: nothing more is sent; the
+        // transport closes.
         self.close(ConnectionError::LocalDisconnect);
     }
 
@@ -1358,7 +1359,7 @@ impl Session {
         }
         let clean_start = self.conn.as_ref().is_some_and(|c| c.clean_start);
         if connack.session_present && clean_start {
-            // [MQTT-3.2.2-4]
+            // [MQTT-3.2.2-4 v5.0]; a 3.1.1 server breaks [MQTT-3.2.2-1 v3.1.1].
             self.violation(ProtocolViolation::UnexpectedSessionPresent);
             return;
         }
@@ -1415,7 +1416,7 @@ impl Session {
                 self.inbound.tentative = self.inbound.qos2.keys().copied().collect();
             }
         } else {
-            // [MQTT-3.2.2-5]: the server has no session, so neither may we.
+            // [MQTT-3.2.2-5 v5.0]: the server has no session, so neither may we.
             self.discard_session(now);
             self.start_resubscription(now, false);
         }
@@ -1533,7 +1534,7 @@ impl Session {
     }
 
     /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
-    /// [MQTT-4.4.0-1] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0].
+    /// [MQTT-4.4.0-1 v3.1.1 v5.0] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0].
     ///
     /// PUBLISH packets beyond the server's send quota wait, in order, for flows to complete
     /// [MQTT-4.9.0-2 v5.0]: a session can hold more flows than the server now allows (it restarted

@@ -85,7 +85,8 @@ fn the_byte_bound_counts_packet_sizes_and_admits_one_oversized_message() {
 
 #[test]
 fn reported_delivery_acknowledges_when_the_driver_reports_the_message_taken() {
-    // [MQTT-4.3.2-4 v5.0] [MQTT-4.3.3-8 v5.0]: the acknowledgements still go out, later, in order.
+    // [MQTT-3.3.4-1 v3.1.1 v5.0] [MQTT-4.3.2-4 v5.0] [MQTT-4.3.3-8 v5.0]: the acknowledgements
+    // still go out, later, in order.
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut cfg = config(version);
         cfg.delivery = Delivery::Reported;
@@ -159,7 +160,8 @@ fn a_resend_of_a_message_still_queued_is_not_delivered_twice() {
 
 #[test]
 fn v5_announces_the_queue_as_receive_maximum_and_holds_the_broker_to_it() {
-    // [MQTT-3.3.4-9] is the server's duty; the client checks it with its queue's bound.
+    // [MQTT-3.3.4-9 v5.0 server] is the server's duty; the client checks it with its queue's
+    // bound.
     let mut cfg = config(ProtocolVersion::V5).max_inbound(2, 1 << 20);
     cfg.delivery = Delivery::Reported;
     cfg.strict_receive_maximum = true;

@@ -64,7 +64,7 @@ const T: Duration = Duration::from_secs(1_700_000_000);
 
 #[test]
 fn an_expired_queued_message_is_dropped_unsent_reported_and_forgotten_by_the_store() {
-    // [MQTT-3.3.2-5], applied by the client to the messages it holds.
+    // [MQTT-3.3.2-5 v5.0 server], applied by the client to the messages it holds.
     let store = MemoryStore::new();
     let session = Session::with_store(v5_persistent(), Box::new(store.clone())).unwrap();
     let mut pair = Pair::with_session(session, ProtocolVersion::V5);
@@ -115,7 +115,8 @@ fn an_expired_queued_message_is_dropped_unsent_reported_and_forgotten_by_the_sto
 
 #[test]
 fn a_queued_message_is_sent_with_the_interval_left_rounded_down_but_never_zero() {
-    // [MQTT-3.3.2-6], applied by the client: the interval is cut by the time it waited.
+    // [MQTT-3.3.2-6 v5.0 server], applied by the client: the interval is cut by the time it
+    // waited.
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     let start = pair.now;
     for (topic, secs) in [("a", 60), ("b", 26), ("c", 3600), ("d", 0)] {
@@ -232,6 +233,8 @@ fn a_sent_message_is_resent_with_the_interval_left_and_never_expires() {
 
 #[test]
 fn a_flow_the_server_lost_is_queued_again_and_expires_like_a_new_message() {
+    // [MQTT-3.2.2-5 v5.0]: the server lost the session, so the client drops the flow and queues
+    // the message anew.
     let mut pair = Pair::new(v5_persistent());
     pair.connect(false);
     let late = pair
@@ -328,7 +331,7 @@ fn a_restart_past_the_deadline_drops_the_message_and_one_before_it_sends_the_int
 
 #[test]
 fn a_flow_restored_past_its_deadline_is_resent_not_expired() {
-    // [MQTT-4.4.0-1] [MQTT-4.3.3-7 v5.0]
+    // [MQTT-4.4.0-1 v5.0] [MQTT-4.3.3-7 v5.0]
     let dir = tempfile::tempdir().unwrap();
     let mut pair = restarted(dir.path(), Instant::now());
     pair.session.handle_wall_clock(pair.now, T);

@@ -90,13 +90,13 @@ fn refused_connack_reports_a_typed_reason() {
     ));
     assert!(
         pair.session.wants_close(),
-        "[MQTT-4.13.2-1] a refusal closes"
+        "[MQTT-3.2.2-5 v3.1.1 server] a refusal closes"
     );
 }
 
 #[test]
 fn qos1_publish_completes_on_its_puback() {
-    // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3 v5.0] [MQTT-2.2.1-5 v5.0]
+    // [MQTT-4.3.2-1 v3.1.1 v5.0] [MQTT-4.3.2-2 v5.0] [MQTT-4.3.2-3 v5.0] [MQTT-2.2.1-5 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -129,8 +129,8 @@ fn qos1_publish_completes_on_its_puback() {
 
 #[test]
 fn qos2_publish_runs_the_four_way_handshake() {
-    // [MQTT-4.3.3-1] [MQTT-4.3.3-2] [MQTT-4.3.3-3 v5.0] [MQTT-4.3.3-4 v5.0] [MQTT-4.3.3-5 v5.0]
-    // [MQTT-2.3.1-6 v3.1.1]
+    // [MQTT-4.3.3-1 v3.1.1 v5.0] [MQTT-4.3.3-2 v5.0] [MQTT-4.3.3-3 v5.0] [MQTT-4.3.3-4 v5.0]
+    // [MQTT-4.3.3-5 v5.0] [MQTT-2.3.1-6 v3.1.1] [MQTT-2.2.1-5 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -294,7 +294,7 @@ fn packet_id_exhaustion_queues_rather_than_fails() {
 
 #[test]
 fn inbound_qos1_is_acknowledged() {
-    // [MQTT-4.3.2-4] [MQTT-4.5.0-2 v3.1.1] [MQTT-3.3.4-1 v3.1.1] [MQTT-4.3.2-5]
+    // [MQTT-4.5.0-2 v3.1.1] [MQTT-3.3.4-1 v3.1.1]
     let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
     pair.connect(false);
     pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(5)), b"hello"));
@@ -398,8 +398,9 @@ fn manual_acks_leave_in_arrival_order() {
 
 #[test]
 fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
-    // [MQTT-4.4.0-1] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0] [MQTT-2.3.1-3 v3.1.1]
-    // [MQTT-4.1.0-1] [MQTT-4.1.0-2]
+    // [MQTT-4.4.0-1 v3.1.1 v5.0] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0]
+    // [MQTT-2.3.1-3 v3.1.1] [MQTT-4.1.0-1 v3.1.1] [MQTT-4.1.0-2 v3.1.1] [MQTT-3.1.2-4 v3.1.1]
+    // [MQTT-3.1.2-23 v5.0]
     for version in VERSIONS {
         let mut cfg = config(version).clean_start(false);
         if version.is_v5() {
@@ -484,7 +485,7 @@ fn session_present_after_clean_start_is_a_violation() {
 
 #[test]
 fn lost_session_requeues_unacknowledged_messages() {
-    // [MQTT-3.2.2-5]: the server has no session; nothing accepted is lost.
+    // [MQTT-3.2.2-3 v3.1.1 server]: the server has no session; nothing accepted is lost.
     let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
     let mut pair = Pair::new(cfg);
     pair.connect(false);
@@ -533,7 +534,7 @@ fn lost_session_requeues_unacknowledged_messages() {
 
 #[test]
 fn keep_alive_pings_when_idle_and_detects_a_dead_server() {
-    // [MQTT-3.1.2-23 v3.1.1] / [MQTT-3.1.2-20] (5.0)
+    // [MQTT-3.1.2-23 v3.1.1]
     let mut cfg = config(ProtocolVersion::V3_1_1).keep_alive(Duration::from_secs(30));
     cfg.ping_timeout = Duration::from_secs(5);
     let mut pair = Pair::new(cfg);
@@ -939,7 +940,7 @@ fn server_disconnect_is_reported_with_its_reason() {
 
 #[test]
 fn local_disconnect_sends_disconnect_then_nothing() {
-    // [MQTT-3.14.4-1] [MQTT-3.14.4-2]
+    // [MQTT-3.14.4-1 v3.1.1 v5.0] [MQTT-3.14.4-2 v3.1.1 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);

@@ -240,13 +240,14 @@ macro_rules! client_suite {
 
         $crate::__suite_test! { $mode
             async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
-                // [MQTT-4.2.0-1] [MQTT-7.1.2-1 v3.1.1]: TCP, an ordered lossless byte stream.
+                // [MQTT-7.1.2-1 v3.1.1]: TCP, an ordered lossless byte stream.
                 round_trip(ProtocolVersion::V3_1_1).await;
             }
         }
 
         $crate::__suite_test! { $mode
             async fn round_trip_qos_0_1_2_mqtt_5() {
+                // [MQTT-4.2.0-1 v5.0]: TCP, an ordered lossless byte stream.
                 round_trip(ProtocolVersion::V5).await;
             }
         }

@@ -112,7 +112,7 @@ impl Publish {
         flags: u8,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
-        // [MQTT-3.3.1-4]
+        // [MQTT-3.3.1-4 v3.1.1 v5.0]
         let Some(qos) = QoS::from_u8((flags >> 1) & 0b11) else {
             return Err(DecodeError::InvalidQoS);
         };

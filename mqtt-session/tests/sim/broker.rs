@@ -468,7 +468,7 @@ impl Broker {
         let connected = self.conn.as_ref().is_some_and(|c| c.connected);
         match packet {
             Packet::Connect(c) if !connected => self.on_connect(now, *c),
-            Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2]"),
+            Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2 v3.1.1 v5.0]"),
             other if !connected => self.violation(&format!(
                 "{:?} before CONNECT [MQTT-3.1.0-1 v3.1.1 v5.0]",
                 other.packet_type()
@@ -574,7 +574,8 @@ impl Broker {
         let lost = std::mem::take(&mut self.lost_since_connack);
         self.connacks.push((present, lost));
         self.send(Packet::from(connack));
-        // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in order.
+        // [MQTT-4.4.0-1 v3.1.1 v5.0]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in
+        // order.
         let mut resend: Vec<OutMsg> = self
             .session
             .iter()
@@ -694,7 +695,7 @@ impl Broker {
                 } else {
                     self.accept(msg_id, &publish);
                 }
-                // [MQTT-4.3.2-4] (3.1.1) / [MQTT-4.3.2-5 v5.0]
+                // [MQTT-4.3.2-2 v3.1.1] / [MQTT-4.3.2-4 v5.0]
                 self.send(Packet::PubAck(ack));
             }
             QosPid::ExactlyOnce(id) => {
@@ -906,7 +907,7 @@ impl Broker {
         let session = self.session.as_mut().expect("session");
         let mut codes = Vec::new();
         for s in subscribe.filters {
-            // [MQTT-3.8.4-3]: a subscription to an existing filter replaces it.
+            // [MQTT-3.8.4-3 v3.1.1 v5.0]: a subscription to an existing filter replaces it.
             session.subscriptions.insert(
                 s.filter.as_str().to_string(),
                 (s.filter.clone(), s.options.qos),

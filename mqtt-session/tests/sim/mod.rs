@@ -990,9 +990,9 @@ impl Sim {
             self.sync_fault_state();
             if let Event::Disconnected { reason } = &event {
                 self.note(format!("client: disconnected: {reason}"));
-                // 5.0 forbids resending within a connection [MQTT-4.4.0-1]; a client may take a
-                // resent QoS 1 PUBLISH it has not acknowledged yet as one more message beyond
-                // its Receive Maximum, and close. That ends the connection like a cut.
+                // 5.0 forbids resending within a connection [MQTT-4.4.0-1 v5.0]; a client may
+                // take a resent QoS 1 PUBLISH it has not acknowledged yet as one more message
+                // beyond its Receive Maximum, and close. That ends the connection like a cut.
                 let resent = self.resent_on_link;
                 let tolerated = ConnectionError::ProtocolViolation(
                     mqtt_session::ProtocolViolation::ReceiveMaximumExceeded,
