@@ -4,7 +4,7 @@
 rustdoc leaves an unresolved link as its bracketed text (`[Client::connect]`), and does not
 always warn (re-exported items, links in inlined docs). This scans the prose of every page
 under target/doc for the crates of this workspace, outside code, for bracketed text that looks
-like a link target. Spec citations (`[MQTT-3.1.2-3]`) are prose, not links.
+like a link target. Spec citations (`[MQTT-3.1.2-3 v5.0]`) are prose, not links.
 
 Usage: python3 scripts/doc-links.py [target/doc]
 """

@@ -1,7 +1,7 @@
-//! MQTT over WebSocket ([MQTT-6.0.0-1] to [MQTT-6.0.0-3]): the upgrade request with the `mqtt`
-//! subprotocol, the frame limits, and the translation between the client's byte stream and
-//! binary WebSocket messages, written once against the `Stream`/`Sink` traits that every
-//! tungstenite binding implements.
+//! MQTT over WebSocket ([MQTT-6.0.0-1 v3.1.1 v5.0] to [MQTT-6.0.0-3 v3.1.1 v5.0]): the upgrade
+//! request with the `mqtt` subprotocol, the frame limits, and the translation between the client's
+//! byte stream and binary WebSocket messages, written once against the `Stream`/`Sink` traits that
+//! every tungstenite binding implements.
 
 use std::io;
 use std::pin::Pin;
@@ -18,7 +18,8 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error as WsError, Message};
 
-/// The HTTP upgrade request for `url`, asking for the `mqtt` subprotocol [MQTT-6.0.0-3].
+/// The HTTP upgrade request for `url`, asking for the `mqtt` subprotocol
+/// [MQTT-6.0.0-3 v3.1.1 v5.0].
 pub fn request(url: &BrokerUrl) -> io::Result<Request> {
     let mut request = url
         .websocket_url()
@@ -31,7 +32,7 @@ pub fn request(url: &BrokerUrl) -> io::Result<Request> {
 }
 
 /// WebSocket limits for a client that accepts packets up to `max_packet_size`. One message may
-/// carry several packets [MQTT-6.0.0-2], so the bound sits well above one packet.
+/// carry several packets [MQTT-6.0.0-2 v3.1.1 v5.0], so the bound sits well above one packet.
 pub fn config(max_packet_size: usize) -> WebSocketConfig {
     let limit = max_packet_size
         .max(16 * 1024 * 1024)
@@ -54,8 +55,8 @@ pub fn io_error(error: WsError) -> io::Error {
 
 /// Reads the next binary message into `buf`; `Ok(0)` is the end of the stream (a close
 /// message or the end of the connection). Packets need not align with messages
-/// [MQTT-6.0.0-2]; text messages are an error [MQTT-6.0.0-1]; pings are answered by the
-/// WebSocket layer.
+/// [MQTT-6.0.0-2 v3.1.1 v5.0]; text messages are an error [MQTT-6.0.0-1 v3.1.1 v5.0]; pings are
+/// answered by the WebSocket layer.
 pub fn poll_read<S>(
     mut ws: Pin<&mut S>,
     cx: &mut Context<'_>,

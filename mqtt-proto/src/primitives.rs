@@ -57,7 +57,7 @@ pub(crate) fn u32(input: &[u8]) -> PResult<'_, u32> {
     nom::number::complete::be_u32(input)
 }
 
-/// A variable byte integer in its shortest form [MQTT-1.5.5-1].
+/// A variable byte integer in its shortest form [MQTT-1.5.5-1 v5.0].
 pub(crate) fn var_int(input: &[u8]) -> PResult<'_, u32> {
     match read_var_int(input) {
         Ok(Some((value, len))) => Ok((input.get(len..).unwrap_or_default(), value)),
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn var_int_uses_fewest_bytes() {
-        // [MQTT-1.5.5-1]: 0x80 0x00 encodes 0 in two bytes.
+        // [MQTT-1.5.5-1 v5.0]: 0x80 0x00 encodes 0 in two bytes.
         assert_eq!(
             read_var_int(&[0x80, 0x00]),
             Err(DecodeError::MalformedVarInt)

@@ -140,7 +140,7 @@ pub(crate) struct NonZeroFour;
 pub(crate) struct NonZeroVarInt;
 /// A UTF-8 encoded string.
 pub(crate) struct Utf8;
-/// A topic name (Response Topic, [MQTT-3.3.2-13], [MQTT-3.3.2-14]).
+/// A topic name (Response Topic, [MQTT-3.3.2-13 v5.0], [MQTT-3.3.2-14 v5.0]).
 pub(crate) struct Topic;
 /// Binary data.
 pub(crate) struct Binary;

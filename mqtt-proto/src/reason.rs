@@ -1,6 +1,6 @@
 //! Reason codes (spec 2.4 of 5.0), one enum per packet so each holds only the codes its
-//! packet may carry [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.6.2-1], [MQTT-3.7.2-1],
-//! [MQTT-3.14.2-1], [MQTT-3.15.2-1].
+//! packet may carry [MQTT-3.4.2-1 v5.0], [MQTT-3.5.2-1 v5.0], [MQTT-3.6.2-1 v5.0],
+//! [MQTT-3.7.2-1 v5.0], [MQTT-3.14.2-1 v5.0], [MQTT-3.15.2-1 v5.0].
 
 /// Defines a reason code enum with its byte conversions.
 macro_rules! reason_codes {
@@ -158,7 +158,7 @@ reason_codes! {
 
 reason_codes! {
     /// SUBACK reason codes (5.0 spec 3.9.3); 3.1.1 return codes 0, 1, 2 and 0x80 are a subset
-    /// [MQTT-3.9.3-2].
+    /// [MQTT-3.9.3-2 v3.1.1].
     pub enum SubAckReasonCode {
         /// Subscribed with maximum QoS 0.
         GrantedQoS0 = 0x00,

@@ -12,7 +12,8 @@ use crate::error::StringError;
 pub const MAX_STRING_LEN: usize = u16::MAX as usize;
 
 /// A UTF-8 encoded string as MQTT defines it: well-formed UTF-8 without surrogates or U+0000,
-/// at most 65,535 bytes [MQTT-1.5.3-1], [MQTT-1.5.3-2], [MQTT-1.5.4-1], [MQTT-1.5.4-2].
+/// at most 65,535 bytes [MQTT-1.5.3-1 v3.1.1], [MQTT-1.5.3-2 v3.1.1], [MQTT-1.5.4-1 v5.0],
+/// [MQTT-1.5.4-2 v5.0].
 ///
 /// Decoded strings are slices of the received packet: cloning one or the packet never copies
 /// the text.
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn rejects_null_character() {
-        // [MQTT-1.5.3-2] [MQTT-1.5.4-2]
+        // [MQTT-1.5.3-2 v3.1.1] [MQTT-1.5.4-2 v5.0]
         assert_eq!(
             MqttString::from_bytes(Bytes::from_static(b"a\0")),
             Err(StringError::NullCharacter)
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn rejects_surrogates_and_ill_formed_utf8() {
-        // [MQTT-1.5.3-1] [MQTT-1.5.4-1]: U+D800 encoded as ED A0 80 is not UTF-8.
+        // [MQTT-1.5.3-1 v3.1.1] [MQTT-1.5.4-1 v5.0]: U+D800 encoded as ED A0 80 is not UTF-8.
         assert_eq!(
             MqttString::from_bytes(Bytes::from_static(&[0xED, 0xA0, 0x80])),
             Err(StringError::InvalidUtf8)
@@ -212,7 +213,7 @@ mod tests {
 
     #[test]
     fn keeps_byte_order_mark() {
-        // [MQTT-1.5.3-3] [MQTT-1.5.4-3]
+        // [MQTT-1.5.3-3 v3.1.1] [MQTT-1.5.4-3 v5.0]
         let s = MqttString::from_bytes(Bytes::from_static(&[0xEF, 0xBB, 0xBF, b'a'])).unwrap();
         assert_eq!(s.as_str(), "\u{FEFF}a");
         assert_eq!(s.len(), 4);

@@ -186,7 +186,7 @@ impl TopicFilter {
 
     /// Whether `name` matches this filter by the rules of spec 4.7: `+` matches one level,
     /// `#` the parent and any number of levels below, and names starting with `$` are not
-    /// matched by a filter starting with a wildcard [MQTT-4.7.2-1].
+    /// matched by a filter starting with a wildcard [MQTT-4.7.2-1 v3.1.1 v5.0].
     pub fn matches(&self, name: &TopicName) -> bool {
         matches(self.match_filter(), name.as_str())
     }
@@ -227,7 +227,7 @@ fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
         return Err(TopicError::TooLong);
     }
     let filter = if s.starts_with(SHARE_PREFIX) {
-        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        // [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]
         let (group, filter) = split_shared(s).ok_or(TopicError::InvalidShareName)?;
         if group.is_empty() || (wildcard && group.contains(['+', '#'])) || filter.is_empty() {
             return Err(TopicError::InvalidShareName);
@@ -364,14 +364,14 @@ mod tests {
 
     #[test]
     fn names_are_at_least_one_character() {
-        // [MQTT-4.7.3-1]
+        // [MQTT-4.7.3-1 v3.1.1 v5.0]
         assert_eq!(TopicName::new(""), Err(TopicError::Empty));
         assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
     }
 
     #[test]
     fn names_never_hold_wildcards() {
-        // [MQTT-3.3.2-2] [MQTT-4.7.1-1] [MQTT-4.7.0-1]
+        // [MQTT-3.3.2-2 v3.1.1 v5.0] [MQTT-4.7.1-1 v3.1.1] [MQTT-4.7.0-1 v5.0]
         assert_eq!(TopicName::new("a/+"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a/#"), Err(TopicError::WildcardInName));
         assert_eq!(TopicName::new("a#"), Err(TopicError::WildcardInName));
@@ -379,14 +379,14 @@ mod tests {
 
     #[test]
     fn names_and_filters_never_hold_null() {
-        // [MQTT-4.7.3-2]
+        // [MQTT-4.7.3-2 v3.1.1 v5.0]
         assert_eq!(TopicName::new("a\0"), Err(TopicError::NullCharacter));
         assert_eq!(TopicFilter::new("a\0"), Err(TopicError::NullCharacter));
     }
 
     #[test]
     fn names_and_filters_up_to_65535_bytes() {
-        // [MQTT-4.7.3-3]
+        // [MQTT-4.7.3-3 v3.1.1 v5.0]
         let long = "t".repeat(65_535);
         assert!(TopicName::new(&long).is_ok());
         assert!(TopicFilter::new(&long).is_ok());
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn multi_level_wildcard_is_last_and_alone() {
-        // [MQTT-4.7.1-2] (3.1.1) / [MQTT-4.7.1-1] (5.0)
+        // [MQTT-4.7.1-2 v3.1.1] / [MQTT-4.7.1-1 v5.0]
         for ok in ["#", "a/#", "a/b/#", "+/#", "/#"] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn single_level_wildcard_fills_a_level() {
-        // [MQTT-4.7.1-3] (3.1.1) / [MQTT-4.7.1-2] (5.0)
+        // [MQTT-4.7.1-3 v3.1.1] / [MQTT-4.7.1-2 v5.0]
         for ok in ["+", "+/+", "a/+/b", "/+", "+/"] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn dollar_topics_are_not_matched_by_leading_wildcards() {
-        // [MQTT-4.7.2-1]
+        // [MQTT-4.7.2-1 v3.1.1 v5.0 server], the server's matching rule, which `matches` follows.
         assert!(!filter("#").matches(&name("$SYS/uptime")));
         assert!(!filter("+/uptime").matches(&name("$SYS/uptime")));
         assert!(filter("$SYS/#").matches(&name("$SYS/uptime")));
@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn shared_subscriptions() {
-        // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
+        // [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]
         let f = filter("$share/group/sensors/+");
         assert!(f.is_shared());
         assert_eq!(f.share_name(), Some("group"));

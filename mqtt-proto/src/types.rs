@@ -65,7 +65,8 @@ pub enum QoS {
 }
 
 impl QoS {
-    /// The QoS for a 2-bit wire value; `None` for 3, which the spec forbids [MQTT-3.3.1-4].
+    /// The QoS for a 2-bit wire value; `None` for 3, which the spec forbids
+    /// [MQTT-3.3.1-4 v3.1.1 v5.0].
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
             0 => Some(Self::AtMostOnce),
@@ -76,7 +77,7 @@ impl QoS {
     }
 }
 
-/// A packet identifier: a 16-bit number that is never zero [MQTT-2.3.1-1].
+/// A packet identifier: a 16-bit number that is never zero [MQTT-2.3.1-1 v3.1.1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PacketId(NonZeroU16);
 
@@ -126,7 +127,7 @@ impl<'a> arbitrary::Arbitrary<'a> for PacketId {
 }
 
 /// The QoS of a PUBLISH together with its packet identifier, which exists exactly when QoS > 0
-/// [MQTT-2.3.1-5].
+/// [MQTT-2.3.1-5 v3.1.1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum QosPid {
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn packet_id_zero_is_rejected() {
-        // [MQTT-2.3.1-1]
+        // [MQTT-2.3.1-1 v3.1.1]
         assert!(PacketId::new(0).is_none());
         assert_eq!(PacketId::new(7).map(PacketId::get), Some(7));
     }
@@ -185,7 +186,7 @@ mod tests {
 
     #[test]
     fn qos_three_is_not_a_qos() {
-        // [MQTT-3.3.1-4]
+        // [MQTT-3.3.1-4 v3.1.1 v5.0]
         assert_eq!(QoS::from_u8(3), None);
         assert_eq!(QoS::from_u8(2), Some(QoS::ExactlyOnce));
     }

@@ -371,7 +371,7 @@ fn empty_topic_needs_a_topic_alias_in_5_0() {
 
 #[test]
 fn password_without_user_name_before_5_0() {
-    // [MQTT-3.1.2-22] (3.1.1)
+    // [MQTT-3.1.2-22 v3.1.1]
     for version in V3 {
         let connect = Packet::from(Connect {
             password: Some(b(b"pw")),
@@ -396,7 +396,7 @@ fn password_without_user_name_before_5_0() {
 
 #[test]
 fn dup_on_qos_0() {
-    // [MQTT-3.3.1-2]
+    // [MQTT-3.3.1-2 v3.1.1 v5.0]
     let publish = Packet::Publish(Publish {
         dup: true,
         ..Publish::new(topic("t"), QosPid::AtMostOnce, b(b""))
@@ -408,7 +408,7 @@ fn dup_on_qos_0() {
 
 #[test]
 fn subscribe_and_unsubscribe_without_filters() {
-    // [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0), [MQTT-3.10.3-2]
+    // [MQTT-3.8.3-3 v3.1.1] / [MQTT-3.8.3-2 v5.0], [MQTT-3.10.3-2 v3.1.1 v5.0]
     for version in VERSIONS {
         let subscribe = Packet::Subscribe(Subscribe {
             packet_id: pid(1),
@@ -433,7 +433,7 @@ fn subscribe_and_unsubscribe_without_filters() {
 
 #[test]
 fn no_local_on_shared_subscription() {
-    // [MQTT-3.8.3-4] (5.0)
+    // [MQTT-3.8.3-4 v5.0]
     let packet = Packet::Subscribe(Subscribe {
         packet_id: pid(1),
         properties: SubscribeProperties::default(),

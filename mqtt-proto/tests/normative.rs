@@ -126,7 +126,7 @@ fn only_flags_accepted(version: ProtocolVersion, packet: PacketType, bytes: &[u8
 
 #[test]
 fn mqtt_2_2_2_1_and_2_1_3_1_reserved_flag_bits() {
-    // [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1), [MQTT-2.1.3-1] (5.0): every packet but PUBLISH
+    // [MQTT-2.2.2-1 v3.1.1] [MQTT-2.2.2-2 v3.1.1], [MQTT-2.1.3-1 v5.0]: every packet but PUBLISH
     // carries exactly the flags the spec lists.
     for version in VERSIONS {
         for (packet, bytes) in minimal_packets(version) {
@@ -144,7 +144,7 @@ fn mqtt_2_2_2_1_and_2_1_3_1_reserved_flag_bits() {
 
 #[test]
 fn mqtt_3_6_1_1_pubrel_flags() {
-    // [MQTT-3.6.1-1] (3.1.1 and 5.0)
+    // [MQTT-3.6.1-1 v3.1.1 v5.0]
     for version in VERSIONS {
         only_flags_accepted(version, PacketType::PubRel, &hex("62 02 00 01"), 0b0010);
         assert_eq!(
@@ -159,7 +159,7 @@ fn mqtt_3_6_1_1_pubrel_flags() {
 
 #[test]
 fn mqtt_3_8_1_1_subscribe_flags() {
-    // [MQTT-3.8.1-1] (3.1.1 and 5.0)
+    // [MQTT-3.8.1-1 v3.1.1 v5.0]
     assert_eq!(
         err(V3_1_1, "80 06 00 01 00 01 't' 00"),
         DecodeError::InvalidFlags {
@@ -178,7 +178,7 @@ fn mqtt_3_8_1_1_subscribe_flags() {
 
 #[test]
 fn mqtt_3_10_1_1_unsubscribe_flags() {
-    // [MQTT-3.10.1-1] (3.1.1 and 5.0)
+    // [MQTT-3.10.1-1 v3.1.1 v5.0]
     assert_eq!(
         err(V3_1_1, "a0 05 00 01 00 01 't'"),
         DecodeError::InvalidFlags {
@@ -197,7 +197,7 @@ fn mqtt_3_10_1_1_unsubscribe_flags() {
 
 #[test]
 fn mqtt_3_14_1_1_disconnect_flags() {
-    // [MQTT-3.14.1-1] (3.1.1 and 5.0)
+    // [MQTT-3.14.1-1 v3.1.1 v5.0]
     for version in VERSIONS {
         assert_eq!(
             err(version, "e1 00"),
@@ -211,7 +211,7 @@ fn mqtt_3_14_1_1_disconnect_flags() {
 
 #[test]
 fn mqtt_3_15_1_1_auth_flags() {
-    // [MQTT-3.15.1-1] (5.0)
+    // [MQTT-3.15.1-1 v5.0]
     only_flags_accepted(V5, PacketType::Auth, &hex("f0 00"), 0);
     assert_eq!(
         err(V5, "f2 02 18 00"),
@@ -253,7 +253,7 @@ fn auth_does_not_exist_before_5_0() {
 
 #[test]
 fn mqtt_1_5_5_1_remaining_length_of_five_bytes_is_malformed() {
-    // [MQTT-1.5.5-1] (5.0), spec 2.2.3 (3.1.1): at most four bytes.
+    // [MQTT-1.5.5-1 v5.0], spec 2.2.3 (3.1.1): at most four bytes.
     for version in VERSIONS {
         let decoder = Decoder::new(version);
         // Three continuation bytes: the length is still incomplete.
@@ -270,7 +270,7 @@ fn mqtt_1_5_5_1_remaining_length_of_five_bytes_is_malformed() {
 
 #[test]
 fn mqtt_1_5_5_1_remaining_length_not_in_shortest_form() {
-    // [MQTT-1.5.5-1] (5.0), spec 2.2.3 (3.1.1): the fewest bytes that hold the value.
+    // [MQTT-1.5.5-1 v5.0], spec 2.2.3 (3.1.1): the fewest bytes that hold the value.
     for version in VERSIONS {
         for wire in [
             "c0 80 00",
@@ -285,7 +285,7 @@ fn mqtt_1_5_5_1_remaining_length_not_in_shortest_form() {
 
 #[test]
 fn mqtt_1_5_5_1_property_varints_in_shortest_form() {
-    // [MQTT-1.5.5-1]: property length and subscription identifier are variable byte integers.
+    // [MQTT-1.5.5-1 v5.0]: property length and subscription identifier are variable byte integers.
     assert_eq!(
         err(V5, "30 06 00 01 't' 80 00 'x'"),
         DecodeError::MalformedVarInt
@@ -306,7 +306,8 @@ fn mqtt_1_5_5_1_property_varints_in_shortest_form() {
 
 #[test]
 fn mqtt_2_3_1_1_packet_identifier_zero() {
-    // [MQTT-2.3.1-1] (3.1.1), [MQTT-2.2.1-3] [MQTT-2.2.1-4] (5.0): never zero.
+    // [MQTT-2.3.1-1 v3.1.1]: never zero. 5.0 makes it each sender's duty; decoding checks the
+    // server's [MQTT-2.2.1-4 v5.0 server].
     for version in VERSIONS {
         let p = if version == V5 { "00" } else { "" };
         let n = usize::from(version == V5);
@@ -330,7 +331,7 @@ fn mqtt_2_3_1_1_packet_identifier_zero() {
 
 #[test]
 fn mqtt_2_3_1_5_qos_0_publish_has_no_packet_identifier() {
-    // [MQTT-2.3.1-5] (3.1.1), [MQTT-2.2.1-2] (5.0): the bytes after the topic are payload.
+    // [MQTT-2.3.1-5 v3.1.1], [MQTT-2.2.1-2 v5.0]: the bytes after the topic are payload.
     for (version, wire) in [
         (V3_1, "30 07 00 03 'a/b' 00 01"),
         (V3_1_1, "30 07 00 03 'a/b' 00 01"),
@@ -347,7 +348,7 @@ fn mqtt_2_3_1_5_qos_0_publish_has_no_packet_identifier() {
 
 #[test]
 fn mqtt_3_3_1_4_qos_3() {
-    // [MQTT-3.3.1-4] (3.1.1 and 5.0)
+    // [MQTT-3.3.1-4 v3.1.1 v5.0]
     for version in VERSIONS {
         assert_eq!(
             err(version, "36 07 00 03 'a/b' 00 01"),
@@ -362,7 +363,7 @@ fn mqtt_3_3_1_4_qos_3() {
 
 #[test]
 fn mqtt_3_3_1_2_dup_on_qos_0() {
-    // [MQTT-3.3.1-2] (3.1.1 and 5.0)
+    // [MQTT-3.3.1-2 v3.1.1 v5.0]
     for version in V3 {
         assert_eq!(err(version, "38 05 00 03 'a/b'"), DecodeError::DupOnQoS0);
         assert_eq!(err(version, "39 05 00 03 'a/b'"), DecodeError::DupOnQoS0);
@@ -375,7 +376,7 @@ fn mqtt_3_3_1_2_dup_on_qos_0() {
 
 #[test]
 fn mqtt_1_5_3_1_ill_formed_utf8() {
-    // [MQTT-1.5.3-1] (3.1.1), [MQTT-1.5.4-1] (5.0)
+    // [MQTT-1.5.3-1 v3.1.1], [MQTT-1.5.4-1 v5.0]
     let bad = StringError::InvalidUtf8;
     for version in V3 {
         // Topic: C3 28 is a lead byte without its continuation.
@@ -402,7 +403,7 @@ fn mqtt_1_5_3_1_ill_formed_utf8() {
 
 #[test]
 fn mqtt_1_5_3_1_surrogates() {
-    // [MQTT-1.5.3-1] (3.1.1), [MQTT-1.5.4-1] (5.0): U+D800..U+DFFF are not characters.
+    // [MQTT-1.5.3-1 v3.1.1], [MQTT-1.5.4-1 v5.0]: U+D800..U+DFFF are not characters.
     // Client identifier ED A0 80 (U+D800).
     assert_eq!(
         err(V3_1_1, "10 0f 00 04 'MQTT' 04 02 00 3c 00 03 ed a0 80"),
@@ -420,7 +421,7 @@ fn mqtt_1_5_3_1_surrogates() {
 
 #[test]
 fn mqtt_1_5_3_2_null_character() {
-    // [MQTT-1.5.3-2] (3.1.1), [MQTT-1.5.4-2] (5.0)
+    // [MQTT-1.5.3-2 v3.1.1], [MQTT-1.5.4-2 v5.0]
     let null = DecodeError::InvalidString(StringError::NullCharacter);
     for version in V3 {
         assert_eq!(err(version, "30 05 00 02 'a' 00 'x'"), null);
@@ -437,7 +438,7 @@ fn mqtt_1_5_3_2_null_character() {
 
 #[test]
 fn mqtt_1_5_3_3_byte_order_mark_is_kept() {
-    // [MQTT-1.5.3-3] (3.1.1), [MQTT-1.5.4-3] (5.0): EF BB BF is U+FEFF, never stripped.
+    // [MQTT-1.5.3-3 v3.1.1], [MQTT-1.5.4-3 v5.0]: EF BB BF is U+FEFF, never stripped.
     let wire = "30 08 00 04 ef bb bf 'a' 'pl'";
     let Packet::Publish(publish) = ok(V3_1_1, wire) else {
         panic!("not a PUBLISH");
@@ -459,7 +460,7 @@ fn mqtt_1_5_3_3_byte_order_mark_is_kept() {
 
 #[test]
 fn mqtt_1_5_7_1_user_property_strings() {
-    // [MQTT-1.5.7-1] (5.0): both strings of a pair obey the string rules.
+    // [MQTT-1.5.7-1 v5.0]: both strings of a pair obey the string rules.
     assert_eq!(
         err(V5, "40 0c 00 01 00 08 26 00 01 'k' 00 02 'v' 00"),
         DecodeError::InvalidString(StringError::NullCharacter)
@@ -472,8 +473,8 @@ fn mqtt_1_5_7_1_user_property_strings() {
 
 #[test]
 fn mqtt_3_1_3_utf8_fields_of_connect() {
-    // [MQTT-3.1.3-4] (both): client id; [MQTT-3.1.3-10] (3.1.1) / [MQTT-3.1.3-11] (5.0): will
-    // topic; [MQTT-3.1.3-11] (3.1.1) / [MQTT-3.1.3-12] (5.0): user name.
+    // [MQTT-3.1.3-4 v3.1.1 v5.0]: client id; [MQTT-3.1.3-10 v3.1.1] / [MQTT-3.1.3-11 v5.0]: will
+    // topic; [MQTT-3.1.3-11 v3.1.1] / [MQTT-3.1.3-12 v5.0]: user name.
     let bad = DecodeError::InvalidString(StringError::InvalidUtf8);
     assert_eq!(
         err(V3_1_1, "10 0d 00 04 'MQTT' 04 02 00 3c 00 01 ff"),
@@ -505,7 +506,7 @@ fn mqtt_3_1_3_utf8_fields_of_connect() {
 
 #[test]
 fn mqtt_3_3_2_19_content_type_is_utf8() {
-    // [MQTT-3.3.2-19] (5.0)
+    // [MQTT-3.3.2-19 v5.0]
     assert_eq!(
         err(V5, "30 09 00 01 't' 05 03 00 02 c3 28"),
         DecodeError::InvalidString(StringError::InvalidUtf8)
@@ -517,7 +518,7 @@ fn mqtt_3_3_2_19_content_type_is_utf8() {
 
 #[test]
 fn mqtt_3_3_2_2_wildcards_in_topic_names() {
-    // [MQTT-3.3.2-2] (both), [MQTT-4.7.1-1] (3.1.1), [MQTT-4.7.0-1] (5.0)
+    // [MQTT-3.3.2-2 v3.1.1 v5.0], [MQTT-4.7.1-1 v3.1.1], [MQTT-4.7.0-1 v5.0]
     let wildcard = DecodeError::InvalidTopic(TopicError::WildcardInName);
     for version in V3 {
         assert_eq!(err(version, "30 06 00 03 'a/+' 'x'"), wildcard);
@@ -537,7 +538,7 @@ fn mqtt_3_3_2_2_wildcards_in_topic_names() {
 
 #[test]
 fn mqtt_3_3_2_14_response_topic_has_no_wildcards() {
-    // [MQTT-3.3.2-14] (5.0), and [MQTT-3.3.2-13]: it is a UTF-8 string.
+    // [MQTT-3.3.2-14 v5.0], and [MQTT-3.3.2-13 v5.0]: it is a UTF-8 string.
     assert_eq!(
         err(V5, "30 0a 00 01 't' 06 08 00 03 'a/#'"),
         DecodeError::InvalidTopic(TopicError::WildcardInName)
@@ -550,7 +551,7 @@ fn mqtt_3_3_2_14_response_topic_has_no_wildcards() {
 
 #[test]
 fn mqtt_4_7_1_2_misplaced_multi_level_wildcard() {
-    // [MQTT-4.7.1-2] (3.1.1), [MQTT-4.7.1-1] (5.0)
+    // [MQTT-4.7.1-2 v3.1.1], [MQTT-4.7.1-1 v5.0]
     let bad = DecodeError::InvalidTopic(TopicError::MisplacedMultiLevelWildcard);
     for version in V3 {
         assert_eq!(err(version, "82 0a 00 01 00 05 'a/#/b' 00"), bad);
@@ -563,7 +564,7 @@ fn mqtt_4_7_1_2_misplaced_multi_level_wildcard() {
 
 #[test]
 fn mqtt_4_7_1_3_misplaced_single_level_wildcard() {
-    // [MQTT-4.7.1-3] (3.1.1), [MQTT-4.7.1-2] (5.0)
+    // [MQTT-4.7.1-3 v3.1.1], [MQTT-4.7.1-2 v5.0]
     let bad = DecodeError::InvalidTopic(TopicError::MisplacedSingleLevelWildcard);
     for version in V3 {
         assert_eq!(err(version, "82 07 00 01 00 02 'a+' 00"), bad);
@@ -579,7 +580,7 @@ fn mqtt_4_7_1_3_misplaced_single_level_wildcard() {
 
 #[test]
 fn mqtt_4_7_3_1_topics_are_not_empty() {
-    // [MQTT-4.7.3-1] (both)
+    // [MQTT-4.7.3-1 v3.1.1 v5.0]
     let empty = DecodeError::InvalidTopic(TopicError::Empty);
     for version in V3 {
         assert_eq!(err(version, "30 03 00 00 'x'"), empty);
@@ -614,7 +615,7 @@ fn mqtt_3_3_2_1_empty_topic_without_alias_in_5_0() {
 
 #[test]
 fn mqtt_4_7_3_2_topics_hold_no_null_character() {
-    // [MQTT-4.7.3-2] (both): reported as the string rule it also breaks.
+    // [MQTT-4.7.3-2 v3.1.1 v5.0]: reported as the string rule it also breaks.
     let null = DecodeError::InvalidString(StringError::NullCharacter);
     for version in V3 {
         assert_eq!(err(version, "30 06 00 03 'a' 00 'b' 'x'"), null);
@@ -626,7 +627,7 @@ fn mqtt_4_7_3_2_topics_hold_no_null_character() {
 
 #[test]
 fn mqtt_4_7_3_3_topics_up_to_65535_bytes() {
-    // [MQTT-4.7.3-3] (both): the longest topic fits its two-byte length; a longer one cannot
+    // [MQTT-4.7.3-3 v3.1.1 v5.0]: the longest topic fits its two-byte length; a longer one cannot
     // be built.
     let longest = "t".repeat(65_535);
     for version in VERSIONS {
@@ -642,7 +643,7 @@ fn mqtt_4_7_3_3_topics_up_to_65535_bytes() {
 
 #[test]
 fn mqtt_4_8_2_1_shared_subscription_share_name() {
-    // [MQTT-4.8.2-1] (5.0): "$share/" then a ShareName of at least one character.
+    // [MQTT-4.8.2-1 v5.0]: "$share/" then a ShareName of at least one character.
     let bad = DecodeError::InvalidTopic(TopicError::InvalidShareName);
     assert_eq!(err(V5, "82 0e 00 01 00 00 08 '$share//' 00"), bad);
     assert_eq!(err(V5, "82 0f 00 01 00 00 09 '$share//a' 00"), bad);
@@ -651,7 +652,7 @@ fn mqtt_4_8_2_1_shared_subscription_share_name() {
 
 #[test]
 fn mqtt_4_8_2_2_shared_subscription_filter() {
-    // [MQTT-4.8.2-2] (5.0): no '/', '+' or '#' in the ShareName, then '/' and a filter.
+    // [MQTT-4.8.2-2 v5.0]: no '/', '+' or '#' in the ShareName, then '/' and a filter.
     let bad = DecodeError::InvalidTopic(TopicError::InvalidShareName);
     for wire in [
         "82 0e 00 01 00 00 08 '$share/g' 00",
@@ -673,7 +674,7 @@ fn mqtt_4_8_2_2_shared_subscription_filter() {
 
 #[test]
 fn mqtt_3_8_3_3_subscribe_without_filters() {
-    // [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (5.0)
+    // [MQTT-3.8.3-3 v3.1.1], [MQTT-3.8.3-2 v5.0]
     for version in V3 {
         assert_eq!(err(version, "82 02 00 01"), DecodeError::NoTopicFilters);
     }
@@ -683,7 +684,7 @@ fn mqtt_3_8_3_3_subscribe_without_filters() {
 
 #[test]
 fn mqtt_3_10_3_2_unsubscribe_without_filters() {
-    // [MQTT-3.10.3-2] (3.1.1 and 5.0)
+    // [MQTT-3.10.3-2 v3.1.1 v5.0]
     for version in V3 {
         assert_eq!(err(version, "a2 02 00 01"), DecodeError::NoTopicFilters);
     }
@@ -692,13 +693,13 @@ fn mqtt_3_10_3_2_unsubscribe_without_filters() {
 
 #[test]
 fn mqtt_3_8_3_1_filter_needs_its_options_byte() {
-    // [MQTT-3.8.3-1] (both): each filter is a string followed by its options byte.
+    // [MQTT-3.8.3-1 v3.1.1]: each filter is a string followed by its options byte.
     assert_eq!(err(V3_1_1, "82 05 00 01 00 01 't'"), DecodeError::Truncated);
 }
 
 #[test]
 fn mqtt_3_8_3_4_subscription_options_reserved_bits_3_1_1() {
-    // [MQTT-3.8.3-4] (3.1.1): bits 7..2 are zero and the QoS is at most 2.
+    // [MQTT-3.8.3-4 v3.1.1]: bits 7..2 are zero and the QoS is at most 2.
     for version in V3 {
         for byte in 0..=255u8 {
             let wire = format!("82 06 00 01 00 01 't' {byte:02x}");
@@ -718,7 +719,7 @@ fn mqtt_3_8_3_4_subscription_options_reserved_bits_3_1_1() {
 
 #[test]
 fn mqtt_3_8_3_5_subscription_options_reserved_bits_5_0() {
-    // [MQTT-3.8.3-5] (5.0): bits 7..6 are zero; spec 3.8.3.1 also forbids QoS 3 and retain
+    // [MQTT-3.8.3-5 v5.0]: bits 7..6 are zero; spec 3.8.3.1 also forbids QoS 3 and retain
     // handling 3.
     for byte in 0..=255u8 {
         let wire = format!("82 07 00 01 00 00 01 't' {byte:02x}");
@@ -738,7 +739,7 @@ fn mqtt_3_8_3_5_subscription_options_reserved_bits_5_0() {
 
 #[test]
 fn mqtt_3_8_3_4_no_local_on_shared_subscription() {
-    // [MQTT-3.8.3-4] (5.0)
+    // [MQTT-3.8.3-4 v5.0]
     assert_eq!(
         err(V5, "82 10 00 01 00 00 0a '$share/g/a' 04"),
         DecodeError::NoLocalOnSharedSubscription
@@ -777,7 +778,7 @@ fn connect_5(flags: u8, payload: &str) -> Vec<u8> {
 
 #[test]
 fn mqtt_3_1_2_1_protocol_name() {
-    // [MQTT-3.1.2-1] (3.1.1 and 5.0)
+    // [MQTT-3.1.2-1 v5.0], and the check a 3.1.1 server makes [MQTT-3.1.2-1 v3.1.1 server].
     for version in VERSIONS {
         assert_eq!(
             err(version, "10 0d 00 04 'MQTX' 04 02 00 3c 00 01 'c'"),
@@ -792,7 +793,7 @@ fn mqtt_3_1_2_1_protocol_name() {
 
 #[test]
 fn mqtt_3_1_2_2_protocol_level() {
-    // [MQTT-3.1.2-2] (3.1.1 and 5.0): an unsupported level is refused.
+    // [MQTT-3.1.2-2 v3.1.1 v5.0 server]: an unsupported level is refused, as a server must.
     assert_eq!(
         err(V5, "10 0d 00 04 'MQTT' 06 02 00 3c 00 01 'c'"),
         DecodeError::UnsupportedProtocolLevel(6)
@@ -809,7 +810,7 @@ fn mqtt_3_1_2_2_protocol_level() {
 
 #[test]
 fn mqtt_3_1_2_3_connect_reserved_flag() {
-    // [MQTT-3.1.2-3] (3.1.1 and 5.0)
+    // [MQTT-3.1.2-3 v3.1.1 v5.0]
     let wire = connect_3_1_1(0x03, "");
     assert_eq!(
         decode_one(V3_1_1, &wire),
@@ -824,7 +825,7 @@ fn mqtt_3_1_2_3_connect_reserved_flag() {
 
 #[test]
 fn mqtt_3_1_2_11_will_qos_and_retain_zero_without_will() {
-    // [MQTT-3.1.2-11] (3.1.1 and 5.0)
+    // [MQTT-3.1.2-11 v3.1.1 v5.0]
     for flags in [0x0a, 0x12, 0x22, 0x3a] {
         assert_eq!(
             decode_one(V3_1_1, &connect_3_1_1(flags, "")),
@@ -841,7 +842,7 @@ fn mqtt_3_1_2_11_will_qos_and_retain_zero_without_will() {
 
 #[test]
 fn mqtt_3_1_2_13_will_qos_zero_without_will() {
-    // [MQTT-3.1.2-13] (3.1.1), [MQTT-3.1.2-11] (5.0)
+    // [MQTT-3.1.2-13 v3.1.1], [MQTT-3.1.2-11 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x08, "")),
         Err(DecodeError::InvalidConnectFlags(0x08))
@@ -854,7 +855,7 @@ fn mqtt_3_1_2_13_will_qos_zero_without_will() {
 
 #[test]
 fn mqtt_3_1_2_14_will_qos_3() {
-    // [MQTT-3.1.2-14] (3.1.1), [MQTT-3.1.2-12] (5.0)
+    // [MQTT-3.1.2-14 v3.1.1], [MQTT-3.1.2-12 v5.0]
     let will = "00 01 't' 00 00";
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x1e, will)),
@@ -879,7 +880,7 @@ fn mqtt_3_1_2_14_will_qos_3() {
 
 #[test]
 fn mqtt_3_1_2_15_will_retain_zero_without_will() {
-    // [MQTT-3.1.2-15] (3.1.1), [MQTT-3.1.2-13] (5.0)
+    // [MQTT-3.1.2-15 v3.1.1], [MQTT-3.1.2-13 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x20, "")),
         Err(DecodeError::InvalidConnectFlags(0x20))
@@ -892,7 +893,7 @@ fn mqtt_3_1_2_15_will_retain_zero_without_will() {
 
 #[test]
 fn mqtt_3_1_2_9_will_flag_requires_will_fields() {
-    // [MQTT-3.1.2-9] (3.1.1 and 5.0)
+    // [MQTT-3.1.2-9 v3.1.1 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x06, "")),
         Err(DecodeError::Truncated)
@@ -910,7 +911,7 @@ fn mqtt_3_1_2_9_will_flag_requires_will_fields() {
 
 #[test]
 fn mqtt_3_1_2_18_no_user_name_without_its_flag() {
-    // [MQTT-3.1.2-18] (3.1.1), [MQTT-3.1.2-16] (5.0)
+    // [MQTT-3.1.2-18 v3.1.1], [MQTT-3.1.2-16 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x02, "00 01 'u'")),
         Err(DecodeError::TrailingBytes(3))
@@ -923,7 +924,7 @@ fn mqtt_3_1_2_18_no_user_name_without_its_flag() {
 
 #[test]
 fn mqtt_3_1_2_19_user_name_with_its_flag() {
-    // [MQTT-3.1.2-19] (3.1.1), [MQTT-3.1.2-17] (5.0)
+    // [MQTT-3.1.2-19 v3.1.1], [MQTT-3.1.2-17 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x82, "")),
         Err(DecodeError::Truncated)
@@ -936,7 +937,7 @@ fn mqtt_3_1_2_19_user_name_with_its_flag() {
 
 #[test]
 fn mqtt_3_1_2_20_no_password_without_its_flag() {
-    // [MQTT-3.1.2-20] (3.1.1), [MQTT-3.1.2-18] (5.0)
+    // [MQTT-3.1.2-20 v3.1.1], [MQTT-3.1.2-18 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x82, "00 01 'u' 00 01 'p'")),
         Err(DecodeError::TrailingBytes(3))
@@ -949,7 +950,7 @@ fn mqtt_3_1_2_20_no_password_without_its_flag() {
 
 #[test]
 fn mqtt_3_1_2_21_password_with_its_flag() {
-    // [MQTT-3.1.2-21] (3.1.1), [MQTT-3.1.2-19] (5.0)
+    // [MQTT-3.1.2-21 v3.1.1], [MQTT-3.1.2-19 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0xc2, "00 01 'u'")),
         Err(DecodeError::Truncated)
@@ -962,7 +963,7 @@ fn mqtt_3_1_2_21_password_with_its_flag() {
 
 #[test]
 fn mqtt_3_1_2_22_password_without_user_name() {
-    // [MQTT-3.1.2-22] (3.1.1; 3.1 has the same rule). 5.0 dropped it.
+    // [MQTT-3.1.2-22 v3.1.1] (3.1 has the same rule). 5.0 dropped it.
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x42, "00 01 'p'")),
         Err(DecodeError::InvalidConnectFlags(0x42))
@@ -980,7 +981,7 @@ fn mqtt_3_1_2_22_password_without_user_name() {
 
 #[test]
 fn mqtt_3_1_3_3_client_identifier_is_mandatory() {
-    // [MQTT-3.1.3-3] (3.1.1 and 5.0): the payload starts with the client identifier.
+    // [MQTT-3.1.3-3 v3.1.1 v5.0]: the payload starts with the client identifier.
     assert_eq!(
         err(V3_1_1, "10 0a 00 04 'MQTT' 04 02 00 3c"),
         DecodeError::Truncated
@@ -996,7 +997,7 @@ fn mqtt_3_1_3_3_client_identifier_is_mandatory() {
 
 #[test]
 fn mqtt_3_2_2_1_connack_reserved_flags() {
-    // [MQTT-3.2.2-1] (5.0), spec 3.2.2.1 (3.1.1): bits 7..1 of the acknowledge flags are 0.
+    // [MQTT-3.2.2-1 v5.0], spec 3.2.2.1 (3.1.1): bits 7..1 of the acknowledge flags are 0.
     for flags in 2..=255u8 {
         assert_eq!(
             decode_one(V3_1_1, &[0x20, 0x02, flags, 0x00]),
@@ -1050,7 +1051,7 @@ const PUBREL_CODES: [u8; 2] = [0x00, 0x92];
 
 #[test]
 fn mqtt_3_4_2_1_puback_reason_codes() {
-    // [MQTT-3.4.2-1] (5.0)
+    // [MQTT-3.4.2-1 v5.0]
     only_codes_accepted(V5, PacketType::PubAck, &PUBACK_CODES, |c| {
         vec![0x40, 0x03, 0x00, 0x01, c]
     });
@@ -1061,7 +1062,7 @@ fn mqtt_3_4_2_1_puback_reason_codes() {
 
 #[test]
 fn mqtt_3_5_2_1_pubrec_reason_codes() {
-    // [MQTT-3.5.2-1] (5.0)
+    // [MQTT-3.5.2-1 v5.0]
     only_codes_accepted(V5, PacketType::PubRec, &PUBACK_CODES, |c| {
         vec![0x50, 0x03, 0x00, 0x01, c]
     });
@@ -1069,7 +1070,7 @@ fn mqtt_3_5_2_1_pubrec_reason_codes() {
 
 #[test]
 fn mqtt_3_6_2_1_pubrel_reason_codes() {
-    // [MQTT-3.6.2-1] (5.0)
+    // [MQTT-3.6.2-1 v5.0]
     only_codes_accepted(V5, PacketType::PubRel, &PUBREL_CODES, |c| {
         vec![0x62, 0x03, 0x00, 0x01, c]
     });
@@ -1077,7 +1078,7 @@ fn mqtt_3_6_2_1_pubrel_reason_codes() {
 
 #[test]
 fn mqtt_3_7_2_1_pubcomp_reason_codes() {
-    // [MQTT-3.7.2-1] (5.0)
+    // [MQTT-3.7.2-1 v5.0]
     only_codes_accepted(V5, PacketType::PubComp, &PUBREL_CODES, |c| {
         vec![0x70, 0x03, 0x00, 0x01, c]
     });
@@ -1085,7 +1086,7 @@ fn mqtt_3_7_2_1_pubcomp_reason_codes() {
 
 #[test]
 fn mqtt_3_14_2_1_disconnect_reason_codes() {
-    // [MQTT-3.14.2-1] (5.0)
+    // [MQTT-3.14.2-1 v5.0]
     let defined = [
         0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94,
         0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2,
@@ -1097,7 +1098,7 @@ fn mqtt_3_14_2_1_disconnect_reason_codes() {
 
 #[test]
 fn mqtt_3_15_2_1_auth_reason_codes() {
-    // [MQTT-3.15.2-1] (5.0)
+    // [MQTT-3.15.2-1 v5.0]
     only_codes_accepted(V5, PacketType::Auth, &[0x00, 0x18, 0x19], |c| {
         vec![0xf0, 0x02, c, 0x00]
     });
@@ -1105,11 +1106,11 @@ fn mqtt_3_15_2_1_auth_reason_codes() {
 
 #[test]
 fn mqtt_3_9_3_2_suback_return_codes() {
-    // [MQTT-3.9.3-2] (3.1.1): only 0x00, 0x01, 0x02 and 0x80.
+    // [MQTT-3.9.3-2 v3.1.1]: only 0x00, 0x01, 0x02 and 0x80.
     only_codes_accepted(V3_1_1, PacketType::SubAck, &[0x00, 0x01, 0x02, 0x80], |c| {
         vec![0x90, 0x03, 0x00, 0x01, c]
     });
-    // [MQTT-3.9.3-2] (5.0): a defined Subscribe Reason Code for every filter.
+    // [MQTT-3.9.3-2 v5.0 server]: a defined Subscribe Reason Code for every filter.
     let defined = [
         0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2,
     ];
@@ -1120,7 +1121,7 @@ fn mqtt_3_9_3_2_suback_return_codes() {
 
 #[test]
 fn mqtt_3_11_3_2_unsuback_reason_codes() {
-    // [MQTT-3.11.3-2] (5.0)
+    // [MQTT-3.11.3-2 v5.0 server]
     let defined = [0x00, 0x11, 0x80, 0x83, 0x87, 0x8f, 0x91];
     only_codes_accepted(V5, PacketType::UnsubAck, &defined, |c| {
         vec![0xb0, 0x04, 0x00, 0x01, 0x00, c]
@@ -1129,7 +1130,7 @@ fn mqtt_3_11_3_2_unsuback_reason_codes() {
 
 #[test]
 fn mqtt_3_2_2_8_connack_reason_codes() {
-    // [MQTT-3.2.2-8] (5.0)
+    // [MQTT-3.2.2-8 v5.0 server]
     let defined = [
         0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95,
         0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f,
@@ -1365,7 +1366,7 @@ fn unknown_property_identifier() {
 
 #[test]
 fn mqtt_3_3_2_8_topic_alias_zero() {
-    // [MQTT-3.3.2-8] (5.0)
+    // [MQTT-3.3.2-8 v5.0]
     assert_eq!(
         err(V5, "30 08 00 01 't' 03 23 00 00 'x'"),
         DecodeError::InvalidPropertyValue(PropertyId::TopicAlias)
@@ -1445,7 +1446,7 @@ fn property_block_longer_than_the_packet() {
 
 #[test]
 fn mqtt_2_2_2_1_property_length_zero_is_encoded() {
-    // [MQTT-2.2.2-1] (5.0): a packet without properties still has a property length of 0.
+    // [MQTT-2.2.2-1 v5.0]: a packet without properties still has a property length of 0.
     let cases: Vec<(Packet, &str)> = vec![
         (
             Packet::from(Connect::new(V5, s("c"), 0)),

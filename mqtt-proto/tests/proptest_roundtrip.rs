@@ -379,7 +379,7 @@ fn connect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
     )
         .prop_map(
             move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
-                // Before 5.0 a password needs a user name [MQTT-3.1.2-22].
+                // Before 5.0 a password needs a user name [MQTT-3.1.2-22 v3.1.1].
                 let password = password.filter(|_| version.is_v5() || username.is_some());
                 Packet::from(Connect {
                     protocol: version,
@@ -435,7 +435,8 @@ fn publish(version: ProtocolVersion) -> BoxedStrategy<Packet> {
     )
         .prop_map(
             |(qos_pid, dup, retain, topic, alias_only, properties, payload)| {
-                // DUP only on QoS 1/2 [MQTT-3.3.1-2]; an empty topic only with an alias.
+                // DUP only on QoS 1/2 [MQTT-3.3.1-2 v3.1.1 v5.0]; an empty topic only with an
+                // alias.
                 let dup = dup && qos_pid != QosPid::AtMostOnce;
                 let topic = if alias_only && properties.topic_alias.is_some() {
                     TopicName::empty_for_alias()
@@ -539,7 +540,7 @@ fn subscription(version: ProtocolVersion) -> impl Strategy<Value = Subscription>
                 let options = if v5 {
                     SubscriptionOptions {
                         qos,
-                        // No Local is not allowed on shared subscriptions [MQTT-3.8.3-4].
+                        // No Local is not allowed on shared subscriptions [MQTT-3.8.3-4 v5.0].
                         no_local: no_local && !filter.is_shared(),
                         retain_as_published,
                         retain_handling,

@@ -46,7 +46,7 @@ impl InboundAliases {
 /// Aliases we define for messages we send.
 #[derive(Debug, Default)]
 pub(crate) struct OutboundAliases {
-    /// The server's Topic Alias Maximum; 0 means none may be used [MQTT-3.2.2-18].
+    /// The server's Topic Alias Maximum; 0 means none may be used [MQTT-3.2.2-18 v5.0].
     max: u16,
     aliases: HashMap<TopicName, NonZeroU16>,
 }
@@ -60,7 +60,7 @@ impl OutboundAliases {
     }
 
     /// Gives `publish` an alias: the topic is sent in full the first time and left empty after.
-    /// Aliases never exceed the server's maximum [MQTT-3.2.2-17]; when they run out, later
+    /// Aliases never exceed the server's maximum [MQTT-3.2.2-17 v5.0]; when they run out, later
     /// topics go without one.
     pub(crate) fn apply(&mut self, publish: &mut Publish) {
         if self.max == 0 || publish.properties.topic_alias.is_some() {

@@ -17,14 +17,14 @@ use bytes::Bytes;
 ///    that [`Session::reauthenticate`](crate::Session::reauthenticate) sends; it begins a
 ///    new exchange and drops whatever an earlier one left;
 /// 2. [`challenge`](Self::challenge), once per AUTH (0x18, Continue authentication) from the
-///    server: its data, and the answer's [MQTT-4.12.0-3];
+///    server: its data, and the answer's [MQTT-4.12.0-3 v5.0];
 /// 3. [`finish`](Self::finish): the data of the server's final word, the CONNACK that
 ///    accepts the connection or the AUTH (0x00, Success) that ends a re-authentication.
 ///
 /// Any step may fail with an [`AuthFailure`]: the session then ends the connection (see
 /// [`ConnectionError::AuthFailed`](crate::ConnectionError::AuthFailed)). Every packet the
-/// session sends for the method carries [`method`](Self::method) [MQTT-4.12.0-5]
-/// [MQTT-4.12.1-1], and an AUTH from the server that names another method ends the
+/// session sends for the method carries [`method`](Self::method) [MQTT-4.12.0-5 v5.0]
+/// [MQTT-4.12.1-1 v5.0], and an AUTH from the server that names another method ends the
 /// connection as a protocol violation.
 ///
 /// A toy challenge-response: the server sends a nonce, the client answers with it mixed with
@@ -105,7 +105,7 @@ pub trait Authenticator: Send {
     /// re-authentication; `None` to send none (a method where the server speaks first).
     fn start(&mut self) -> Result<Option<Bytes>, AuthFailure>;
 
-    /// The server asks for more (AUTH 0x18, [MQTT-4.12.0-2]) with `data`, its Authentication
+    /// The server asks for more (AUTH 0x18, [MQTT-4.12.0-2 v5.0]) with `data`, its Authentication
     /// Data: the data of the answer (an AUTH 0x18 too), or `None` for none.
     fn challenge(&mut self, data: Option<&[u8]>) -> Result<Option<Bytes>, AuthFailure>;
 

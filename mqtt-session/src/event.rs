@@ -118,7 +118,7 @@ pub enum PublishOutcome {
         properties: Box<AckProperties>,
     },
     /// 5.0: the server refused the message with PUBACK or PUBREC of 0x80 or above; it is not
-    /// sent again [MQTT-4.4.0-2].
+    /// sent again [MQTT-4.4.0-2 v5.0].
     Rejected {
         /// The reason.
         reason: PubAckReasonCode,
@@ -191,7 +191,7 @@ pub enum ConnectionError {
     #[error("authentication failed: {0}")]
     AuthFailed(AuthFailure),
     /// A re-authentication got no answer within this time (the connect timeout); the session
-    /// sent DISCONNECT with 0x80 (Unspecified error) [MQTT-4.12.1-2].
+    /// sent DISCONNECT with 0x80 (Unspecified error) [MQTT-4.12.1-2 v5.0].
     #[error("no answer to re-authentication within {0:?}")]
     ReauthenticationTimeout(std::time::Duration),
 }
@@ -200,7 +200,7 @@ pub enum ConnectionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Before 5.0 an empty client identifier needs a clean session [MQTT-3.1.3-7].
+    /// Before 5.0 an empty client identifier needs a clean session [MQTT-3.1.3-7 v3.1.1].
     #[error("an empty client id needs a clean session before MQTT 5.0 [MQTT-3.1.3-7]")]
     EmptyClientIdNeedsCleanSession,
     /// CONNECT cannot be encoded (e.g. a password without a user name before 5.0).
@@ -240,7 +240,8 @@ pub enum ProtocolViolation {
     /// A second CONNACK on one connection.
     #[error("second CONNACK")]
     SecondConnAck,
-    /// Session Present set although the client asked for a clean start [MQTT-3.2.2-4].
+    /// Session Present set although the client asked for a clean start [MQTT-3.2.2-1 v3.1.1],
+    /// [MQTT-3.2.2-4 v5.0].
     #[error("session present after a clean start [MQTT-3.2.2-4]")]
     UnexpectedSessionPresent,
     /// A topic alias that is 0, above our maximum, or not yet defined.
@@ -260,11 +261,11 @@ pub enum ProtocolViolation {
         got: usize,
     },
     /// An AUTH, or a successful CONNACK, whose Authentication Method is not the one CONNECT
-    /// carried [MQTT-4.12.0-5].
+    /// carried [MQTT-4.12.0-5 v5.0].
     #[error("the server's authentication method is not the one CONNECT carried [MQTT-4.12.0-5]")]
     AuthMethodMismatch,
     /// An AUTH the server may not send now: without an Authentication Method in CONNECT
-    /// [MQTT-4.12.0-6], Re-authenticate (only a client starts that), Success before CONNACK
+    /// [MQTT-4.12.0-6 v5.0], Re-authenticate (only a client starts that), Success before CONNACK
     /// (CONNACK ends the first exchange), or a step of no exchange under way.
     #[error("unexpected AUTH with reason code {0:?}")]
     UnexpectedAuth(AuthReasonCode),
@@ -292,7 +293,7 @@ pub enum PublishError {
     /// The queue behind the in-flight window is full: back off and retry.
     #[error("publish queue is full")]
     QueueFull,
-    /// The packet would exceed the server's maximum packet size [MQTT-3.2.2-15].
+    /// The packet would exceed the server's maximum packet size [MQTT-3.2.2-15 v5.0].
     #[error("packet of {size} bytes exceeds the server's maximum of {max}")]
     PacketTooLarge {
         /// Encoded size.
@@ -300,7 +301,7 @@ pub enum PublishError {
         /// The server's maximum.
         max: usize,
     },
-    /// The QoS exceeds the server's Maximum QoS [MQTT-3.2.2-11].
+    /// The QoS exceeds the server's Maximum QoS [MQTT-3.2.2-11 v5.0].
     #[error("QoS {requested:?} exceeds the server's maximum {max:?}")]
     QoSNotSupported {
         /// Asked for.
@@ -308,7 +309,7 @@ pub enum PublishError {
         /// Allowed.
         max: QoS,
     },
-    /// RETAIN on a server without retain support [MQTT-3.2.2-14].
+    /// RETAIN on a server without retain support [MQTT-3.2.2-14 v5.0].
     #[error("the server does not support retained messages")]
     RetainNotSupported,
     /// The message cannot be expressed in the protocol version (e.g. 5.0 properties on 3.1.1).
@@ -317,7 +318,7 @@ pub enum PublishError {
     /// The session store failed to record the message.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A client's PUBLISH never carries a Subscription Identifier [MQTT-3.3.4-6].
+    /// A client's PUBLISH never carries a Subscription Identifier [MQTT-3.3.4-6 v5.0].
     #[error("a client may not send a subscription identifier in PUBLISH [MQTT-3.3.4-6]")]
     SubscriptionIdentifierInPublish,
     /// A disconnect was asked for; no new messages are taken.
@@ -329,7 +330,8 @@ pub enum PublishError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
-    /// No filters were given [MQTT-3.8.3-3].
+    /// No filters were given [MQTT-3.8.3-3 v3.1.1], [MQTT-3.8.3-2 v5.0],
+    /// [MQTT-3.10.3-2 v3.1.1 v5.0].
     #[error("no topic filters")]
     NoFilters,
     /// All 65,535 packet identifiers are in use.
@@ -365,15 +367,15 @@ pub enum AckError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7].
+    /// AUTH exists only in 5.0, with an Authentication Method in CONNECT [MQTT-4.12.0-7 v5.0].
     #[error("enhanced authentication needs MQTT 5.0 and an authentication method")]
     NotNegotiated,
-    /// The Authentication Method differs from the one in CONNECT [MQTT-4.12.0-5],
-    /// [MQTT-4.12.1-1].
+    /// The Authentication Method differs from the one in CONNECT [MQTT-4.12.0-5 v5.0],
+    /// [MQTT-4.12.1-1 v5.0].
     #[error("AUTH must carry the authentication method of CONNECT")]
     MethodMismatch,
     /// A reason code the client may not send now: only 0x18 while connecting
-    /// [MQTT-4.12.0-3], 0x18 or 0x19 once connected.
+    /// [MQTT-4.12.0-3 v5.0], 0x18 or 0x19 once connected.
     #[error("AUTH reason code {0:?} is not allowed here")]
     WrongReasonCode(mqtt_proto::AuthReasonCode),
     /// There is no connection to send it on.

@@ -1,5 +1,5 @@
 //! The packet identifier allocator: an identifier is never handed out twice while in use
-//! [MQTT-2.3.1-2], and is freed only when its flow completes [MQTT-2.3.1-3].
+//! [MQTT-2.3.1-2 v3.1.1], and is freed only when its flow completes [MQTT-2.3.1-3 v3.1.1].
 
 use mqtt_proto::PacketId;
 
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn never_hands_out_an_identifier_in_use() {
-        // [MQTT-2.3.1-2]
+        // [MQTT-2.3.1-2 v3.1.1] [MQTT-2.2.1-3 v5.0]
         let mut ids = PacketIds::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..u16::MAX {

@@ -1,7 +1,7 @@
 //! Incoming state: the bounded queue of messages delivered and not yet taken by the
 //! application, identifiers of QoS 2 messages not yet released, and the queues that keep PUBACK
-//! and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3], even
-//! when the application acknowledges out of order.
+//! and PUBREC in the order their PUBLISH packets arrived [MQTT-4.6.0-2 v3.1.1 v5.0],
+//! [MQTT-4.6.0-3 v3.1.1 v5.0], even when the application acknowledges out of order.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn acks_leave_in_arrival_order_whatever_the_application_order() {
-        // [MQTT-4.6.0-2]
+        // [MQTT-4.6.0-2 v3.1.1 v5.0]
         let mut inbound = Inbound::default();
         let a = expect(&mut inbound, AckKind::PubAck, 10);
         let b = expect(&mut inbound, AckKind::PubAck, 11);
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn pubrec_order_is_independent_of_puback_order() {
-        // [MQTT-4.6.0-3]
+        // [MQTT-4.6.0-3 v3.1.1 v5.0]
         let mut inbound = Inbound::default();
         let q1 = expect(&mut inbound, AckKind::PubAck, 1);
         let q2 = expect(&mut inbound, AckKind::PubRec, 2);

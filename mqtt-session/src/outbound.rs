@@ -38,7 +38,7 @@ pub(crate) struct Outbound {
     /// Messages waiting, oldest first.
     pub(crate) queue: VecDeque<Queued>,
     /// Flows of an earlier connection whose PUBLISH this connection has not resent yet, in
-    /// send order: the server's Receive Maximum held them back [MQTT-4.9.0-2].
+    /// send order: the server's Receive Maximum held them back [MQTT-4.9.0-2 v5.0].
     pub(crate) held: VecDeque<PacketId>,
     /// Sequence number of the next flow.
     pub(crate) next_seq: u64,
@@ -147,7 +147,7 @@ impl Outbound {
         self.inflight.len().saturating_sub(self.held.len())
     }
 
-    /// In-flight flows in the order they were first sent [MQTT-4.6.0-1].
+    /// In-flight flows in the order they were first sent [MQTT-4.6.0-1 v3.1.1 v5.0].
     pub(crate) fn in_send_order(&self) -> Vec<OutgoingRecord> {
         let mut records: Vec<_> = self.inflight.values().cloned().collect();
         records.sort_by_key(|r| r.seq);

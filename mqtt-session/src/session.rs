@@ -147,7 +147,7 @@ struct Connection {
 #[derive(Debug)]
 struct EnhancedAuth {
     /// The Authentication Method of CONNECT, which every AUTH and a successful CONNACK
-    /// repeat [MQTT-4.12.0-5] [MQTT-4.12.1-1].
+    /// repeat [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0].
     method: MqttString,
     /// Whether the session's authenticator answers the server; otherwise the application
     /// does ([`Event::Auth`], [`Session::auth`]).
@@ -532,7 +532,7 @@ impl Session {
         let clean_start = self.config.clean_start
             && (!self.session_started || !self.config.session_outlives_connection());
         if clean_start {
-            // [MQTT-3.1.2-4] (5.0) / [MQTT-3.1.2-6] (3.1.1): a clean start discards the old session.
+            // [MQTT-3.1.2-4 v5.0] / [MQTT-3.1.2-6 v3.1.1]: a clean start discards the old session.
             self.discard_session(now);
         }
         let mut properties = self.config.properties.clone();
@@ -614,7 +614,8 @@ impl Session {
             return;
         }
         if let Some(e) = auth_failure {
-            // Nothing may precede CONNECT [MQTT-3.1.0-1]: the connection ends unannounced.
+            // Nothing may precede CONNECT [MQTT-3.1.0-1 v3.1.1 v5.0]: the connection ends
+            // unannounced.
             warn!(error = %e, "the authenticator cannot start: no CONNECT");
             self.end_connection(ConnectionError::AuthFailed(e), None);
             return;
@@ -626,7 +627,7 @@ impl Session {
             return;
         }
         if !v5 && !clean_start && connect.client_id.is_empty() {
-            // [MQTT-3.1.3-7]: an empty client id needs a clean session before 5.0.
+            // [MQTT-3.1.3-7 v3.1.1]: an empty client id needs a clean session before 5.0.
             self.end_connection(
                 ConnectionError::InvalidConfig(ConfigError::EmptyClientIdNeedsCleanSession),
                 None,
@@ -634,7 +635,7 @@ impl Session {
             return;
         }
         debug!(client_id = %self.client_id, clean_start, "CONNECT");
-        // [MQTT-3.1.0-1]: CONNECT is the first packet on the connection.
+        // [MQTT-3.1.0-1 v3.1.1 v5.0]: CONNECT is the first packet on the connection.
         if let Err(e) = self.send(now, &Packet::from(connect)) {
             self.end_connection(ConnectionError::InvalidConfig(ConfigError::Encode(e)), None);
         }
@@ -816,7 +817,7 @@ impl Session {
                     .and_then(|a| a.reauth_deadline)
                     .is_some_and(|deadline| now >= deadline) =>
             {
-                // A re-authentication that does not complete has failed [MQTT-4.12.1-2].
+                // A re-authentication that does not complete has failed [MQTT-4.12.1-2 v5.0].
                 warn!("no answer to re-authentication: closing the connection");
                 let timeout = self.config.connect_timeout;
                 self.end_connection(
@@ -833,7 +834,7 @@ impl Session {
                         self.end_connection(ConnectionError::KeepAliveTimeout, None);
                     }
                 } else if let Some(ka) = conn.keep_alive {
-                    // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0): PINGREQ when idle. Silence
+                    // [MQTT-3.1.2-23 v3.1.1] / [MQTT-3.1.2-20 v5.0]: PINGREQ when idle. Silence
                     // from the server also prompts one, so half-open connections are found
                     // even while we keep sending.
                     let idle_since = if listening {
@@ -903,14 +904,14 @@ impl Session {
     /// at, while it waits in the queue. If the interval has passed when the session would send
     /// it, the message is dropped unsent, its stored record removed, and [`Event::Published`]
     /// reports [`PublishOutcome::Expired`]. Otherwise its PUBLISH carries the interval left,
-    /// as [MQTT-3.3.2-6] asks of a server that forwards a message: in whole seconds, rounded
+    /// as [MQTT-3.3.2-6 v5.0] asks of a server that forwards a message: in whole seconds, rounded
     /// down so that the server keeps it no longer than asked, but at least 1, since 0 would
     /// send a message that is still alive as one without a lifetime.
     ///
     /// A message whose PUBLISH was sent is not expired: its delivery has started (the server
-    /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5]), a QoS 2
-    /// sender must not expire it [MQTT-4.3.3-7], and a resumed session resends every
-    /// unacknowledged PUBLISH [MQTT-4.4.0-1]. The resent PUBLISH carries the interval left,
+    /// itself expires only messages whose onward delivery has not [MQTT-3.3.2-5 v5.0]), a QoS 2
+    /// sender must not expire it [MQTT-4.3.3-7 v5.0], and a resumed session resends every
+    /// unacknowledged PUBLISH [MQTT-4.4.0-1 v5.0]. The resent PUBLISH carries the interval left,
     /// at least 1 even past the deadline, so that the server, which counts from its own
     /// receipt, holds the message no more than a second longer than asked. A flow whose
     /// server lost the session is queued again as a new message, and expires like one.
@@ -1015,7 +1016,7 @@ impl Session {
     /// Checks what can be checked before a message is queued.
     fn check_message(&self, message: &Message) -> Result<(), PublishError> {
         if !message.properties.subscription_identifiers.is_empty() {
-            // [MQTT-3.3.4-6]
+            // [MQTT-3.3.4-6 v5.0]
             return Err(PublishError::SubscriptionIdentifierInPublish);
         }
         let probe = self.build_publish(message, PacketId::new(1));
@@ -1198,7 +1199,7 @@ impl Session {
             && self.inbound.qos2.get(&acked.get()) == Some(&Qos2State::Delivered)
         {
             // Record the identifier now, even if its PUBREC must wait for earlier ones
-            // [MQTT-4.6.0-3]: a restart in between must not deliver the message again.
+            // [MQTT-4.6.0-3 v3.1.1 v5.0]: a restart in between must not deliver the message again.
             if let Err(e) = self.store_incoming(acked) {
                 self.inbound.unmark(token);
                 return Err(AckError::Store(e));
@@ -1207,7 +1208,7 @@ impl Session {
         for id in self.inbound.ready(kind) {
             match kind {
                 AckKind::PubAck => {
-                    // [MQTT-4.3.2-4] [MQTT-4.5.0-2]
+                    // [MQTT-4.3.2-4 v5.0] [MQTT-4.5.0-2 v3.1.1 v5.0]
                     let _ = self.send(now, &Packet::PubAck(PubAck::new(id)));
                 }
                 AckKind::PubRec => {
@@ -1215,7 +1216,7 @@ impl Session {
                         continue;
                     }
                     self.inbound.qos2.insert(id.get(), Qos2State::Received);
-                    // [MQTT-4.3.3-8] (5.0)
+                    // [MQTT-4.3.3-8 v5.0]
                     let _ = self.send(now, &Packet::PubRec(PubRec::new(id)));
                 }
             }
@@ -1230,15 +1231,15 @@ impl Session {
         }
         let method = self.config.properties.authentication_method.as_ref();
         if !self.version().is_v5() || method.is_none() {
-            // [MQTT-4.12.0-7]
+            // [MQTT-4.12.0-7 v5.0]
             return Err(AuthError::NotNegotiated);
         }
         if auth.properties.authentication_method.as_ref() != method {
-            // [MQTT-4.12.0-5] [MQTT-4.12.1-1]: every AUTH repeats the method of CONNECT.
+            // [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0]: every AUTH repeats the method of CONNECT.
             return Err(AuthError::MethodMismatch);
         }
         let allowed = match self.state() {
-            // [MQTT-4.12.0-3]: while connecting, only "continue authentication".
+            // [MQTT-4.12.0-3 v5.0]: while connecting, only "continue authentication".
             ConnectionState::Connecting => {
                 auth.reason_code == AuthReasonCode::ContinueAuthentication
             }
@@ -1255,7 +1256,7 @@ impl Session {
     }
 
     /// Re-authenticates with the authenticator (5.0 spec 4.12.1): sends AUTH with 0x19
-    /// (Re-authenticate), the method the connection started with [MQTT-4.12.1-1] and the data
+    /// (Re-authenticate), the method the connection started with [MQTT-4.12.1-1 v5.0] and the data
     /// of a new exchange ([`Authenticator::start`]); the session answers the server's
     /// challenges by itself, and [`Event::Reauthenticated`] reports the server's success.
     ///
@@ -1264,10 +1265,10 @@ impl Session {
     /// ([`ConnectionError::ServerDisconnected`]); an authenticator that refuses the server
     /// ends it with [`ConnectionError::AuthFailed`]; and one that gets no answer within the
     /// connect timeout ([`Config::connect_timeout`]) ends it with
-    /// [`ConnectionError::ReauthenticationTimeout`] [MQTT-4.12.1-2].
+    /// [`ConnectionError::ReauthenticationTimeout`] [MQTT-4.12.1-2 v5.0].
     ///
     /// Fails without an authenticator, without an accepted connection, when the connection
-    /// did not start with the authenticator's method [MQTT-4.12.0-7], when a
+    /// did not start with the authenticator's method [MQTT-4.12.0-7 v5.0], when a
     /// re-authentication is under way already, or when the authenticator cannot start
     /// (nothing is sent then, and the connection goes on).
     pub fn reauthenticate(&mut self, now: Instant) -> Result<(), AuthError> {
@@ -1282,7 +1283,7 @@ impl Session {
             .ok_or(AuthError::NotConnected)?;
         let exchange = conn.auth.as_mut().ok_or(AuthError::NotNegotiated)?;
         if exchange.method != *method {
-            // [MQTT-4.12.1-1]
+            // [MQTT-4.12.1-1 v5.0]
             return Err(AuthError::MethodMismatch);
         }
         if exchange.reauth_deadline.is_some() {
@@ -1329,13 +1330,14 @@ impl Session {
         let mut packet = Packet::Disconnect(disconnect);
         self.fit_diagnostics(&mut packet);
         let _ = self.send(now, &packet);
-        // [MQTT-3.14.4-1] [MQTT-3.14.4-2]: nothing more is sent; the transport closes.
+        // [MQTT-3.14.4-1 v3.1.1 v5.0] [MQTT-3.14.4-2 v3.1.1 v5.0]: nothing more is sent; the
+        // transport closes.
         self.close(ConnectionError::LocalDisconnect);
     }
 
     /// Drops the Reason String, then the User Properties, of a DISCONNECT or AUTH that would
-    /// exceed the server's Maximum Packet Size [MQTT-3.14.2-3] [MQTT-3.14.2-4]
-    /// [MQTT-3.15.2-2] [MQTT-3.15.2-3].
+    /// exceed the server's Maximum Packet Size [MQTT-3.14.2-3 v5.0] [MQTT-3.14.2-4 v5.0]
+    /// [MQTT-3.15.2-2 v5.0] [MQTT-3.15.2-3 v5.0].
     fn fit_diagnostics(&self, packet: &mut Packet) {
         let Some(max) = self
             .conn
@@ -1381,7 +1383,7 @@ impl Session {
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
         if let Err(e) = self.commit() {
             // Nothing of this batch goes out, not even a DISCONNECT: it may be the first
-            // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1].
+            // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1 v3.1.1 v5.0].
             self.transmit.clear();
             self.end_connection(ConnectionError::StoreFailed(e), None);
         }
@@ -1519,18 +1521,18 @@ impl Session {
     fn on_auth(&mut self, now: Instant, auth: Auth) {
         let connecting = self.state() == ConnectionState::Connecting;
         let Some(exchange) = self.conn.as_ref().and_then(|c| c.auth.as_ref()) else {
-            // [MQTT-4.12.0-6]: no Authentication Method in CONNECT, no AUTH from the server.
+            // [MQTT-4.12.0-6 v5.0]: no Authentication Method in CONNECT, no AUTH from the server.
             return self.violation(ProtocolViolation::UnexpectedAuth(auth.reason_code));
         };
         if auth.properties.authentication_method.as_ref() != Some(&exchange.method) {
-            // [MQTT-4.12.0-5]
+            // [MQTT-4.12.0-5 v5.0]
             return self.violation(ProtocolViolation::AuthMethodMismatch);
         }
         let by_authenticator = exchange.by_authenticator;
         let reauthenticating = exchange.reauth_deadline.is_some();
         let method = exchange.method.clone();
         let expected = match auth.reason_code {
-            // [MQTT-4.12.0-2]: the server asks for more, while the client authenticates.
+            // [MQTT-4.12.0-2 v5.0]: the server asks for more, while the client authenticates.
             AuthReasonCode::ContinueAuthentication => {
                 connecting || reauthenticating || !by_authenticator
             }
@@ -1568,7 +1570,7 @@ impl Session {
         }
         match authenticator.challenge(data) {
             Ok(data) => {
-                // [MQTT-4.12.0-3] [MQTT-4.12.0-5]
+                // [MQTT-4.12.0-3 v5.0] [MQTT-4.12.0-5 v5.0]
                 let answer = Auth {
                     reason_code: AuthReasonCode::ContinueAuthentication,
                     properties: mqtt_proto::AuthProperties {
@@ -1596,7 +1598,7 @@ impl Session {
             return true;
         }
         if connack.properties.authentication_method.as_ref() != Some(&exchange.method) {
-            // [MQTT-4.12.0-5]
+            // [MQTT-4.12.0-5 v5.0]
             self.violation(ProtocolViolation::AuthMethodMismatch);
             return false;
         }
@@ -1613,8 +1615,8 @@ impl Session {
     }
 
     /// The authenticator gave up: the exchange cannot go on, and neither can the connection
-    /// [MQTT-4.12.1-2]. DISCONNECT may go before CONNACK [MQTT-3.1.2-30]; its code is 0x83
-    /// (Implementation specific error: a valid packet this side cannot accept), as Not
+    /// [MQTT-4.12.1-2 v5.0]. DISCONNECT may go before CONNACK [MQTT-3.1.2-30 v5.0]; its code is
+    /// 0x83 (Implementation specific error: a valid packet this side cannot accept), as Not
     /// authorized (0x87) is the server's to send and Bad authentication method (0x8C) is no
     /// DISCONNECT code (spec 3.14.2.1).
     fn auth_failed(&mut self, failure: AuthFailure) {
@@ -1627,7 +1629,7 @@ impl Session {
 
     fn on_connack(&mut self, now: Instant, connack: ConnAck) {
         if !connack.reason_code.is_success() {
-            // [MQTT-4.13.2-1]: a refusal closes the connection.
+            // [MQTT-4.13.2-1 v5.0]: a refusal closes the connection.
             self.close(ConnectionError::Refused {
                 reason: connack.reason_code,
                 properties: Box::new(connack.properties),
@@ -1636,7 +1638,7 @@ impl Session {
         }
         let clean_start = self.conn.as_ref().is_some_and(|c| c.clean_start);
         if connack.session_present && clean_start {
-            // [MQTT-3.2.2-4]
+            // [MQTT-3.2.2-4 v5.0]; a 3.1.1 server breaks [MQTT-3.2.2-1 v3.1.1].
             self.violation(ProtocolViolation::UnexpectedSessionPresent);
             return;
         }
@@ -1649,7 +1651,7 @@ impl Session {
         conn.state = ConnectionState::Connected;
         let props = &connack.properties;
         if let Some(ka) = props.server_keep_alive {
-            // [MQTT-3.1.2-21] [MQTT-3.2.2-21]: the server's keep alive replaces ours.
+            // [MQTT-3.1.2-21 v5.0] [MQTT-3.2.2-21 v5.0]: the server's keep alive replaces ours.
             conn.keep_alive = (ka > 0).then(|| Duration::from_secs(u64::from(ka)));
         }
         conn.server = ServerLimits {
@@ -1696,7 +1698,7 @@ impl Session {
                 self.inbound.tentative = self.inbound.qos2.keys().copied().collect();
             }
         } else {
-            // [MQTT-3.2.2-5]: the server has no session, so neither may we.
+            // [MQTT-3.2.2-5 v5.0]: the server has no session, so neither may we.
             self.discard_session(now);
             self.start_resubscription(now, false);
         }
@@ -1814,10 +1816,10 @@ impl Session {
     }
 
     /// Resends unacknowledged PUBLISH (DUP set) and PUBREL in their original order
-    /// [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1].
+    /// [MQTT-4.4.0-1 v3.1.1 v5.0] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0].
     ///
     /// PUBLISH packets beyond the server's send quota wait, in order, for flows to complete
-    /// [MQTT-4.9.0-2]: a session can hold more flows than the server now allows (it restarted
+    /// [MQTT-4.9.0-2 v5.0]: a session can hold more flows than the server now allows (it restarted
     /// with a lower Receive Maximum, or this is another broker of a cluster).
     fn retransmit(&mut self, now: Instant) {
         self.outbound.held.clear();
@@ -2056,7 +2058,7 @@ impl Session {
                 continue;
             }
             if message.qos > QoS::AtMostOnce {
-                // [MQTT-4.9.0-2]: no new QoS 1/2 PUBLISH while the send quota is used up.
+                // [MQTT-4.9.0-2 v5.0]: no new QoS 1/2 PUBLISH while the send quota is used up.
                 if self.outbound.inflight.len() >= self.send_window() {
                     return;
                 }
@@ -2182,7 +2184,7 @@ impl Session {
                 self.deliver(publish, size, Some((AckKind::PubAck, id)));
             }
             QosPid::ExactlyOnce(id) => match self.inbound.qos2.get(&id.get()) {
-                // [MQTT-4.3.3-10] (5.0) / [MQTT-4.3.3-2] (3.1.1): a resend before PUBREL is
+                // [MQTT-4.3.3-10 v5.0] / [MQTT-4.3.3-2 v3.1.1]: a resend before PUBREL is
                 // answered but never delivered twice.
                 Some(Qos2State::Received) => {
                     self.inbound.tentative.remove(&id.get());
@@ -2303,7 +2305,7 @@ impl Session {
         } else if self.version().is_v5() {
             comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
         }
-        // [MQTT-4.3.3-11] (5.0)
+        // [MQTT-4.3.3-11 v5.0]
         let _ = self.send(now, &Packet::PubComp(comp));
     }
 
@@ -2312,7 +2314,7 @@ impl Session {
         let Some(record) = self.outbound.remove(id) else {
             return;
         };
-        // [MQTT-2.3.1-3]: the identifier is free once the acknowledgement is processed, and
+        // [MQTT-2.3.1-3 v3.1.1]: the identifier is free once the acknowledgement is processed, and
         // once its record is gone: a new flow under it must not lose its record to a retry.
         if self.write_store(now, |store| store.remove_outgoing(id)) || self.store.is_none() {
             self.ids.release(id);
@@ -2349,7 +2351,7 @@ impl Session {
                 properties,
             }
         } else {
-            // [MQTT-4.4.0-2]
+            // [MQTT-4.4.0-2 v5.0]
             PublishOutcome::Rejected {
                 reason: ack.reason_code,
                 properties,
@@ -2363,7 +2365,7 @@ impl Session {
         match self.flow_state(id) {
             Some((QoS::ExactlyOnce, OutgoingState::Published)) => {
                 if !rec.reason_code.is_success() {
-                    // [MQTT-4.4.0-2] [MQTT-4.3.3-4]: a failed PUBREC ends the flow.
+                    // [MQTT-4.4.0-2 v5.0] [MQTT-4.3.3-4 v5.0]: a failed PUBREC ends the flow.
                     let outcome = PublishOutcome::Rejected {
                         reason: rec.reason_code,
                         properties: Box::new(rec.properties),
@@ -2400,7 +2402,7 @@ impl Session {
                 return;
             }
         }
-        // [MQTT-4.3.3-4] (5.0) / [MQTT-4.3.3-1] (3.1.1)
+        // [MQTT-4.3.3-4 v5.0] / [MQTT-4.3.3-1 v3.1.1]
         let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
     }
 
@@ -2537,7 +2539,7 @@ impl Session {
                         Packet::Connect(_) | Packet::Auth(_) | Packet::Disconnect(_)
                     ) =>
             {
-                // [MQTT-3.1.2-30]: with an Authentication Method, only AUTH and DISCONNECT
+                // [MQTT-3.1.2-30 v5.0]: with an Authentication Method, only AUTH and DISCONNECT
                 // until CONNACK. What a connection that is not up could send is an
                 // acknowledgement the application gave late (PUBREC) or a store retry
                 // (PUBREL): both go again after CONNACK, as answer to the server's resend or
@@ -2555,7 +2557,7 @@ impl Session {
         }
     }
 
-    /// The server broke the protocol: tell it why (5.0) and close [MQTT-4.8.0-1].
+    /// The server broke the protocol: tell it why (5.0) and close [MQTT-4.8.0-1 v3.1.1].
     fn violation(&mut self, violation: ProtocolViolation) {
         warn!(%violation, "closing the connection");
         let reason = violation.disconnect_reason();
@@ -2591,18 +2593,18 @@ fn check_against_server(
     size: usize,
 ) -> Result<(), PublishError> {
     if message.qos > server.max_qos {
-        // [MQTT-3.2.2-11]
+        // [MQTT-3.2.2-11 v5.0]
         return Err(PublishError::QoSNotSupported {
             requested: message.qos,
             max: server.max_qos,
         });
     }
     if message.retain && !server.retain_available {
-        // [MQTT-3.2.2-14]
+        // [MQTT-3.2.2-14 v5.0]
         return Err(PublishError::RetainNotSupported);
     }
     if size > server.max_packet_size {
-        // [MQTT-3.2.2-15]
+        // [MQTT-3.2.2-15 v5.0]
         return Err(PublishError::PacketTooLarge {
             size,
             max: server.max_packet_size,

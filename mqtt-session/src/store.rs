@@ -29,7 +29,7 @@ pub enum OutgoingState {
 /// One outgoing QoS 1/2 message in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
-    /// Send order: flows are resent in this order after a reconnect [MQTT-4.6.0-1].
+    /// Send order: flows are resent in this order after a reconnect [MQTT-4.6.0-1 v3.1.1 v5.0].
     pub seq: u64,
     /// The token `publish` returned.
     pub token: PublishToken,

@@ -47,7 +47,7 @@ impl Subscriptions {
 
     /// The answer to a SUBSCRIBE: granted filters become (or stay) active with the options
     /// asked for; a refused one is no longer active (the server replaces a subscription to
-    /// the same filter [MQTT-3.8.4-3], so the old one cannot be counted on).
+    /// the same filter [MQTT-3.8.4-3 v3.1.1 v5.0], so the old one cannot be counted on).
     pub(crate) fn subscribed(
         &mut self,
         filters: &[Subscription],

@@ -62,7 +62,7 @@ fn pair_with(authenticator: impl Authenticator + 'static) -> Pair {
 fn answers(sent: &[Packet]) -> Vec<Bytes> {
     sent.iter()
         .map(|p| match p {
-            // [MQTT-4.12.0-3] [MQTT-4.12.0-5]
+            // [MQTT-4.12.0-3 v5.0] [MQTT-4.12.0-5 v5.0]
             Packet::Auth(a) => {
                 assert_eq!(a.reason_code, AuthReasonCode::ContinueAuthentication);
                 assert_eq!(a.properties.authentication_method, Some(method()));
@@ -111,7 +111,7 @@ fn ended_with(events: &[Event]) -> Option<&ConnectionError> {
 
 #[test]
 fn a_multi_step_handshake_is_answered_while_connecting() {
-    // [MQTT-3.1.2-30]: until CONNACK only AUTH goes out, even with a message waiting.
+    // [MQTT-3.1.2-30 v5.0]: until CONNACK only AUTH goes out, even with a message waiting.
     let client = ToyClient::new(KEY);
     let log = client.log.clone();
     let mut pair = pair_with(client);
@@ -124,7 +124,7 @@ fn a_multi_step_handshake_is_answered_while_connecting() {
     let server = handshake(&mut pair, 3);
     assert!(pair.events().is_empty(), "the application is not asked");
     assert_eq!(log.lock().unwrap().challenges, 3);
-    // [MQTT-4.12.0-5]: the CONNACK repeats the method; its data proves the server.
+    // [MQTT-4.12.0-5 v5.0]: the CONNACK repeats the method; its data proves the server.
     pair.deliver(connack_with(Some(method()), Some(server.proof())));
     assert!(matches!(&pair.events()[..], [Event::Connected { .. }]));
     assert!(matches!(&pair.sent()[..], [Packet::Publish(p)] if p.topic.as_str() == "t"));
@@ -156,7 +156,7 @@ fn a_server_that_fails_to_prove_itself_is_disconnected() {
         matches!(ended_with(&events), Some(ConnectionError::AuthFailed(f)) if f.reason() == "the server's proof is wrong"),
         "{events:?}"
     );
-    // [MQTT-4.12.1-2] (the same rule at connection): DISCONNECT, then close.
+    // [MQTT-4.12.1-2 v5.0] (the same rule at connection): DISCONNECT, then close.
     assert_eq!(
         disconnect_reason(&pair.sent()),
         Some(DisconnectReasonCode::ImplementationSpecificError)
@@ -228,7 +228,7 @@ fn an_early_connack_is_left_to_the_authenticator() {
     assert!(pair.session.is_connected());
 }
 
-// [MQTT-3.1.0-1]: nothing may go before CONNECT, so no DISCONNECT either.
+// [MQTT-3.1.0-1 v5.0]: nothing may go before CONNECT, so no DISCONNECT either.
 #[test]
 fn an_authenticator_that_cannot_start_sends_no_connect() {
     struct NoSecret;
@@ -257,7 +257,7 @@ fn an_authenticator_that_cannot_start_sends_no_connect() {
 
 #[test]
 fn a_server_auth_with_another_method_is_a_protocol_violation() {
-    // [MQTT-4.12.0-5]: every AUTH and a successful CONNACK repeat the method of CONNECT.
+    // [MQTT-4.12.0-5 v5.0]: every AUTH and a successful CONNACK repeat the method of CONNECT.
     let other = MqttString::new("OTHER").unwrap();
     let cases = [
         auth(
@@ -312,7 +312,7 @@ fn a_server_auth_with_another_method_is_a_protocol_violation() {
 
 #[test]
 fn an_auth_the_server_may_not_send_is_a_protocol_violation() {
-    // [MQTT-4.12.0-6]: no method in CONNECT, no AUTH from the server.
+    // [MQTT-4.12.0-6 v5.0 server]: no method in CONNECT, no AUTH from the server.
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.open();
     pair.deliver(auth(
@@ -413,7 +413,7 @@ fn connected(client: ToyClient) -> (Pair, ToyServer) {
     (pair, server)
 }
 
-/// The data of the AUTH 0x19 in `sent`, checking it keeps the method [MQTT-4.12.1-1].
+/// The data of the AUTH 0x19 in `sent`, checking it keeps the method [MQTT-4.12.1-1 v5.0].
 fn reauth_data(sent: &[Packet]) -> Option<Bytes> {
     sent.iter().find_map(|p| match p {
         Packet::Auth(a) if a.reason_code == AuthReasonCode::ReAuthenticate => {
@@ -448,7 +448,7 @@ fn reauthentication_runs_while_messages_flow() {
     };
     let id = publish.packet_id().unwrap();
 
-    // [MQTT-4.12.1-1]: AUTH 0x19 with the method of CONNECT and a new exchange's data.
+    // [MQTT-4.12.1-1 v5.0]: AUTH 0x19 with the method of CONNECT and a new exchange's data.
     pair.session.reauthenticate(pair.now).unwrap();
     assert!(pair.session.is_reauthenticating());
     let data = reauth_data(&pair.sent()).expect("AUTH 0x19");
@@ -518,7 +518,7 @@ fn reauthentication_runs_while_messages_flow() {
 
 #[test]
 fn a_refused_reauthentication_ends_the_connection() {
-    // [MQTT-4.12.1-2]: the server refuses with DISCONNECT and closes.
+    // [MQTT-4.12.1-2 v5.0]: the server refuses with DISCONNECT and closes.
     let (mut pair, _server) = connected(ToyClient::new(KEY));
     pair.session.reauthenticate(pair.now).unwrap();
     pair.sent();
@@ -534,7 +534,7 @@ fn a_refused_reauthentication_ends_the_connection() {
     ));
     assert!(!pair.session.is_reauthenticating());
 
-    // [MQTT-4.12.1-2]: the client refuses a server whose final proof is wrong.
+    // [MQTT-4.12.1-2 v5.0]: the client refuses a server whose final proof is wrong.
     let (mut pair, mut server) = connected(ToyClient::new(KEY));
     pair.session.reauthenticate(pair.now).unwrap();
     let nonce = server.start(reauth_data(&pair.sent()).as_deref()).unwrap();
@@ -553,7 +553,7 @@ fn a_refused_reauthentication_ends_the_connection() {
 
 #[test]
 fn an_unanswered_reauthentication_is_given_up_at_the_connect_timeout() {
-    // [MQTT-4.12.1-2]: a re-authentication that never completes has failed.
+    // [MQTT-4.12.1-2 v5.0]: a re-authentication that never completes has failed.
     let (mut pair, _server) = connected(ToyClient::new(KEY));
     let timeout = pair.session.config().connect_timeout;
     pair.session.reauthenticate(pair.now).unwrap();
@@ -611,7 +611,7 @@ fn reauthenticate_refuses_what_it_cannot_do() {
         pair.session.reauthenticate(pair.now),
         Err(AuthError::NoAuthenticator)
     );
-    // [MQTT-4.12.0-7]: on a connection whose CONNECT carried no method, no AUTH.
+    // [MQTT-4.12.0-7 v5.0]: on a connection whose CONNECT carried no method, no AUTH.
     pair.session
         .set_authenticator(Box::new(ToyClient::new(KEY)))
         .unwrap();
@@ -621,7 +621,7 @@ fn reauthenticate_refuses_what_it_cannot_do() {
     );
     assert!(pair.sent().is_empty());
 
-    // [MQTT-4.12.1-1]: on a connection that started with another method.
+    // [MQTT-4.12.1-1 v5.0]: on a connection that started with another method.
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.authentication_method = Some(MqttString::new("OTHER").unwrap());
     let mut pair = Pair::new(cfg);
@@ -677,7 +677,7 @@ fn reauthenticate_refuses_what_it_cannot_do() {
 
 #[test]
 fn an_acknowledgement_given_while_authenticating_waits_for_connack() {
-    // [MQTT-3.1.2-30]: with an Authentication Method, only AUTH (and DISCONNECT) goes out
+    // [MQTT-3.1.2-30 v5.0]: with an Authentication Method, only AUTH (and DISCONNECT) goes out
     // until CONNACK, even a PUBREC the application allows while the exchange runs.
     let cfg = config(ProtocolVersion::V5)
         .manual_acks(true)

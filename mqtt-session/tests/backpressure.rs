@@ -85,7 +85,8 @@ fn the_byte_bound_counts_packet_sizes_and_admits_one_oversized_message() {
 
 #[test]
 fn reported_delivery_acknowledges_when_the_driver_reports_the_message_taken() {
-    // [MQTT-4.3.2-4] [MQTT-4.3.3-8]: the acknowledgements still go out, later, in order.
+    // [MQTT-3.3.4-1 v3.1.1 v5.0] [MQTT-4.3.2-4 v5.0] [MQTT-4.3.3-8 v5.0]: the acknowledgements
+    // still go out, later, in order.
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut cfg = config(version);
         cfg.delivery = Delivery::Reported;
@@ -104,7 +105,7 @@ fn reported_delivery_acknowledges_when_the_driver_reports_the_message_taken() {
         );
         assert_eq!(pair.session.inbound_held().0, 4);
         // The application takes them out of order: acknowledgements keep arrival order
-        // [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+        // [MQTT-4.6.0-2 v3.1.1 v5.0] [MQTT-4.6.0-3 v3.1.1 v5.0].
         pair.session.handle_taken(pair.now, tokens[2]);
         assert!(pair.sent().is_empty(), "PUBACK 3 waits for PUBACK 1");
         pair.session.handle_taken(pair.now, tokens[0]);
@@ -159,7 +160,8 @@ fn a_resend_of_a_message_still_queued_is_not_delivered_twice() {
 
 #[test]
 fn v5_announces_the_queue_as_receive_maximum_and_holds_the_broker_to_it() {
-    // [MQTT-3.3.4-9] is the server's duty; the client checks it with its queue's bound.
+    // [MQTT-3.3.4-9 v5.0 server] is the server's duty; the client checks it with its queue's
+    // bound.
     let mut cfg = config(ProtocolVersion::V5).max_inbound(2, 1 << 20);
     cfg.delivery = Delivery::Reported;
     cfg.strict_receive_maximum = true;

@@ -1,7 +1,7 @@
 //! Message Expiry (5.0) of the messages the session holds: queued ones expire or go with the
 //! interval left, sent ones are resent and never expire, and deadlines survive a restart
-//! through the wall clock. The spec states these rules for the server ([MQTT-3.3.2-5],
-//! [MQTT-3.3.2-6]); the session applies them to the messages it holds for the server.
+//! through the wall clock. The spec states these rules for the server ([MQTT-3.3.2-5 v5.0],
+//! [MQTT-3.3.2-6 v5.0]); the session applies them to the messages it holds for the server.
 
 mod common;
 
@@ -64,7 +64,7 @@ const T: Duration = Duration::from_secs(1_700_000_000);
 
 #[test]
 fn an_expired_queued_message_is_dropped_unsent_reported_and_forgotten_by_the_store() {
-    // [MQTT-3.3.2-5], applied by the client to the messages it holds.
+    // [MQTT-3.3.2-5 v5.0 server], applied by the client to the messages it holds.
     let store = MemoryStore::new();
     let session = Session::with_store(v5_persistent(), Box::new(store.clone())).unwrap();
     let mut pair = Pair::with_session(session, ProtocolVersion::V5);
@@ -115,7 +115,8 @@ fn an_expired_queued_message_is_dropped_unsent_reported_and_forgotten_by_the_sto
 
 #[test]
 fn a_queued_message_is_sent_with_the_interval_left_rounded_down_but_never_zero() {
-    // [MQTT-3.3.2-6], applied by the client: the interval is cut by the time it waited.
+    // [MQTT-3.3.2-6 v5.0 server], applied by the client: the interval is cut by the time it
+    // waited.
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     let start = pair.now;
     for (topic, secs) in [("a", 60), ("b", 26), ("c", 3600), ("d", 0)] {
@@ -187,8 +188,8 @@ fn a_message_behind_the_window_expires_while_it_waits() {
 
 #[test]
 fn a_sent_message_is_resent_with_the_interval_left_and_never_expires() {
-    // [MQTT-4.3.3-7]: a QoS 2 sender does not expire a message whose PUBLISH it sent;
-    // [MQTT-4.4.0-1]: a resumed session resends every unacknowledged PUBLISH. QoS 1 alike.
+    // [MQTT-4.3.3-7 v5.0]: a QoS 2 sender does not expire a message whose PUBLISH it sent;
+    // [MQTT-4.4.0-1 v5.0]: a resumed session resends every unacknowledged PUBLISH. QoS 1 alike.
     let mut pair = Pair::new(v5_persistent());
     pair.connect(false);
     let t1 = pair
@@ -232,6 +233,8 @@ fn a_sent_message_is_resent_with_the_interval_left_and_never_expires() {
 
 #[test]
 fn a_flow_the_server_lost_is_queued_again_and_expires_like_a_new_message() {
+    // [MQTT-3.2.2-5 v5.0]: the server lost the session, so the client drops the flow and queues
+    // the message anew.
     let mut pair = Pair::new(v5_persistent());
     pair.connect(false);
     let late = pair
@@ -328,7 +331,7 @@ fn a_restart_past_the_deadline_drops_the_message_and_one_before_it_sends_the_int
 
 #[test]
 fn a_flow_restored_past_its_deadline_is_resent_not_expired() {
-    // [MQTT-4.4.0-1] [MQTT-4.3.3-7]
+    // [MQTT-4.4.0-1 v5.0] [MQTT-4.3.3-7 v5.0]
     let dir = tempfile::tempdir().unwrap();
     let mut pair = restarted(dir.path(), Instant::now());
     pair.session.handle_wall_clock(pair.now, T);

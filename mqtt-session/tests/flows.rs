@@ -47,7 +47,7 @@ fn disconnected(events: &[Event]) -> Option<ConnectionError> {
 
 #[test]
 fn connect_is_the_first_packet_and_carries_will_and_credentials() {
-    // [MQTT-3.1.0-1]
+    // [MQTT-3.1.0-1 v3.1.1 v5.0]
     for version in VERSIONS {
         let will = LastWill {
             topic: topic("clients/test/status"),
@@ -90,7 +90,7 @@ fn refused_connack_reports_a_typed_reason() {
     ));
     assert!(
         pair.session.wants_close(),
-        "[MQTT-4.13.2-1] a refusal closes"
+        "[MQTT-3.2.2-5 v3.1.1 server] a refusal closes"
     );
 }
 
@@ -117,7 +117,7 @@ fn a_3_1_1_only_server_refusing_a_5_0_connect_is_an_unsupported_version() {
 
 #[test]
 fn qos1_publish_completes_on_its_puback() {
-    // [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-2.2.1-5]
+    // [MQTT-4.3.2-1 v3.1.1 v5.0] [MQTT-4.3.2-2 v5.0] [MQTT-4.3.2-3 v5.0] [MQTT-2.2.1-5 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -143,14 +143,15 @@ fn qos1_publish_completes_on_its_puback() {
         assert_eq!(
             pair.session.packet_ids_in_use(),
             0,
-            "[MQTT-2.3.1-3] ids are freed"
+            "[MQTT-2.3.1-3 v3.1.1] ids are freed"
         );
     }
 }
 
 #[test]
 fn qos2_publish_runs_the_four_way_handshake() {
-    // [MQTT-4.3.3-1] [MQTT-4.3.3-2] [MQTT-4.3.3-3] [MQTT-4.3.3-4] [MQTT-4.3.3-5] [MQTT-2.3.1-6]
+    // [MQTT-4.3.3-1 v3.1.1 v5.0] [MQTT-4.3.3-2 v5.0] [MQTT-4.3.3-3 v5.0] [MQTT-4.3.3-4 v5.0]
+    // [MQTT-4.3.3-5 v5.0] [MQTT-2.3.1-6 v3.1.1] [MQTT-2.2.1-5 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -162,7 +163,7 @@ fn qos2_publish_runs_the_four_way_handshake() {
         pair.deliver(Packet::PubRec(PubRec::new(id(1))));
         assert_eq!(pair.sent(), vec![Packet::PubRel(PubRel::new(id(1)))]);
         assert!(pair.events().is_empty(), "not complete before PUBCOMP");
-        // A repeated PUBREC is answered with PUBREL again, never the PUBLISH [MQTT-4.3.3-6].
+        // A repeated PUBREC is answered with PUBREL again, never the PUBLISH [MQTT-4.3.3-6 v5.0].
         pair.deliver(Packet::PubRec(PubRec::new(id(1))));
         assert_eq!(pair.sent(), vec![Packet::PubRel(PubRel::new(id(1)))]);
         pair.deliver(Packet::PubComp(PubComp::new(id(1))));
@@ -176,7 +177,7 @@ fn qos2_publish_runs_the_four_way_handshake() {
 
 #[test]
 fn qos0_publish_reports_sent() {
-    // [MQTT-4.3.1-1]
+    // [MQTT-4.3.1-1 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect(false);
     let token = pair
@@ -192,7 +193,7 @@ fn qos0_publish_reports_sent() {
 
 #[test]
 fn v5_failed_puback_rejects_the_message_without_resend() {
-    // [MQTT-4.4.0-2]
+    // [MQTT-4.4.0-2 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect(false);
     pair.session
@@ -235,7 +236,8 @@ fn inflight_window_queues_the_rest_in_order() {
 
 #[test]
 fn server_receive_maximum_lowers_the_window() {
-    // [MQTT-4.9.0-1] [MQTT-4.9.0-2] [MQTT-4.9.0-3] [MQTT-3.3.4-7] [MQTT-3.3.4-8]
+    // [MQTT-4.9.0-1 v5.0] [MQTT-4.9.0-2 v5.0] [MQTT-4.9.0-3 v5.0] [MQTT-3.3.4-7 v5.0]
+    // [MQTT-3.3.4-8 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5).max_inflight(10));
     pair.connect_with(
         false,
@@ -313,7 +315,7 @@ fn packet_id_exhaustion_queues_rather_than_fails() {
 
 #[test]
 fn inbound_qos1_is_acknowledged() {
-    // [MQTT-4.3.2-4] [MQTT-4.5.0-2] [MQTT-3.3.4-1] [MQTT-4.3.2-5]
+    // [MQTT-4.5.0-2 v3.1.1] [MQTT-3.3.4-1 v3.1.1]
     let mut pair = Pair::new(config(ProtocolVersion::V3_1_1));
     pair.connect(false);
     pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(5)), b"hello"));
@@ -329,8 +331,36 @@ fn inbound_qos1_is_acknowledged() {
 }
 
 #[test]
+fn an_inbound_qos1_identifier_acknowledged_is_a_new_message_next_time() {
+    // [MQTT-4.3.2-2 v3.1.1] [MQTT-4.3.2-5 v5.0]: once PUBACK is sent, a PUBLISH with the same
+    // identifier is a new message, DUP or not; and the session keeps its state meanwhile
+    // [MQTT-4.1.0-1 v5.0].
+    for version in VERSIONS {
+        let mut pair = Pair::new(config(version));
+        pair.connect(false);
+        for (n, dup) in [(1u8, false), (2, true), (3, false)] {
+            let mut publish =
+                mqtt_proto::Publish::new(topic("x"), QosPid::AtLeastOnce(id(9)), vec![n]);
+            publish.dup = dup;
+            pair.deliver(Packet::Publish(publish));
+            let events = pair.events();
+            assert!(
+                matches!(&events[..], [Event::Message { publish, .. }] if publish.payload[..] == [n]),
+                "{version:?}: message {n} delivered: {events:?}"
+            );
+            assert_eq!(
+                pair.sent(),
+                vec![Packet::PubAck(PubAck::new(id(9)))],
+                "{version:?}: each one acknowledged"
+            );
+        }
+    }
+}
+
+#[test]
 fn inbound_qos2_is_delivered_exactly_once_despite_resends() {
-    // [MQTT-4.3.3-8] [MQTT-4.3.3-10] [MQTT-4.3.3-11] [MQTT-4.3.3-12] (5.0); [MQTT-4.3.3-2] (3.1.1)
+    // [MQTT-4.3.3-8 v5.0] [MQTT-4.3.3-10 v5.0] [MQTT-4.3.3-11 v5.0] [MQTT-4.3.3-12 v5.0];
+    // [MQTT-4.3.3-2 v3.1.1]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -377,7 +407,7 @@ fn pubrel_for_unknown_id_is_still_completed() {
 
 #[test]
 fn manual_acks_leave_in_arrival_order() {
-    // [MQTT-4.6.0-2] [MQTT-4.6.0-3]
+    // [MQTT-4.6.0-2 v3.1.1] [MQTT-4.6.0-3 v3.1.1]
     let mut pair = Pair::new(config(ProtocolVersion::V3_1_1).manual_acks(true));
     pair.connect(false);
     pair.deliver(server_publish("x", QosPid::AtLeastOnce(id(1)), b"1"));
@@ -416,7 +446,9 @@ fn manual_acks_leave_in_arrival_order() {
 
 #[test]
 fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
-    // [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-3.3.1-1] [MQTT-2.3.1-3] [MQTT-4.1.0-1] [MQTT-4.1.0-2]
+    // [MQTT-4.4.0-1 v3.1.1 v5.0] [MQTT-4.6.0-1 v3.1.1 v5.0] [MQTT-3.3.1-1 v3.1.1 v5.0]
+    // [MQTT-2.3.1-3 v3.1.1] [MQTT-4.1.0-1 v3.1.1] [MQTT-4.1.0-2 v3.1.1] [MQTT-3.1.2-4 v3.1.1]
+    // [MQTT-3.1.2-23 v5.0]
     for version in VERSIONS {
         let mut cfg = config(version).clean_start(false);
         if version.is_v5() {
@@ -467,7 +499,7 @@ fn reconnect_resends_publish_with_dup_and_pubrel_in_original_order() {
 
 #[test]
 fn no_resend_while_the_connection_lasts() {
-    // [MQTT-4.4.0-1]: resend only on reconnect.
+    // [MQTT-4.4.0-1 v5.0]: resend only on reconnect.
     let mut pair = Pair::new(config(ProtocolVersion::V5).keep_alive(Duration::ZERO));
     pair.connect(false);
     pair.session
@@ -481,7 +513,7 @@ fn no_resend_while_the_connection_lasts() {
 
 #[test]
 fn session_present_after_clean_start_is_a_violation() {
-    // [MQTT-3.2.2-4]
+    // [MQTT-3.2.2-4 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.open();
     pair.deliver(Packet::from(ConnAck::accepted(true)));
@@ -501,7 +533,7 @@ fn session_present_after_clean_start_is_a_violation() {
 
 #[test]
 fn lost_session_requeues_unacknowledged_messages() {
-    // [MQTT-3.2.2-5]: the server has no session; nothing accepted is lost.
+    // [MQTT-3.2.2-3 v3.1.1 server]: the server has no session; nothing accepted is lost.
     let cfg = config(ProtocolVersion::V3_1_1).clean_start(false);
     let mut pair = Pair::new(cfg);
     pair.connect(false);
@@ -550,7 +582,7 @@ fn lost_session_requeues_unacknowledged_messages() {
 
 #[test]
 fn keep_alive_pings_when_idle_and_detects_a_dead_server() {
-    // [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0)
+    // [MQTT-3.1.2-23 v3.1.1]
     let mut cfg = config(ProtocolVersion::V3_1_1).keep_alive(Duration::from_secs(30));
     cfg.ping_timeout = Duration::from_secs(5);
     let mut pair = Pair::new(cfg);
@@ -609,7 +641,7 @@ fn silence_from_the_server_prompts_a_ping_even_while_sending() {
 
 #[test]
 fn server_keep_alive_replaces_ours() {
-    // [MQTT-3.1.2-21] [MQTT-3.2.2-21]
+    // [MQTT-3.1.2-21 v5.0] [MQTT-3.2.2-21 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5).keep_alive(Duration::from_secs(60)));
     pair.connect_with(
         false,
@@ -699,7 +731,7 @@ fn subscriptions_asked_offline_are_sent_after_connack() {
 
 #[test]
 fn inbound_topic_aliases_are_resolved_and_checked() {
-    // [MQTT-3.3.2-10]: any alias from 1 to the maximum we announced is accepted.
+    // [MQTT-3.3.2-10 v5.0]: any alias from 1 to the maximum we announced is accepted.
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.topic_alias_maximum = Some(4);
     let mut pair = Pair::new(cfg);
@@ -740,7 +772,7 @@ fn inbound_topic_aliases_are_resolved_and_checked() {
 
 #[test]
 fn outbound_topic_aliases_stay_within_the_server_maximum() {
-    // [MQTT-3.2.2-17] [MQTT-3.2.2-18] [MQTT-3.3.2-9]
+    // [MQTT-3.2.2-17 v5.0] [MQTT-3.2.2-18 v5.0] [MQTT-3.3.2-9 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect_with(
         false,
@@ -784,7 +816,7 @@ fn outbound_topic_aliases_stay_within_the_server_maximum() {
 
 #[test]
 fn server_limits_refuse_messages_the_server_cannot_take() {
-    // [MQTT-3.2.2-11] [MQTT-3.2.2-14] [MQTT-3.2.2-15]
+    // [MQTT-3.2.2-11 v5.0] [MQTT-3.2.2-14 v5.0] [MQTT-3.2.2-15 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect_with(
         false,
@@ -814,7 +846,7 @@ fn server_limits_refuse_messages_the_server_cannot_take() {
 
 #[test]
 fn a_client_publish_never_carries_a_subscription_identifier() {
-    // [MQTT-3.3.4-6]
+    // [MQTT-3.3.4-6 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect(false);
     let mut message = msg("a", QoS::AtMostOnce);
@@ -956,7 +988,7 @@ fn server_disconnect_is_reported_with_its_reason() {
 
 #[test]
 fn local_disconnect_sends_disconnect_then_nothing() {
-    // [MQTT-3.14.4-1] [MQTT-3.14.4-2]
+    // [MQTT-3.14.4-1 v3.1.1 v5.0] [MQTT-3.14.4-2 v3.1.1 v5.0]
     for version in VERSIONS {
         let mut pair = Pair::new(config(version));
         pair.connect(false);
@@ -979,7 +1011,7 @@ fn local_disconnect_sends_disconnect_then_nothing() {
 
 #[test]
 fn empty_client_id_needs_clean_session_before_v5() {
-    // [MQTT-3.1.3-7]
+    // [MQTT-3.1.3-7 v3.1.1]
     let cfg = mqtt_session::Config::new("")
         .unwrap()
         .version(ProtocolVersion::V3_1_1)
@@ -996,7 +1028,7 @@ fn empty_client_id_needs_clean_session_before_v5() {
 
 #[test]
 fn assigned_client_id_is_used_on_reconnect() {
-    // [MQTT-3.1.3-2]: the client id names the session, so the resumed one is reused.
+    // [MQTT-3.1.3-2 v5.0]: the client id names the session, so the resumed one is reused.
     let cfg = mqtt_session::Config::new("")
         .unwrap()
         .version(ProtocolVersion::V5)
@@ -1017,7 +1049,7 @@ fn assigned_client_id_is_used_on_reconnect() {
 
 #[test]
 fn enhanced_authentication_round_trips() {
-    // [MQTT-3.1.2-30]: until CONNACK only AUTH goes out, even with messages waiting.
+    // [MQTT-3.1.2-30 v5.0]: until CONNACK only AUTH goes out, even with messages waiting.
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.authentication_method = Some(MqttString::new("SCRAM-SHA-1").unwrap());
     let mut pair = Pair::new(cfg);
@@ -1062,7 +1094,7 @@ fn enhanced_authentication_round_trips() {
                 }
             )
             .is_err(),
-        "[MQTT-4.12.0-7]"
+        "[MQTT-4.12.0-7 v5.0]"
     );
 }
 
@@ -1120,7 +1152,7 @@ fn restart_from_store_resumes_qos2_exactly_once() {
 
 #[test]
 fn auth_repeats_the_connect_method_and_uses_allowed_codes() {
-    // [MQTT-4.12.0-3] [MQTT-4.12.0-5] [MQTT-4.12.1-1]
+    // [MQTT-4.12.0-3 v5.0] [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0]
     let method = MqttString::new("SCRAM-SHA-1").unwrap();
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.authentication_method = Some(method.clone());
@@ -1189,7 +1221,7 @@ fn caller_chosen_tokens_continue_after_restored_ones() {
 
 #[test]
 fn pubrels_leave_in_the_order_the_pubrecs_arrived() {
-    // [MQTT-4.6.0-4]
+    // [MQTT-4.6.0-4 v5.0]
     let mut pair = Pair::new(config(ProtocolVersion::V5));
     pair.connect(false);
     for _ in 0..3 {
@@ -1213,7 +1245,7 @@ fn pubrels_leave_in_the_order_the_pubrecs_arrived() {
 
 #[test]
 fn topic_aliases_do_not_outlive_the_connection() {
-    // [MQTT-3.3.2-7]: mappings in both directions start empty on a new connection.
+    // [MQTT-3.3.2-7 v5.0]: mappings in both directions start empty on a new connection.
     let mut cfg = config(ProtocolVersion::V5)
         .clean_start(false)
         .session_expiry(60);
@@ -1258,7 +1290,7 @@ fn topic_aliases_do_not_outlive_the_connection() {
 
 #[test]
 fn diagnostics_are_dropped_to_fit_the_server_maximum_packet_size() {
-    // [MQTT-3.14.2-3] [MQTT-3.14.2-4] [MQTT-3.15.2-2] [MQTT-3.15.2-3]
+    // [MQTT-3.14.2-3 v5.0] [MQTT-3.14.2-4 v5.0] [MQTT-3.15.2-2 v5.0] [MQTT-3.15.2-3 v5.0]
     let method = MqttString::new("M").unwrap();
     let mut cfg = config(ProtocolVersion::V5);
     cfg.properties.authentication_method = Some(method.clone());

@@ -108,7 +108,7 @@ fn a_lost_session_is_resubscribed_before_anything_else() {
             )
             .unwrap();
         pair.open();
-        // [MQTT-3.2.2-5]: the server restarted without the session.
+        // [MQTT-3.2.2-3 v3.1.1 v5.0 server]: the server restarted without the session.
         pair.deliver(Packet::from(ConnAck::accepted(false)));
         let sent = pair.sent();
         assert!(

@@ -31,9 +31,9 @@
 //!   application first receives the QoS 1/2 messages the broker routed at QoS 1/2 in publish
 //!   order. Both hold across reconnects and restarts, not just within one connection: TCP
 //!   delivers a prefix of what was written, acknowledgements come back in order, and resends
-//!   go in the original order [MQTT-4.6.0-1], so a first reception can never overtake an
-//!   earlier message. Duplicates (QoS 1 redeliveries) are not first receptions and may come
-//!   in any order.
+//!   go in the original order [MQTT-4.6.0-1 v3.1.1 v5.0], so a first reception can never overtake
+//!   an earlier message. Duplicates (QoS 1 redeliveries) are not first receptions and may come in
+//!   any order.
 //! - **Sessions**: a persistent session is resumed (Session Present) by every connection after
 //!   the first, restarts included.
 //! - **Bounds**, at every step: `inflight() <= max_inflight`, `queued() <= max_queued`,
@@ -45,9 +45,9 @@
 //!   before each CONNACK and checks every answer, so each connection it accepts authenticated;
 //!   the client's authenticator verifies the broker's proof before each connection it takes and
 //!   at the end of each re-authentication; no packet but AUTH or DISCONNECT precedes CONNACK
-//!   [MQTT-3.1.2-30]; every AUTH carries the method [MQTT-4.12.0-5] [MQTT-4.12.1-1]; and every
-//!   re-authentication the application starts, flows going on meanwhile, completes or ends
-//!   with its connection (a cut or a restart). Runs without it see no AUTH at all.
+//!   [MQTT-3.1.2-30 v5.0]; every AUTH carries the method [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0];
+//!   and every re-authentication the application starts, flows going on meanwhile, completes or
+//!   ends with its connection (a cut or a restart). Runs without it see no AUTH at all.
 //!
 //! - **Store faults**: the client's `FileStore` fails on demand: a write fails, a commit
 //!   (sync) fails, or the process dies in a commit with any prefix of its bytes on disk. The
@@ -690,8 +690,8 @@ fn discarded_session_requeues_within_the_documented_bound() {
 fn an_acknowledged_qos2_message_is_not_delivered_again_after_a_restart() {
     // Manual acks. Two QoS 2 messages come back from the broker; the application acknowledges
     // the second one only, then the process restarts. The session holds the second PUBREC
-    // back until the first message is acknowledged ([MQTT-4.6.0-3]) but records the packet
-    // identifier at once, so the restarted process answers the broker's resend without
+    // back until the first message is acknowledged ([MQTT-4.6.0-3 v3.1.1 v5.0]) but records the
+    // packet identifier at once, so the restarted process answers the broker's resend without
     // delivering it again.
     for version in VERSIONS {
         let mut cfg = SimConfig::new(version);

@@ -240,13 +240,14 @@ macro_rules! client_suite {
 
         $crate::__suite_test! { $mode
             async fn round_trip_qos_0_1_2_mqtt_3_1_1() {
-                // [MQTT-4.2.0-1] [MQTT-7.1.2-1]: TCP, an ordered lossless byte stream.
+                // [MQTT-7.1.2-1 v3.1.1]: TCP, an ordered lossless byte stream.
                 round_trip(ProtocolVersion::V3_1_1).await;
             }
         }
 
         $crate::__suite_test! { $mode
             async fn round_trip_qos_0_1_2_mqtt_5() {
+                // [MQTT-4.2.0-1 v5.0]: TCP, an ordered lossless byte stream.
                 round_trip(ProtocolVersion::V5).await;
             }
         }
@@ -530,8 +531,9 @@ macro_rules! client_suite {
 
         $crate::__suite_test! { $mode
             async fn websocket_round_trip() {
-                // [MQTT-6.0.0-1] binary frames only; [MQTT-6.0.0-2] packets need not align with
-                // frames (300 KB payloads span many); [MQTT-6.0.0-3] subprotocol "mqtt".
+                // [MQTT-6.0.0-1 v3.1.1] binary frames only; [MQTT-6.0.0-2 v3.1.1] packets need not
+                // align with frames (300 KB payloads span many); [MQTT-6.0.0-3 v3.1.1] subprotocol
+                // "mqtt".
                 let broker = Mosquitto::start(MosquittoConfig::new().websockets());
                 let (client, mut events) =
                     start(options(&broker.ws_url(), "ws", ProtocolVersion::V3_1_1)).await;
@@ -574,7 +576,7 @@ macro_rules! client_suite {
             // session's outgoing messages as in flight and queues the rest. It then publishes
             // those again with DUP set, even the ones whose PUBREL it had already sent, and a
             // subscriber that completed them rightly takes them as new messages. That breaks
-            // [MQTT-4.3.3-1] (3.1.1) and [MQTT-4.3.3-6] (5.0), so the broker here gets a window
+            // [MQTT-4.3.3-1 v3.1.1] and [MQTT-4.3.3-6 v5.0], so the broker here gets a window
             // wider than the stream and the test stays about the client. To see every packet
             // the broker handles, run with `MQTT_TESTKIT_DEBUG_LOG=1`.
             let mut broker = Mosquitto::start(
@@ -1587,7 +1589,8 @@ macro_rules! client_suite {
                 // mosquitto 2.0 runs enhanced authentication only through a plugin of its own,
                 // so a scripted broker plays the server: it requires a toy challenge-response
                 // method, challenges, accepts with a proof of its own, then re-authenticates
-                // the client on request while a message flows [MQTT-4.12.0-5] [MQTT-4.12.1-1].
+                // the client on request while a message flows [MQTT-4.12.0-5 v5.0]
+                // [MQTT-4.12.1-1 v5.0].
                 use $k::proto::{
                     Auth, AuthProperties, AuthReasonCode, ConnAck, MqttString, Packet, PubAck,
                 };

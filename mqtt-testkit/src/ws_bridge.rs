@@ -130,7 +130,7 @@ fn serve(
 }
 
 /// The WebSocket handshake, answering with the `mqtt` subprotocol the client asks for
-/// [MQTT-6.0.0-3]. (tungstenite's callback type fixes the large error type.)
+/// [MQTT-6.0.0-3 v3.1.1 v5.0]. (tungstenite's callback type fixes the large error type.)
 #[allow(clippy::result_large_err)]
 fn handshake<S: Read + Write>(stream: S) -> Option<WebSocket<S>> {
     let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {

@@ -11,7 +11,7 @@ use crate::reason::{PubAckReasonCode, PubRelReasonCode};
 use crate::types::PacketId;
 use crate::ProtocolVersion;
 
-/// Reads a packet identifier, rejecting zero [MQTT-2.3.1-1].
+/// Reads a packet identifier, rejecting zero [MQTT-2.3.1-1 v3.1.1].
 pub(crate) fn packet_id(input: &[u8]) -> PResult<'_, PacketId> {
     let (rest, raw) = primitives::u16(input)?;
     match PacketId::new(raw) {
@@ -26,7 +26,7 @@ macro_rules! ack_packet {
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
         pub struct $name {
-            /// Identifier of the PUBLISH flow this packet belongs to [MQTT-2.3.1-6].
+            /// Identifier of the PUBLISH flow this packet belongs to [MQTT-2.3.1-6 v3.1.1].
             pub packet_id: PacketId,
             /// The outcome (5.0); always success before 5.0.
             pub reason_code: $code,
@@ -103,7 +103,7 @@ macro_rules! ack_packet {
                 version: ProtocolVersion,
             ) -> Result<Packet, DecodeError> {
                 if let [hi, lo] = *body {
-                    // [MQTT-2.3.1-1]
+                    // [MQTT-2.3.1-1 v3.1.1]
                     return match PacketId::new(u16::from_be_bytes([hi, lo])) {
                         Some(id) => Ok(Packet::$ty(Self::new(id))),
                         None => Err(DecodeError::ZeroPacketId),

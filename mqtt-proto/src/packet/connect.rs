@@ -139,7 +139,7 @@ impl Connect {
                 return Err(EncodeError::PropertiesNotInVersion(self.protocol));
             }
             if self.password.is_some() && self.username.is_none() {
-                // [MQTT-3.1.2-22]
+                // [MQTT-3.1.2-22 v3.1.1]
                 return Err(EncodeError::PasswordWithoutUsername);
             }
         }
@@ -204,17 +204,21 @@ impl Connect {
             (b"MQTT" | b"MQIsdp", other) => {
                 return fail(DecodeError::UnsupportedProtocolLevel(other))
             }
-            // [MQTT-3.1.2-1]
+            // [MQTT-3.1.2-1 v3.1.1 v5.0]
             _ => return fail(DecodeError::InvalidProtocolName),
         };
         let v5 = protocol.is_v5();
         let (input, flags) = primitives::u8(input)?;
         let will_flag = flags & WILL != 0;
         let will_qos = (flags & WILL_QOS_MASK) >> WILL_QOS_SHIFT;
-        let bad_flags = flags & RESERVED != 0 // [MQTT-3.1.2-3]
-            || (!will_flag && (will_qos != 0 || flags & WILL_RETAIN != 0)) // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
-            || will_qos == 3 // [MQTT-3.1.2-14] (3.1.1) / [MQTT-3.1.2-12] (5.0)
-            || (!v5 && flags & PASSWORD != 0 && flags & USERNAME == 0); // [MQTT-3.1.2-22]
+        // The reserved bit is 0 [MQTT-3.1.2-3 v3.1.1 v5.0]; without a Will, Will QoS and Retain
+        // are 0 [MQTT-3.1.2-11 v3.1.1 v5.0] [MQTT-3.1.2-13 v3.1.1 v5.0] [MQTT-3.1.2-15 v3.1.1];
+        // Will QoS is never 3 [MQTT-3.1.2-14 v3.1.1] / [MQTT-3.1.2-12 v5.0]; before 5.0 a
+        // password needs a user name [MQTT-3.1.2-22 v3.1.1].
+        let bad_flags = flags & RESERVED != 0
+            || (!will_flag && (will_qos != 0 || flags & WILL_RETAIN != 0))
+            || will_qos == 3
+            || (!v5 && flags & PASSWORD != 0 && flags & USERNAME == 0);
         if bad_flags {
             return fail(DecodeError::InvalidConnectFlags(flags));
         }
@@ -224,11 +228,12 @@ impl Connect {
         } else {
             (input, ConnectProperties::default())
         };
-        // [MQTT-3.1.3-1] [MQTT-3.1.3-3] [MQTT-3.1.3-4]: client id first, then will, user, password.
+        // [MQTT-3.1.3-1 v3.1.1 v5.0] [MQTT-3.1.3-3 v3.1.1 v5.0] [MQTT-3.1.3-4 v3.1.1 v5.0]: client
+        // id first, then will, user, password.
         let (mut input, client_id) = primitives::string(frame, input)?;
         let mut will = None;
         if will_flag {
-            // [MQTT-3.1.2-9]
+            // [MQTT-3.1.2-9 v3.1.1 v5.0]
             let (rest, will_properties) = if v5 {
                 WillProperties::parse(frame, input)?
             } else {
@@ -247,14 +252,14 @@ impl Connect {
         }
         let mut username = None;
         if flags & USERNAME != 0 {
-            // [MQTT-3.1.2-19] (3.1.1) / [MQTT-3.1.2-17] (5.0)
+            // [MQTT-3.1.2-19 v3.1.1] / [MQTT-3.1.2-17 v5.0]
             let (rest, u) = primitives::string(frame, input)?;
             username = Some(u);
             input = rest;
         }
         let mut password = None;
         if flags & PASSWORD != 0 {
-            // [MQTT-3.1.2-21] (3.1.1) / [MQTT-3.1.2-19] (5.0)
+            // [MQTT-3.1.2-21 v3.1.1] / [MQTT-3.1.2-19 v5.0]
             let (rest, p) = primitives::binary(frame, input)?;
             password = Some(p);
             input = rest;
@@ -340,7 +345,7 @@ impl ConnAck {
         version: ProtocolVersion,
     ) -> PResult<'a, Self> {
         let (input, flags) = primitives::u8(input)?;
-        // 3.1 calls the whole byte reserved; 3.1.1 and 5.0 use bit 0 [MQTT-3.2.2-1].
+        // 3.1 calls the whole byte reserved; 3.1.1 and 5.0 use bit 0 [MQTT-3.2.2-1 v5.0].
         if version != ProtocolVersion::V3_1 && flags & 0xFE != 0 {
             return fail(DecodeError::InvalidConnAckFlags(flags));
         }

@@ -100,7 +100,7 @@ impl Disconnect {
         }
         let (input, code) = primitives::u8(input)?;
         let Some(reason_code) = DisconnectReasonCode::from_u8(code) else {
-            // [MQTT-3.14.2-1]
+            // [MQTT-3.14.2-1 v5.0]
             return fail(DecodeError::InvalidReasonCode {
                 packet: PacketType::Disconnect,
                 code,
@@ -160,7 +160,7 @@ impl Auth {
         }
         let (input, code) = primitives::u8(input)?;
         let Some(reason_code) = AuthReasonCode::from_u8(code) else {
-            // [MQTT-3.15.2-1]
+            // [MQTT-3.15.2-1 v5.0]
             return fail(DecodeError::InvalidReasonCode {
                 packet: PacketType::Auth,
                 code,

@@ -69,7 +69,8 @@ impl PacketType {
         })
     }
 
-    /// The fixed flags every packet but PUBLISH must carry [MQTT-2.2.2-1].
+    /// The fixed flags every packet but PUBLISH must carry [MQTT-2.2.2-1 v3.1.1]
+    /// [MQTT-2.1.3-1 v5.0].
     const fn required_flags(self) -> u8 {
         match self {
             Self::PubRel | Self::Subscribe | Self::Unsubscribe => 0b0010,
@@ -319,8 +320,9 @@ impl Packet {
             return Publish::parse_packet(frame, header_len, flags, version);
         }
         if flags != ty.required_flags() {
-            // [MQTT-2.2.2-1] [MQTT-2.2.2-2] [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]
-            // [MQTT-3.14.1-1] [MQTT-3.15.1-1]
+            // [MQTT-2.2.2-1 v3.1.1] [MQTT-2.2.2-2 v3.1.1] [MQTT-2.1.3-1 v5.0]
+            // [MQTT-3.6.1-1 v3.1.1 v5.0] [MQTT-3.8.1-1 v3.1.1 v5.0] [MQTT-3.10.1-1 v3.1.1 v5.0]
+            // [MQTT-3.14.1-1 v3.1.1 v5.0] [MQTT-3.15.1-1 v5.0]
             return Err(DecodeError::InvalidFlags { packet: ty, flags });
         }
         Self::parse_other(&frame, header_len, ty, flags, version)

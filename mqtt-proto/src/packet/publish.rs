@@ -19,7 +19,7 @@ const RETAIN: u8 = 0b0001;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Publish {
-    /// Set on a retransmission of a QoS 1/2 message; never on QoS 0 [MQTT-3.3.1-2].
+    /// Set on a retransmission of a QoS 1/2 message; never on QoS 0 [MQTT-3.3.1-2 v3.1.1 v5.0].
     pub dup: bool,
     /// QoS and, for QoS 1/2, the packet identifier.
     pub qos_pid: QosPid,
@@ -112,24 +112,24 @@ impl Publish {
         flags: u8,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
-        // [MQTT-3.3.1-4]
+        // [MQTT-3.3.1-4 v3.1.1 v5.0]
         let Some(qos) = QoS::from_u8((flags >> 1) & 0b11) else {
             return Err(DecodeError::InvalidQoS);
         };
         let dup = flags & DUP != 0;
         if dup && qos == QoS::AtMostOnce {
-            // [MQTT-3.3.1-2]
+            // [MQTT-3.3.1-2 v3.1.1 v5.0]
             return Err(DecodeError::DupOnQoS0);
         }
         let input = frame.get(body_start..).ok_or(DecodeError::Truncated)?;
-        // [MQTT-3.3.2-1] [MQTT-3.3.2-2]
+        // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
         let (input, topic) = finish(primitives::topic_name_or_empty(&frame, input))?;
         let (input, qos_pid) = match qos {
-            // [MQTT-2.3.1-5] / [MQTT-2.2.1-2]: no packet identifier at QoS 0.
+            // [MQTT-2.3.1-5 v3.1.1] / [MQTT-2.2.1-2 v5.0]: no packet identifier at QoS 0.
             QoS::AtMostOnce => (input, QosPid::AtMostOnce),
             _ => {
                 let (input, raw) = finish(primitives::u16(input))?;
-                // [MQTT-2.3.1-1]
+                // [MQTT-2.3.1-1 v3.1.1]
                 let Some(id) = PacketId::new(raw) else {
                     return Err(DecodeError::ZeroPacketId);
                 };

@@ -67,14 +67,14 @@ impl SubscriptionOptions {
         let bad = DecodeError::InvalidSubscriptionOptions(byte);
         let qos = QoS::from_u8(byte & 0b11).ok_or(bad)?;
         if !version.is_v5() {
-            // [MQTT-3.8.3-4] (3.1.1): reserved bits 7..2 are zero.
+            // [MQTT-3.8.3-4 v3.1.1]: reserved bits 7..2 are zero.
             return if byte & 0b1111_1100 == 0 {
                 Ok(Self::qos(qos))
             } else {
                 Err(bad)
             };
         }
-        // [MQTT-3.8.3-5] (5.0): reserved bits 7..6 are zero; retain handling 3 is a protocol error.
+        // [MQTT-3.8.3-5 v5.0]: reserved bits 7..6 are zero; retain handling 3 is a protocol error.
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtSubscribeIfNew,
@@ -121,7 +121,7 @@ pub struct Subscribe {
     pub packet_id: PacketId,
     /// 5.0 properties.
     pub properties: SubscribeProperties,
-    /// At least one subscription [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
+    /// At least one subscription [MQTT-3.8.3-3 v3.1.1] / [MQTT-3.8.3-2 v5.0].
     pub filters: Vec<Subscription>,
 }
 
@@ -198,7 +198,7 @@ impl Subscribe {
         };
         let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 1));
         while !input.is_empty() {
-            // [MQTT-3.8.3-1]
+            // [MQTT-3.8.3-1 v3.1.1 v5.0]
             let (rest, filter) = primitives::topic_filter(frame, input)?;
             let (rest, byte) = primitives::u8(rest)?;
             let options = match SubscriptionOptions::from_byte(byte, version) {
@@ -206,7 +206,7 @@ impl Subscribe {
                 Err(e) => return fail(e),
             };
             if options.no_local && filter.is_shared() {
-                // [MQTT-3.8.3-4] (5.0)
+                // [MQTT-3.8.3-4 v5.0]
                 return fail(DecodeError::NoLocalOnSharedSubscription);
             }
             filters.push(Subscription { filter, options });
@@ -293,7 +293,7 @@ impl SubAck {
             .iter()
             .map(|&code| {
                 SubAckReasonCode::from_u8(code)
-                    // [MQTT-3.9.3-2] (3.1.1): only 0, 1, 2 and 0x80.
+                    // [MQTT-3.9.3-2 v3.1.1]: only 0, 1, 2 and 0x80.
                     .filter(|c| version.is_v5() || c.in_v3())
                     .ok_or(DecodeError::InvalidReasonCode {
                         packet: PacketType::SubAck,
@@ -317,7 +317,7 @@ pub struct Unsubscribe {
     pub packet_id: PacketId,
     /// 5.0 properties.
     pub properties: UnsubscribeProperties,
-    /// At least one filter [MQTT-3.10.3-2].
+    /// At least one filter [MQTT-3.10.3-2 v3.1.1 v5.0].
     pub filters: Vec<TopicFilter>,
 }
 
@@ -381,13 +381,13 @@ impl Unsubscribe {
         };
         let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 0));
         while !input.is_empty() {
-            // [MQTT-3.10.3-1]
+            // [MQTT-3.10.3-1 v3.1.1 v5.0]
             let (rest, filter) = primitives::topic_filter(frame, input)?;
             filters.push(filter);
             input = rest;
         }
         if filters.is_empty() {
-            // [MQTT-3.10.3-2]
+            // [MQTT-3.10.3-2 v3.1.1 v5.0]
             return fail(DecodeError::NoTopicFilters);
         }
         Ok((

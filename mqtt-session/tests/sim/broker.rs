@@ -360,7 +360,7 @@ impl Broker {
     }
 
     /// When the client's keep alive runs out: one and a half times the interval after the
-    /// last packet [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0).
+    /// last packet [MQTT-3.1.2-24 v3.1.1] / [MQTT-3.1.2-22 v5.0].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().filter(|c| c.connected && !c.closing)?;
         conn.keep_alive.map(|ka| conn.last_heard + ka + ka / 2)
@@ -514,7 +514,7 @@ impl Broker {
             .is_some_and(|c| c.pending_connect.is_some());
         match packet {
             Packet::Connect(c) if !connected && !authenticating => self.on_connect(now, *c),
-            Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2]"),
+            Packet::Connect(_) => self.violation("second CONNECT [MQTT-3.1.0-2 v3.1.1 v5.0]"),
             Packet::Auth(a) => self.on_auth(now, a),
             Packet::Disconnect(_) if authenticating => {
                 if let Some(conn) = self.conn.as_mut() {
@@ -522,11 +522,11 @@ impl Broker {
                 }
             }
             other if authenticating => self.violation(&format!(
-                "{:?} before CONNACK with an Authentication Method [MQTT-3.1.2-30]",
+                "{:?} before CONNACK with an Authentication Method [MQTT-3.1.2-30 v5.0]",
                 other.packet_type()
             )),
             other if !connected => self.violation(&format!(
-                "{:?} before CONNECT [MQTT-3.1.0-1]",
+                "{:?} before CONNECT [MQTT-3.1.0-1 v3.1.1 v5.0]",
                 other.packet_type()
             )),
             Packet::Publish(p) => self.on_publish(p),
@@ -602,7 +602,7 @@ impl Broker {
         }));
     }
 
-    /// [MQTT-4.12.0-2]: more authentication data, with 0x18.
+    /// [MQTT-4.12.0-2 v5.0]: more authentication data, with 0x18.
     fn challenge(&mut self, nonce: Bytes) {
         self.stats.challenges += 1;
         self.send_auth(AuthReasonCode::ContinueAuthentication, nonce);
@@ -622,11 +622,11 @@ impl Broker {
             None => return,
         };
         if self.toy.is_none() || !(authenticating || connected) {
-            // [MQTT-4.12.0-7]
+            // [MQTT-4.12.0-7 v5.0]
             return self.violation("AUTH without an Authentication Method in CONNECT");
         }
         if auth.properties.authentication_method.as_deref() != Some(METHOD) {
-            // [MQTT-4.12.0-5] [MQTT-4.12.1-1]
+            // [MQTT-4.12.0-5 v5.0] [MQTT-4.12.1-1 v5.0]
             return self.violation(&format!(
                 "AUTH with method {:?}, CONNECT had {METHOD:?}",
                 auth.properties.authentication_method
@@ -634,7 +634,7 @@ impl Broker {
         }
         let data = auth.properties.authentication_data.clone();
         match auth.reason_code {
-            // [MQTT-4.12.0-3]
+            // [MQTT-4.12.0-3 v5.0]
             AuthReasonCode::ContinueAuthentication if authenticating || reauthenticating => {
                 let answer = self.toy.as_mut().expect("checked").answer(data.as_deref());
                 match answer {
@@ -696,7 +696,7 @@ impl Broker {
             }
         }
         if connect.clean_start {
-            // [MQTT-3.1.2-6] (3.1.1) / [MQTT-3.1.2-4] (5.0)
+            // [MQTT-3.1.2-6 v3.1.1] / [MQTT-3.1.2-4 v5.0]
             self.drop_session();
         }
         let present = self.session.is_some();
@@ -719,7 +719,7 @@ impl Broker {
         conn.connected = true;
         conn.version = version;
         conn.decoder.set_version(version);
-        // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's.
+        // [MQTT-3.2.2-21 v5.0]: a Server Keep Alive replaces the client's.
         let keep_alive = match self.config.server_keep_alive {
             Some(ka) if v5 => ka,
             _ => connect.keep_alive,
@@ -750,7 +750,7 @@ impl Broker {
             }
             connack.properties.server_keep_alive = self.config.server_keep_alive;
             if self.toy.is_some() {
-                // [MQTT-4.12.0-5]: the method again, and the broker's proof.
+                // [MQTT-4.12.0-5 v5.0]: the method again, and the broker's proof.
                 connack.properties.authentication_method =
                     Some(MqttString::new(METHOD).expect("valid"));
                 connack.properties.authentication_data = Some(self.proof());
@@ -763,7 +763,8 @@ impl Broker {
         }
         self.fresh_connack_unseen = !present && lost;
         self.send(Packet::from(connack));
-        // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in order.
+        // [MQTT-4.4.0-1 v3.1.1 v5.0]: resend unacknowledged PUBLISH (with DUP) and PUBREL, in
+        // order.
         let mut resend: Vec<OutMsg> = self
             .session
             .iter()
@@ -809,7 +810,7 @@ impl Broker {
                     // cannot know is over: it may exceed the quota by those.
                     let stale = usize::from(self.allow_stale_pubrel) * usize::from(limit);
                     if open >= usize::from(limit) + stale {
-                        // [MQTT-3.3.4-9] (5.0)
+                        // [MQTT-3.3.4-9 v5.0]
                         self.violation(&format!(
                             "PUBLISH {id} exceeds the Receive Maximum {limit} ({open} open)"
                         ));
@@ -823,7 +824,7 @@ impl Broker {
             (Some(OpenFlow::Request), OpenFlow::Request) => {}
             (Some(old), OpenFlow::Publish { .. }) if old == flow && dup => {}
             (Some(old), _) => {
-                // [MQTT-2.3.1-2] (3.1.1) / [MQTT-2.2.1-3] (5.0)
+                // [MQTT-2.3.1-2 v3.1.1] / [MQTT-2.2.1-3 v5.0]
                 self.violation(&format!(
                     "packet identifier {id} reused while its flow {old:?} is open (new: {flow:?}, dup {dup})"
                 ));
@@ -842,7 +843,7 @@ impl Broker {
             if let Some(alias) = publish.properties.topic_alias {
                 let max = self.config.topic_alias_maximum;
                 if alias.get() > max {
-                    // [MQTT-3.3.2-9]
+                    // [MQTT-3.3.2-9 v5.0]
                     return self.violation(&format!("topic alias {alias} above maximum {max}"));
                 }
                 let conn = self.conn.as_mut().expect("connected");
@@ -863,7 +864,7 @@ impl Broker {
             .expect("a connected client has a session");
         let resent = session.seen.contains(&msg_id);
         if resent && qos != QoS::AtMostOnce && !publish.dup {
-            // [MQTT-3.3.1-1]: a resend carries DUP.
+            // [MQTT-3.3.1-1 v3.1.1 v5.0]: a resend carries DUP.
             return self.violation(&format!(
                 "message {msg_id} sent again without DUP (packet {:?})",
                 publish.packet_id()
@@ -883,7 +884,7 @@ impl Broker {
                 } else {
                     self.accept(msg_id, &publish);
                 }
-                // [MQTT-4.3.2-4] (3.1.1) / [MQTT-4.3.2-5] (5.0)
+                // [MQTT-4.3.2-2 v3.1.1] / [MQTT-4.3.2-4 v5.0]
                 self.send(Packet::PubAck(ack));
             }
             QosPid::ExactlyOnce(id) => {
@@ -894,7 +895,7 @@ impl Broker {
                 } else {
                     self.stats.duplicates_from_client += 1;
                 }
-                // [MQTT-4.3.3-9] (5.0): PUBREC for every copy until PUBREL.
+                // [MQTT-4.3.3-9 v5.0]: PUBREC for every copy until PUBREL.
                 self.send(Packet::PubRec(PubRec::new(id)));
             }
         }
@@ -996,7 +997,7 @@ impl Broker {
         };
         let mut publish = Publish::new(msg.topic.clone(), qos_pid, msg.payload.clone());
         publish.dup = dup && qos_pid != QosPid::AtMostOnce;
-        // 5.0 topic aliases towards the client, within its maximum [MQTT-3.3.2-10]: the topic
+        // 5.0 topic aliases towards the client, within its maximum [MQTT-3.3.2-10 v5.0]: the topic
         // goes in full with a new alias once per connection, then the alias alone.
         if let Some(conn) = self.conn.as_mut().filter(|c| c.version.is_v5()) {
             let known = conn.out_aliases.get(&msg.topic).copied();
@@ -1086,7 +1087,7 @@ impl Broker {
             // The PUBCOMP for an earlier copy of this PUBREL was lost with a connection.
             comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
         }
-        // [MQTT-4.3.3-11] (5.0) / [MQTT-4.3.3-2] (3.1.1)
+        // [MQTT-4.3.3-11 v5.0] / [MQTT-4.3.3-2 v3.1.1]
         self.send(Packet::PubComp(comp));
     }
 
@@ -1095,7 +1096,7 @@ impl Broker {
         let session = self.session.as_mut().expect("session");
         let mut codes = Vec::new();
         for s in subscribe.filters {
-            // [MQTT-3.8.4-3]: a subscription to an existing filter replaces it.
+            // [MQTT-3.8.4-3 v3.1.1 v5.0]: a subscription to an existing filter replaces it.
             session.subscriptions.insert(
                 s.filter.as_str().to_string(),
                 (s.filter.clone(), s.options.qos),

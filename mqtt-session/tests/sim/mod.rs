@@ -283,8 +283,8 @@ pub struct Ledger {
     /// Deliveries waiting for the application's `ack` (manual acks), in arrival order.
     pub unacked: Vec<(AckToken, u64, QoS, u16)>,
     /// QoS 2 deliveries with manual acks in arrival order, and whether `ack` took each. The
-    /// session sends PUBREC in arrival order only [MQTT-4.6.0-3], but records the identifier
-    /// as soon as `ack` takes it.
+    /// session sends PUBREC in arrival order only [MQTT-4.6.0-3 v3.1.1 v5.0], but records the
+    /// identifier as soon as `ack` takes it.
     pub qos2_acks: VecDeque<(AckToken, u64, bool)>,
     pub connected: Vec<bool>,
     pub disconnects: Vec<ConnectionError>,
@@ -1077,9 +1077,9 @@ impl Sim {
             self.sync_fault_state();
             if let Event::Disconnected { reason } = &event {
                 self.note(format!("client: disconnected: {reason}"));
-                // 5.0 forbids resending within a connection [MQTT-4.4.0-1]; a client may take a
-                // resent QoS 1 PUBLISH it has not acknowledged yet as one more message beyond
-                // its Receive Maximum, and close. That ends the connection like a cut.
+                // 5.0 forbids resending within a connection [MQTT-4.4.0-1 v5.0]; a client may
+                // take a resent QoS 1 PUBLISH it has not acknowledged yet as one more message
+                // beyond its Receive Maximum, and close. That ends the connection like a cut.
                 let resent = self.resent_on_link;
                 let tolerated = ConnectionError::ProtocolViolation(
                     mqtt_session::ProtocolViolation::ReceiveMaximumExceeded,

@@ -925,7 +925,7 @@ mod tests {
 
     #[test]
     fn a_subscription_that_cannot_be_sent_is_refused_and_leaves_the_buffer_alone() {
-        // No Local on a shared subscription [MQTT-3.8.3-4]: no SUBSCRIBE can carry it.
+        // No Local on a shared subscription [MQTT-3.8.3-4 v5.0]: no SUBSCRIBE can carry it.
         let mut s = subscription();
         s.subscription.filter = TopicFilter::new("$share/g/a").unwrap();
         let mut buf = log_of(&[Write::Clear]);
