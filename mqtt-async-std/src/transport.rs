@@ -29,9 +29,9 @@ pub struct Transport(Inner);
 
 /// The connection's layers.
 enum Inner {
-    /// MQTT directly on the byte stream, read through a scratch buffer (`futures-io` reads
-    /// into initialised memory only).
-    Stream(Box<dyn ByteStream>, Vec<u8>),
+    /// MQTT directly on the byte stream, read into a zeroed buffer of the transport's own
+    /// (`futures-io` reads into initialised memory only), whose pieces go to the session.
+    Stream(Box<dyn ByteStream>, BytesMut),
     /// MQTT in binary WebSocket messages; packets need not align with messages.
     #[cfg(feature = "websocket")]
     WebSocket(Box<WebSocketStream<Box<dyn ByteStream>>>),
@@ -72,7 +72,7 @@ pub(crate) async fn connect(
         Box::new(tcp)
     };
     if !url.scheme.is_websocket() {
-        return Ok(Transport(Inner::Stream(stream, Vec::new())));
+        return Ok(Transport(Inner::Stream(stream, BytesMut::new())));
     }
     websocket_handshake(stream, &url, max_packet_size).await
 }
@@ -141,7 +141,7 @@ async fn websocket_handshake(
 #[cfg(unix)]
 async fn connect_unix(path: &str) -> io::Result<Transport> {
     let stream = async_net::unix::UnixStream::connect(path).await?;
-    Ok(Transport(Inner::Stream(Box::new(stream), Vec::new())))
+    Ok(Transport(Inner::Stream(Box::new(stream), BytesMut::new())))
 }
 
 /// Unix domain sockets exist on Unix only.
@@ -154,8 +154,13 @@ async fn connect_unix(_path: &str) -> io::Result<Transport> {
 }
 
 impl mqtt_io::Transport for Transport {
-    // `futures-io` reads into initialised memory only: read into the scratch buffer, then
-    // copy. A WebSocket read takes at least one whole message.
+    // `futures-io` reads into initialised memory only. Bytes are read into a zeroed buffer
+    // of the transport's own, and the piece read is handed to the session without a copy:
+    // the session's buffer becomes that piece, or grows by it in place when it holds the
+    // piece before (the rest of a packet cut in two). The buffer is zeroed once, when it is
+    // allocated (by `calloc`, for free where the allocator maps fresh pages). The rest of a
+    // large packet, whose buffer has exactly the room it needs, is read in place. A WebSocket
+    // read takes at least one whole message.
     fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -163,14 +168,31 @@ impl mqtt_io::Transport for Transport {
         size: usize,
     ) -> Poll<io::Result<usize>> {
         match &mut self.0 {
-            Inner::Stream(stream, scratch) => {
-                if scratch.len() < size {
-                    scratch.resize(size, 0);
+            Inner::Stream(stream, _) if buf.capacity() - buf.len() >= size => {
+                let start = buf.len();
+                buf.resize(start + size, 0);
+                let room = buf.get_mut(start..).unwrap_or_default();
+                let result = Pin::new(stream).poll_read(cx, room);
+                let n = match result {
+                    Poll::Ready(Ok(n)) => n,
+                    _ => 0,
+                };
+                buf.truncate(start + n);
+                result
+            }
+            Inner::Stream(stream, own) => {
+                if own.len() < size {
+                    *own = BytesMut::zeroed(2 * size);
                 }
-                let room = scratch.get_mut(..size).unwrap_or_default();
+                let room = own.get_mut(..size).unwrap_or_default();
                 let result = Pin::new(stream).poll_read(cx, room);
                 if let Poll::Ready(Ok(n)) = result {
-                    buf.extend_from_slice(room.get(..n).unwrap_or_default());
+                    let piece = own.split_to(n);
+                    if buf.is_empty() {
+                        *buf = piece;
+                    } else {
+                        buf.unsplit(piece);
+                    }
                 }
                 result
             }

@@ -86,18 +86,23 @@ impl Reader {
         self.buf.extend_from_slice(data);
     }
 
-    /// Takes the bytes in `other` (left empty), without copying when nothing is buffered.
+    /// Takes the bytes in `other` (left empty), without copying when nothing is buffered or
+    /// when `other` continues the buffered bytes in the same allocation (a transport that
+    /// reads into a buffer of its own and hands out consecutive pieces of it).
     pub(crate) fn extend_from_buf(&mut self, other: &mut BytesMut) {
         if self.large.is_none() && self.buf.is_empty() {
             std::mem::swap(&mut self.buf, other);
+        } else if self.large.is_none() {
+            self.buf.unsplit(other.split());
         } else {
             self.extend(other);
             other.clear();
         }
     }
 
-    /// The buffer the next read from the transport should append to, with room for `want`
-    /// bytes, and the most it should take: the rest of a large frame, or `want`.
+    /// The buffer the next read from the transport should append to, and the most it should
+    /// take: the rest of a large frame (whose buffer has room for exactly that), or `want`.
+    /// The transport reserves the room it reads into, or appends a buffer of its own.
     pub(crate) fn read_buffer(&mut self, want: usize) -> (&mut BytesMut, usize) {
         self.settle_large();
         match self.large.as_mut() {
@@ -105,10 +110,7 @@ impl Reader {
                 let rest = large.size - large.buf.len();
                 (&mut large.buf, rest)
             }
-            _ => {
-                self.buf.reserve(want);
-                (&mut self.buf, want)
-            }
+            _ => (&mut self.buf, want),
         }
     }
 
@@ -252,6 +254,21 @@ mod tests {
         let second = r.next().unwrap().unwrap();
         assert_eq!(second.packet, Packet::Publish(small));
         assert!(r.next().unwrap().is_none());
+    }
+
+    #[test]
+    fn consecutive_pieces_of_one_buffer_are_joined_without_a_copy() {
+        let (p, wire) = publish(100);
+        let mut shared = BytesMut::from(&wire.repeat(2)[..]);
+        let mut r = reader();
+        let mut first = shared.split_to(wire.len() + 10);
+        r.extend_from_buf(&mut first);
+        assert!(r.next().unwrap().is_some());
+        let partial = r.buf.as_ptr();
+        r.extend_from_buf(&mut shared);
+        assert_eq!(r.buf.as_ptr(), partial, "joined in place");
+        assert_eq!(r.next().unwrap().unwrap().packet, Packet::Publish(p));
+        assert!(!r.has_partial());
     }
 
     #[test]

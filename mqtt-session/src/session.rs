@@ -662,8 +662,9 @@ impl Session {
         self.process_reads(now);
     }
 
-    /// The buffer a driver may read into directly, with room reserved for `want` bytes, and
-    /// the most bytes to read into it; call [`handle_buffered`](Self::handle_buffered) after.
+    /// The buffer a driver may read into directly (reserving the room it reads into, or
+    /// appending a buffer of its own), and the most bytes to read into it (`want`); call
+    /// [`handle_buffered`](Self::handle_buffered) after.
     ///
     /// A large packet still arriving gets a buffer of exactly its size, and the limit is what
     /// it still lacks: read no more than that, and the packet is never copied.

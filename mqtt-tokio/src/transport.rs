@@ -205,15 +205,18 @@ async fn connect_unix(_path: &str) -> io::Result<Transport> {
 }
 
 impl mqtt_io::Transport for Transport {
-    // tokio reads into spare capacity: no scratch buffer, and no need for the size hint.
+    // tokio reads into spare capacity: no scratch buffer.
     fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
-        _size: usize,
+        size: usize,
     ) -> Poll<io::Result<usize>> {
         match &mut self.0 {
-            Inner::Stream(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
+            Inner::Stream(s) => {
+                buf.reserve(size);
+                tokio_util::io::poll_read_buf(Pin::new(s), cx, buf)
+            }
             #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_read(Pin::new(ws.as_mut()), cx, buf),
         }
