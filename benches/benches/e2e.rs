@@ -332,36 +332,54 @@ fn main() {
         .unwrap_or(if quick { 0.01 } else { 1.0 });
     // mosquitto holds at most 20 incoming QoS 2 messages per client by default and drops a
     // 3.1.1 client that sends more; both clients here keep 100 in flight.
-    let broker = Mosquitto::start(MosquittoConfig::new().extra("max_inflight_messages 1000"));
+    let external: Option<u16> = std::env::var("E2E_BROKER_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    let broker = external
+        .is_none()
+        .then(|| Mosquitto::start(MosquittoConfig::new().extra("max_inflight_messages 1000")));
+    let port = external.unwrap_or_else(|| broker.as_ref().unwrap().port());
+    let url = format!("mqtt://127.0.0.1:{port}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let cases = [(0u8, 100_000u64), (1, 50_000), (2, 20_000)];
+    let only = std::env::var("E2E_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|w| name == w))
+    };
+    let qos_only: Option<u8> = std::env::var("E2E_QOS").ok().and_then(|q| q.parse().ok());
     let mut runs = Vec::new();
-    for (qos, count) in cases {
+    for (qos, count) in cases
+        .into_iter()
+        .filter(|(q, _)| qos_only.is_none_or(|o| o == *q))
+    {
         let n = ((count as f64 * scale) as u64).max(10);
         let topic = |who: &str| format!("bench/{}/{qos}", who.replace(' ', "_"));
-        runs.push(measure(
-            &rt,
-            "rumqttc",
-            qos,
-            n,
-            rumqttc(broker.port(), topic("rumqttc"), qos, n),
-        ));
+        if wanted("rumqttc") {
+            runs.push(measure(
+                &rt,
+                "rumqttc",
+                qos,
+                n,
+                rumqttc(port, topic("rumqttc"), qos, n),
+            ));
+        }
         let ours: [(&'static str, OurRun); 3] = [
             ("ours (tokio)", ours_tokio),
             ("ours (async-std)", ours_async_std),
             ("ours (smol)", ours_smol),
         ];
-        for (name, run) in ours {
+        for (name, run) in ours.into_iter().filter(|(n, _)| wanted(n)) {
             runs.push(measure(
                 &rt,
                 name,
                 qos,
                 n,
-                run(broker.url(), topic(name), qos, n),
+                run(url.clone(), topic(name), qos, n),
             ));
         }
         // What durability costs: QoS 1/2 messages are recorded before they are sent.
@@ -373,18 +391,20 @@ fn main() {
                 ours_tokio_file_store_no_sync,
             ),
         ];
-        for (name, run) in stored.into_iter().filter(|_| qos > 0) {
+        for (name, run) in stored.into_iter().filter(|(n, _)| qos > 0 && wanted(n)) {
             runs.push(measure(
                 &rt,
                 name,
                 qos,
                 n,
-                run(broker.url(), topic(name), qos, n),
+                run(url.clone(), topic(name), qos, n),
             ));
         }
     }
     if runs.iter().any(|r| r.received < r.sent) {
-        eprintln!("broker log:\n{}", broker.log());
+        if let Some(broker) = &broker {
+            eprintln!("broker log:\n{}", broker.log());
+        }
     }
     println!("| QoS | client | messages | received/s | lost | duplicates | CPU µs/message |");
     println!("|---|---|---|---|---|---|---|");

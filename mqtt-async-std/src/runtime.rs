@@ -128,7 +128,10 @@ mod tests {
         let (client, mut events) =
             Client::connect_with(ClientOptions::new("mqtt://127.0.0.1:1"), drop).unwrap();
         let message = Message::new("t", "x").unwrap();
-        assert!(matches!(client.try_publish(message), Err(Error::Closed)));
+        assert!(matches!(
+            client.try_publish(message),
+            Err(mqtt_io::api::TryPublishError::Stopped(_, Error::Closed))
+        ));
         assert!(events.try_recv().is_none());
         futures_lite::future::block_on(async {
             assert!(matches!(

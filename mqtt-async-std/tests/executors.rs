@@ -23,7 +23,7 @@ async fn echo(client: Client, mut events: Events) {
     within("the echo", async {
         client.subscribe("echo", QoS::AtLeastOnce).await.unwrap();
         let message = Message::new("echo", "ping").unwrap().qos(QoS::AtLeastOnce);
-        client.publish(message).await.unwrap();
+        client.publish_and_wait(message).await.unwrap();
         loop {
             match events.recv().await {
                 Some(Event::Message { publish, .. }) => {

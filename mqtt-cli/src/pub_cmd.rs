@@ -174,7 +174,7 @@ pub(crate) async fn send(
 ) -> Result<(), CliError> {
     let qos = message.qos;
     log.publish(mid, &message);
-    let result = client.publish(message).await;
+    let result = client.publish_and_wait(message).await;
     log.published(mid, qos, &result);
     let refusal = match result {
         Ok(PublishOutcome::Rejected { reason, .. }) => reason.as_u8(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_channel::{Sender, TrySendError};
+use async_channel::Sender;
 use futures_channel::oneshot;
 use futures_core::Stream;
 use mqtt_session::client::{
@@ -21,15 +21,60 @@ use mqtt_session::proto::{
     Auth, Publish, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
     TopicName, UnsubAckReasonCode, UnsubscribeProperties,
 };
-use mqtt_session::{AckToken, Message, PublishOutcome, PublishToken};
+use mqtt_session::{AckToken, Message, PublishOutcome};
 
 use crate::driver::Connection;
 use crate::inbox::Inbox;
 pub use crate::inbox::Pending;
+pub use crate::outbox::PublishHandle;
+use crate::outbox::{Outbox, Refused};
 use crate::runtime::Runtime;
 
 /// How the driver answers one caller.
-pub(crate) type Waiter = oneshot::Sender<Reply>;
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    /// A command's caller, through a channel of its own.
+    Reply(oneshot::Sender<Reply>),
+    /// A publish, through its slot in the outbox.
+    Publish(usize),
+}
+
+/// Why [`Client::try_publish`] did not take a message; the message comes back with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryPublishError {
+    /// The publish queue is full; room frees as the driver takes messages (await
+    /// [`Client::publish`] to wait for it).
+    #[error("the publish queue is full")]
+    Full(Message),
+    /// The client has stopped, for this reason.
+    #[error("{1}")]
+    Stopped(Message, Error),
+}
+
+impl TryPublishError {
+    /// The message that was not taken.
+    pub fn into_message(self) -> Message {
+        match self {
+            Self::Full(message) | Self::Stopped(message, _) => message,
+        }
+    }
+
+    /// Whether the queue was full (rather than the client stopped).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+}
+
+impl From<TryPublishError> for Error {
+    /// [`Error::QueueFull`], or why the client stopped; the message is dropped.
+    fn from(error: TryPublishError) -> Self {
+        match error {
+            TryPublishError::Full(_) => Error::QueueFull,
+            TryPublishError::Stopped(_, error) => error,
+        }
+    }
+}
 
 /// A handle to an MQTT client whose driver runs on the runtime `R`. Cheap to clone; every
 /// clone talks to the same connection. The adapters name it `Client` for their runtime.
@@ -45,7 +90,7 @@ pub(crate) type Waiter = oneshot::Sender<Reply>;
 /// Dropping every handle closes the connection without DISCONNECT, as a crash would (the
 /// broker publishes the will); call [`disconnect`](Self::disconnect) for a clean end.
 pub struct Client<R> {
-    publish_tx: Sender<Command<Waiter>>,
+    outbox: Arc<Outbox>,
     control_tx: Sender<Command<Waiter>>,
     shared: Arc<HandleState>,
     requests: Arc<RequestIds>,
@@ -55,7 +100,7 @@ pub struct Client<R> {
 impl<R> Clone for Client<R> {
     fn clone(&self) -> Self {
         Self {
-            publish_tx: self.publish_tx.clone(),
+            outbox: self.outbox.clone(),
             control_tx: self.control_tx.clone(),
             shared: self.shared.clone(),
             requests: self.requests.clone(),
@@ -197,22 +242,22 @@ impl<R: Runtime> Client<R> {
         let (core, transport) = ClientCore::new(options)?;
         crate::check_schemes(core.brokers())?;
         let tls = crate::tls::client_config_for(core.brokers(), &transport.tls)?;
-        let (publish_tx, publish_rx) = async_channel::bounded(transport.publish_capacity);
         let (control_tx, control_rx) = async_channel::unbounded();
-        let inbox = Inbox::default();
+        let inbox = Inbox::new();
         let shared = Arc::new(HandleState::new(&core));
+        let outbox = Arc::new(Outbox::new(transport.publish_capacity, shared.clone()));
         let driver = Connection::<R>::new(
             core,
             transport,
             tls,
-            publish_rx,
+            outbox.clone(),
             control_rx,
             inbox.clone(),
             shared.clone(),
         );
         spawn(Driver(Box::pin(driver.run())));
         let client = Client {
-            publish_tx,
+            outbox,
             control_tx,
             shared,
             requests: Arc::new(RequestIds::new()),
@@ -251,46 +296,57 @@ impl<R> Client<R> {
         self.shared.stats()
     }
 
-    /// Publishes a message and waits until its flow completes: QoS 0 once written to the
-    /// transport, QoS 1 on PUBACK, QoS 2 on PUBCOMP. Messages published while disconnected
-    /// wait for the next connection. Waits for room when many publishes are outstanding.
+    /// Publishes a message: waits only until the client has room for it in its publish
+    /// queue ([`ClientOptions::publish_capacity`]), then returns the [`PublishHandle`] of its
+    /// flow. Await the handle for the outcome: QoS 0 once written to the transport, QoS 1 on
+    /// PUBACK, QoS 2 on PUBCOMP (for 5.0 possibly a rejection by the broker), or why the
+    /// message was not delivered; or drop it if the outcome does not matter (the message
+    /// still goes out).
     ///
-    /// Returns the outcome (which for 5.0 may be a rejection by the broker), or why the
-    /// message could not be sent.
-    pub async fn publish(&self, message: Message) -> Result<PublishOutcome, Error> {
-        let (tx, rx) = oneshot::channel();
-        let command = Command::Publish {
-            message,
-            token: self.shared.next_token(),
-            waiter: Some(tx),
-        };
-        self.publish_tx
-            .send(command)
-            .await
-            .map_err(|_| self.stopped())?;
-        rx.await.map_err(|_| self.stopped())?.into_published()
+    /// A plain loop therefore keeps the in-flight window full:
+    ///
+    /// ```ignore
+    /// for reading in readings {
+    ///     client.publish(Message::new("sensors/17", reading)?.qos(QoS::AtLeastOnce)).await?;
+    /// }
+    /// ```
+    ///
+    /// and one message is sent and confirmed with
+    /// `client.publish(message).await?.await?` (or [`publish_and_wait`](Self::publish_and_wait)).
+    /// Messages published while disconnected wait for the next connection. Fails at once if
+    /// the client has stopped.
+    pub async fn publish(&self, message: Message) -> Result<PublishHandle, Error> {
+        let token = self.shared.next_token();
+        let mut message = Some(message);
+        let slot =
+            std::future::poll_fn(|cx| self.outbox.poll_push(cx, &mut message, token)).await?;
+        Ok(PublishHandle::new(self.outbox.clone(), slot, token))
     }
 
-    /// Queues a message without waiting; [`Event::Published`] with the returned token
-    /// reports its completion. Fails with [`Error::QueueFull`] when the publish queue is full.
-    pub fn try_publish(&self, message: Message) -> Result<PublishToken, Error> {
+    /// Publishes a message and waits until its flow completes: `publish(message).await?.await`.
+    pub async fn publish_and_wait(&self, message: Message) -> Result<PublishOutcome, Error> {
+        self.publish(message).await?.await
+    }
+
+    /// Publishes a message if the publish queue has room now, without waiting; returns the
+    /// [`PublishHandle`] of its flow. A full queue (or a stopped client) gives the message
+    /// back in the error, to retry or to await [`publish`](Self::publish) with.
+    // The error gives the message back by value: boxing it would allocate on the path that
+    // reports a full queue.
+    #[allow(clippy::result_large_err)]
+    pub fn try_publish(&self, message: Message) -> Result<PublishHandle, TryPublishError> {
         let token = self.shared.next_token();
-        let command = Command::Publish {
-            message,
-            token,
-            waiter: None,
-        };
-        match self.publish_tx.try_send(command) {
-            Ok(()) => Ok(token),
-            Err(TrySendError::Full(_)) => Err(Error::QueueFull),
-            Err(TrySendError::Closed(_)) => Err(self.stopped()),
+        match self.outbox.try_push(message, token) {
+            Ok(slot) => Ok(PublishHandle::new(self.outbox.clone(), slot, token)),
+            Err(Refused::Full(message)) => Err(TryPublishError::Full(message)),
+            Err(Refused::Closed(message)) => Err(TryPublishError::Stopped(message, self.stopped())),
         }
     }
 
     async fn command(&self, make: impl FnOnce(Waiter) -> Command<Waiter>) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
         self.control_tx
-            .try_send(make(tx))
+            .try_send(make(Waiter::Reply(tx)))
             .map_err(|_| self.stopped())?;
         rx.await.map_err(|_| self.stopped())
     }

@@ -20,6 +20,7 @@ use tracing::{debug, Instrument};
 
 use crate::client::Waiter;
 use crate::inbox::Inbox;
+use crate::outbox::{Outbox, Request};
 use crate::runtime::{Runtime, Timer, Transport};
 use crate::{Jitter, ReadBuffer};
 
@@ -34,10 +35,13 @@ enum Wake {
     Closed(Option<io::Error>),
 }
 
-/// What happened while waiting for an operation with the transport closed.
+/// What happened while waiting for an operation with the transport closed; a value that lives
+/// for one turn, whose size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Offline<T> {
     Control(Option<Command<Waiter>>),
-    Publish(Option<Command<Waiter>>),
+    /// Publish requests were taken (`true`), or the queue closed (`false`).
+    Publish(bool),
     Taken,
     Done(T),
 }
@@ -61,8 +65,17 @@ pub(crate) struct Connection<R> {
     core: ClientCore<Waiter>,
     options: TransportOptions,
     tls: Option<crate::TlsConfig>,
-    publish_rx: Pin<Box<Receiver<Command<Waiter>>>>,
+    outbox: Arc<Outbox>,
     publish_open: bool,
+    /// Publish requests taken from the outbox, for the core.
+    requests: Vec<Request>,
+    /// Outcomes of publishes, completed in one batch per turn.
+    completions: Vec<(
+        usize,
+        Result<mqtt_session::PublishOutcome, mqtt_session::client::Error>,
+    )>,
+    /// Events for the application, queued in one batch per turn.
+    events: Vec<(mqtt_session::client::Event, Option<AckToken>)>,
     control_rx: Pin<Box<Receiver<Command<Waiter>>>>,
     inbox: Inbox,
     /// Tokens of messages the application took, to report to the core.
@@ -80,9 +93,8 @@ impl<R> Drop for Connection<R> {
         // and its caller would wait forever: close both and drop what they hold, which
         // answers each caller that the client has stopped.
         self.inbox.close();
-        self.publish_rx.close();
+        self.outbox.abandon();
         self.control_rx.close();
-        while self.publish_rx.try_recv().is_ok() {}
         while self.control_rx.try_recv().is_ok() {}
     }
 }
@@ -93,7 +105,7 @@ impl<R: Runtime> Connection<R> {
         core: ClientCore<Waiter>,
         options: TransportOptions,
         tls: Option<crate::TlsConfig>,
-        publish_rx: Receiver<Command<Waiter>>,
+        outbox: Arc<Outbox>,
         control_rx: Receiver<Command<Waiter>>,
         inbox: Inbox,
         shared: Arc<HandleState>,
@@ -103,8 +115,11 @@ impl<R: Runtime> Connection<R> {
             read_buf: ReadBuffer::new(&options),
             options,
             tls,
-            publish_rx: Box::pin(publish_rx),
+            outbox,
             publish_open: true,
+            requests: Vec::new(),
+            completions: Vec::new(),
+            events: Vec::new(),
             control_rx: Box::pin(control_rx),
             inbox,
             taken: Vec::new(),
@@ -138,11 +153,8 @@ impl<R: Runtime> Connection<R> {
             }
         }
         // Commands that arrived as the client stopped are answered with why it stopped.
-        self.publish_rx.close();
+        self.close_publishes();
         self.control_rx.close();
-        while let Ok(command) = self.publish_rx.try_recv() {
-            self.core.handle_command(R::now(), command);
-        }
         while let Ok(command) = self.control_rx.try_recv() {
             self.core.handle_command(R::now(), command);
         }
@@ -163,18 +175,43 @@ impl<R: Runtime> Connection<R> {
     fn deliver(&mut self) {
         while let Some(output) = self.core.poll_output() {
             match output {
-                Output::Reply(waiter, reply) => {
+                Output::Reply(Waiter::Reply(waiter), reply) => {
                     let _ = waiter.send(reply);
                 }
-                Output::Event(event) => self.inbox.push(event, None),
-                Output::Message(token, event) => self.inbox.push(event, Some(token)),
+                Output::Reply(Waiter::Publish(slot), reply) => {
+                    self.completions.push((slot, reply.into_published()));
+                }
+                Output::Event(event) => self.events.push((event, None)),
+                Output::Message(token, event) => self.events.push((event, Some(token))),
             }
         }
+        self.outbox.complete(&mut self.completions);
+        self.inbox.push_all(&mut self.events);
         self.shared.update(&self.core);
     }
 
+    /// Passes the publish requests taken from the outbox to the core.
+    fn on_publishes(&mut self, now: Instant) {
+        for request in self.requests.drain(..) {
+            let command = Command::Publish {
+                message: request.message,
+                token: request.token,
+                waiter: Some(Waiter::Publish(request.slot)),
+            };
+            self.core.handle_command(now, command);
+        }
+    }
+
+    /// Takes no more publish requests; those queued go to the core (which sends them, or
+    /// answers that the client stopped).
+    fn close_publishes(&mut self) {
+        self.outbox.close(&mut self.requests);
+        self.publish_open = false;
+        self.on_publishes(R::now());
+    }
+
     /// Reports the messages the application took; registers `cx` for more. Whether any.
-    fn report_taken(&mut self, cx: Option<&mut Context<'_>>) -> bool {
+    fn report_taken(&mut self, cx: Option<&mut Context<'_>>, now: Instant) -> bool {
         match cx {
             Some(cx) => self.inbox.poll_taken(cx, &mut self.taken),
             None => self.inbox.take_taken(&mut self.taken),
@@ -182,7 +219,6 @@ impl<R: Runtime> Connection<R> {
         if self.taken.is_empty() {
             return false;
         }
-        let now = R::now();
         for token in self.taken.drain(..) {
             self.core.handle_taken(now, token);
         }
@@ -193,11 +229,7 @@ impl<R: Runtime> Connection<R> {
     /// requested, so that they go out before DISCONNECT.
     fn on_command(&mut self, command: Command<Waiter>) {
         if matches!(command, Command::Disconnect { .. }) && self.publish_open {
-            self.publish_rx.close();
-            while let Ok(publish) = self.publish_rx.try_recv() {
-                self.core.handle_command(R::now(), publish);
-            }
-            self.publish_open = false;
+            self.close_publishes();
         }
         self.core.handle_command(R::now(), command);
     }
@@ -209,15 +241,16 @@ impl<R: Runtime> Connection<R> {
         loop {
             let accept_publish = self.publish_open && self.core.accepts_publishes();
             let next = poll_fn(|cx| {
-                if self.report_taken(Some(cx)) {
+                if self.report_taken(Some(cx), R::now()) {
                     return Poll::Ready(Offline::Taken);
                 }
                 if let Poll::Ready(command) = self.control_rx.as_mut().poll_next(cx) {
                     return Poll::Ready(Offline::Control(command));
                 }
                 if accept_publish {
-                    if let Poll::Ready(command) = self.publish_rx.as_mut().poll_next(cx) {
-                        return Poll::Ready(Offline::Publish(command));
+                    let taken = self.outbox.poll_take(cx, &mut self.requests, COMMAND_BATCH);
+                    if let Poll::Ready(taken) = taken {
+                        return Poll::Ready(Offline::Publish(taken));
                     }
                 }
                 operation.as_mut().poll(cx).map(Offline::Done)
@@ -226,8 +259,8 @@ impl<R: Runtime> Connection<R> {
             match next {
                 Offline::Control(Some(command)) => self.on_command(command),
                 Offline::Control(None) => self.core.handle_clients_gone(R::now()),
-                Offline::Publish(Some(command)) => self.core.handle_command(R::now(), command),
-                Offline::Publish(None) => self.publish_open = false,
+                Offline::Publish(true) => self.on_publishes(R::now()),
+                Offline::Publish(false) => self.publish_open = false,
                 Offline::Taken => {}
                 Offline::Done(output) => return Some(output),
             }
@@ -373,7 +406,8 @@ impl<R: Runtime> Connection<R> {
         armed: &mut Option<Instant>,
         flush_pending: &mut bool,
     ) -> Poll<Wake> {
-        let mut progress = self.report_taken(Some(cx));
+        let now = R::now();
+        let mut progress = self.report_taken(Some(cx), now);
         for _ in 0..COMMAND_BATCH {
             match self.control_rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(command)) => {
@@ -384,26 +418,42 @@ impl<R: Runtime> Connection<R> {
                     }
                 }
                 Poll::Ready(None) => {
-                    self.core.handle_clients_gone(R::now());
+                    self.core.handle_clients_gone(now);
                     return Poll::Ready(Wake::Progress);
                 }
                 Poll::Pending => break,
             }
         }
-        let mut taken = 0;
-        while self.publish_open && self.core.accepts_publishes() && taken < COMMAND_BATCH {
-            match self.publish_rx.as_mut().poll_next(cx) {
-                Poll::Ready(Some(command)) => {
+        if self.publish_open && self.core.accepts_publishes() {
+            match self.outbox.poll_take(cx, &mut self.requests, COMMAND_BATCH) {
+                Poll::Ready(true) => {
                     progress = true;
-                    taken += 1;
-                    self.core.handle_command(R::now(), command);
+                    self.on_publishes(now);
                 }
-                Poll::Ready(None) => self.publish_open = false,
-                Poll::Pending => break,
+                Poll::Ready(false) => self.publish_open = false,
+                Poll::Pending => {}
             }
         }
+        // Read before writing, so that what a read produces (acknowledgements, the next
+        // messages of the in-flight window) leaves in the same write as the commands.
+        if !self.core.wants_close() && self.core.wants_read(now) {
+            let read = |buf: &mut _, size| transport.poll_read(cx, buf, size);
+            match self.read_buf.poll_read(&mut self.core, R::now, read) {
+                Poll::Ready(Ok(true)) => progress = true,
+                Poll::Ready(Ok(false)) => return Poll::Ready(Wake::Closed(None)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                Poll::Pending => {}
+            }
+        }
+        if armed.is_some() && timer.poll_fired(cx).is_ready() {
+            progress = true;
+            *armed = None;
+            let random = self.jitter.sample();
+            self.core.handle_timeout(R::now(), random);
+        }
+        let now = R::now();
         loop {
-            match transport.poll_transmit(cx, &mut self.core, R::now()) {
+            match transport.poll_transmit(cx, &mut self.core, now) {
                 Poll::Ready(Ok(true)) => {
                     progress = true;
                     *flush_pending = true;
@@ -421,21 +471,6 @@ impl<R: Runtime> Connection<R> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
                 Poll::Pending => break,
             }
-        }
-        if !self.core.wants_close() && self.core.wants_read(R::now()) {
-            let read = |buf: &mut _, size| transport.poll_read(cx, buf, size);
-            match self.read_buf.poll_read(&mut self.core, R::now, read) {
-                Poll::Ready(Ok(true)) => progress = true,
-                Poll::Ready(Ok(false)) => return Poll::Ready(Wake::Closed(None)),
-                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
-                Poll::Pending => {}
-            }
-        }
-        if armed.is_some() && timer.poll_fired(cx).is_ready() {
-            progress = true;
-            *armed = None;
-            let random = self.jitter.sample();
-            self.core.handle_timeout(R::now(), random);
         }
         if progress {
             Poll::Ready(Wake::Progress)

@@ -7,8 +7,14 @@
 //! messages may wait here is bounded by the session (it stops reading from the broker while
 //! the application has not taken them); other events are few per command or connection.
 //!
-//! One mutex guards both directions: both sides hold it only to move an event, and the
-//! standard library's mutex is cheaper than two channels for that.
+//! One mutex guards both directions: both sides hold it only to move an event (the driver a
+//! turn's worth at a time), and the standard library's mutex is cheaper than two channels for
+//! that.
+//!
+//! Taking a message wakes the driver only if it waits for that (the first message taken since
+//! it last looked), so that the acknowledgement leaves promptly; what the application takes
+//! before the driver runs is collected in the same turn, and its acknowledgements leave in
+//! one write.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use mqtt_session::client::Event;
 use mqtt_session::AckToken;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     events: VecDeque<(Event, Option<AckToken>)>,
     /// Messages the application took, for the driver to report.
@@ -34,7 +40,7 @@ struct State {
 }
 
 /// Both ends of the queue hold one of these.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Inbox {
     state: Arc<Mutex<State>>,
 }
@@ -50,7 +56,30 @@ pub struct Pending {
     pub payload_bytes: usize,
 }
 
+impl Default for Inbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Inbox {
+    /// An empty queue.
+    pub(crate) fn new() -> Self {
+        let state = State {
+            events: VecDeque::new(),
+            taken: Vec::new(),
+            messages: 0,
+            bytes: 0,
+            closed: false,
+            abandoned: false,
+            reader: None,
+            driver: None,
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the queue inconsistent (every update
         // is a push or a pop), so a poisoned lock is still usable.
@@ -59,21 +88,26 @@ impl Inbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Driver side: queues an event; `token` marks a message whose taking must be reported.
-    pub(crate) fn push(&self, event: Event, token: Option<AckToken>) {
+    /// Driver side: queues a turn's events (`events` is left empty); a token marks a message
+    /// whose taking must be reported.
+    pub(crate) fn push_all(&self, events: &mut Vec<(Event, Option<AckToken>)>) {
+        if events.is_empty() {
+            return;
+        }
         let mut state = self.lock();
         if state.abandoned {
             // Nobody reads: a message counts as taken at once, so the session never waits.
-            if let Some(token) = token {
-                state.taken.push(token);
-            }
+            let tokens = events.drain(..).filter_map(|(_, token)| token);
+            state.taken.extend(tokens);
             return;
         }
-        if token.is_some() {
-            state.messages += 1;
-            state.bytes += payload_len(&event);
+        for (event, token) in events.drain(..) {
+            if token.is_some() {
+                state.messages += 1;
+                state.bytes += payload_len(&event);
+            }
+            state.events.push_back((event, token));
         }
-        state.events.push_back((event, token));
         if let Some(waker) = state.reader.take() {
             drop(state);
             waker.wake();
@@ -208,7 +242,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut taken = Vec::new();
         inbox.poll_taken(&mut cx, &mut taken);
-        inbox.push(message(10), None);
+        inbox.push_all(&mut vec![(message(10), None)]);
         assert_eq!(
             inbox.pending(),
             Pending {
@@ -227,13 +261,61 @@ mod tests {
         );
     }
 
+    /// Tokens of `n` QoS 1 messages a client core received.
+    fn tokens(n: u8) -> Vec<AckToken> {
+        use mqtt_session::client::{ClientCore, ClientOptions, Output};
+        let now = std::time::Instant::now();
+        let (mut core, _) = ClientCore::<()>::new(ClientOptions::new("mqtt://h")).unwrap();
+        core.handle_connected(now);
+        let mut wire = bytes::BytesMut::from(&[0x20, 0x02, 0x00, 0x00][..]);
+        for id in 1..=n {
+            wire.extend_from_slice(&[0x32, 0x06, 0x00, 0x01, b't', 0x00, id, b'x']);
+        }
+        core.handle_read(now, &mut wire);
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|output| match output {
+                Output::Message(token, _) => Some(token),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn taking_wakes_the_driver_once_per_look_and_it_collects_every_token() {
+        let inbox = Inbox::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Vec::new();
+        let mut events: Vec<_> = tokens(5)
+            .into_iter()
+            .map(|token| (message(1), Some(token)))
+            .collect();
+        inbox.push_all(&mut events);
+        inbox.poll_taken(&mut cx, &mut taken);
+        for _ in 0..3 {
+            assert!(inbox.try_next().is_some());
+        }
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken by the first taken"
+        );
+        inbox.poll_taken(&mut cx, &mut taken);
+        assert_eq!(taken.len(), 3, "one look collects all three");
+        assert!(inbox.try_next().is_some());
+        assert_eq!(count.0.load(Ordering::SeqCst), 2, "the driver looked again");
+        inbox.poll_taken(&mut cx, &mut taken);
+        assert_eq!(taken.len(), 4);
+    }
+
     #[test]
     fn closed_and_empty_ends_the_stream() {
         let inbox = Inbox::default();
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert!(inbox.poll_next(&mut cx).is_pending());
-        inbox.push(message(3), None);
+        inbox.push_all(&mut vec![(message(3), None)]);
         inbox.close();
         assert!(matches!(inbox.poll_next(&mut cx), Poll::Ready(Some(_))));
         assert!(matches!(inbox.poll_next(&mut cx), Poll::Ready(None)));

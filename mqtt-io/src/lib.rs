@@ -45,6 +45,7 @@ use mqtt_session::client::{ClientCore, TransportOptions};
 pub mod client;
 mod driver;
 mod inbox;
+mod outbox;
 pub mod runtime;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -80,7 +81,7 @@ pub(crate) fn check_schemes(
 /// The client API every adapter re-exports (`pub use mqtt_io::api::*`) next to its own
 /// `Client` alias and runtime types, so that the adapters' APIs cannot drift apart.
 pub mod api {
-    pub use crate::client::{Driver, Events, Pending};
+    pub use crate::client::{Driver, Events, Pending, PublishHandle, TryPublishError};
     pub use mqtt_session::client::{
         Backoff, BrokerUrl, ClientOptions, ClientStats, ConnectAttempt, ConnectDecision,
         ConnectFailure, DialError, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,

@@ -186,7 +186,7 @@ macro_rules! __hostile_suite {
                                 assert_eq!(index(&got), i, "QoS 1, in order, none lost");
                                 // Await client calls while the queue behind is full.
                                 client
-                                    .publish(message("echo", "x", QoS::AtLeastOnce))
+                                    .publish_and_wait(message("echo", "x", QoS::AtLeastOnce))
                                     .await
                                     .unwrap();
                                 if i % 50 == 0 {
@@ -251,7 +251,7 @@ macro_rules! __hostile_suite {
                     assert!(took < Duration::from_secs(10), "{took:?}");
                     // The reconnect policy applies: the next connection works.
                     client
-                        .publish(message("after", "x", QoS::AtLeastOnce))
+                        .publish_and_wait(message("after", "x", QoS::AtLeastOnce))
                         .await
                         .unwrap();
                     client.disconnect().await.unwrap();
@@ -321,6 +321,142 @@ macro_rules! __hostile_suite {
                     let took = at - started;
                     eprintln!("trickled packet cut off after {took:?}");
                     assert!(took < Duration::from_secs(5), "{took:?}");
+                    finished(broker).await;
+                }
+            }
+
+            /// A broker that counts the PUBLISHes it reads and holds back every PUBACK until
+            /// `release` is set, then acknowledges what it holds and everything after.
+            fn holding_acks(seen: Arc<AtomicUsize>, release: Arc<AtomicBool>) -> ScriptedBroker {
+                ScriptedBroker::start(vec![script(move |conn| {
+                    conn.connack();
+                    // Short reads, so that a release is noticed while the client is silent.
+                    let _ = conn.stream.set_read_timeout(Some(Duration::from_millis(20)));
+                    let mut held = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while Instant::now() < deadline {
+                        match conn.read_packet() {
+                            Some(Packet::Publish(publish)) => {
+                                seen.fetch_add(1, Ordering::SeqCst);
+                                if let QosPid::AtLeastOnce(id) = publish.qos_pid {
+                                    held.push(id);
+                                }
+                            }
+                            Some(Packet::Disconnect(_)) => return,
+                            Some(_) | None => {}
+                        }
+                        if release.load(Ordering::SeqCst) {
+                            for id in held.drain(..) {
+                                let _ = conn.send(Packet::PubAck(PubAck::new(id)));
+                            }
+                        }
+                    }
+                })])
+            }
+
+            $crate::__suite_test! { $mode
+                async fn a_plain_publish_loop_fills_the_in_flight_window_before_any_puback() {
+                    const WINDOW: u16 = 8;
+                    let seen = Arc::new(AtomicUsize::new(0));
+                    let release = Arc::new(AtomicBool::new(false));
+                    let broker = holding_acks(seen.clone(), release.clone());
+                    let options = options(&broker.url(), "window", ProtocolVersion::V3_1_1)
+                        .max_inflight(WINDOW);
+                    let (client, _events) = start(options).await;
+                    // `publish` returns once the message is queued, so this loop finishes
+                    // although the broker acknowledges nothing yet.
+                    let mut handles = Vec::new();
+                    within("a plain publish loop", async {
+                        for i in 0..u32::from(WINDOW) {
+                            let payload = i.to_be_bytes().to_vec();
+                            let handle = client
+                                .publish(message("window", payload, QoS::AtLeastOnce))
+                                .await
+                                .unwrap();
+                            handles.push(handle);
+                        }
+                    })
+                    .await;
+                    // One more, whose handle is dropped at once: it still goes out, after
+                    // the window opens.
+                    drop(
+                        client
+                            .publish(message("window", "dropped", QoS::AtLeastOnce))
+                            .await
+                            .unwrap(),
+                    );
+                    within("the whole window on the wire", async {
+                        while seen.load(Ordering::SeqCst) < usize::from(WINDOW) {
+                            $sleep(Duration::from_millis(10)).await;
+                        }
+                    })
+                    .await;
+                    $sleep(Duration::from_millis(200)).await;
+                    assert_eq!(
+                        seen.load(Ordering::SeqCst),
+                        usize::from(WINDOW),
+                        "no more than the window before a PUBACK"
+                    );
+                    release.store(true, Ordering::SeqCst);
+                    within("every outcome", async {
+                        for handle in handles {
+                            let outcome = handle.await.unwrap();
+                            assert!(
+                                matches!(outcome, $k::PublishOutcome::Acknowledged { .. }),
+                                "{outcome:?}"
+                            );
+                        }
+                        while seen.load(Ordering::SeqCst) <= usize::from(WINDOW) {
+                            $sleep(Duration::from_millis(10)).await;
+                        }
+                    })
+                    .await;
+                    client.disconnect().await.unwrap();
+                    finished(broker).await;
+                }
+            }
+
+            $crate::__suite_test! { $mode
+                async fn try_publish_on_a_full_queue_gives_the_message_back() {
+                    let seen = Arc::new(AtomicUsize::new(0));
+                    let release = Arc::new(AtomicBool::new(false));
+                    let broker = holding_acks(seen.clone(), release.clone());
+                    // One in flight, one queued in the session, one the session could not
+                    // take yet, one in the publish queue: the fifth cannot be taken.
+                    let options = options(&broker.url(), "full", ProtocolVersion::V3_1_1)
+                        .max_inflight(1)
+                        .max_queued(1)
+                        .publish_capacity(1);
+                    let (client, _events) = start(options).await;
+                    let mut handles = Vec::new();
+                    let mut refused = None;
+                    for i in 0u32..50 {
+                        let payload = i.to_be_bytes().to_vec();
+                        match client.try_publish(message("full", payload, QoS::AtLeastOnce)) {
+                            Ok(handle) => handles.push(handle),
+                            Err($k::TryPublishError::Full(back)) => {
+                                refused = Some((i, back));
+                                break;
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                        // Room for the driver to take what was queued.
+                        $sleep(Duration::from_millis(20)).await;
+                    }
+                    let (i, back) = refused.expect("the queue fills up");
+                    assert_eq!(&back.payload[..], &i.to_be_bytes()[..], "the same message");
+                    assert!(handles.len() <= 4, "held beyond the bounds: {}", handles.len());
+                    release.store(true, Ordering::SeqCst);
+                    within("the message given back, published again", async {
+                        let outcome = client.publish(back).await.unwrap().await.unwrap();
+                        assert!(matches!(outcome, $k::PublishOutcome::Acknowledged { .. }));
+                        for handle in handles {
+                            handle.await.unwrap();
+                        }
+                    })
+                    .await;
+                    assert_eq!(seen.load(Ordering::SeqCst), i as usize + 1);
+                    client.disconnect().await.unwrap();
                     finished(broker).await;
                 }
             }

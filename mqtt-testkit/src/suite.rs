@@ -166,7 +166,7 @@ macro_rules! client_suite {
             for (i, &size) in sizes.iter().enumerate() {
                 let payload = vec![i as u8; size];
                 client
-                    .publish(message(&topic, payload.clone(), QoS::ExactlyOnce))
+                    .publish_and_wait(message(&topic, payload.clone(), QoS::ExactlyOnce))
                     .await
                     .unwrap();
                 assert_eq!(next_message(events).await.payload[..], payload[..]);
@@ -189,7 +189,7 @@ macro_rules! client_suite {
                 let payload = format!("payload at {qos:?}");
                 let outcome = within(
                     "publish",
-                    publisher.publish(message(&topic, payload.clone(), qos)),
+                    publisher.publish_and_wait(message(&topic, payload.clone(), qos)),
                 )
                 .await
                 .unwrap();
@@ -226,7 +226,7 @@ macro_rules! client_suite {
             assert!(!publisher.is_connected());
             assert!(matches!(
                 publisher
-                    .publish(message("rt/late", "x", QoS::AtMostOnce))
+                    .publish_and_wait(message("rt/late", "x", QoS::AtMostOnce))
                     .await,
                 Err(Error::Closed)
             ));
@@ -258,7 +258,7 @@ macro_rules! client_suite {
                 let (publisher, _p) =
                     start(options(&broker.url(), "ret-pub", ProtocolVersion::V5)).await;
                 publisher
-                    .publish(message("ret/state", "on", QoS::AtLeastOnce).retain(true))
+                    .publish_and_wait(message("ret/state", "on", QoS::AtLeastOnce).retain(true))
                     .await
                     .unwrap();
                 let (sub, mut events) =
@@ -271,14 +271,14 @@ macro_rules! client_suite {
                 );
                 // An empty retained message clears it.
                 publisher
-                    .publish(message("ret/state", "", QoS::AtLeastOnce).retain(true))
+                    .publish_and_wait(message("ret/state", "", QoS::AtLeastOnce).retain(true))
                     .await
                     .unwrap();
                 let (late, mut late_events) =
                     start(options(&broker.url(), "ret-late", ProtocolVersion::V5)).await;
                 late.subscribe("ret/#", QoS::AtLeastOnce).await.unwrap();
                 publisher
-                    .publish(message("ret/marker", "m", QoS::AtLeastOnce))
+                    .publish_and_wait(message("ret/marker", "m", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 assert_eq!(
@@ -337,7 +337,7 @@ macro_rules! client_suite {
                 until_closed(&mut victim_events).await;
                 // A will would have been published when the connection closed, before this.
                 watcher
-                    .publish(message("will/marker", "m", QoS::AtLeastOnce))
+                    .publish_and_wait(message("will/marker", "m", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 assert_eq!(
@@ -360,7 +360,7 @@ macro_rules! client_suite {
                     .collect();
                 let outcome = within(
                     "10 MiB publish",
-                    publisher.publish(message("big", payload.clone(), QoS::AtLeastOnce)),
+                    publisher.publish_and_wait(message("big", payload.clone(), QoS::AtLeastOnce)),
                 )
                 .await
                 .unwrap();
@@ -385,7 +385,7 @@ macro_rules! client_suite {
                 .await;
                 client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
                 client
-                    .publish(message(&topic, "hi", QoS::AtLeastOnce))
+                    .publish_and_wait(message(&topic, "hi", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 let got = next_message(&mut events).await;
@@ -400,35 +400,38 @@ macro_rules! client_suite {
                 let (sub, mut events) =
                     start(options(&broker.url(), "many-sub", ProtocolVersion::V3_1_1)).await;
                 sub.subscribe("many", QoS::AtLeastOnce).await.unwrap();
-                let (publisher, mut pub_events) = start(
+                // A plain loop: `publish` waits only for room in the publish queue, so the
+                // messages travel pipelined, and the handles confirm each one afterwards.
+                let (publisher, _pub_events) = start(
                     options(&broker.url(), "many-pub", ProtocolVersion::V3_1_1)
-                        .publish_capacity(COUNT as usize),
+                        .publish_capacity(100),
                 )
                 .await;
-                let mut tokens = std::collections::HashSet::new();
-                for i in 0..COUNT {
-                    let token = publisher
-                        .try_publish(message("many", i.to_be_bytes().to_vec(), QoS::AtLeastOnce))
-                        .unwrap();
-                    tokens.insert(token);
-                }
+                let mut handles = Vec::new();
+                within("publishing", async {
+                    for i in 0..COUNT {
+                        let payload = i.to_be_bytes().to_vec();
+                        let handle = publisher
+                            .publish(message("many", payload, QoS::AtLeastOnce))
+                            .await
+                            .unwrap();
+                        handles.push(handle);
+                    }
+                })
+                .await;
                 for expected in 0..COUNT {
                     let got = next_message(&mut events).await;
                     assert_eq!(index(&got), expected, "out of order or lost");
                 }
+                let mut tokens = std::collections::HashSet::new();
                 within("every PUBACK", async {
-                    while !tokens.is_empty() {
-                        match pub_events.recv().await {
-                            Some(Event::Published { token, outcome }) => {
-                                assert!(
-                                    matches!(outcome, PublishOutcome::Acknowledged { .. }),
-                                    "{outcome:?}"
-                                );
-                                assert!(tokens.remove(&token), "unknown or repeated token");
-                            }
-                            Some(Event::Closed) | None => panic!("stopped"),
-                            Some(_) => {}
-                        }
+                    for handle in handles {
+                        assert!(tokens.insert(handle.token()), "repeated token");
+                        let outcome = handle.await.unwrap();
+                        assert!(
+                            matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                            "{outcome:?}"
+                        );
                     }
                 })
                 .await;
@@ -443,7 +446,7 @@ macro_rules! client_suite {
                     start(options(&broker.tls_url(), "tls", ProtocolVersion::V5).ca_pem(ca)).await;
                 client.subscribe("tls", QoS::ExactlyOnce).await.unwrap();
                 client
-                    .publish(message("tls", "secret", QoS::ExactlyOnce))
+                    .publish_and_wait(message("tls", "secret", QoS::ExactlyOnce))
                     .await
                     .unwrap();
                 assert_eq!(&next_message(&mut events).await.payload[..], b"secret");
@@ -561,7 +564,7 @@ macro_rules! client_suite {
                     start(options(&broker.wss_url(), "wss", ProtocolVersion::V5).ca_pem(ca)).await;
                 client.subscribe("wss", QoS::AtLeastOnce).await.unwrap();
                 client
-                    .publish(message("wss", "over tls", QoS::AtLeastOnce))
+                    .publish_and_wait(message("wss", "over tls", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 assert_eq!(&next_message(&mut events).await.payload[..], b"over tls");
@@ -591,7 +594,7 @@ macro_rules! client_suite {
             };
             let (sub, mut events) = start(persistent("restart-sub")).await;
             sub.subscribe("stream", qos).await.unwrap();
-            let (publisher, mut pub_events) = start(
+            let (publisher, _pub_events) = start(
                 persistent("restart-pub")
                     .max_inflight(10)
                     .store($k::MemoryStore::new()),
@@ -600,11 +603,9 @@ macro_rules! client_suite {
             let publish = |i: u32| {
                 publisher
                     .try_publish(message("stream", i.to_be_bytes().to_vec(), qos))
-                    .unwrap();
+                    .unwrap()
             };
-            for i in 0..COUNT / 2 {
-                publish(i);
-            }
+            let mut handles: Vec<_> = (0..COUNT / 2).map(publish).collect();
             let mut received: BTreeMap<u32, u32> = BTreeMap::new();
             while received.len() < 50 {
                 *received
@@ -613,13 +614,11 @@ macro_rules! client_suite {
             }
             broker.stop();
             broker.restart();
-            for i in COUNT / 2..COUNT {
-                publish(i);
-            }
+            handles.extend((COUNT / 2..COUNT).map(publish));
             let mut completed = 0;
             within("every message after the restart", async {
                 while received.len() < COUNT as usize || completed < COUNT {
-                    next_stream_event(&mut events, &mut pub_events, &mut received, &mut completed)
+                    next_stream_event(&mut events, &mut handles, &mut received, &mut completed)
                         .await;
                 }
             })
@@ -640,14 +639,15 @@ macro_rules! client_suite {
             }
         }
 
-        /// Takes whichever of the two streams has an event ready, without a select macro:
-        /// messages first, then publish completions.
+        /// Takes a message if one is ready, else the outcomes of the publishes that completed,
+        /// without a select macro.
         async fn next_stream_event(
             events: &mut Events,
-            pub_events: &mut Events,
+            handles: &mut Vec<$k::PublishHandle>,
             received: &mut BTreeMap<u32, u32>,
             completed: &mut u32,
         ) {
+            use std::future::Future as _;
             loop {
                 if let Some(event) = events.try_recv() {
                     if let Event::Message { publish, .. } = event {
@@ -655,18 +655,24 @@ macro_rules! client_suite {
                     }
                     return;
                 }
-                if let Some(event) = pub_events.try_recv() {
-                    if let Event::Published { outcome, .. } = event {
+                let before = handles.len();
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                handles.retain_mut(|handle| match std::pin::Pin::new(handle).poll(&mut cx) {
+                    std::task::Poll::Ready(outcome) => {
                         assert!(
                             matches!(
                                 outcome,
-                                PublishOutcome::Acknowledged { .. }
-                                    | PublishOutcome::Completed { .. }
+                                Ok(PublishOutcome::Acknowledged { .. }
+                                    | PublishOutcome::Completed { .. })
                             ),
                             "{outcome:?}"
                         );
-                        *completed += 1;
+                        false
                     }
+                    std::task::Poll::Pending => true,
+                });
+                if handles.len() < before {
+                    *completed += (before - handles.len()) as u32;
                     return;
                 }
                 $sleep(Duration::from_millis(2)).await;
@@ -734,11 +740,11 @@ macro_rules! client_suite {
                     assert_eq!(results[1].1, Ok(QoS::AtLeastOnce));
                     // Nobody subscribed by hand: the broker routes to us again.
                     client
-                        .publish(message("k/1", "back", QoS::AtLeastOnce))
+                        .publish_and_wait(message("k/1", "back", QoS::AtLeastOnce))
                         .await
                         .unwrap();
                     client
-                        .publish(message("j", "again", QoS::ExactlyOnce))
+                        .publish_and_wait(message("j", "again", QoS::ExactlyOnce))
                         .await
                         .unwrap();
                     assert_eq!(&next_message(&mut events).await.payload[..], b"back");
@@ -797,11 +803,11 @@ macro_rules! client_suite {
                 let code = client.unsubscribe("a/#").await.unwrap();
                 assert_eq!(code, $k::proto::UnsubAckReasonCode::Success);
                 client
-                    .publish(message("a/x", "gone", QoS::AtLeastOnce))
+                    .publish_and_wait(message("a/x", "gone", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 client
-                    .publish(message("b/x", "kept", QoS::AtLeastOnce))
+                    .publish_and_wait(message("b/x", "kept", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 assert_eq!(next_message(&mut events).await.topic.as_str(), "b/x");
@@ -836,7 +842,7 @@ macro_rules! client_suite {
                 }
                 // Acknowledged messages are not redelivered: the next one is new.
                 client
-                    .publish(message("m/y", "next", QoS::AtLeastOnce))
+                    .publish_and_wait(message("m/y", "next", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 assert_eq!(next_message(&mut events).await.topic.as_str(), "m/y");
@@ -903,10 +909,10 @@ macro_rules! client_suite {
                 let mut tokens = Vec::new();
                 for i in 0..COUNT {
                     let qos = if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
-                    let token = offline
+                    let handle = offline
                         .try_publish(message("durable", i.to_be_bytes().to_vec(), qos))
                         .unwrap();
-                    tokens.push(token);
+                    tokens.push(handle.token());
                 }
                 within("every message taken by the session", async {
                     while offline.stats().queued < COUNT as usize {
@@ -1085,7 +1091,7 @@ macro_rules! client_suite {
                     start(options(&broker.url(), "handler", ProtocolVersion::V5)).await;
                 client.subscribe("ping/#", QoS::ExactlyOnce).await.unwrap();
                 client
-                    .publish(message("ping/0", "0", QoS::ExactlyOnce))
+                    .publish_and_wait(message("ping/0", "0", QoS::ExactlyOnce))
                     .await
                     .unwrap();
                 within("a chain of replies from the handler", async {
@@ -1100,7 +1106,7 @@ macro_rules! client_suite {
                                 .unwrap();
                             let next = format!("ping/{hops}");
                             client
-                                .publish(message(&next, publish.payload.clone(), QoS::ExactlyOnce))
+                                .publish_and_wait(message(&next, publish.payload.clone(), QoS::ExactlyOnce))
                                 .await
                                 .unwrap();
                         }
@@ -1122,7 +1128,7 @@ macro_rules! client_suite {
                 $sleep(Duration::from_millis(3500)).await;
                 assert!(client.is_connected());
                 client
-                    .publish(message("idle", "still here", QoS::AtLeastOnce))
+                    .publish_and_wait(message("idle", "still here", QoS::AtLeastOnce))
                     .await
                     .unwrap();
                 let got = next_message(&mut events).await;
@@ -1312,7 +1318,7 @@ macro_rules! client_suite {
                     "{error:?}"
                 );
                 until_closed(&mut events).await;
-                let error = client.publish(message("a", "x", QoS::AtMostOnce)).await.unwrap_err();
+                let error = client.publish_and_wait(message("a", "x", QoS::AtMostOnce)).await.unwrap_err();
                 assert!(matches!(&error, Error::Stopped(_)), "after the stop too: {error:?}");
                 // Calls racing the stop are answered too, never left waiting.
                 for i in 0..50 {
@@ -1323,7 +1329,7 @@ macro_rules! client_suite {
                     if i % 2 == 0 {
                         $sleep(Duration::from_micros(200 * i)).await;
                     }
-                    let error = within("a call racing the stop", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                    let error = within("a call racing the stop", client.publish_and_wait(message("a", "x", QoS::AtLeastOnce)))
                         .await
                         .unwrap_err();
                     assert!(matches!(&error, Error::Stopped(_) | Error::Closed), "{error:?}");
@@ -1336,7 +1342,7 @@ macro_rules! client_suite {
                     options(&broker.tls_url(), "tls-cause", ProtocolVersion::V5).ca_pem(wrong),
                 )
                 .unwrap();
-                let error = within("publish", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                let error = within("publish", client.publish_and_wait(message("a", "x", QoS::AtLeastOnce)))
                     .await
                     .unwrap_err();
                 assert!(
@@ -1385,7 +1391,7 @@ macro_rules! client_suite {
                             .stop_on_permanent_refusal(true),
                     )
                     .unwrap();
-                    let error = within("publish", client.publish(message("a", "x", QoS::AtLeastOnce)))
+                    let error = within("publish", client.publish_and_wait(message("a", "x", QoS::AtLeastOnce)))
                         .await
                         .unwrap_err();
                     let Error::Stopped(cause) = &error else {
@@ -1457,7 +1463,7 @@ macro_rules! client_suite {
                     .expect("an attempt with the stale token was refused");
                 assert_eq!(seen[refusal].2, "token-2", "refreshed after the refusal: {seen:?}");
                 assert_eq!(seen.last().map(|s| s.2.as_str()), Some("token-2"));
-                client.publish(message("t", "x", QoS::AtLeastOnce)).await.unwrap();
+                client.publish_and_wait(message("t", "x", QoS::AtLeastOnce)).await.unwrap();
                 let stats = client.stats();
                 assert!(stats.connections >= 2 && stats.reconnects() >= 1, "{stats:?}");
                 assert!(stats.connect_attempts > stats.connections, "{stats:?}");
@@ -1526,7 +1532,7 @@ macro_rules! client_suite {
                         let topic = props.response_topic.clone().expect("a response topic");
                         let mut reply = message(topic.as_str(), [&b"re: "[..], &publish.payload[..]].concat(), QoS::AtLeastOnce);
                         reply.properties.correlation_data = props.correlation_data.clone();
-                        answering.publish(reply).await.unwrap();
+                        answering.publish_and_wait(reply).await.unwrap();
                         answered += 1;
                     }
                 };
@@ -1558,7 +1564,7 @@ macro_rules! client_suite {
                         let topic = props.response_topic.clone().expect("a response topic");
                         let mut reply = message(topic.as_str(), "again", QoS::AtLeastOnce);
                         reply.properties.correlation_data = props.correlation_data.clone();
-                        answering.publish(reply).await.unwrap();
+                        answering.publish_and_wait(reply).await.unwrap();
                         break;
                     }
                 };
@@ -1713,26 +1719,27 @@ macro_rules! client_suite {
                 )
                 .await;
                 // A message in flight while the re-authentication runs completes too.
-                let token = client
+                let published = client
                     .try_publish(message("t", "during", QoS::AtLeastOnce))
                     .unwrap();
                 within("re-authentication", client.reauthenticate())
                     .await
                     .expect("re-authenticated");
                 within("the events", async {
-                    let (mut reauthenticated, mut published) = (false, false);
-                    while !(reauthenticated && published) {
+                    loop {
                         match events.recv().await {
-                            Some(Event::Reauthenticated { .. }) => reauthenticated = true,
-                            Some(Event::Published { token: t, .. }) if t == token => {
-                                published = true;
-                            }
+                            Some(Event::Reauthenticated { .. }) => break,
                             Some(Event::Closed) | None => panic!("stopped"),
                             _ => {}
                         }
                     }
                 })
                 .await;
+                let outcome = within("the publish", published).await.unwrap();
+                assert!(
+                    matches!(outcome, PublishOutcome::Acknowledged { .. }),
+                    "{outcome:?}"
+                );
                 assert_eq!(exchanges.load(std::sync::atomic::Ordering::SeqCst), 2);
                 client.disconnect().await.unwrap();
                 within("the scripted broker to finish", async {

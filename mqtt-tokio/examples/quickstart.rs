@@ -117,7 +117,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         let topic = format!("quickstart/demo/qos{}", qos as u8);
         let message = Message::new(&topic, "hello")?.qos(qos);
-        let outcome = match client.publish(message).await? {
+        // `publish` returns once the message is queued; its handle resolves when the flow
+        // completes.
+        let outcome = match client.publish(message).await?.await? {
             PublishOutcome::Sent => "written to the socket; QoS 0 is never acknowledged".to_owned(),
             PublishOutcome::Acknowledged { .. } => "the broker acknowledged it (PUBACK)".to_owned(),
             PublishOutcome::Completed { .. } => {
@@ -127,6 +129,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         };
         println!("published to {topic} at QoS {}: {outcome}", qos as u8);
     }
+
+    // Pipelined: the loop does not wait for acknowledgements, so up to the in-flight window
+    // of messages travel at once; awaiting the handles afterwards confirms every one.
+    let mut handles = Vec::new();
+    for n in 0..100 {
+        let message = Message::new("quickstart/burst", n.to_string())?.qos(QoS::AtLeastOnce);
+        handles.push(client.publish(message).await?);
+    }
+    for handle in handles {
+        handle.await?;
+    }
+    println!("published 100 messages to quickstart/burst at QoS 1, pipelined: all acknowledged");
 
     // Wait for the three messages to come back.
     tokio::time::timeout(Duration::from_secs(5), done_rx).await??;

@@ -211,7 +211,10 @@ async fn a_killed_subscriber_gets_every_message_it_had_not_taken() {
         let message = Message::new("crash/a", i.to_be_bytes().to_vec())
             .expect("valid topic")
             .qos(QoS::AtLeastOnce);
-        publisher.publish(message).await.expect("published");
+        publisher
+            .publish_and_wait(message)
+            .await
+            .expect("published");
     }
     let mut child = first;
     // Kill the subscriber three times at random points while it works through its queue.
