@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use mqtt_testkit::{Mosquitto, MosquittoConfig};
 
 /// Messages in flight per publisher, for every client.
@@ -150,18 +149,18 @@ macro_rules! our_client {
         let publishing = tokio::spawn({
             let topic = topic.clone();
             async move {
-                {
-                    let mut pending = FuturesUnordered::new();
-                    for seq in 0..n {
-                        let msg = Message::new(&topic, payload(seq)).unwrap().qos(qos);
-                        pending.push(publisher.publish(msg));
-                        if pending.len() >= 1_000 {
-                            pending.next().await.unwrap().unwrap();
-                        }
+                // A plain loop: `publish` returns once the message is queued; the handles,
+                // awaited a thousand behind, check every outcome.
+                let mut handles = std::collections::VecDeque::new();
+                for seq in 0..n {
+                    let msg = Message::new(&topic, payload(seq)).unwrap().qos(qos);
+                    handles.push_back(publisher.publish(msg).await.unwrap());
+                    if handles.len() >= 1_000 {
+                        handles.pop_front().unwrap().await.unwrap();
                     }
-                    while let Some(r) = pending.next().await {
-                        r.unwrap();
-                    }
+                }
+                for handle in handles {
+                    handle.await.unwrap();
                 }
                 publisher
             }

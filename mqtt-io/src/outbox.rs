@@ -18,6 +18,9 @@ use std::task::{Context, Poll, Waker};
 use mqtt_session::client::{Error, HandleState};
 use mqtt_session::{Message, PublishOutcome, PublishToken};
 
+/// Waiting publishers registered before the list is first cleared of repeats.
+const SENDERS_LIMIT: usize = 64;
+
 /// A publish request on its way to the driver.
 #[derive(Debug)]
 pub(crate) struct Request {
@@ -48,6 +51,8 @@ struct State {
     free: Vec<usize>,
     /// Publishers waiting for room in the queue.
     senders: Vec<Waker>,
+    /// When `senders` is next cleared of repeats.
+    senders_limit: usize,
     driver: Option<Waker>,
     /// No request is taken any more.
     closed: bool,
@@ -77,6 +82,7 @@ impl Outbox {
                 slots: Vec::new(),
                 free: Vec::new(),
                 senders: Vec::new(),
+                senders_limit: SENDERS_LIMIT,
                 driver: None,
                 closed: false,
             }),
@@ -126,14 +132,33 @@ impl Outbox {
             return Poll::Ready(Err(self.stopped_error()));
         }
         if state.queue.len() >= state.capacity {
-            if !state.senders.iter().any(|w| w.will_wake(cx.waker())) {
-                state.senders.push(cx.waker().clone());
-            }
+            Self::wait_for_room(&mut state, cx.waker());
             return Poll::Pending;
         }
         match message.take() {
             Some(message) => Poll::Ready(Ok(Self::push(state, message, token))),
             None => Poll::Ready(Err(Error::Closed)),
+        }
+    }
+
+    /// Registers a publisher waiting for room, in constant time however many wait: a task
+    /// polled again (it is the last one registered) is not added twice, and the list is
+    /// cleared of repeats only when it has doubled since (so a task that is polled without
+    /// being woken cannot grow it without bound).
+    fn wait_for_room(state: &mut State, waker: &Waker) {
+        if state.senders.last().is_some_and(|w| w.will_wake(waker)) {
+            return;
+        }
+        state.senders.push(waker.clone());
+        if state.senders.len() > state.senders_limit {
+            let mut unique: Vec<Waker> = Vec::with_capacity(state.senders.len());
+            for w in state.senders.drain(..) {
+                if !unique.iter().any(|u| u.will_wake(&w)) {
+                    unique.push(w);
+                }
+            }
+            state.senders = unique;
+            state.senders_limit = (2 * state.senders.len()).max(SENDERS_LIMIT);
         }
     }
 
@@ -514,6 +539,27 @@ mod tests {
         assert!(
             outbox.lock().slots.len() <= CAPACITY + IN_FLIGHT,
             "the slab never grew past the bound"
+        );
+    }
+
+    #[test]
+    fn a_waiting_publisher_is_registered_once_however_often_it_is_polled() {
+        let outbox = outbox(1);
+        outbox.try_push(message(), PublishToken(0)).unwrap();
+        let a = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let b = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut waiting = Some(message());
+        for _ in 0..10_000 {
+            for waker in [&a, &b] {
+                let mut cx = Context::from_waker(waker);
+                let poll = outbox.poll_push(&mut cx, &mut waiting, PublishToken(1));
+                assert!(poll.is_pending());
+            }
+        }
+        let senders = outbox.lock().senders.len();
+        assert!(
+            senders <= SENDERS_LIMIT + 1,
+            "{senders} wakers for two tasks"
         );
     }
 
