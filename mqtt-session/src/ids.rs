@@ -1,7 +1,54 @@
 //! The packet identifier allocator: an identifier is never handed out twice while in use
 //! [MQTT-2.3.1-2 v3.1.1], and is freed only when its flow completes [MQTT-2.3.1-3 v3.1.1].
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use mqtt_proto::PacketId;
+
+/// A hash map keyed by identifiers this side hands out (packet identifiers of outgoing flows,
+/// publish tokens), hashed with [`IdHasher`].
+///
+/// Only for keys the peer does not choose: the hash has no secret, so a peer picking keys
+/// could make them collide (identifiers the server picks stay in a `HashMap` with the
+/// standard, keyed hasher).
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// A multiply-and-rotate hash of integer keys: a few instructions where SipHash spends a
+/// hundred on every insert and lookup of a flow.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    /// An odd constant with well-spread bits (2^64 divided by the golden ratio).
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // The product's high bits depend on every bit of the key; hashbrown takes the bucket
+        // from the low bits, so bring the high ones down.
+        self.0.rotate_left(26)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+}
 
 /// Number of 64-bit words needed for one bit per identifier 0..=65535.
 const WORDS: usize = 65_536 / 64;

@@ -1,13 +1,14 @@
 //! Outgoing messages: the in-flight table of QoS 1/2 flows (keyed by packet identifier, ordered
 //! by send sequence) and the bounded queue of messages waiting for the window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use mqtt_proto::{PacketId, Publish};
 
 use crate::event::PublishToken;
 use crate::expiry::{Expiry, WallClock};
+use crate::ids::IdMap;
 use crate::message::Message;
 use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord};
 
@@ -31,10 +32,10 @@ pub(crate) struct Queued {
 #[derive(Debug, Default)]
 pub(crate) struct Outbound {
     /// QoS 1/2 flows started and not complete.
-    pub(crate) inflight: HashMap<u16, OutgoingRecord>,
+    pub(crate) inflight: IdMap<u16, OutgoingRecord>,
     /// When the message of each flow that has one expires, for the interval its
     /// retransmission carries.
-    expiry: HashMap<u16, Expiry>,
+    expiry: IdMap<u16, Expiry>,
     /// Messages waiting, oldest first.
     pub(crate) queue: VecDeque<Queued>,
     /// Flows of an earlier connection whose PUBLISH this connection has not resent yet, in

@@ -1,6 +1,6 @@
 //! [`ClientCore`]: the runtime-independent half of an async client.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -21,6 +21,7 @@ use crate::config::Delivery;
 use crate::event::{
     AckToken, ConnectionError, Event as SessionEvent, PublishOutcome, PublishToken,
 };
+use crate::ids::IdMap;
 use crate::message::Message;
 use crate::session::Session;
 
@@ -217,8 +218,8 @@ pub struct ClientCore<W> {
     brokers: Vec<BrokerUrl>,
     reconnect: Reconnect,
     phase: Phase,
-    publishes: HashMap<PublishToken, PublishWaiter<W>>,
-    requests: HashMap<PacketId, W>,
+    publishes: IdMap<PublishToken, PublishWaiter<W>>,
+    requests: IdMap<PacketId, W>,
     chunks: VecDeque<Chunk<W>>,
     /// QoS 0 publishers whose bytes the session still holds.
     unpulled_written: Vec<W>,
@@ -326,8 +327,8 @@ impl<W> ClientCore<W> {
             } else {
                 Phase::Dial
             },
-            publishes: HashMap::new(),
-            requests: HashMap::new(),
+            publishes: IdMap::default(),
+            requests: IdMap::default(),
             chunks: VecDeque::new(),
             unpulled_written: Vec::new(),
             spare: BytesMut::new(),
