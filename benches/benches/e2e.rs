@@ -38,7 +38,8 @@ struct Run {
     cpu: Duration,
 }
 
-/// CPU time (user + system) of this process so far, from /proc (no unsafe FFI needed).
+/// CPU time (user + system) of this process and of its children that ended, from /proc (no
+/// unsafe FFI needed).
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
@@ -50,8 +51,9 @@ fn cpu_time() -> Duration {
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the name.
-    let total = ticks(11) + ticks(12);
+    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the name; cutime and
+    // cstime (16 and 17) add the children waited for: the mosquitto command-line clients.
+    let total = ticks(11) + ticks(12) + ticks(13) + ticks(14);
     let hz = clock_ticks_per_second();
     Duration::from_secs_f64(total as f64 / hz as f64)
 }
@@ -302,6 +304,86 @@ fn rumqttc(port: u16, topic: String, qos: u8, n: u64) -> BoxFuture {
     })
 }
 
+/// libmosquitto, through mosquitto_sub and mosquitto_pub (`-l`: one message per line of its
+/// input, `-M 100` in flight): the C library as its own command-line clients use it. The
+/// payload is the sequence number in 64 decimal digits; the CPU time is the two processes'.
+fn mosquitto_clients(port: u16, topic: String, qos: u8, n: u64) -> BoxFuture {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || mosquitto_clients_blocking(port, &topic, qos, n))
+            .await
+            .unwrap_or_else(|_| (Tally::new(n), Duration::ZERO))
+    })
+}
+
+fn mosquitto_clients_blocking(port: u16, topic: &str, qos: u8, n: u64) -> (Tally, Duration) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let port = port.to_string();
+    let qos = qos.to_string();
+    let common = ["-h", "127.0.0.1", "-p", &port, "-t", topic, "-q", &qos];
+    let mut tally = Tally::new(n);
+    let Ok(mut sub) = Command::new("mosquitto_sub")
+        .args(common)
+        .args(["-i", "mosquitto-sub"])
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("mosquitto_sub not found: no libmosquitto row");
+        return (tally, Duration::ZERO);
+    };
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = sub.stdout.take();
+    let reader = std::thread::spawn(move || {
+        for line in stdout
+            .map(BufReader::new)
+            .into_iter()
+            .flat_map(|r| r.lines())
+        {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // mosquitto_sub says nothing once subscribed: publish a marker until it shows up.
+    let ready = (0..100).any(|_| {
+        let _ = Command::new("mosquitto_pub")
+            .args(common)
+            .args(["-m", "ready"])
+            .status();
+        lines.recv_timeout(Duration::from_millis(100)).is_ok()
+    });
+    let start = Instant::now();
+    let publisher = Command::new("mosquitto_pub")
+        .args(common)
+        .args(["-i", "mosquitto-pub", "-M", "100", "-l"])
+        .stdin(Stdio::piped())
+        .spawn();
+    if let (true, Ok(mut publisher)) = (ready, publisher) {
+        if let Some(mut stdin) = publisher.stdin.take() {
+            let input: String = (0..n).map(|seq| format!("{seq:064}\n")).collect();
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        while !tally.complete() {
+            match lines.recv_timeout(IDLE) {
+                // Anything else is a late marker.
+                Ok(line) => {
+                    if let Ok(seq) = line.parse::<u64>() {
+                        tally.record(&seq.to_be_bytes());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = publisher.wait();
+    }
+    let elapsed = start.elapsed();
+    let _ = sub.kill();
+    let _ = sub.wait();
+    let _ = reader.join();
+    (tally, elapsed)
+}
+
 fn measure(
     rt: &tokio::runtime::Runtime,
     client: &'static str,
@@ -351,11 +433,18 @@ fn main() {
             .is_none_or(|o| o.split(',').any(|w| name == w))
     };
     let qos_only: Option<u8> = std::env::var("E2E_QOS").ok().and_then(|q| q.parse().ok());
+    // `E2E_RUNS` runs of everything, interleaved so that a busy moment hits every client;
+    // the table shows each client's median.
+    let repeats: usize = std::env::var("E2E_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
     let mut runs = Vec::new();
-    for (qos, count) in cases
-        .into_iter()
-        .filter(|(q, _)| qos_only.is_none_or(|o| o == *q))
-    {
+    for (qos, count) in (0..repeats).flat_map(|_| {
+        cases
+            .into_iter()
+            .filter(|(q, _)| qos_only.is_none_or(|o| o == *q))
+    }) {
         let n = ((count as f64 * scale) as u64).max(10);
         let topic = |who: &str| format!("bench/{}/{qos}", who.replace(' ', "_"));
         if wanted("rumqttc") {
@@ -365,6 +454,15 @@ fn main() {
                 qos,
                 n,
                 rumqttc(port, topic("rumqttc"), qos, n),
+            ));
+        }
+        if wanted("libmosquitto") {
+            runs.push(measure(
+                &rt,
+                "libmosquitto (mosquitto_pub/sub)",
+                qos,
+                n,
+                mosquitto_clients(port, topic("libmosquitto"), qos, n),
             ));
         }
         let ours: [(&'static str, OurRun); 3] = [
@@ -405,18 +503,59 @@ fn main() {
             eprintln!("broker log:\n{}", broker.log());
         }
     }
-    println!("| QoS | client | messages | received/s | lost | duplicates | CPU µs/message |");
-    println!("|---|---|---|---|---|---|---|");
-    for r in &runs {
+    print_table(&runs);
+    if runs.iter().any(|r| r.received < r.sent || r.duplicates > 0) {
+        eprintln!("messages were lost or duplicated");
+        std::process::exit(1);
+    }
+}
+
+/// The median of each client's runs at each QoS, with its ratios to rumqttc's.
+fn print_table(runs: &[Run]) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let mut rows: Vec<(u8, &str, u64, f64, u64, u64, f64)> = Vec::new();
+    for r in runs {
+        if rows.iter().any(|row| row.0 == r.qos && row.1 == r.client) {
+            continue;
+        }
+        let same: Vec<&Run> = runs
+            .iter()
+            .filter(|o| o.qos == r.qos && o.client == r.client)
+            .collect();
+        let rate = median(
+            same.iter()
+                .map(|o| o.received as f64 / o.elapsed.as_secs_f64())
+                .collect(),
+        );
+        let cpu = median(
+            same.iter()
+                .map(|o| o.cpu.as_secs_f64() * 1e6 / o.sent as f64)
+                .collect(),
+        );
+        let lost = same.iter().map(|o| o.sent - o.received.min(o.sent)).sum();
+        let duplicates = same.iter().map(|o| o.duplicates).sum();
+        rows.push((r.qos, r.client, r.sent, rate, lost, duplicates, cpu));
+    }
+    println!(
+        "| QoS | client | messages | received/s | lost | duplicates | CPU µs/message | msg/s vs rumqttc | CPU vs rumqttc |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &(qos, client, sent, rate, lost, duplicates, cpu) in &rows {
+        let reference = rows.iter().find(|r| r.0 == qos && r.1 == "rumqttc");
+        let ratio = |ours: f64, theirs: f64| {
+            if theirs > 0.0 {
+                format!("{:.2}×", ours / theirs)
+            } else {
+                "–".to_owned()
+            }
+        };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {:.2} |",
-            r.qos,
-            r.client,
-            r.sent,
-            r.received as f64 / r.elapsed.as_secs_f64(),
-            r.sent - r.received,
-            r.duplicates,
-            r.cpu.as_secs_f64() * 1e6 / r.sent as f64,
+            "| {qos} | {client} | {sent} | {rate:.0} | {lost} | {duplicates} | {cpu:.2} | {} | {} |",
+            reference.map_or("–".to_owned(), |r| ratio(rate, r.3)),
+            reference.map_or("–".to_owned(), |r| ratio(cpu, r.6)),
         );
     }
 }
