@@ -8,8 +8,11 @@
 //! `block_on` drives it).
 //!
 //! - [`Client::connect`] returns a cloneable [`Client`] handle and the [`Events`] stream.
-//! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
-//!   QoS 1: PUBACK; QoS 2: PUBCOMP); [`Client::try_publish`] returns a token at once.
+//! - `publish(..).await` waits only for room in the client's publish queue and returns a
+//!   [`PublishHandle`], which resolves when that message's flow completes (QoS 0: written;
+//!   QoS 1: PUBACK; QoS 2: PUBCOMP): a plain loop keeps the in-flight window full (see
+//!   below). [`Client::try_publish`] never waits, and gives the message back in
+//!   [`TryPublishError::Full`] when the queue is full.
 //! - Transports by URL: `mqtt://` (TCP), `mqtts://` (TLS with rustls, verified against the
 //!   system's roots or a given CA), `ws://` and `wss://` (WebSocket, subprotocol `mqtt`),
 //!   `unix:///path` (Unix domain socket). Several URLs fail over in order.

@@ -5,8 +5,11 @@
 //! tokio's sockets, timers and spawner (the [`Tokio`] runtime).
 //!
 //! - [`Client::connect`] returns a cloneable [`Client`] handle and the [`Events`] stream.
-//! - `publish(..).await` resolves when that message's flow completes (QoS 0: written;
-//!   QoS 1: PUBACK; QoS 2: PUBCOMP); [`Client::try_publish`] returns a token at once.
+//! - `publish(..).await` waits only for room in the client's publish queue and returns a
+//!   [`PublishHandle`], which resolves when that message's flow completes (QoS 0: written;
+//!   QoS 1: PUBACK; QoS 2: PUBCOMP): a plain loop keeps the in-flight window full (see
+//!   below). [`Client::try_publish`] never waits, and gives the message back in
+//!   [`TryPublishError::Full`] when the queue is full.
 //! - Transports by URL: `mqtt://` (TCP), `mqtts://` (TLS with rustls, verified against the
 //!   system's roots or a given CA), `ws://` and `wss://` (WebSocket, subprotocol `mqtt`),
 //!   `unix:///path` (Unix domain socket). Several URLs fail over in order.
@@ -28,6 +31,35 @@
 //!         println!("command: {:?}", publish.payload);
 //!     }
 //! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Publishing in two stages, against the demo broker of `mqtt-testkit`:
+//!
+//! ```
+//! use mqtt_tokio::{Client, ClientOptions, Message, PublishOutcome, QoS, TryPublishError};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let url = mqtt_testkit::embedded_broker()?;
+//! let (client, _events) = Client::connect(ClientOptions::new(&url))?;
+//! // The loop does not wait for acknowledgements: up to the in-flight window travels at once.
+//! let mut handles = Vec::new();
+//! for i in 0..100 {
+//!     let message = Message::new("sensors/17", i.to_string())?.qos(QoS::AtLeastOnce);
+//!     handles.push(client.publish(message).await?);
+//! }
+//! for handle in handles {
+//!     assert!(matches!(handle.await?, PublishOutcome::Acknowledged { .. }));
+//! }
+//! // `try_publish` never waits; a full queue gives the message back to publish later.
+//! match client.try_publish(Message::new("sensors/17", "last")?) {
+//!     Ok(handle) => drop(handle), // dropping a handle does not cancel the message
+//!     Err(TryPublishError::Full(message)) => drop(client.publish(message).await?),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! client.disconnect().await?;
 //! # Ok(())
 //! # }
 //! ```
