@@ -53,13 +53,15 @@ impl Hasher for IdHasher {
 /// Number of 64-bit words needed for one bit per identifier 0..=65535.
 const WORDS: usize = 65_536 / 64;
 
-/// Tracks which packet identifiers are in use, in a fixed 8 KiB bitmap.
+/// Tracks which packet identifiers are in use, in a bitmap of at most 8 KiB that grows up to
+/// the highest identifier handed out: a connection that only subscribes holds a few bytes,
+/// not 8 KiB (what many idle connections in one process would notice).
 ///
 /// Hand-written because the job is tiny and fixed-size; a general bitset crate would add a
 /// dependency for forty lines.
 #[derive(Clone)]
 pub(crate) struct PacketIds {
-    used: Box<[u64; WORDS]>,
+    used: Vec<u64>,
     in_use: usize,
     next: u16,
 }
@@ -67,7 +69,7 @@ pub(crate) struct PacketIds {
 impl PacketIds {
     pub(crate) fn new() -> Self {
         Self {
-            used: Box::new([0; WORDS]),
+            used: Vec::new(),
             in_use: 0,
             next: 1,
         }
@@ -80,6 +82,9 @@ impl PacketIds {
     /// Marks `id` as in use (when restoring a stored session). Returns false if it already was.
     pub(crate) fn claim(&mut self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id.get());
+        if word >= self.used.len() {
+            self.used.resize((word + 1).min(WORDS), 0);
+        }
         match self.used.get_mut(word) {
             Some(w) if *w & bit == 0 => {
                 *w |= bit;
@@ -141,6 +146,18 @@ mod tests {
         let freed = PacketId::new(777).unwrap();
         ids.release(freed);
         assert_eq!(ids.allocate(), Some(freed));
+    }
+
+    #[test]
+    fn the_bitmap_grows_only_to_the_highest_identifier_used() {
+        let mut ids = PacketIds::new();
+        for _ in 0..10 {
+            let id = ids.allocate().unwrap();
+            ids.release(id);
+        }
+        assert_eq!(ids.used.len(), 1, "ten identifiers fit in one word");
+        assert!(ids.claim(PacketId::new(u16::MAX).unwrap()));
+        assert_eq!(ids.used.len(), WORDS);
     }
 
     #[test]
