@@ -425,7 +425,7 @@ impl<W> ClientCore<W> {
     }
 
     /// Whether the adapter should take more publish requests now. While the session's queue
-    /// is full, requests wait in the adapter's bounded channel, which makes publishers wait.
+    /// is full, requests wait in the adapter's bounded publish queue, which makes publishers wait.
     pub fn accepts_publishes(&self) -> bool {
         self.phase != Phase::Stopped && self.deferred.is_empty()
     }
