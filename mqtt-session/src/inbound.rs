@@ -38,10 +38,46 @@ struct PendingAck {
 #[derive(Debug, Default)]
 struct OrderedAcks {
     pending: VecDeque<PendingAck>,
+    /// One bit per packet identifier in `pending` (each is there at most once: a message
+    /// resent under an identifier still pending is not delivered again), grown to the word of
+    /// the highest one seen, 8 KiB at most: finding a resent message needs no scan of up to
+    /// the whole inbound queue.
+    ids: Vec<u64>,
 }
 
 impl OrderedAcks {
+    fn slot(id: PacketId) -> (usize, u64) {
+        (usize::from(id.get() / 64), 1u64 << (id.get() % 64))
+    }
+
+    fn set(&mut self, id: PacketId, on: bool) {
+        let (word, bit) = Self::slot(id);
+        if word >= self.ids.len() {
+            if !on {
+                return;
+            }
+            self.ids.resize(word + 1, 0);
+        }
+        if let Some(w) = self.ids.get_mut(word) {
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.pending.clear();
+        self.ids.iter_mut().for_each(|w| *w = 0);
+    }
+
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+
     fn push(&mut self, token: u64, packet_id: PacketId) {
+        self.set(packet_id, true);
         self.pending.push_back(PendingAck {
             token,
             packet_id,
@@ -67,7 +103,8 @@ impl OrderedAcks {
 
     /// Whether a message with `id` waits for its acknowledgement.
     fn contains(&self, id: PacketId) -> bool {
-        self.pending.iter().any(|p| p.packet_id == id)
+        let (word, bit) = Self::slot(id);
+        self.ids.get(word).is_some_and(|w| w & bit != 0)
     }
 
     /// Removes the acknowledged entries at the front: they may go out now.
@@ -76,8 +113,10 @@ impl OrderedAcks {
             if !front.acked {
                 break;
             }
-            out.push(front.packet_id);
+            let id = front.packet_id;
+            out.push(id);
             self.pending.pop_front();
+            self.set(id, false);
         }
     }
 }
@@ -191,12 +230,12 @@ impl Inbound {
 
     /// QoS 1 messages the server will send again on the next connection need no PUBACK.
     pub(crate) fn connection_lost(&mut self) {
-        self.pubacks.pending.clear();
+        self.pubacks.clear();
     }
 
     /// Messages delivered but not released: counted against our Receive Maximum.
     pub(crate) fn unreleased(&self) -> usize {
-        self.pubacks.pending.len() + self.qos2.len()
+        self.pubacks.len() + self.qos2.len()
     }
 
     /// Forgets the session's acknowledgement state (the session was not resumed); messages
@@ -204,8 +243,8 @@ impl Inbound {
     pub(crate) fn clear(&mut self) {
         self.qos2.clear();
         self.tentative.clear();
-        self.pubacks.pending.clear();
-        self.pubrecs.pending.clear();
+        self.pubacks.clear();
+        self.pubrecs.clear();
     }
 }
 
@@ -242,6 +281,30 @@ mod tests {
             (2, 600),
             "the queue outlives the session state"
         );
+    }
+
+    #[test]
+    fn a_puback_is_pending_from_delivery_until_it_leaves_or_the_connection_drops() {
+        let mut inbound = Inbound::default();
+        let a = expect(&mut inbound, AckKind::PubAck, 10);
+        expect(&mut inbound, AckKind::PubAck, 65_535);
+        assert!(inbound.puback_pending(id(10)));
+        assert!(inbound.puback_pending(id(65_535)));
+        assert!(!inbound.puback_pending(id(11)));
+        assert!(
+            !inbound.puback_pending(id(64)),
+            "same word as none, other bit"
+        );
+        inbound.mark(a);
+        assert!(inbound.puback_pending(id(10)), "acknowledged, not sent yet");
+        assert_eq!(inbound.ready(AckKind::PubAck), vec![id(10)]);
+        assert!(
+            !inbound.puback_pending(id(10)),
+            "sent: the identifier may come again"
+        );
+        inbound.connection_lost();
+        assert!(!inbound.puback_pending(id(65_535)));
+        assert_eq!(inbound.unreleased(), 0);
     }
 
     #[test]
