@@ -51,8 +51,11 @@ mod reason;
 mod string;
 mod topic;
 mod types;
+mod view;
 
-pub use error::{DecodeError, EncodeError, StringError, TopicError};
+pub use error::{
+    DecodeError, DecodeErrorKind, EncodeError, Section, Spec, StatementId, StringError, TopicError,
+};
 pub use packet::{
     Auth, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, PacketType, PubAck, PubComp,
     PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions,
@@ -61,8 +64,8 @@ pub use packet::{
 pub use primitives::{read_var_int, var_int_len, MAX_VAR_INT};
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, UnsubscribeProperties,
-    UserProperty, WillProperties,
+    PayloadFormat, PropertiesIter, PropertiesRef, PropertyId, PropertyValue, PublishProperties,
+    SubscribeProperties, UnsubscribeProperties, UserProperty, WillProperties,
 };
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
@@ -71,6 +74,11 @@ pub use reason::{
 pub use string::{MqttString, MAX_STRING_LEN};
 pub use topic::{TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, QosPid};
+pub use view::{
+    AckRef, AuthRef, ConnAckRef, ConnectRef, DisconnectRef, LastWillRef, PacketRef, PublishRef,
+    ReasonCode, ReasonCodes, SubAckRef, SubscribeRef, Subscriptions, SubscriptionsIter,
+    TopicFilters, TopicFiltersIter, UnsubAckRef, UnsubscribeRef,
+};
 
 /// `arbitrary` support for the `Bytes` fields, which `bytes` does not provide.
 #[cfg(feature = "arbitrary")]

@@ -53,16 +53,28 @@ impl MqttString {
         if bytes.len() > MAX_STRING_LEN {
             return Err(StringError::TooLong);
         }
+        let wildcard = scan(&bytes)?;
         let s = ByteString::try_from(bytes).map_err(|_| StringError::InvalidUtf8)?;
-        let mut wildcard = false;
-        if has_special_byte(s.as_bytes()) {
-            // Rare: tell which of the bytes was found.
-            if s.as_bytes().contains(&0) {
-                return Err(StringError::NullCharacter);
-            }
-            wildcard = true;
-        }
         Ok((Self(s), wildcard))
+    }
+
+    /// The string of `text`, a string validated by [`check`], sharing `frame` when `text` lies
+    /// within it (as it does when both come from one decode) and copied otherwise.
+    ///
+    /// `ByteString` offers no safe way to skip its own UTF-8 check, so this validates `text`
+    /// again: the price of building owned strings from the borrowed view.
+    pub(crate) fn share(frame: &Bytes, text: &str) -> Self {
+        let bytes = crate::view::share(frame, text.as_bytes());
+        // `text` is a `&str`: the check passes and the copy is never made.
+        Self(ByteString::try_from(bytes).unwrap_or_else(|_| ByteString::from(text)))
+    }
+
+    /// A string from bytes that passed [`scan`]; checks only that they are UTF-8.
+    #[inline]
+    pub(crate) fn from_scanned(bytes: Bytes) -> Result<Self, StringError> {
+        ByteString::try_from(bytes)
+            .map(Self)
+            .map_err(|_| StringError::InvalidUtf8)
     }
 
     /// The text.
@@ -86,9 +98,22 @@ impl MqttString {
     }
 }
 
-/// Whether `bytes` holds U+0000, `+` or `#`: one pass, eight bytes at a time.
-#[inline]
-fn has_special_byte(bytes: &[u8]) -> bool {
+/// Whether `b` is U+0000, `+` or `#`.
+#[inline(always)]
+fn special(b: u8) -> bool {
+    b == 0 || b == b'+' || b == b'#'
+}
+
+/// Whether a 16-byte block holds U+0000, `+` or `#`; written as a fold without early exit so
+/// that it compiles to a few SIMD compares.
+#[inline(always)]
+fn special_block(block: &[u8; 16]) -> bool {
+    block.iter().fold(false, |found, &b| found | special(b))
+}
+
+/// Whether an 8-byte word holds U+0000, `+` or `#`.
+#[inline(always)]
+fn special_word(word: &[u8; 8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
@@ -98,19 +123,54 @@ fn has_special_byte(bytes: &[u8]) -> bool {
     fn zero_byte(v: u64) -> u64 {
         v.wrapping_sub(ONES) & !v & HIGHS
     }
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_ne_bytes(word);
-        if zero_byte(v) | zero_byte(v ^ PLUS) | zero_byte(v ^ HASH) != 0 {
-            return true;
-        }
+    let v = u64::from_ne_bytes(*word);
+    zero_byte(v) | zero_byte(v ^ PLUS) | zero_byte(v ^ HASH) != 0
+}
+
+/// Whether `bytes` holds U+0000, `+` or `#`: 16 bytes at a time, the tail as one overlapping
+/// block, so a 38-byte topic takes three block tests.
+#[inline]
+pub(crate) fn has_special_byte(bytes: &[u8]) -> bool {
+    let (blocks, tail) = bytes.as_chunks::<16>();
+    if blocks.iter().any(special_block) {
+        return true;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b == 0 || b == b'+' || b == b'#')
+    if tail.is_empty() {
+        return false;
+    }
+    if let Some(last) = bytes.last_chunk::<16>() {
+        return special_block(last);
+    }
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        return special_word(first) || special_word(last);
+    }
+    tail.iter().any(|&b| special(b))
+}
+
+/// Checks a string's bytes for U+0000 and reports whether they hold `+` or `#`; the UTF-8
+/// check is left to the caller ([`check`] or [`MqttString::from_scanned`]).
+#[inline]
+pub(crate) fn scan(bytes: &[u8]) -> Result<bool, StringError> {
+    if !has_special_byte(bytes) {
+        return Ok(false);
+    }
+    // Rare: tell which of the bytes was found.
+    if bytes.contains(&0) {
+        return Err(StringError::NullCharacter);
+    }
+    Ok(true)
+}
+
+/// Validates a UTF-8 encoded string (spec 1.5.3 of 3.1.1, 1.5.4 of 5.0): well-formed UTF-8
+/// [MQTT-1.5.3-1 v3.1.1] [MQTT-1.5.4-1 v5.0], no U+0000 [MQTT-1.5.3-2 v3.1.1]
+/// [MQTT-1.5.4-2 v5.0]. Returns the text and whether it holds `+` or `#`.
+#[inline]
+pub(crate) fn check(bytes: &[u8]) -> Result<(&str, bool), StringError> {
+    // The scan first, as the owned decoder does before `ByteString` checks UTF-8: both report
+    // the same error for a string that breaks both rules.
+    let wildcard = scan(bytes)?;
+    let text = core::str::from_utf8(bytes).map_err(|_| StringError::InvalidUtf8)?;
+    Ok((text, wildcard))
 }
 
 /// Checks the rules a `&str` does not already guarantee.
@@ -228,7 +288,7 @@ mod tests {
 
     #[test]
     fn word_scan_finds_each_special_byte_at_every_position() {
-        for len in 0..24 {
+        for len in 0..40 {
             let plain = vec![b'a'; len];
             assert!(!has_special_byte(&plain));
             for pos in 0..len {

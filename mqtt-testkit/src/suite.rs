@@ -1207,9 +1207,8 @@ macro_rules! client_suite {
                 assert!(
                     matches!(
                         violation,
-                        $k::ProtocolViolation::Malformed(
-                            $k::proto::DecodeError::PacketTooLarge { .. }
-                        )
+                        $k::ProtocolViolation::Malformed(e)
+                            if matches!(e.kind(), $k::proto::DecodeErrorKind::PacketTooLarge { .. })
                     ),
                     "{violation:?}"
                 );

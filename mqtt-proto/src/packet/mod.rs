@@ -16,11 +16,19 @@ pub use subscribe::{
 };
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
+use crate::error::{DecodeError, DecodeErrorKind as Kind, EncodeError};
 use crate::primitives::{put_var_int, var_int_len, MAX_VAR_INT};
+use crate::properties::{
+    AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
+    PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
+};
+use crate::string::MqttString;
+use crate::topic::{TopicFilter, TopicName};
+use crate::view::{self, owned_string, share, PacketRef};
 use crate::ProtocolVersion;
 
 /// The type of a control packet: the high nibble of its first byte (spec 2.1.2).
@@ -47,7 +55,8 @@ pub enum PacketType {
 
 impl PacketType {
     /// The packet type for a first byte, checked against the version.
-    fn from_first_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    #[inline(always)]
+    pub(crate) fn from_first_byte(byte: u8, version: ProtocolVersion) -> Result<Self, Kind> {
         use PacketType::*;
         Ok(match byte >> 4 {
             1 => Connect,
@@ -65,13 +74,13 @@ impl PacketType {
             13 => PingResp,
             14 => Disconnect,
             15 if version.is_v5() => Auth,
-            other => return Err(DecodeError::InvalidPacketType(other)),
+            other => return Err(Kind::InvalidPacketType(other)),
         })
     }
 
     /// The fixed flags every packet but PUBLISH must carry [MQTT-2.2.2-1 v3.1.1]
     /// [MQTT-2.1.3-1 v5.0].
-    const fn required_flags(self) -> u8 {
+    pub(crate) const fn required_flags(self) -> u8 {
         match self {
             Self::PubRel | Self::Subscribe | Self::Unsubscribe => 0b0010,
             _ => 0,
@@ -303,61 +312,6 @@ impl Packet {
         debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
         Ok(total)
     }
-
-    /// Parses one whole frame (fixed header included, as cut by [`Decoder`]).
-    ///
-    /// `header_len` is the size of the fixed header at the start of `frame`.
-    #[inline]
-    fn parse(
-        frame: Bytes,
-        header_len: usize,
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let first = *frame.first().ok_or(DecodeError::Truncated)?;
-        let ty = PacketType::from_first_byte(first, version)?;
-        let flags = first & 0x0F;
-        if ty == PacketType::Publish {
-            return Publish::parse_packet(frame, header_len, flags, version);
-        }
-        if flags != ty.required_flags() {
-            // [MQTT-2.2.2-1 v3.1.1] [MQTT-2.2.2-2 v3.1.1] [MQTT-2.1.3-1 v5.0]
-            // [MQTT-3.6.1-1 v3.1.1 v5.0] [MQTT-3.8.1-1 v3.1.1 v5.0] [MQTT-3.10.1-1 v3.1.1 v5.0]
-            // [MQTT-3.14.1-1 v3.1.1 v5.0] [MQTT-3.15.1-1 v5.0]
-            return Err(DecodeError::InvalidFlags { packet: ty, flags });
-        }
-        Self::parse_other(&frame, header_len, ty, flags, version)
-    }
-
-    /// Parses a packet whose type and flags were checked; PUBLISH takes [`Packet::parse`]'s
-    /// path that hands it the frame.
-    fn parse_other(
-        frame: &Bytes,
-        header_len: usize,
-        ty: PacketType,
-        flags: u8,
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let body = frame.get(header_len..).ok_or(DecodeError::Truncated)?;
-        Ok(match ty {
-            PacketType::Connect => Connect::parse(frame, body)?.into(),
-            PacketType::ConnAck => ConnAck::parse(frame, body, version)?.into(),
-            PacketType::Publish => {
-                return Publish::parse_packet(frame.clone(), header_len, flags, version)
-            }
-            PacketType::PubAck => return PubAck::parse_packet(frame, body, version),
-            PacketType::PubRec => return PubRec::parse_packet(frame, body, version),
-            PacketType::PubRel => return PubRel::parse_packet(frame, body, version),
-            PacketType::PubComp => return PubComp::parse_packet(frame, body, version),
-            PacketType::Subscribe => Self::Subscribe(Subscribe::parse(frame, body, version)?),
-            PacketType::SubAck => Self::SubAck(SubAck::parse(frame, body, version)?),
-            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::parse(frame, body, version)?),
-            PacketType::UnsubAck => Self::UnsubAck(UnsubAck::parse(frame, body, version)?),
-            PacketType::PingReq => empty(body, Self::PingReq)?,
-            PacketType::PingResp => empty(body, Self::PingResp)?,
-            PacketType::Disconnect => Self::Disconnect(Disconnect::parse(frame, body, version)?),
-            PacketType::Auth => Self::Auth(Auth::parse(frame, body)?),
-        })
-    }
 }
 
 /// Appends a whole packet of a few bytes; returns its size.
@@ -367,21 +321,156 @@ fn put_short(buf: &mut BytesMut, bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// A packet without a body: anything after the fixed header is an error.
-fn empty(body: &[u8], packet: Packet) -> Result<Packet, DecodeError> {
-    if body.is_empty() {
-        Ok(packet)
-    } else {
-        Err(DecodeError::TrailingBytes(body.len()))
+/// Decodes one whole frame whose fixed header (`header_len` bytes, type `ty`, low nibble
+/// `flags`) was read, into the owned packet.
+///
+/// PUBLISH, the packet decoded most, is built from its parts directly: its topic becomes a
+/// `ByteString`, whose UTF-8 check is the only one the topic gets, and its payload is the frame
+/// itself advanced past the headers, which costs no reference count. Every other packet is
+/// built from the borrowed view.
+#[inline]
+fn owned_from_frame(
+    frame: Bytes,
+    ty: PacketType,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
+    if ty != PacketType::Publish {
+        let packet = view::parse(ty, flags, body, version)?;
+        return Ok(owned_from_ref(&frame, &packet));
     }
+    let p = view::publish_parts(body, flags, version)?;
+    let topic = if p.topic.is_empty() {
+        TopicName::empty_for_alias()
+    } else {
+        TopicName::from_checked(MqttString::from_scanned(share(&frame, p.topic))?)
+    };
+    let properties = if p.properties.is_empty() {
+        PublishProperties::default()
+    } else {
+        PublishProperties::from_ref(&frame, p.properties)
+    };
+    let (dup, qos_pid, retain) = (p.dup, p.qos_pid, p.retain);
+    let payload_start = frame.len() - p.payload.len();
+    let mut payload = frame;
+    payload.advance(payload_start);
+    Ok(Packet::Publish(Publish {
+        dup,
+        qos_pid,
+        retain,
+        topic,
+        properties,
+        payload,
+    }))
 }
 
-/// Fails if a parser left bytes behind.
-pub(crate) fn expect_end(rest: &[u8]) -> Result<(), DecodeError> {
-    if rest.is_empty() {
-        Ok(())
-    } else {
-        Err(DecodeError::TrailingBytes(rest.len()))
+/// The owned packet of a view whose slices lie in `frame`.
+pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
+    let f = frame;
+    match *packet {
+        PacketRef::Connect(c) => {
+            let will = c.will.map(|w| LastWill {
+                topic: TopicName::from_checked(owned_string(f, w.topic)),
+                payload: share(f, w.payload),
+                qos: w.qos,
+                retain: w.retain,
+                properties: WillProperties::from_ref(f, w.properties),
+            });
+            Packet::from(Connect {
+                protocol: c.protocol,
+                clean_start: c.clean_start,
+                keep_alive: c.keep_alive,
+                client_id: owned_string(f, c.client_id),
+                will,
+                username: c.username.map(|u| owned_string(f, u)),
+                password: c.password.map(|p| share(f, p)),
+                properties: ConnectProperties::from_ref(f, c.properties),
+            })
+        }
+        PacketRef::ConnAck(c) => Packet::from(ConnAck {
+            session_present: c.session_present,
+            reason_code: c.reason_code,
+            properties: ConnAckProperties::from_ref(f, c.properties),
+        }),
+        PacketRef::Publish(p) => Packet::Publish(Publish {
+            dup: p.dup,
+            qos_pid: p.qos_pid,
+            retain: p.retain,
+            topic: if p.topic.is_empty() {
+                TopicName::empty_for_alias()
+            } else {
+                TopicName::from_checked(owned_string(f, p.topic))
+            },
+            properties: PublishProperties::from_ref(f, p.properties),
+            payload: share(f, p.payload),
+        }),
+        PacketRef::PubAck(a) => Packet::PubAck(PubAck {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubRec(a) => Packet::PubRec(PubRec {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubRel(a) => Packet::PubRel(PubRel {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubComp(a) => Packet::PubComp(PubComp {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::Subscribe(s) => {
+            let mut filters = Vec::with_capacity(s.filters.len());
+            for (filter, options) in s.filters {
+                filters.push(Subscription {
+                    filter: TopicFilter::from_checked(owned_string(f, filter)),
+                    options,
+                });
+            }
+            Packet::Subscribe(Subscribe {
+                packet_id: s.packet_id,
+                properties: SubscribeProperties::from_ref(f, s.properties),
+                filters,
+            })
+        }
+        PacketRef::SubAck(s) => Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: AckProperties::from_ref(f, s.properties),
+            reason_codes: s.reason_codes.iter().collect(),
+        }),
+        PacketRef::Unsubscribe(u) => {
+            let mut filters = Vec::with_capacity(u.filters.len());
+            for filter in u.filters {
+                filters.push(TopicFilter::from_checked(owned_string(f, filter)));
+            }
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: u.packet_id,
+                properties: UnsubscribeProperties::from_ref(f, u.properties),
+                filters,
+            })
+        }
+        PacketRef::UnsubAck(u) => Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: AckProperties::from_ref(f, u.properties),
+            reason_codes: u.reason_codes.iter().collect(),
+        }),
+        PacketRef::PingReq => Packet::PingReq,
+        PacketRef::PingResp => Packet::PingResp,
+        PacketRef::Disconnect(d) => Packet::Disconnect(Disconnect {
+            reason_code: d.reason_code,
+            properties: DisconnectProperties::from_ref(f, d.properties),
+        }),
+        PacketRef::Auth(a) => Packet::Auth(Auth {
+            reason_code: a.reason_code,
+            properties: AuthProperties::from_ref(f, a.properties),
+        }),
     }
 }
 
@@ -440,34 +529,50 @@ impl Decoder {
     /// Reads the fixed header at the start of `buf`: `Ok(None)` if it is incomplete, else the
     /// header size and the whole packet size, checked against the maximum.
     pub fn frame_len(&self, buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
-        let Some(&first) = buf.first() else {
-            return Ok(None);
-        };
-        PacketType::from_first_byte(first, self.version)?;
-        let Some((remaining, len_bytes)) =
-            crate::primitives::read_var_int(buf.get(1..).unwrap_or_default())?
-        else {
-            return Ok(None);
-        };
-        let header_len = 1 + len_bytes;
-        let size = header_len + remaining as usize;
-        if size > self.max_packet_size {
-            return Err(DecodeError::PacketTooLarge {
-                size,
-                max: self.max_packet_size,
-            });
+        match self.header(buf) {
+            Ok(h) => Ok(h.map(|(_, _, header_len, size)| (header_len, size))),
+            Err(kind) => Err(self.error(kind)),
         }
-        Ok(Some((header_len, size)))
+    }
+
+    /// The fixed header, its size checked against the maximum.
+    #[inline(always)]
+    fn header(&self, buf: &[u8]) -> Result<Option<(PacketType, u8, usize, usize)>, Kind> {
+        let header = view::fixed_header(buf, self.version)?;
+        if let Some((_, _, _, size)) = header {
+            if size > self.max_packet_size {
+                return Err(Kind::PacketTooLarge {
+                    size,
+                    max: self.max_packet_size,
+                });
+            }
+        }
+        Ok(header)
+    }
+
+    /// The error of `kind` on this decoder's connection.
+    #[cold]
+    fn error(&self, kind: Kind) -> DecodeError {
+        DecodeError::new(kind, self.version)
     }
 
     /// Decodes the packet at the start of `buf`.
     ///
     /// `Ok(None)` means more bytes are needed; nothing is consumed then, and once the packet's
-    /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet is removed from `buf`
-    /// only when it decodes. After an error the stream cannot be resynchronised: close it.
+    /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet
+    /// is removed from `buf` only when it decodes. After an error the stream cannot be
+    /// resynchronised: close it.
     #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let Some((header_len, size)) = self.frame_len(buf)? else {
+        match self.decode_kind(buf) {
+            Ok(p) => Ok(p),
+            Err(kind) => Err(self.error(kind)),
+        }
+    }
+
+    #[inline(always)]
+    fn decode_kind(&self, buf: &mut BytesMut) -> Result<Option<Packet>, Kind> {
+        let Some((ty, flags, header_len, size)) = self.header(buf)? else {
             return Ok(None);
         };
         if buf.len() < size {
@@ -477,23 +582,76 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.split_to(size).freeze();
-        match Packet::parse(frame, header_len, self.version) {
-            Ok(packet) => Ok(Some(packet)),
-            Err(e) => Err(e),
-        }
+        owned_from_frame(frame, ty, flags, header_len, self.version).map(Some)
     }
 
     /// Decodes one whole frame, fixed header included, that was cut out by other means.
     pub fn decode_frame(&self, frame: &Bytes) -> Result<Packet, DecodeError> {
-        match self.frame_len(frame)? {
-            Some((header_len, size)) if size == frame.len() => {
-                Packet::parse(frame.clone(), header_len, self.version)
+        let decoded = match self.header(frame) {
+            Ok(Some((ty, flags, header_len, size))) if size == frame.len() => {
+                owned_from_frame(frame.clone(), ty, flags, header_len, self.version)
             }
-            Some((_, size)) if size < frame.len() => {
-                Err(DecodeError::TrailingBytes(frame.len() - size))
+            Ok(Some((_, _, _, size))) if size < frame.len() => {
+                Err(Kind::TrailingBytes(frame.len() - size))
             }
-            _ => Err(DecodeError::Truncated),
+            Ok(_) => Err(Kind::Truncated),
+            Err(kind) => Err(kind),
+        };
+        decoded.map_err(|kind| self.error(kind))
+    }
+
+    /// Decodes the packet at the start of `buf` into a view that borrows from `buf`: no
+    /// allocation, no reference count, the same checks as [`Decoder::decode`].
+    ///
+    /// `Ok(None)` means more bytes are needed. Otherwise the packet and the number of bytes it
+    /// took, which the caller skips to read the next one.
+    ///
+    /// ```
+    /// use mqtt_proto::{Decoder, PacketRef, ProtocolVersion};
+    /// let decoder = Decoder::new(ProtocolVersion::V3_1_1);
+    /// let stream = [0x30, 0x06, 0x00, 0x01, b't', b'h', b'i', b'!', 0xD0];
+    /// let Ok(Some((PacketRef::Publish(p), used))) = decoder.decode_ref(&stream) else {
+    ///     panic!("a PUBLISH")
+    /// };
+    /// assert_eq!((p.topic, p.payload, used), ("t", &b"hi!"[..], 8));
+    /// assert_eq!(decoder.decode_ref(&stream[used..]), Ok(None)); // half a PINGRESP
+    /// ```
+    #[inline]
+    pub fn decode_ref<'a>(
+        &self,
+        buf: &'a [u8],
+    ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
+        match self.decode_ref_kind(buf) {
+            Ok(p) => Ok(p),
+            Err(kind) => Err(self.error(kind)),
         }
+    }
+
+    #[inline(always)]
+    fn decode_ref_kind<'a>(&self, buf: &'a [u8]) -> Result<Option<(PacketRef<'a>, usize)>, Kind> {
+        let Some((ty, flags, header_len, size)) = self.header(buf)? else {
+            return Ok(None);
+        };
+        let Some(body) = buf.get(header_len..size) else {
+            return Ok(None);
+        };
+        Ok(Some((view::parse(ty, flags, body, self.version)?, size)))
+    }
+
+    /// Decodes one whole frame, fixed header included, into a view that borrows from it.
+    pub fn decode_frame_ref<'a>(&self, frame: &'a [u8]) -> Result<PacketRef<'a>, DecodeError> {
+        let decoded = match self.header(frame) {
+            Ok(Some((ty, flags, header_len, size))) if size == frame.len() => {
+                let body = frame.get(header_len..).unwrap_or_default();
+                view::parse(ty, flags, body, self.version)
+            }
+            Ok(Some((_, _, _, size))) if size < frame.len() => {
+                Err(Kind::TrailingBytes(frame.len() - size))
+            }
+            Ok(_) => Err(Kind::Truncated),
+            Err(kind) => Err(kind),
+        };
+        decoded.map_err(|kind| self.error(kind))
     }
 }
 

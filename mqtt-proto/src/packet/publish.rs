@@ -1,10 +1,9 @@
 //! PUBLISH (spec 3.3).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::Packet;
-use crate::primitives::{self, finish, prefixed_len, put_prefixed};
+use crate::error::EncodeError;
+use crate::primitives::{prefixed_len, put_prefixed};
 use crate::properties::PublishProperties;
 use crate::topic::TopicName;
 use crate::types::{PacketId, QosPid};
@@ -101,67 +100,5 @@ impl Publish {
             self.properties.write(buf);
         }
         buf.put_slice(&self.payload);
-    }
-
-    /// Parses the body of a PUBLISH frame (`body_start` is the size of its fixed header) into a
-    /// whole packet. Takes the frame so the payload can be its tail without another reference.
-    #[inline]
-    pub(crate) fn parse_packet(
-        frame: Bytes,
-        body_start: usize,
-        flags: u8,
-        version: ProtocolVersion,
-    ) -> Result<Packet, DecodeError> {
-        // [MQTT-3.3.1-4 v3.1.1 v5.0]
-        let Some(qos) = QoS::from_u8((flags >> 1) & 0b11) else {
-            return Err(DecodeError::InvalidQoS);
-        };
-        let dup = flags & DUP != 0;
-        if dup && qos == QoS::AtMostOnce {
-            // [MQTT-3.3.1-2 v3.1.1 v5.0]
-            return Err(DecodeError::DupOnQoS0);
-        }
-        let input = frame.get(body_start..).ok_or(DecodeError::Truncated)?;
-        // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
-        let (input, topic) = finish(primitives::topic_name_or_empty(&frame, input))?;
-        let (input, qos_pid) = match qos {
-            // [MQTT-2.3.1-5 v3.1.1] / [MQTT-2.2.1-2 v5.0]: no packet identifier at QoS 0.
-            QoS::AtMostOnce => (input, QosPid::AtMostOnce),
-            _ => {
-                let (input, raw) = finish(primitives::u16(input))?;
-                // [MQTT-2.3.1-1 v3.1.1]
-                let Some(id) = PacketId::new(raw) else {
-                    return Err(DecodeError::ZeroPacketId);
-                };
-                (input, QosPid::from_qos(qos, id))
-            }
-        };
-        let (input, properties) = if !version.is_v5() {
-            (input, PublishProperties::default())
-        } else if let Some((&0, rest)) = input.split_first() {
-            // The common case: an empty property block.
-            (rest, PublishProperties::default())
-        } else {
-            finish(PublishProperties::parse(&frame, input))?
-        };
-        if topic.is_empty() && properties.topic_alias.is_none() {
-            return Err(if version.is_v5() {
-                DecodeError::EmptyTopicWithoutAlias
-            } else {
-                DecodeError::InvalidTopic(crate::TopicError::Empty)
-            });
-        }
-        // The payload is the rest of the frame: the frame itself, advanced past the headers.
-        let payload_start = frame.len() - input.len();
-        let mut payload = frame;
-        payload.advance(payload_start);
-        Ok(Packet::Publish(Self {
-            dup,
-            qos_pid,
-            retain: flags & RETAIN != 0,
-            topic,
-            properties,
-            payload,
-        }))
     }
 }
