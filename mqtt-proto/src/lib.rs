@@ -59,7 +59,7 @@ pub use error::{
 pub use packet::{
     Auth, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, PacketType, PubAck, PubComp,
     PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions,
-    UnsubAck, Unsubscribe, MAX_PACKET_SIZE,
+    UnsubAck, Unsubscribe, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
 };
 pub use primitives::{read_var_int, var_int_len, MAX_VAR_INT};
 pub use properties::{

@@ -418,12 +418,21 @@ macro_rules! property_set {
                 }
             }
 
-            /// The owned properties of a block that [`read_block`] checked.
+            /// The owned properties of a block that [`read_block`] checked; the empty block,
+            /// the common case, without a call.
+            #[inline(always)]
             pub(crate) fn from_ref(frame: &Bytes, block: PropertiesRef<'_>) -> Self {
-                let mut props = Self::default();
                 if block.is_empty() {
-                    return props;
+                    Self::default()
+                } else {
+                    Self::from_block(frame, block)
                 }
+            }
+
+            /// [`Self::from_ref`] of a block that holds properties.
+            #[inline(never)]
+            fn from_block(frame: &Bytes, block: PropertiesRef<'_>) -> Self {
+                let mut props = Self::default();
                 for (id, value) in block.iter() {
                     match id {
                         $( PropertyId::$id => {

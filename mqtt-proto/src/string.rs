@@ -98,67 +98,65 @@ impl MqttString {
     }
 }
 
-/// Whether `b` is U+0000, `+` or `#`.
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
+const HASH: u64 = u64::from_ne_bytes([b'#'; 8]);
+
+/// Non-zero exactly when some byte of `v` is zero.
 #[inline(always)]
-fn special(b: u8) -> bool {
-    b == 0 || b == b'+' || b == b'#'
+fn zero_byte(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGHS
 }
 
-/// Whether a 16-byte block holds U+0000, `+` or `#`; written as a fold without early exit so
-/// that it compiles to a few SIMD compares.
+/// Non-zero exactly when some byte of `v` is `+` or `#`.
 #[inline(always)]
-fn special_block(block: &[u8; 16]) -> bool {
-    block.iter().fold(false, |found, &b| found | special(b))
+fn wildcard_byte(v: u64) -> u64 {
+    zero_byte(v ^ PLUS) | zero_byte(v ^ HASH)
 }
 
-/// Whether an 8-byte word holds U+0000, `+` or `#`.
+/// ORs `bits` of every eight-byte word of `bytes` (at least eight long), the tail as one word
+/// overlapping the last whole one: no branch and no byte loop.
 #[inline(always)]
-fn special_word(word: &[u8; 8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
-    const HASH: u64 = u64::from_ne_bytes([b'#'; 8]);
-    // Non-zero exactly when some byte of `v` is zero.
-    #[inline(always)]
-    fn zero_byte(v: u64) -> u64 {
-        v.wrapping_sub(ONES) & !v & HIGHS
-    }
-    let v = u64::from_ne_bytes(*word);
-    zero_byte(v) | zero_byte(v ^ PLUS) | zero_byte(v ^ HASH) != 0
+fn fold_words(bytes: &[u8], last: &[u8; 8], bits: impl Fn(u64) -> u64) -> u64 {
+    let (words, _) = bytes.as_chunks::<8>();
+    let found = words
+        .iter()
+        .fold(0, |found, word| found | bits(u64::from_ne_bytes(*word)));
+    found | bits(u64::from_ne_bytes(*last))
 }
 
-/// Whether `bytes` holds U+0000, `+` or `#`: 16 bytes at a time, the tail as one overlapping
-/// block, so a 38-byte topic takes three block tests.
+/// Whether `bytes` holds U+0000 and whether it holds `+` or `#` (the latter meaningful only
+/// without the former): one pass of word tests for all three, about a dozen instructions per
+/// eight bytes, and a second pass for U+0000 alone only when one of them is there.
 #[inline]
-pub(crate) fn has_special_byte(bytes: &[u8]) -> bool {
-    let (blocks, tail) = bytes.as_chunks::<16>();
-    if blocks.iter().any(special_block) {
-        return true;
+fn scan_bytes(bytes: &[u8]) -> (bool, bool) {
+    let Some(last) = bytes.last_chunk::<8>() else {
+        let null = bytes.contains(&0);
+        return (null, bytes.iter().any(|&b| b == b'+' || b == b'#'));
+    };
+    if fold_words(bytes, last, |v| zero_byte(v) | wildcard_byte(v)) == 0 {
+        return (false, false);
     }
-    if tail.is_empty() {
-        return false;
-    }
-    if let Some(last) = bytes.last_chunk::<16>() {
-        return special_block(last);
-    }
-    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-        return special_word(first) || special_word(last);
-    }
-    tail.iter().any(|&b| special(b))
+    (fold_words(bytes, last, zero_byte) != 0, true)
+}
+
+/// Whether `bytes` holds U+0000, `+` or `#`.
+#[cfg(test)]
+fn has_special_byte(bytes: &[u8]) -> bool {
+    let (null, wildcard) = scan_bytes(bytes);
+    null || wildcard
 }
 
 /// Checks a string's bytes for U+0000 and reports whether they hold `+` or `#`; the UTF-8
 /// check is left to the caller ([`check`] or [`MqttString::from_scanned`]).
 #[inline]
 pub(crate) fn scan(bytes: &[u8]) -> Result<bool, StringError> {
-    if !has_special_byte(bytes) {
-        return Ok(false);
-    }
-    // Rare: tell which of the bytes was found.
-    if bytes.contains(&0) {
+    let (null, wildcard) = scan_bytes(bytes);
+    if null {
         return Err(StringError::NullCharacter);
     }
-    Ok(true)
+    Ok(wildcard)
 }
 
 /// Validates a UTF-8 encoded string (spec 1.5.3 of 3.1.1, 1.5.4 of 5.0): well-formed UTF-8

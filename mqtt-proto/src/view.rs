@@ -123,14 +123,6 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    /// A topic filter (spec 4.7).
-    #[inline]
-    pub(crate) fn topic_filter(&mut self) -> Result<&'a str> {
-        let (s, wildcard) = self.scanned_string()?;
-        topic::check_filter(s, wildcard)?;
-        Ok(s)
-    }
-
     /// A packet identifier, never zero [MQTT-2.3.1-1 v3.1.1].
     #[inline(always)]
     pub(crate) fn packet_id(&mut self) -> Result<PacketId> {
@@ -649,12 +641,30 @@ pub(crate) fn parse(
             payload: p.payload,
         }));
     }
+    check_flags(ty, flags)?;
+    parse_checked(ty, body, version)
+}
+
+/// Checks the fixed-header flags of every packet type but PUBLISH, whose flags carry
+/// DUP, QoS and RETAIN.
+#[inline(always)]
+pub(crate) fn check_flags(ty: PacketType, flags: u8) -> Result<()> {
     if flags != ty.required_flags() {
         // [MQTT-2.2.2-1 v3.1.1] [MQTT-2.2.2-2 v3.1.1] [MQTT-2.1.3-1 v5.0]
         // [MQTT-3.6.1-1 v3.1.1 v5.0] [MQTT-3.8.1-1 v3.1.1 v5.0] [MQTT-3.10.1-1 v3.1.1 v5.0]
         // [MQTT-3.14.1-1 v3.1.1 v5.0] [MQTT-3.15.1-1 v5.0]
         return Err(Kind::InvalidFlags { packet: ty, flags });
     }
+    Ok(())
+}
+
+/// Parses the body of a packet other than PUBLISH whose flags [`check_flags`] accepted.
+#[inline]
+pub(crate) fn parse_checked(
+    ty: PacketType,
+    body: &[u8],
+    version: ProtocolVersion,
+) -> Result<PacketRef<'_>> {
     let mut r = Reader::new(body);
     let packet = match ty {
         PacketType::PubAck => PacketRef::PubAck(ack(r, version, PacketType::PubAck)?),
@@ -697,7 +707,7 @@ fn props<'a>(
 }
 
 /// A code byte that the reason code type `C` defines.
-trait AckCode: Copy {
+pub(crate) trait AckCode: Copy {
     const SUCCESS: Self;
     fn from_byte(byte: u8) -> Option<Self>;
 }
@@ -721,7 +731,7 @@ impl AckCode for PubRelReasonCode {
 /// PUBACK, PUBREC, PUBREL, PUBCOMP (spec 3.4-3.7): a packet identifier and, in 5.0, an
 /// optional reason code and properties.
 #[inline(always)]
-fn ack<C: AckCode>(
+pub(crate) fn ack<C: AckCode>(
     mut r: Reader<'_>,
     version: ProtocolVersion,
     ty: PacketType,
@@ -757,8 +767,46 @@ const WILL: u8 = 0b0000_0100;
 const CLEAN_START: u8 = 0b0000_0010;
 const RESERVED: u8 = 0b0000_0001;
 
-/// CONNECT (spec 3.1).
-fn connect(mut r: Reader<'_>) -> Result<ConnectRef<'_>> {
+/// The fields of a CONNECT, its strings made by the caller's `string`.
+pub(crate) struct ConnectParts<'a, S> {
+    pub(crate) protocol: ProtocolVersion,
+    pub(crate) clean_start: bool,
+    pub(crate) keep_alive: u16,
+    pub(crate) client_id: S,
+    pub(crate) will: Option<WillParts<'a, S>>,
+    pub(crate) username: Option<S>,
+    pub(crate) password: Option<&'a [u8]>,
+    pub(crate) properties: PropertiesRef<'a>,
+}
+
+/// The will of a CONNECT, its topic made by the caller's `string`.
+pub(crate) struct WillParts<'a, S> {
+    pub(crate) topic: S,
+    pub(crate) payload: &'a [u8],
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) properties: PropertiesRef<'a>,
+}
+
+/// A UTF-8 encoded string made by `string` from bytes that passed the scan for U+0000, and
+/// whether it holds `+` or `#`: the checks of [`Reader::scanned_string`], in its order.
+#[inline(always)]
+fn made<'a, S>(
+    r: &mut Reader<'a>,
+    string: &mut impl FnMut(&'a [u8]) -> Result<S>,
+) -> Result<(S, bool)> {
+    let bytes = r.prefixed()?;
+    let wildcard = string::scan(bytes)?;
+    Ok((string(bytes)?, wildcard))
+}
+
+/// CONNECT (spec 3.1), each string made by `string` (which checks UTF-8): the view makes
+/// `&str`s, the owned decoder its own strings, so that each is checked once.
+#[inline]
+pub(crate) fn connect_with<'a, S: AsRef<str>>(
+    mut r: Reader<'a>,
+    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+) -> Result<ConnectParts<'a, S>> {
     let name = r.prefixed()?;
     let level = r.u8()?;
     let protocol = match (name, level) {
@@ -792,13 +840,14 @@ fn connect(mut r: Reader<'_>) -> Result<ConnectRef<'_>> {
     }
     // [MQTT-3.1.3-1 v3.1.1 v5.0] [MQTT-3.1.3-3 v3.1.1 v5.0] [MQTT-3.1.3-4 v3.1.1 v5.0]: client
     // id first, then will, user, password.
-    let client_id = r.string()?;
+    let client_id = made(&mut r, &mut string)?.0;
     let will = if will_flag {
         // [MQTT-3.1.2-9 v3.1.1 v5.0]
         let (properties, _) = props(&mut r, protocol, properties::Set::Will)?;
-        let topic = r.topic_name()?;
+        let (topic, wildcard) = made(&mut r, &mut string)?;
+        topic::check_name_text(topic.as_ref().as_bytes(), wildcard)?;
         let payload = r.prefixed()?;
-        Some(LastWillRef {
+        Some(WillParts {
             topic,
             payload,
             qos: QoS::from_u8(will_qos).unwrap_or_default(),
@@ -810,7 +859,7 @@ fn connect(mut r: Reader<'_>) -> Result<ConnectRef<'_>> {
     };
     // [MQTT-3.1.2-19 v3.1.1] / [MQTT-3.1.2-17 v5.0]
     let username = if flags & USERNAME != 0 {
-        Some(r.string()?)
+        Some(made(&mut r, &mut string)?.0)
     } else {
         None
     };
@@ -821,7 +870,7 @@ fn connect(mut r: Reader<'_>) -> Result<ConnectRef<'_>> {
         None
     };
     r.end()?;
-    Ok(ConnectRef {
+    Ok(ConnectParts {
         protocol,
         clean_start: flags & CLEAN_START != 0,
         keep_alive,
@@ -830,6 +879,27 @@ fn connect(mut r: Reader<'_>) -> Result<ConnectRef<'_>> {
         username,
         password,
         properties,
+    })
+}
+
+/// CONNECT (spec 3.1).
+fn connect(r: Reader<'_>) -> Result<ConnectRef<'_>> {
+    let c = connect_with(r, view_str)?;
+    Ok(ConnectRef {
+        protocol: c.protocol,
+        clean_start: c.clean_start,
+        keep_alive: c.keep_alive,
+        client_id: c.client_id,
+        will: c.will.map(|w| LastWillRef {
+            topic: w.topic,
+            payload: w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: w.properties,
+        }),
+        username: c.username,
+        password: c.password,
+        properties: c.properties,
     })
 }
 
@@ -859,20 +929,48 @@ fn connack(mut r: Reader<'_>, version: ProtocolVersion) -> Result<ConnAckRef<'_>
     })
 }
 
-/// SUBSCRIBE (spec 3.8).
-fn subscribe(mut r: Reader<'_>, version: ProtocolVersion) -> Result<SubscribeRef<'_>> {
+/// The parts of a SUBSCRIBE or UNSUBSCRIBE but its list: identifier, properties, the list's
+/// bytes and how many entries it holds.
+pub(crate) type ListParts<'a> = (PacketId, PropertiesRef<'a>, &'a [u8], usize);
+
+/// A topic filter of a SUBSCRIBE or UNSUBSCRIBE list: scanned for U+0000 and wildcards, made
+/// into a string by `string` (which checks UTF-8), then checked by the filter rules (spec 4.7,
+/// 4.8.2), in the order a topic name's rules are checked.
+#[inline(always)]
+fn list_filter<'a, S: AsRef<str>>(
+    r: &mut Reader<'a>,
+    string: &mut impl FnMut(&'a [u8]) -> Result<S>,
+) -> Result<S> {
+    let bytes = r.prefixed()?;
+    let wildcard = string::scan(bytes)?;
+    let filter = string(bytes)?;
+    topic::check_filter(filter.as_ref(), wildcard)?;
+    Ok(filter)
+}
+
+/// SUBSCRIBE (spec 3.8): the rules of the packet, with each filter made by `string` and handed
+/// to `each` with its options. The view makes `&str`s and keeps nothing; the owned decoder makes
+/// its strings here, so that each filter's UTF-8 is checked once.
+#[inline]
+pub(crate) fn subscribe_with<'a, S: AsRef<str>>(
+    mut r: Reader<'a>,
+    version: ProtocolVersion,
+    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+    mut each: impl FnMut(S, SubscriptionOptions),
+) -> Result<ListParts<'a>> {
     let packet_id = r.packet_id()?;
     let (properties, _) = props(&mut r, version, properties::Set::Subscribe)?;
     let raw = r.rest();
     let mut len = 0;
     while !r.is_empty() {
         // [MQTT-3.8.3-1 v3.1.1 v5.0]
-        let filter = r.topic_filter()?;
+        let filter = list_filter(&mut r, &mut string)?;
         let options = SubscriptionOptions::from_byte(r.u8()?, version)?;
-        if options.no_local && filter.starts_with(topic::SHARE_PREFIX) {
+        if options.no_local && filter.as_ref().starts_with(topic::SHARE_PREFIX) {
             // [MQTT-3.8.3-4 v5.0]
             return Err(Kind::NoLocalOnSharedSubscription);
         }
+        each(filter, options);
         len += 1;
     }
     if len == 0 {
@@ -881,6 +979,18 @@ fn subscribe(mut r: Reader<'_>, version: ProtocolVersion) -> Result<SubscribeRef
             packet: PacketType::Subscribe,
         });
     }
+    Ok((packet_id, properties, raw, len))
+}
+
+/// A UTF-8 encoded string of the view, whose bytes passed [`string::scan`].
+#[inline(always)]
+fn view_str(bytes: &[u8]) -> Result<&str> {
+    core::str::from_utf8(bytes).map_err(|_| Kind::InvalidString(crate::StringError::InvalidUtf8))
+}
+
+/// SUBSCRIBE (spec 3.8).
+fn subscribe(r: Reader<'_>, version: ProtocolVersion) -> Result<SubscribeRef<'_>> {
+    let (packet_id, properties, raw, len) = subscribe_with(r, version, view_str, |_, _| {})?;
     Ok(SubscribeRef {
         packet_id,
         properties,
@@ -888,15 +998,22 @@ fn subscribe(mut r: Reader<'_>, version: ProtocolVersion) -> Result<SubscribeRef
     })
 }
 
-/// UNSUBSCRIBE (spec 3.10).
-fn unsubscribe(mut r: Reader<'_>, version: ProtocolVersion) -> Result<UnsubscribeRef<'_>> {
+/// UNSUBSCRIBE (spec 3.10), each filter made by `string` and handed to `each`, as
+/// [`subscribe_with`] does.
+#[inline]
+pub(crate) fn unsubscribe_with<'a, S: AsRef<str>>(
+    mut r: Reader<'a>,
+    version: ProtocolVersion,
+    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+    mut each: impl FnMut(S),
+) -> Result<ListParts<'a>> {
     let packet_id = r.packet_id()?;
     let (properties, _) = props(&mut r, version, properties::Set::Unsubscribe)?;
     let raw = r.rest();
     let mut len = 0;
     while !r.is_empty() {
         // [MQTT-3.10.3-1 v3.1.1 v5.0]
-        r.topic_filter()?;
+        each(list_filter(&mut r, &mut string)?);
         len += 1;
     }
     if len == 0 {
@@ -905,6 +1022,12 @@ fn unsubscribe(mut r: Reader<'_>, version: ProtocolVersion) -> Result<Unsubscrib
             packet: PacketType::Unsubscribe,
         });
     }
+    Ok((packet_id, properties, raw, len))
+}
+
+/// UNSUBSCRIBE (spec 3.10).
+fn unsubscribe(r: Reader<'_>, version: ProtocolVersion) -> Result<UnsubscribeRef<'_>> {
+    let (packet_id, properties, raw, len) = unsubscribe_with(r, version, view_str, |_| {})?;
     Ok(UnsubscribeRef {
         packet_id,
         properties,

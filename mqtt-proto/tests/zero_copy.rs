@@ -455,3 +455,52 @@ fn connack_with_all_string_properties_decodes_in_place() {
     );
     assert_within(&whole, p.authentication_data.as_ref().unwrap(), "auth data");
 }
+
+#[test]
+fn encode_split_hands_large_payloads_back_uncopied() {
+    let payload = Bytes::from(vec![0x5a; 64 << 10]);
+    let mut with_properties =
+        Publish::new(topic("a/b"), QosPid::AtLeastOnce(pid(9)), payload.clone());
+    with_properties.properties.message_expiry_interval = Some(60);
+    let plain = Publish::new(topic("a/b"), QosPid::AtMostOnce, payload.clone());
+    for version in VERSIONS {
+        let mut cases = vec![Packet::Publish(plain.clone())];
+        if version.is_v5() {
+            cases.push(Packet::Publish(with_properties.clone()));
+        }
+        for packet in cases {
+            let whole = encode(version, &packet).unwrap();
+            let mut head = BytesMut::from(&b"before"[..]);
+            let (size, rest) = packet.encode_split(version, &mut head).unwrap();
+            let rest = rest.expect("the payload is handed back");
+            // The payload's own bytes, not a copy.
+            assert_eq!(rest.as_ptr(), payload.as_ptr());
+            assert_eq!(size, whole.len());
+            assert_eq!(
+                [&head[6..], &rest[..]].concat(),
+                whole,
+                "{packet:?} in {version}"
+            );
+        }
+    }
+}
+
+#[test]
+fn encode_split_copies_small_payloads_and_other_packets() {
+    let small = Packet::Publish(Publish::new(
+        topic("a/b"),
+        QosPid::AtMostOnce,
+        Bytes::from(vec![1; mqtt_proto::SPLIT_PAYLOAD_MIN - 1]),
+    ));
+    for version in VERSIONS {
+        for packet in [small.clone(), Packet::PingReq] {
+            let whole = encode(version, &packet).unwrap();
+            let mut buf = BytesMut::new();
+            assert_eq!(
+                packet.encode_split(version, &mut buf),
+                Ok((whole.len(), None))
+            );
+            assert_eq!(&buf[..], &whole[..]);
+        }
+    }
+}

@@ -10,7 +10,7 @@ mod subscribe;
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use connect::{ConnAck, Connect, LastWill};
 pub use control::{Auth, Disconnect};
-pub use publish::Publish;
+pub use publish::{Publish, SPLIT_PAYLOAD_MIN};
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
@@ -255,48 +255,98 @@ impl Packet {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        // Fixed-size packets in their common form are the same bytes in every version.
-        match self {
-            Self::PubAck(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
+        if let Self::Publish(p) = self {
+            if let Some(encoded) = p.encode_plain(version, buf, false) {
+                return encoded.map(|(total, _)| total);
             }
-            Self::PubRec(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PubRel(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PubComp(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PingReq => return Ok(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
-            Self::PingResp => return Ok(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
-            Self::Disconnect(p) if p.is_short_form() => {
-                return Ok(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]));
-            }
-            _ => {}
+        } else if let Some(total) = self.encode_short(buf) {
+            return Ok(total);
         }
+        self.encode_general(version, buf, false)
+            .map(|(total, _)| total)
+    }
+
+    /// [`Packet::encode`], except that the payload of a PUBLISH of at least
+    /// [`SPLIT_PAYLOAD_MIN`] bytes is not copied: `buf` receives everything before it and the
+    /// payload comes back, a reference to the packet's own, for the writer to send right after
+    /// `buf`'s bytes (a vectored write, or a second write). Returns the size of the whole
+    /// packet, payload included, and the payload if it was left out.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqtt_proto::{Packet, ProtocolVersion, Publish, QosPid, TopicName};
+    /// let payload = Bytes::from(vec![7u8; 1 << 20]);
+    /// let publish = Publish::new(TopicName::new("t").unwrap(), QosPid::AtMostOnce, payload.clone());
+    /// let mut buf = BytesMut::new();
+    /// let (size, rest) = Packet::Publish(publish).encode_split(ProtocolVersion::V5, &mut buf).unwrap();
+    /// assert_eq!((size, buf.len()), (buf.len() + payload.len(), 8));
+    /// assert_eq!(rest, Some(payload)); // the same bytes, not a copy
+    /// ```
+    pub fn encode_split(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        if let Self::Publish(p) = self {
+            if let Some(encoded) = p.encode_plain(version, buf, true) {
+                return encoded;
+            }
+        } else if let Some(total) = self.encode_short(buf) {
+            return Ok((total, None));
+        }
+        self.encode_general(version, buf, true)
+    }
+
+    /// Fixed-size packets in their common form, which are the same bytes in every version, in
+    /// one append; `None` for any other packet.
+    #[inline(always)]
+    fn encode_short(&self, buf: &mut BytesMut) -> Option<usize> {
+        match self {
+            Self::PubAck(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubRec(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubRel(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubComp(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PingReq => Some(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
+            Self::PingResp => Some(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
+            Self::Disconnect(p) if p.is_short_form() => {
+                Some(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every packet's encoder but the fast ones: sized first, then written field by field.
+    fn encode_general(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
         let body = self.body_len(version)?;
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
-        buf.reserve(total);
+        let payload = match self {
+            Self::Publish(p) if split && p.payload.len() >= SPLIT_PAYLOAD_MIN => {
+                Some(p.payload.clone())
+            }
+            _ => None,
+        };
+        let left_out = payload.as_ref().map_or(0, Bytes::len);
+        buf.reserve(total - left_out);
         let start = buf.len();
         buf.put_u8(self.first_byte());
         put_var_int(buf, body);
         match self {
             Self::Connect(p) => p.write(buf),
             Self::ConnAck(p) => p.write(version, buf),
-            Self::Publish(p) => p.write(version, buf),
+            Self::Publish(p) => {
+                p.write_head(version, buf);
+                if payload.is_none() {
+                    buf.put_slice(&p.payload);
+                }
+            }
             Self::PubAck(p) => p.write(version, buf),
             Self::PubRec(p) => p.write(version, buf),
             Self::PubRel(p) => p.write(version, buf),
@@ -309,8 +359,12 @@ impl Packet {
             Self::Disconnect(p) => p.write(version, buf),
             Self::Auth(p) => p.write(buf),
         }
-        debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
-        Ok(total)
+        debug_assert_eq!(
+            buf.len() - start + left_out,
+            total,
+            "encoded_len disagrees with write"
+        );
+        Ok((total, payload))
     }
 }
 
@@ -323,12 +377,7 @@ fn put_short(buf: &mut BytesMut, bytes: &[u8]) -> usize {
 
 /// Decodes one whole frame whose fixed header (`header_len` bytes, type `ty`, low nibble
 /// `flags`) was read, into the owned packet.
-///
-/// PUBLISH, the packet decoded most, is built from its parts directly: its topic becomes a
-/// `ByteString`, whose UTF-8 check is the only one the topic gets, and its payload is the frame
-/// itself advanced past the headers, which costs no reference count. Every other packet is
-/// built from the borrowed view.
-#[inline]
+#[inline(always)]
 fn owned_from_frame(
     frame: Bytes,
     ty: PacketType,
@@ -336,11 +385,24 @@ fn owned_from_frame(
     header_len: usize,
     version: ProtocolVersion,
 ) -> Result<Packet, Kind> {
-    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
-    if ty != PacketType::Publish {
-        let packet = view::parse(ty, flags, body, version)?;
-        return Ok(owned_from_ref(&frame, &packet));
+    if ty == PacketType::Publish {
+        owned_publish(frame, flags, header_len, version)
+    } else {
+        owned_other(&frame, ty, flags, header_len, version)
     }
+}
+
+/// PUBLISH, the packet decoded most, built from its checked parts: its topic becomes a
+/// `ByteString`, whose UTF-8 check is the only one the topic gets, and its payload is the
+/// frame itself advanced past the headers, which costs no reference count.
+#[inline]
+fn owned_publish(
+    frame: Bytes,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
     let p = view::publish_parts(body, flags, version)?;
     let topic = if p.topic.is_empty() {
         TopicName::empty_for_alias()
@@ -364,6 +426,136 @@ fn owned_from_frame(
         properties,
         payload,
     }))
+}
+
+/// Every packet but PUBLISH, from the view's parsers. The acknowledgements, the next most
+/// frequent, go to their parser directly rather than through [`PacketRef`]; the rest are
+/// built from the view.
+#[inline]
+fn owned_other(
+    frame: &Bytes,
+    ty: PacketType,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
+    view::check_flags(ty, flags)?;
+    let r = view::Reader::new(body);
+    Ok(match ty {
+        PacketType::PubAck => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubAck(PubAck {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubRec => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubRec(PubRec {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubRel => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubRel(PubRel {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubComp => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubComp(PubComp {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::Connect => owned_connect(frame, r)?,
+        PacketType::Subscribe => owned_subscribe(frame, r, version)?,
+        PacketType::Unsubscribe => owned_unsubscribe(frame, r, version)?,
+        _ => owned_from_ref(frame, &view::parse_checked(ty, body, version)?),
+    })
+}
+
+/// CONNECT through the view's rules, each string made owned as it is checked.
+#[inline(never)]
+fn owned_connect(frame: &Bytes, r: view::Reader<'_>) -> Result<Packet, Kind> {
+    let c = view::connect_with(r, |bytes| scanned_string(frame, bytes))?;
+    Ok(Packet::from(Connect {
+        protocol: c.protocol,
+        clean_start: c.clean_start,
+        keep_alive: c.keep_alive,
+        client_id: c.client_id,
+        will: c.will.map(|w| LastWill {
+            topic: TopicName::from_checked(w.topic),
+            payload: share(frame, w.payload),
+            qos: w.qos,
+            retain: w.retain,
+            properties: WillProperties::from_ref(frame, w.properties),
+        }),
+        username: c.username,
+        password: c.password.map(|p| share(frame, p)),
+        properties: ConnectProperties::from_ref(frame, c.properties),
+    }))
+}
+
+/// SUBSCRIBE through the view's rules, each filter made owned as it is checked.
+#[inline(never)]
+fn owned_subscribe(
+    frame: &Bytes,
+    r: view::Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let mut filters = Vec::with_capacity(8);
+    let (packet_id, properties, _, _) = view::subscribe_with(
+        r,
+        version,
+        |bytes| scanned_string(frame, bytes),
+        |filter, options| {
+            filters.push(Subscription {
+                filter: TopicFilter::from_checked(filter),
+                options,
+            })
+        },
+    )?;
+    Ok(Packet::Subscribe(Subscribe {
+        packet_id,
+        properties: SubscribeProperties::from_ref(frame, properties),
+        filters,
+    }))
+}
+
+/// UNSUBSCRIBE through the view's rules, each filter made owned as it is checked.
+#[inline(never)]
+fn owned_unsubscribe(
+    frame: &Bytes,
+    r: view::Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let mut filters = Vec::with_capacity(8);
+    let (packet_id, properties, _, _) = view::unsubscribe_with(
+        r,
+        version,
+        |bytes| scanned_string(frame, bytes),
+        |filter| filters.push(TopicFilter::from_checked(filter)),
+    )?;
+    Ok(Packet::Unsubscribe(Unsubscribe {
+        packet_id,
+        properties: UnsubscribeProperties::from_ref(frame, properties),
+        filters,
+    }))
+}
+
+/// The owned string of bytes that passed the string scan, sharing `frame`; its UTF-8 is
+/// checked here, once, by `ByteString`.
+#[inline]
+fn scanned_string(frame: &Bytes, bytes: &[u8]) -> Result<MqttString, Kind> {
+    Ok(MqttString::from_scanned(share(frame, bytes))?)
 }
 
 /// The owned packet of a view whose slices lie in `frame`.
@@ -589,7 +781,11 @@ impl Decoder {
     pub fn decode_frame(&self, frame: &Bytes) -> Result<Packet, DecodeError> {
         let decoded = match self.header(frame) {
             Ok(Some((ty, flags, header_len, size))) if size == frame.len() => {
-                owned_from_frame(frame.clone(), ty, flags, header_len, self.version)
+                if ty == PacketType::Publish {
+                    owned_publish(frame.clone(), flags, header_len, self.version)
+                } else {
+                    owned_other(frame, ty, flags, header_len, self.version)
+                }
             }
             Ok(Some((_, _, _, size))) if size < frame.len() => {
                 Err(Kind::TrailingBytes(frame.len() - size))
