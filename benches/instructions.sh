@@ -14,12 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 codec="${1:-ours}"
 filter="${2:-.}"
-bin=$(cargo bench -p mqtt-benches --bench codec --no-run --locked --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
+# CODEC_BIN counts a bench binary kept from another build (a copy made before a change).
+bin="${CODEC_BIN:-}"
+if [ -z "$bin" ]; then
+  bin=$(cargo bench -p mqtt-benches --bench codec --no-run --locked --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
         print(m["executable"])')
+fi
 instructions() {
   CODEC_COUNT="$1" CODEC_ITERATIONS="$2" valgrind --tool=cachegrind --cache-sim=no \
     --cachegrind-out-file=/dev/null "$bin" 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,

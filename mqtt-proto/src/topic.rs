@@ -255,31 +255,55 @@ pub(crate) fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
 /// `+` only as a whole level. Within one level a misplaced `#` is reported before a misplaced
 /// `+`.
 fn check_levels(filter: &[u8]) -> Result<(), TopicError> {
-    let mut prev = b'/';
-    for (i, &b) in filter.iter().enumerate() {
-        match b {
-            b'#' if prev != b'/' || i + 1 != filter.len() => {
-                return Err(TopicError::MisplacedMultiLevelWildcard);
-            }
-            b'+' if prev != b'/' || !matches!(filter.get(i + 1), None | Some(b'/')) => {
-                let level_rest = filter.get(i..).unwrap_or_default();
-                return Err(
-                    if level_rest
-                        .iter()
-                        .take_while(|&&c| c != b'/')
-                        .any(|&c| c == b'#')
-                    {
-                        TopicError::MisplacedMultiLevelWildcard
-                    } else {
-                        TopicError::MisplacedSingleLevelWildcard
-                    },
-                );
-            }
-            _ => {}
+    // Only the wildcards need a look: find them eight bytes at a time and check each in order.
+    let (words, tail) = filter.as_chunks::<8>();
+    for (w, word) in words.iter().enumerate() {
+        let mut bits = crate::string::wildcard_bits(u64::from_le_bytes(*word));
+        while bits != 0 {
+            // The lowest flagged byte is a wildcard; bytes above one may be flagged in error,
+            // and `check_wildcard` looks at the byte itself.
+            check_wildcard(filter, w * 8 + (bits.trailing_zeros() / 8) as usize)?;
+            bits &= bits - 1;
         }
-        prev = b;
+    }
+    let tail_start = filter.len() - tail.len();
+    for (i, &b) in tail.iter().enumerate() {
+        if b == b'+' || b == b'#' {
+            check_wildcard(filter, tail_start + i)?;
+        }
     }
     Ok(())
+}
+
+/// Checks the byte at `i` of a filter if it is a wildcard: `#` alone in the last level, `+`
+/// filling a whole level [MQTT-4.7.1-2 v3.1.1] [MQTT-4.7.1-3 v3.1.1] [MQTT-4.7.1-1 v5.0]
+/// [MQTT-4.7.1-2 v5.0].
+#[inline]
+fn check_wildcard(filter: &[u8], i: usize) -> Result<(), TopicError> {
+    let prev = match i.checked_sub(1) {
+        Some(p) => filter.get(p).copied().unwrap_or(b'/'),
+        None => b'/',
+    };
+    match filter.get(i) {
+        Some(b'#') if prev != b'/' || i + 1 != filter.len() => {
+            Err(TopicError::MisplacedMultiLevelWildcard)
+        }
+        Some(b'+') if prev != b'/' || !matches!(filter.get(i + 1), None | Some(b'/')) => {
+            let level_rest = filter.get(i..).unwrap_or_default();
+            Err(
+                if level_rest
+                    .iter()
+                    .take_while(|&&c| c != b'/')
+                    .any(|&c| c == b'#')
+                {
+                    TopicError::MisplacedMultiLevelWildcard
+                } else {
+                    TopicError::MisplacedSingleLevelWildcard
+                },
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Deref for TopicFilter {
