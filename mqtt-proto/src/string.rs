@@ -171,8 +171,12 @@ fn scan_bytes(bytes: &[u8]) -> (bool, bool) {
         return scan_blocks(bytes, last);
     }
     let Some(last) = bytes.last_chunk::<8>() else {
-        let null = bytes.contains(&0);
-        return (null, bytes.iter().any(|&b| b == b'+' || b == b'#'));
+        // Under eight bytes: a plain loop (`contains` would call memchr, dearer here).
+        let null = bytes.iter().fold(false, |found, &b| found | (b == 0));
+        let wildcard = bytes
+            .iter()
+            .fold(false, |found, &b| found | (b == b'+') | (b == b'#'));
+        return (null, wildcard);
     };
     if fold_words(bytes, last, |v| zero_byte(v) | wildcard_byte(v)) == 0 {
         return (false, false);
