@@ -124,7 +124,7 @@ pub(crate) trait PropCodec {
     type Value;
     /// The owned value of a property of a checked block; `None` if the value is not of this
     /// codec's wire type or range (which a checked block never gives).
-    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<Self::Value>;
+    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<Self::Value>;
     /// Encoded size of the value alone, checking it can be encoded.
     fn len(value: &Self::Value) -> Result<usize, EncodeError>;
     /// Writes the value alone.
@@ -156,9 +156,9 @@ pub(crate) struct Format;
 
 impl PropCodec for BoolByte {
     type Value = bool;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<bool> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<bool> {
         match value {
-            PropertyValue::Byte(b) => Some(b == 1),
+            RawValue::Byte(b) => Some(b == 1),
             _ => None,
         }
     }
@@ -172,9 +172,9 @@ impl PropCodec for BoolByte {
 
 impl PropCodec for Two {
     type Value = u16;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<u16> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<u16> {
         match value {
-            PropertyValue::TwoByteInteger(v) => Some(v),
+            RawValue::Two(v) => Some(v),
             _ => None,
         }
     }
@@ -188,9 +188,9 @@ impl PropCodec for Two {
 
 impl PropCodec for NonZeroTwo {
     type Value = NonZeroU16;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU16> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU16> {
         match value {
-            PropertyValue::TwoByteInteger(v) => NonZeroU16::new(v),
+            RawValue::Two(v) => NonZeroU16::new(v),
             _ => None,
         }
     }
@@ -204,9 +204,9 @@ impl PropCodec for NonZeroTwo {
 
 impl PropCodec for Four {
     type Value = u32;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<u32> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<u32> {
         match value {
-            PropertyValue::FourByteInteger(v) => Some(v),
+            RawValue::Four(v) => Some(v),
             _ => None,
         }
     }
@@ -220,9 +220,9 @@ impl PropCodec for Four {
 
 impl PropCodec for NonZeroFour {
     type Value = NonZeroU32;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU32> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU32> {
         match value {
-            PropertyValue::FourByteInteger(v) => NonZeroU32::new(v),
+            RawValue::Four(v) => NonZeroU32::new(v),
             _ => None,
         }
     }
@@ -236,9 +236,9 @@ impl PropCodec for NonZeroFour {
 
 impl PropCodec for NonZeroVarInt {
     type Value = NonZeroU32;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU32> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU32> {
         match value {
-            PropertyValue::VariableByteInteger(v) => NonZeroU32::new(v),
+            RawValue::VarInt(v) => NonZeroU32::new(v),
             _ => None,
         }
     }
@@ -258,9 +258,9 @@ impl PropCodec for NonZeroVarInt {
 
 impl PropCodec for Utf8 {
     type Value = MqttString;
-    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<MqttString> {
+    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<MqttString> {
         match value {
-            PropertyValue::String(s) => Some(view::owned_string(frame, s)),
+            RawValue::Text(s) => Some(MqttString::from_checked_bytes(frame, s)),
             _ => None,
         }
     }
@@ -274,9 +274,11 @@ impl PropCodec for Utf8 {
 
 impl PropCodec for Topic {
     type Value = TopicName;
-    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<TopicName> {
+    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<TopicName> {
         match value {
-            PropertyValue::String(s) => Some(TopicName::from_checked(view::owned_string(frame, s))),
+            RawValue::Text(s) => Some(TopicName::from_checked(MqttString::from_checked_bytes(
+                frame, s,
+            ))),
             _ => None,
         }
     }
@@ -290,9 +292,9 @@ impl PropCodec for Topic {
 
 impl PropCodec for Binary {
     type Value = Bytes;
-    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<Bytes> {
+    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<Bytes> {
         match value {
-            PropertyValue::Binary(b) => Some(view::share(frame, b)),
+            RawValue::Bytes(b) => Some(view::share(frame, b)),
             _ => None,
         }
     }
@@ -306,9 +308,9 @@ impl PropCodec for Binary {
 
 impl PropCodec for MaxQoS {
     type Value = QoS;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<QoS> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<QoS> {
         match value {
-            PropertyValue::Byte(b) => QoS::from_u8(b),
+            RawValue::Byte(b) => QoS::from_u8(b),
             _ => None,
         }
     }
@@ -326,10 +328,10 @@ impl PropCodec for MaxQoS {
 
 impl PropCodec for Format {
     type Value = PayloadFormat;
-    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<PayloadFormat> {
+    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<PayloadFormat> {
         match value {
-            PropertyValue::Byte(0) => Some(PayloadFormat::Unspecified),
-            PropertyValue::Byte(1) => Some(PayloadFormat::Utf8),
+            RawValue::Byte(0) => Some(PayloadFormat::Unspecified),
+            RawValue::Byte(1) => Some(PayloadFormat::Utf8),
             _ => None,
         }
     }
@@ -433,7 +435,7 @@ macro_rules! property_set {
             #[inline(never)]
             fn from_block(frame: &Bytes, block: PropertiesRef<'_>) -> Self {
                 let mut props = Self::default();
-                for (id, value) in block.iter() {
+                for (id, value) in block.raw_iter() {
                     match id {
                         $( PropertyId::$id => {
                             if let Some(v) = <$codec as PropCodec>::from_value(frame, value) {
@@ -446,10 +448,10 @@ macro_rules! property_set {
                             }
                         } )?
                         PropertyId::UserProperty => {
-                            if let PropertyValue::StringPair(name, value) = value {
+                            if let RawValue::Pair(name, value) = value {
                                 props.user_properties.push(UserProperty {
-                                    name: view::owned_string(frame, name),
-                                    value: view::owned_string(frame, value),
+                                    name: MqttString::from_checked_bytes(frame, name),
+                                    value: MqttString::from_checked_bytes(frame, value),
                                 });
                             }
                         }
@@ -632,6 +634,33 @@ pub enum PropertyValue<'a> {
     Binary(&'a [u8]),
     /// A UTF-8 string pair (User Property).
     StringPair(&'a str, &'a str),
+}
+
+/// A property value of a checked block as the owned conversion reads it: strings as their
+/// bytes, whose UTF-8 the check already proved, so that only `ByteString` proves it again.
+#[derive(Clone, Copy)]
+pub(crate) enum RawValue<'a> {
+    Byte(u8),
+    Two(u16),
+    Four(u32),
+    VarInt(u32),
+    Text(&'a [u8]),
+    Bytes(&'a [u8]),
+    Pair(&'a [u8], &'a [u8]),
+}
+
+/// Reads one property's value of wire type `wire` from a checked block.
+#[inline]
+fn read_raw<'a>(r: &mut Reader<'a>, wire: Wire) -> Result<RawValue<'a>, Kind> {
+    Ok(match wire {
+        Wire::Byte => RawValue::Byte(r.u8()?),
+        Wire::Two => RawValue::Two(r.u16()?),
+        Wire::Four => RawValue::Four(r.u32()?),
+        Wire::VarInt => RawValue::VarInt(r.var_int()?),
+        Wire::Utf8 => RawValue::Text(r.prefixed()?),
+        Wire::Binary => RawValue::Bytes(r.prefixed()?),
+        Wire::Pair => RawValue::Pair(r.prefixed()?, r.prefixed()?),
+    })
 }
 
 /// How a property's value is laid out on the wire.
@@ -905,6 +934,16 @@ impl<'a> PropertiesRef<'a> {
         PropertiesIter {
             r: Reader::new(self.block),
         }
+    }
+
+    /// Every property of the checked block in wire order, strings as their bytes.
+    pub(crate) fn raw_iter(&self) -> impl Iterator<Item = (PropertyId, RawValue<'a>)> + 'a {
+        let mut r = Reader::new(self.block);
+        core::iter::from_fn(move || {
+            let id = PropertyId::from_u32(r.var_int().ok()?)?;
+            let value = read_raw(&mut r, id.wire()).ok()?;
+            Some((id, value))
+        })
     }
 
     /// The first value of property `id`.

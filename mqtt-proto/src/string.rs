@@ -69,6 +69,16 @@ impl MqttString {
         Self(ByteString::try_from(bytes).unwrap_or_else(|_| ByteString::from(text)))
     }
 
+    /// The string of `bytes`, which a decoder checked as UTF-8, sharing `frame` when they lie
+    /// within it. `ByteString` checks them once more; should that ever fail, the text is kept
+    /// with U+FFFD for what is not UTF-8 rather than panicking.
+    pub(crate) fn from_checked_bytes(frame: &Bytes, bytes: &[u8]) -> Self {
+        let shared = crate::view::share(frame, bytes);
+        Self(ByteString::try_from(shared).unwrap_or_else(|_| {
+            ByteString::from(alloc::string::String::from_utf8_lossy(bytes).into_owned())
+        }))
+    }
+
     /// A string from bytes that passed [`scan`]; checks only that they are UTF-8.
     #[inline]
     pub(crate) fn from_scanned(bytes: Bytes) -> Result<Self, StringError> {
