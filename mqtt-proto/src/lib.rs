@@ -4,8 +4,14 @@
 //! chooses the wire layout. Decoding frames a packet from a byte stream, enforces the maximum
 //! packet size from the fixed header alone, and keeps topics, strings and payloads as
 //! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied. Encoding computes the exact size
-//! first and reserves once. Every rule of the specs' packet formats is checked, and each
-//! violation is a typed [`DecodeError`]; nothing the peer sends can panic the decoder.
+//! first and reserves once; [`Packet::encode_split`] leaves a large PUBLISH payload out of the
+//! buffer for a vectored write. Every rule of the specs' packet formats is checked, and each
+//! violation is a typed [`DecodeError`] that names the statement (or section) it breaks in the
+//! spec of the connection's version; nothing the peer sends can panic the decoder.
+//!
+//! [`Decoder::decode_ref`] decodes into [`PacketRef`], a view that borrows every string and
+//! payload from the input: no allocation, no reference count, and the same rules, since the
+//! owned packet is built by the same parser.
 //!
 //! ```
 //! use bytes::BytesMut;
