@@ -504,3 +504,26 @@ fn encode_split_copies_small_payloads_and_other_packets() {
         }
     }
 }
+
+#[test]
+fn publish_encodes_every_size_of_remaining_length() {
+    // Payloads around the limits of one-, two-, three- and four-byte remaining lengths.
+    for len in [0, 120, 130, 16_370, 16_390, 2_097_140, 2_097_160] {
+        for version in VERSIONS {
+            let packet = Packet::Publish(Publish::new(
+                topic("a/b"),
+                QosPid::AtMostOnce,
+                Bytes::from(vec![3; len]),
+            ));
+            let wire = encode(version, &packet).unwrap();
+            assert_eq!(packet.encoded_len(version), Ok(wire.len()), "{len}");
+            let decoder = Decoder::new(version).with_max_packet_size(MAX_PACKET_SIZE);
+            let mut buf = BytesMut::from(&wire[..]);
+            assert_eq!(
+                decoder.decode(&mut buf),
+                Ok(Some(packet)),
+                "{len} in {version}"
+            );
+        }
+    }
+}

@@ -146,26 +146,28 @@ impl Publish {
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
-        // First byte, remaining length (at most four bytes) and the topic's length.
-        let mut head = [0u8; 7];
-        let mut head_len = 1;
-        head[0] = 0x30 | self.flags();
-        let mut rest = body;
-        for byte in head.iter_mut().skip(1).take(4) {
-            *byte = (rest % 128) as u8;
-            rest /= 128;
-            head_len += 1;
-            if rest == 0 {
-                break;
-            }
-            *byte |= 0x80;
-        }
-        let total = head_len + body;
+        // First byte, remaining length (at most four bytes) and the topic's length, as one
+        // append; the branches on the length's size are cheaper than a loop.
+        let first = 0x30 | self.flags();
         let [hi, lo] = (topic.len() as u16).to_be_bytes();
-        let (prefix, _) = head.split_at_mut(head_len + 2);
-        if let [.., h, l] = prefix {
-            (*h, *l) = (hi, lo);
-        }
+        let b = |shift: u32| (body >> shift) as u8 & 0x7F;
+        let head: [u8; 7];
+        let head_len = if body < 1 << 7 {
+            head = [first, body as u8, hi, lo, 0, 0, 0];
+            4
+        } else if body < 1 << 14 {
+            head = [first, b(0) | 0x80, b(7), hi, lo, 0, 0];
+            5
+        } else if body < 1 << 21 {
+            head = [first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo, 0];
+            6
+        } else {
+            head = [first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21), hi, lo];
+            7
+        };
+        let prefix = head.get(..head_len).unwrap_or_default();
+        // The fixed header is the prefix less the topic's two length bytes.
+        let total = head_len - 2 + body;
         let payload = if split && self.payload.len() >= SPLIT_PAYLOAD_MIN {
             Some(self.payload.clone())
         } else {
