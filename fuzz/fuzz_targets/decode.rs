@@ -8,7 +8,9 @@
 //! - feeding the stream in chunks yields the same packets, the same final error (or the same
 //!   unconsumed tail) as feeding it whole;
 //! - every decoded packet that encodes again decodes back to itself, and `encoded_len` agrees
-//!   with the bytes written.
+//!   with the bytes written;
+//! - the borrowed view (`decode_ref`) reads the stream into the same packets and ends with the
+//!   same error or the same unconsumed tail: one set of rules for both APIs.
 #![no_main]
 
 use bytes::BytesMut;
@@ -30,6 +32,32 @@ fuzz_target!(|data: &[u8]| {
     let mut whole = BytesMut::from(stream);
     let mut whole_packets = Vec::new();
     let whole_end = drain(&decoder, &mut whole, &mut whole_packets);
+
+    // The same stream through the borrowed view.
+    let frozen = bytes::Bytes::copy_from_slice(stream);
+    let mut view_packets = Vec::new();
+    let mut at = 0;
+    let view_end = loop {
+        let rest = frozen.get(at..).unwrap_or_default();
+        match decoder.decode_ref(rest) {
+            Ok(Some((packet, used))) => {
+                assert!(
+                    used > 0 && used <= rest.len(),
+                    "the view took {used} of {} bytes",
+                    rest.len()
+                );
+                view_packets.push(packet.to_owned(&frozen));
+                at += used;
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    assert_eq!(whole_packets, view_packets, "the view decoded other packets");
+    assert_eq!(whole_end, view_end, "the view ended otherwise");
+    if whole_end.is_none() {
+        assert_eq!(&whole[..], &frozen[at..], "the view left another tail");
+    }
 
     // The same stream in chunks.
     let mut chunked = BytesMut::new();

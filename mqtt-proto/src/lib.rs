@@ -4,8 +4,14 @@
 //! chooses the wire layout. Decoding frames a packet from a byte stream, enforces the maximum
 //! packet size from the fixed header alone, and keeps topics, strings and payloads as
 //! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied. Encoding computes the exact size
-//! first and reserves once. Every rule of the specs' packet formats is checked, and each
-//! violation is a typed [`DecodeError`]; nothing the peer sends can panic the decoder.
+//! first and reserves once; [`Packet::encode_split`] leaves a large PUBLISH payload out of the
+//! buffer for a vectored write. Every rule of the specs' packet formats is checked, and each
+//! violation is a typed [`DecodeError`] that names the statement (or section) it breaks in the
+//! spec of the connection's version; nothing the peer sends can panic the decoder.
+//!
+//! [`Decoder::decode_ref`] decodes into [`PacketRef`], a view that borrows every string and
+//! payload from the input: no allocation, no reference count, and the same rules, since the
+//! owned packet is built by the same parser.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -51,18 +57,21 @@ mod reason;
 mod string;
 mod topic;
 mod types;
+mod view;
 
-pub use error::{DecodeError, EncodeError, StringError, TopicError};
+pub use error::{
+    DecodeError, DecodeErrorKind, EncodeError, Section, Spec, StatementId, StringError, TopicError,
+};
 pub use packet::{
     Auth, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, PacketType, PubAck, PubComp,
     PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions,
-    UnsubAck, Unsubscribe, MAX_PACKET_SIZE,
+    UnsubAck, Unsubscribe, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
 };
 pub use primitives::{read_var_int, var_int_len, MAX_VAR_INT};
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, UnsubscribeProperties,
-    UserProperty, WillProperties,
+    PayloadFormat, PropertiesIter, PropertiesRef, PropertyId, PropertyValue, PublishProperties,
+    SubscribeProperties, UnsubscribeProperties, UserProperty, WillProperties,
 };
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
@@ -71,6 +80,11 @@ pub use reason::{
 pub use string::{MqttString, MAX_STRING_LEN};
 pub use topic::{TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, QosPid};
+pub use view::{
+    AckRef, AuthRef, ConnAckRef, ConnectRef, DisconnectRef, LastWillRef, PacketRef, PublishRef,
+    ReasonCode, ReasonCodes, SubAckRef, SubscribeRef, Subscriptions, SubscriptionsIter,
+    TopicFilters, TopicFiltersIter, UnsubAckRef, UnsubscribeRef,
+};
 
 /// `arbitrary` support for the `Bytes` fields, which `bytes` does not provide.
 #[cfg(feature = "arbitrary")]

@@ -9,7 +9,7 @@ use crate::error::TopicError;
 use crate::string::{MqttString, MAX_STRING_LEN};
 
 /// The prefix that marks a 5.0 shared subscription (spec 4.8.2).
-const SHARE_PREFIX: &str = "$share/";
+pub(crate) const SHARE_PREFIX: &str = "$share/";
 
 /// A topic name a PUBLISH is sent to: non-empty, at most 65,535 bytes, no U+0000, no wildcards.
 ///
@@ -34,17 +34,10 @@ impl TopicName {
         Ok(Self(s))
     }
 
-    /// A decoded string as a topic name; `wildcard` says whether the string holds `+` or `#`,
-    /// as [`MqttString::from_bytes_scan`] found in its pass over the bytes.
+    /// A topic name from a string the decoder checked by the rules of [`check_name_text`].
     #[inline]
-    pub(crate) fn from_scanned(s: MqttString, wildcard: bool) -> Result<Self, TopicError> {
-        if s.is_empty() {
-            return Err(TopicError::Empty);
-        }
-        if wildcard {
-            return Err(TopicError::WildcardInName);
-        }
-        Ok(Self(s))
+    pub(crate) fn from_checked(s: MqttString) -> Self {
+        Self(s)
     }
 
     /// The empty topic name a 5.0 PUBLISH carries when a topic alias stands for the topic.
@@ -71,6 +64,18 @@ impl TopicName {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Checks a decoded topic name's bytes, which passed the string scan that found `wildcard`.
+#[inline]
+pub(crate) fn check_name_text(s: &[u8], wildcard: bool) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if wildcard {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
 }
 
 /// Checks the topic-name rules that an [`MqttString`] does not already guarantee.
@@ -145,12 +150,10 @@ impl TopicFilter {
         Ok(Self(s))
     }
 
-    /// A decoded string as a topic filter; `wildcard` says whether the string holds `+` or `#`,
-    /// as [`MqttString::from_bytes_scan`] found in its pass over the bytes.
+    /// A topic filter from a string the decoder checked by the rules of [`check_filter`].
     #[inline]
-    pub(crate) fn from_scanned(s: MqttString, wildcard: bool) -> Result<Self, TopicError> {
-        check_filter(&s, wildcard)?;
-        Ok(Self(s))
+    pub(crate) fn from_checked(s: MqttString) -> Self {
+        Self(s)
     }
 
     /// The filter as text, `$share/` prefix included.
@@ -219,7 +222,7 @@ fn matches(filter: &str, name: &str) -> bool {
 /// Checks the topic-filter rules that an [`MqttString`] does not already guarantee.
 ///
 /// `wildcard` is false only when `s` is known to hold neither `+` nor `#`.
-fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
+pub(crate) fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
     if s.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -227,9 +230,14 @@ fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
         return Err(TopicError::TooLong);
     }
     let filter = if s.starts_with(SHARE_PREFIX) {
-        // [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]
-        let (group, filter) = split_shared(s).ok_or(TopicError::InvalidShareName)?;
-        if group.is_empty() || (wildcard && group.contains(['+', '#'])) || filter.is_empty() {
+        let rest = s.get(SHARE_PREFIX.len()..).unwrap_or_default();
+        if rest.is_empty() || rest.starts_with('/') {
+            // [MQTT-4.8.2-1 v5.0]
+            return Err(TopicError::EmptyShareName);
+        }
+        // [MQTT-4.8.2-2 v5.0]
+        let (group, filter) = rest.split_once('/').ok_or(TopicError::InvalidShareName)?;
+        if (wildcard && group.contains(['+', '#'])) || filter.is_empty() {
             return Err(TopicError::InvalidShareName);
         }
         filter
@@ -247,31 +255,55 @@ fn check_filter(s: &str, wildcard: bool) -> Result<(), TopicError> {
 /// `+` only as a whole level. Within one level a misplaced `#` is reported before a misplaced
 /// `+`.
 fn check_levels(filter: &[u8]) -> Result<(), TopicError> {
-    let mut prev = b'/';
-    for (i, &b) in filter.iter().enumerate() {
-        match b {
-            b'#' if prev != b'/' || i + 1 != filter.len() => {
-                return Err(TopicError::MisplacedMultiLevelWildcard);
-            }
-            b'+' if prev != b'/' || !matches!(filter.get(i + 1), None | Some(b'/')) => {
-                let level_rest = filter.get(i..).unwrap_or_default();
-                return Err(
-                    if level_rest
-                        .iter()
-                        .take_while(|&&c| c != b'/')
-                        .any(|&c| c == b'#')
-                    {
-                        TopicError::MisplacedMultiLevelWildcard
-                    } else {
-                        TopicError::MisplacedSingleLevelWildcard
-                    },
-                );
-            }
-            _ => {}
+    // Only the wildcards need a look: find them eight bytes at a time and check each in order.
+    let (words, tail) = filter.as_chunks::<8>();
+    for (w, word) in words.iter().enumerate() {
+        let mut bits = crate::string::wildcard_bits(u64::from_le_bytes(*word));
+        while bits != 0 {
+            // The lowest flagged byte is a wildcard; bytes above one may be flagged in error,
+            // and `check_wildcard` looks at the byte itself.
+            check_wildcard(filter, w * 8 + (bits.trailing_zeros() / 8) as usize)?;
+            bits &= bits - 1;
         }
-        prev = b;
+    }
+    let tail_start = filter.len() - tail.len();
+    for (i, &b) in tail.iter().enumerate() {
+        if b == b'+' || b == b'#' {
+            check_wildcard(filter, tail_start + i)?;
+        }
     }
     Ok(())
+}
+
+/// Checks the byte at `i` of a filter if it is a wildcard: `#` alone in the last level, `+`
+/// filling a whole level [MQTT-4.7.1-2 v3.1.1] [MQTT-4.7.1-3 v3.1.1] [MQTT-4.7.1-1 v5.0]
+/// [MQTT-4.7.1-2 v5.0].
+#[inline]
+fn check_wildcard(filter: &[u8], i: usize) -> Result<(), TopicError> {
+    let prev = match i.checked_sub(1) {
+        Some(p) => filter.get(p).copied().unwrap_or(b'/'),
+        None => b'/',
+    };
+    match filter.get(i) {
+        Some(b'#') if prev != b'/' || i + 1 != filter.len() => {
+            Err(TopicError::MisplacedMultiLevelWildcard)
+        }
+        Some(b'+') if prev != b'/' || !matches!(filter.get(i + 1), None | Some(b'/')) => {
+            let level_rest = filter.get(i..).unwrap_or_default();
+            Err(
+                if level_rest
+                    .iter()
+                    .take_while(|&&c| c != b'/')
+                    .any(|&c| c == b'#')
+                {
+                    TopicError::MisplacedMultiLevelWildcard
+                } else {
+                    TopicError::MisplacedSingleLevelWildcard
+                },
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Deref for TopicFilter {
@@ -477,14 +509,14 @@ mod tests {
         assert_eq!(f.share_name(), Some("group"));
         assert_eq!(f.match_filter(), "sensors/+");
         assert!(f.matches(&name("sensors/a")));
-        for bad in [
-            "$share/",
-            "$share//a",
-            "$share/g",
-            "$share/g/",
-            "$share/g+/a",
-            "$share/#/a",
-        ] {
+        for bad in ["$share/", "$share//a"] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::EmptyShareName),
+                "{bad}"
+            );
+        }
+        for bad in ["$share/g", "$share/g/", "$share/g+/a", "$share/#/a"] {
             assert_eq!(
                 TopicFilter::new(bad),
                 Err(TopicError::InvalidShareName),

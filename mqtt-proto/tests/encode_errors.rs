@@ -492,6 +492,7 @@ fn binary_fields_longer_than_65535_bytes() {
     let with_auth_data = Packet::Auth(Auth {
         reason_code: AuthReasonCode::ContinueAuthentication,
         properties: AuthProperties {
+            authentication_method: Some(s("SCRAM")),
             authentication_data: Some(long),
             ..Default::default()
         },

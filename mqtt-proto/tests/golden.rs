@@ -916,12 +916,15 @@ fn v5_control_cases() -> Vec<Case> {
             }),
         ),
         case(
-            "auth 5.0 continue without properties",
+            "auth 5.0 continue with the method alone",
             V5,
-            "f0 02 18 00",
+            "f0 0a 18 08 15 00 05 'SCRAM'",
             Packet::Auth(Auth {
                 reason_code: AuthReasonCode::ContinueAuthentication,
-                properties: AuthProperties::default(),
+                properties: AuthProperties {
+                    authentication_method: Some(s("SCRAM")),
+                    ..Default::default()
+                },
             }),
         ),
     ]
@@ -1230,6 +1233,37 @@ fn golden_vectors_fed_one_byte_at_a_time() {
                 assert!(buf.is_empty(), "{}", c.name);
             }
         }
+    }
+}
+
+#[test]
+fn golden_vectors_through_the_borrowed_view() {
+    for c in all_cases() {
+        let decoder = Decoder::new(c.version);
+        let frame = bytes::Bytes::from(c.bytes.clone());
+        let view = decoder.decode_frame_ref(&frame).expect(c.name);
+        assert_eq!(view.packet_type(), c.packet.packet_type(), "{}", c.name);
+        assert_eq!(view.to_owned(&frame), c.packet, "{}", c.name);
+        // Strings, binary data and the payload are slices of the input.
+        if let (mqtt_proto::PacketRef::Publish(p), Packet::Publish(_)) = (view, &c.packet) {
+            let input = frame.as_ptr_range();
+            assert!(input.contains(&p.payload.as_ptr()) || p.payload.is_empty());
+            assert!(input.contains(&p.topic.as_ptr()) || p.topic.is_empty());
+        }
+        // Every prefix needs more; the whole packet, with the next one's first byte after it,
+        // reports its own length.
+        for end in 0..c.bytes.len() {
+            assert_eq!(
+                decoder.decode_ref(&c.bytes[..end]),
+                Ok(None),
+                "{} cut at {end}",
+                c.name
+            );
+        }
+        let mut followed = c.bytes.clone();
+        followed.push(0xc0);
+        let (packet, used) = decoder.decode_ref(&followed).unwrap().unwrap();
+        assert_eq!((packet, used), (view, c.bytes.len()), "{}", c.name);
     }
 }
 

@@ -7,14 +7,14 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::{decode_one, encode, hex, pid, s, topic, V3, VERSIONS};
 use mqtt_proto::{
-    AckProperties, ConnAck, Connect, DecodeError, Decoder, Packet, PacketType, PropertyId,
+    AckProperties, ConnAck, Connect, DecodeErrorKind, Decoder, Packet, PacketType, PropertyId,
     ProtocolVersion, Publish, QoS, QosPid, StringError, SubAck, Subscribe, SubscribeProperties,
     Subscription, TopicError, TopicFilter, TopicName, UnsubAck, Unsubscribe, UnsubscribeProperties,
 };
 use ProtocolVersion::{V3_1, V3_1_1, V5};
 
 /// The decode error for bytes that hold one whole (invalid) packet.
-fn err(version: ProtocolVersion, bytes: &str) -> DecodeError {
+fn err(version: ProtocolVersion, bytes: &str) -> DecodeErrorKind {
     match decode_one(version, &hex(bytes)) {
         Ok(packet) => panic!("{bytes:?} decoded as {packet:?} in {version}"),
         Err(e) => e,
@@ -114,7 +114,7 @@ fn only_flags_accepted(version: ProtocolVersion, packet: PacketType, bytes: &[u8
         } else {
             assert_eq!(
                 result,
-                Err(DecodeError::InvalidFlags { packet, flags }),
+                Err(DecodeErrorKind::InvalidFlags { packet, flags }),
                 "{packet:?} flags {flags:04b} in {version}"
             );
         }
@@ -149,7 +149,7 @@ fn mqtt_3_6_1_1_pubrel_flags() {
         only_flags_accepted(version, PacketType::PubRel, &hex("62 02 00 01"), 0b0010);
         assert_eq!(
             err(version, "60 02 00 01"),
-            DecodeError::InvalidFlags {
+            DecodeErrorKind::InvalidFlags {
                 packet: PacketType::PubRel,
                 flags: 0
             }
@@ -162,14 +162,14 @@ fn mqtt_3_8_1_1_subscribe_flags() {
     // [MQTT-3.8.1-1 v3.1.1 v5.0]
     assert_eq!(
         err(V3_1_1, "80 06 00 01 00 01 't' 00"),
-        DecodeError::InvalidFlags {
+        DecodeErrorKind::InvalidFlags {
             packet: PacketType::Subscribe,
             flags: 0
         }
     );
     assert_eq!(
         err(V5, "8a 07 00 01 00 00 01 't' 00"),
-        DecodeError::InvalidFlags {
+        DecodeErrorKind::InvalidFlags {
             packet: PacketType::Subscribe,
             flags: 0b1010
         }
@@ -181,14 +181,14 @@ fn mqtt_3_10_1_1_unsubscribe_flags() {
     // [MQTT-3.10.1-1 v3.1.1 v5.0]
     assert_eq!(
         err(V3_1_1, "a0 05 00 01 00 01 't'"),
-        DecodeError::InvalidFlags {
+        DecodeErrorKind::InvalidFlags {
             packet: PacketType::Unsubscribe,
             flags: 0
         }
     );
     assert_eq!(
         err(V5, "a3 06 00 01 00 00 01 't'"),
-        DecodeError::InvalidFlags {
+        DecodeErrorKind::InvalidFlags {
             packet: PacketType::Unsubscribe,
             flags: 0b0011
         }
@@ -201,7 +201,7 @@ fn mqtt_3_14_1_1_disconnect_flags() {
     for version in VERSIONS {
         assert_eq!(
             err(version, "e1 00"),
-            DecodeError::InvalidFlags {
+            DecodeErrorKind::InvalidFlags {
                 packet: PacketType::Disconnect,
                 flags: 1
             }
@@ -215,7 +215,7 @@ fn mqtt_3_15_1_1_auth_flags() {
     only_flags_accepted(V5, PacketType::Auth, &hex("f0 00"), 0);
     assert_eq!(
         err(V5, "f2 02 18 00"),
-        DecodeError::InvalidFlags {
+        DecodeErrorKind::InvalidFlags {
             packet: PacketType::Auth,
             flags: 2
         }
@@ -228,8 +228,8 @@ fn packet_type_0_is_reserved() {
     for version in VERSIONS {
         let mut buf = BytesMut::from(&[0x00][..]);
         assert_eq!(
-            Decoder::new(version).decode(&mut buf),
-            Err(DecodeError::InvalidPacketType(0))
+            Decoder::new(version).decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::InvalidPacketType(0))
         );
     }
 }
@@ -240,10 +240,13 @@ fn auth_does_not_exist_before_5_0() {
     for version in V3 {
         let mut buf = BytesMut::from(&[0xf0][..]);
         assert_eq!(
-            Decoder::new(version).decode(&mut buf),
-            Err(DecodeError::InvalidPacketType(15))
+            Decoder::new(version).decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::InvalidPacketType(15))
         );
-        assert_eq!(err(version, "f0 00"), DecodeError::InvalidPacketType(15));
+        assert_eq!(
+            err(version, "f0 00"),
+            DecodeErrorKind::InvalidPacketType(15)
+        );
     }
     assert!(matches!(ok(V5, "f0 00"), Packet::Auth(_)));
 }
@@ -262,9 +265,15 @@ fn mqtt_1_5_5_1_remaining_length_of_five_bytes_is_malformed() {
         assert_eq!(buf.len(), 4);
         // A fourth continuation byte can only be followed by a fifth length byte.
         let mut buf = BytesMut::from(&hex("30 ff ff ff ff")[..]);
-        assert_eq!(decoder.decode(&mut buf), Err(DecodeError::MalformedVarInt));
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::MalformedVarInt)
+        );
         let mut buf = BytesMut::from(&hex("30 ff ff ff ff 01")[..]);
-        assert_eq!(decoder.decode(&mut buf), Err(DecodeError::MalformedVarInt));
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::MalformedVarInt)
+        );
     }
 }
 
@@ -278,7 +287,11 @@ fn mqtt_1_5_5_1_remaining_length_not_in_shortest_form() {
             "c0 80 80 80 00",
             "40 82 00 00 01",
         ] {
-            assert_eq!(err(version, wire), DecodeError::MalformedVarInt, "{wire}");
+            assert_eq!(
+                err(version, wire),
+                DecodeErrorKind::MalformedVarInt,
+                "{wire}"
+            );
         }
     }
 }
@@ -288,16 +301,16 @@ fn mqtt_1_5_5_1_property_varints_in_shortest_form() {
     // [MQTT-1.5.5-1 v5.0]: property length and subscription identifier are variable byte integers.
     assert_eq!(
         err(V5, "30 06 00 01 't' 80 00 'x'"),
-        DecodeError::MalformedVarInt
+        DecodeErrorKind::MalformedVarInt
     );
     assert_eq!(
         err(V5, "30 08 00 01 't' 03 0b 81 00 'x'"),
-        DecodeError::MalformedVarInt
+        DecodeErrorKind::MalformedVarInt
     );
     // Property identifiers are variable byte integers too.
     assert_eq!(
         err(V5, "30 07 00 01 't' 02 a6 00 'x'"),
-        DecodeError::MalformedVarInt
+        DecodeErrorKind::MalformedVarInt
     );
 }
 
@@ -324,7 +337,7 @@ fn mqtt_2_3_1_1_packet_identifier_zero() {
             format!("b0 {:02x} 00 00 {p}", 2 + n),
         ];
         for wire in cases {
-            assert_eq!(err(version, &wire), DecodeError::ZeroPacketId, "{wire}");
+            assert_eq!(err(version, &wire), DecodeErrorKind::ZeroPacketId, "{wire}");
         }
     }
 }
@@ -352,11 +365,11 @@ fn mqtt_3_3_1_4_qos_3() {
     for version in VERSIONS {
         assert_eq!(
             err(version, "36 07 00 03 'a/b' 00 01"),
-            DecodeError::InvalidQoS
+            DecodeErrorKind::InvalidQoS
         );
         assert_eq!(
             err(version, "3f 07 00 03 'a/b' 00 01"),
-            DecodeError::InvalidQoS
+            DecodeErrorKind::InvalidQoS
         );
     }
 }
@@ -365,10 +378,16 @@ fn mqtt_3_3_1_4_qos_3() {
 fn mqtt_3_3_1_2_dup_on_qos_0() {
     // [MQTT-3.3.1-2 v3.1.1 v5.0]
     for version in V3 {
-        assert_eq!(err(version, "38 05 00 03 'a/b'"), DecodeError::DupOnQoS0);
-        assert_eq!(err(version, "39 05 00 03 'a/b'"), DecodeError::DupOnQoS0);
+        assert_eq!(
+            err(version, "38 05 00 03 'a/b'"),
+            DecodeErrorKind::DupOnQoS0
+        );
+        assert_eq!(
+            err(version, "39 05 00 03 'a/b'"),
+            DecodeErrorKind::DupOnQoS0
+        );
     }
-    assert_eq!(err(V5, "38 06 00 03 'a/b' 00"), DecodeError::DupOnQoS0);
+    assert_eq!(err(V5, "38 06 00 03 'a/b' 00"), DecodeErrorKind::DupOnQoS0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,22 +401,22 @@ fn mqtt_1_5_3_1_ill_formed_utf8() {
         // Topic: C3 28 is a lead byte without its continuation.
         assert_eq!(
             err(version, "30 05 00 02 c3 28 'x'"),
-            DecodeError::InvalidString(bad)
+            DecodeErrorKind::InvalidString(bad)
         );
         // Topic: C0 80 is an overlong encoding of U+0000.
         assert_eq!(
             err(version, "30 05 00 02 c0 80 'x'"),
-            DecodeError::InvalidString(bad)
+            DecodeErrorKind::InvalidString(bad)
         );
     }
     // Client identifier cut in the middle of a character.
     assert_eq!(
         err(V3_1_1, "10 0e 00 04 'MQTT' 04 02 00 3c 00 02 e2 82"),
-        DecodeError::InvalidString(bad)
+        DecodeErrorKind::InvalidString(bad)
     );
     assert_eq!(
         err(V5, "30 06 00 02 c3 28 00 'x'"),
-        DecodeError::InvalidString(bad)
+        DecodeErrorKind::InvalidString(bad)
     );
 }
 
@@ -407,7 +426,7 @@ fn mqtt_1_5_3_1_surrogates() {
     // Client identifier ED A0 80 (U+D800).
     assert_eq!(
         err(V3_1_1, "10 0f 00 04 'MQTT' 04 02 00 3c 00 03 ed a0 80"),
-        DecodeError::InvalidString(StringError::InvalidUtf8)
+        DecodeErrorKind::InvalidString(StringError::InvalidUtf8)
     );
     // User name ED BF BF (U+DFFF).
     assert_eq!(
@@ -415,14 +434,14 @@ fn mqtt_1_5_3_1_surrogates() {
             V5,
             "10 13 00 04 'MQTT' 05 82 00 3c 00 00 01 'c' 00 03 ed bf bf"
         ),
-        DecodeError::InvalidString(StringError::InvalidUtf8)
+        DecodeErrorKind::InvalidString(StringError::InvalidUtf8)
     );
 }
 
 #[test]
 fn mqtt_1_5_3_2_null_character() {
     // [MQTT-1.5.3-2 v3.1.1], [MQTT-1.5.4-2 v5.0]
-    let null = DecodeError::InvalidString(StringError::NullCharacter);
+    let null = DecodeErrorKind::InvalidString(StringError::NullCharacter);
     for version in V3 {
         assert_eq!(err(version, "30 05 00 02 'a' 00 'x'"), null);
         assert_eq!(
@@ -463,11 +482,11 @@ fn mqtt_1_5_7_1_user_property_strings() {
     // [MQTT-1.5.7-1 v5.0]: both strings of a pair obey the string rules.
     assert_eq!(
         err(V5, "40 0c 00 01 00 08 26 00 01 'k' 00 02 'v' 00"),
-        DecodeError::InvalidString(StringError::NullCharacter)
+        DecodeErrorKind::InvalidString(StringError::NullCharacter)
     );
     assert_eq!(
         err(V5, "40 0b 00 01 00 07 26 00 01 ff 00 01 'v'"),
-        DecodeError::InvalidString(StringError::InvalidUtf8)
+        DecodeErrorKind::InvalidString(StringError::InvalidUtf8)
     );
 }
 
@@ -475,7 +494,7 @@ fn mqtt_1_5_7_1_user_property_strings() {
 fn mqtt_3_1_3_utf8_fields_of_connect() {
     // [MQTT-3.1.3-4 v3.1.1 v5.0]: client id; [MQTT-3.1.3-10 v3.1.1] / [MQTT-3.1.3-11 v5.0]: will
     // topic; [MQTT-3.1.3-11 v3.1.1] / [MQTT-3.1.3-12 v5.0]: user name.
-    let bad = DecodeError::InvalidString(StringError::InvalidUtf8);
+    let bad = DecodeErrorKind::InvalidString(StringError::InvalidUtf8);
     assert_eq!(
         err(V3_1_1, "10 0d 00 04 'MQTT' 04 02 00 3c 00 01 ff"),
         bad,
@@ -509,7 +528,7 @@ fn mqtt_3_3_2_19_content_type_is_utf8() {
     // [MQTT-3.3.2-19 v5.0]
     assert_eq!(
         err(V5, "30 09 00 01 't' 05 03 00 02 c3 28"),
-        DecodeError::InvalidString(StringError::InvalidUtf8)
+        DecodeErrorKind::InvalidString(StringError::InvalidUtf8)
     );
 }
 
@@ -519,7 +538,7 @@ fn mqtt_3_3_2_19_content_type_is_utf8() {
 #[test]
 fn mqtt_3_3_2_2_wildcards_in_topic_names() {
     // [MQTT-3.3.2-2 v3.1.1 v5.0], [MQTT-4.7.1-1 v3.1.1], [MQTT-4.7.0-1 v5.0]
-    let wildcard = DecodeError::InvalidTopic(TopicError::WildcardInName);
+    let wildcard = DecodeErrorKind::InvalidTopic(TopicError::WildcardInName);
     for version in V3 {
         assert_eq!(err(version, "30 06 00 03 'a/+' 'x'"), wildcard);
         assert_eq!(err(version, "30 06 00 03 'a/#' 'x'"), wildcard);
@@ -541,18 +560,18 @@ fn mqtt_3_3_2_14_response_topic_has_no_wildcards() {
     // [MQTT-3.3.2-14 v5.0], and [MQTT-3.3.2-13 v5.0]: it is a UTF-8 string.
     assert_eq!(
         err(V5, "30 0a 00 01 't' 06 08 00 03 'a/#'"),
-        DecodeError::InvalidTopic(TopicError::WildcardInName)
+        DecodeErrorKind::InvalidTopic(TopicError::WildcardInName)
     );
     assert_eq!(
         err(V5, "30 08 00 01 't' 04 08 00 01 ff"),
-        DecodeError::InvalidString(StringError::InvalidUtf8)
+        DecodeErrorKind::InvalidString(StringError::InvalidUtf8)
     );
 }
 
 #[test]
 fn mqtt_4_7_1_2_misplaced_multi_level_wildcard() {
     // [MQTT-4.7.1-2 v3.1.1], [MQTT-4.7.1-1 v5.0]
-    let bad = DecodeError::InvalidTopic(TopicError::MisplacedMultiLevelWildcard);
+    let bad = DecodeErrorKind::InvalidTopic(TopicError::MisplacedMultiLevelWildcard);
     for version in V3 {
         assert_eq!(err(version, "82 0a 00 01 00 05 'a/#/b' 00"), bad);
         assert_eq!(err(version, "82 07 00 01 00 02 'a#' 00"), bad);
@@ -565,7 +584,7 @@ fn mqtt_4_7_1_2_misplaced_multi_level_wildcard() {
 #[test]
 fn mqtt_4_7_1_3_misplaced_single_level_wildcard() {
     // [MQTT-4.7.1-3 v3.1.1], [MQTT-4.7.1-2 v5.0]
-    let bad = DecodeError::InvalidTopic(TopicError::MisplacedSingleLevelWildcard);
+    let bad = DecodeErrorKind::InvalidTopic(TopicError::MisplacedSingleLevelWildcard);
     for version in V3 {
         assert_eq!(err(version, "82 07 00 01 00 02 'a+' 00"), bad);
         assert_eq!(err(version, "a2 08 00 01 00 04 'a/+b'"), bad);
@@ -581,7 +600,7 @@ fn mqtt_4_7_1_3_misplaced_single_level_wildcard() {
 #[test]
 fn mqtt_4_7_3_1_topics_are_not_empty() {
     // [MQTT-4.7.3-1 v3.1.1 v5.0]
-    let empty = DecodeError::InvalidTopic(TopicError::Empty);
+    let empty = DecodeErrorKind::InvalidTopic(TopicError::Empty);
     for version in V3 {
         assert_eq!(err(version, "30 03 00 00 'x'"), empty);
         assert_eq!(err(version, "82 05 00 01 00 00 00"), empty);
@@ -605,7 +624,7 @@ fn mqtt_3_3_2_1_empty_topic_without_alias_in_5_0() {
     // Spec 3.3.2.1 (5.0): a zero-length topic is a protocol error without a topic alias.
     assert_eq!(
         err(V5, "30 04 00 00 00 'x'"),
-        DecodeError::EmptyTopicWithoutAlias
+        DecodeErrorKind::EmptyTopicWithoutAlias
     );
     assert!(matches!(
         ok(V5, "30 07 00 00 03 23 00 01 'x'"),
@@ -616,7 +635,7 @@ fn mqtt_3_3_2_1_empty_topic_without_alias_in_5_0() {
 #[test]
 fn mqtt_4_7_3_2_topics_hold_no_null_character() {
     // [MQTT-4.7.3-2 v3.1.1 v5.0]: reported as the string rule it also breaks.
-    let null = DecodeError::InvalidString(StringError::NullCharacter);
+    let null = DecodeErrorKind::InvalidString(StringError::NullCharacter);
     for version in V3 {
         assert_eq!(err(version, "30 06 00 03 'a' 00 'b' 'x'"), null);
         assert_eq!(err(version, "82 08 00 01 00 03 'a' 00 'b' 00"), null);
@@ -644,7 +663,7 @@ fn mqtt_4_7_3_3_topics_up_to_65535_bytes() {
 #[test]
 fn mqtt_4_8_2_1_shared_subscription_share_name() {
     // [MQTT-4.8.2-1 v5.0]: "$share/" then a ShareName of at least one character.
-    let bad = DecodeError::InvalidTopic(TopicError::InvalidShareName);
+    let bad = DecodeErrorKind::InvalidTopic(TopicError::EmptyShareName);
     assert_eq!(err(V5, "82 0e 00 01 00 00 08 '$share//' 00"), bad);
     assert_eq!(err(V5, "82 0f 00 01 00 00 09 '$share//a' 00"), bad);
     assert_eq!(err(V5, "a2 0c 00 01 00 00 07 '$share/'"), bad);
@@ -653,7 +672,7 @@ fn mqtt_4_8_2_1_shared_subscription_share_name() {
 #[test]
 fn mqtt_4_8_2_2_shared_subscription_filter() {
     // [MQTT-4.8.2-2 v5.0]: no '/', '+' or '#' in the ShareName, then '/' and a filter.
-    let bad = DecodeError::InvalidTopic(TopicError::InvalidShareName);
+    let bad = DecodeErrorKind::InvalidTopic(TopicError::InvalidShareName);
     for wire in [
         "82 0e 00 01 00 00 08 '$share/g' 00",
         "82 0f 00 01 00 00 09 '$share/g/' 00",
@@ -676,25 +695,53 @@ fn mqtt_4_8_2_2_shared_subscription_filter() {
 fn mqtt_3_8_3_3_subscribe_without_filters() {
     // [MQTT-3.8.3-3 v3.1.1], [MQTT-3.8.3-2 v5.0]
     for version in V3 {
-        assert_eq!(err(version, "82 02 00 01"), DecodeError::NoTopicFilters);
+        assert_eq!(
+            err(version, "82 02 00 01"),
+            DecodeErrorKind::NoTopicFilters {
+                packet: PacketType::Subscribe
+            }
+        );
     }
-    assert_eq!(err(V5, "82 03 00 01 00"), DecodeError::NoTopicFilters);
-    assert_eq!(err(V5, "82 05 00 01 02 0b 01"), DecodeError::NoTopicFilters);
+    assert_eq!(
+        err(V5, "82 03 00 01 00"),
+        DecodeErrorKind::NoTopicFilters {
+            packet: PacketType::Subscribe
+        }
+    );
+    assert_eq!(
+        err(V5, "82 05 00 01 02 0b 01"),
+        DecodeErrorKind::NoTopicFilters {
+            packet: PacketType::Subscribe
+        }
+    );
 }
 
 #[test]
 fn mqtt_3_10_3_2_unsubscribe_without_filters() {
     // [MQTT-3.10.3-2 v3.1.1 v5.0]
     for version in V3 {
-        assert_eq!(err(version, "a2 02 00 01"), DecodeError::NoTopicFilters);
+        assert_eq!(
+            err(version, "a2 02 00 01"),
+            DecodeErrorKind::NoTopicFilters {
+                packet: PacketType::Unsubscribe
+            }
+        );
     }
-    assert_eq!(err(V5, "a2 03 00 01 00"), DecodeError::NoTopicFilters);
+    assert_eq!(
+        err(V5, "a2 03 00 01 00"),
+        DecodeErrorKind::NoTopicFilters {
+            packet: PacketType::Unsubscribe
+        }
+    );
 }
 
 #[test]
 fn mqtt_3_8_3_1_filter_needs_its_options_byte() {
     // [MQTT-3.8.3-1 v3.1.1]: each filter is a string followed by its options byte.
-    assert_eq!(err(V3_1_1, "82 05 00 01 00 01 't'"), DecodeError::Truncated);
+    assert_eq!(
+        err(V3_1_1, "82 05 00 01 00 01 't'"),
+        DecodeErrorKind::Truncated
+    );
 }
 
 #[test]
@@ -709,7 +756,7 @@ fn mqtt_3_8_3_4_subscription_options_reserved_bits_3_1_1() {
             } else {
                 assert_eq!(
                     result,
-                    Err(DecodeError::InvalidSubscriptionOptions(byte)),
+                    Err(DecodeErrorKind::InvalidSubscriptionOptions(byte)),
                     "{byte:#04x}"
                 );
             }
@@ -730,7 +777,7 @@ fn mqtt_3_8_3_5_subscription_options_reserved_bits_5_0() {
         } else {
             assert_eq!(
                 result,
-                Err(DecodeError::InvalidSubscriptionOptions(byte)),
+                Err(DecodeErrorKind::InvalidSubscriptionOptions(byte)),
                 "{byte:#04x}"
             );
         }
@@ -742,7 +789,7 @@ fn mqtt_3_8_3_4_no_local_on_shared_subscription() {
     // [MQTT-3.8.3-4 v5.0]
     assert_eq!(
         err(V5, "82 10 00 01 00 00 0a '$share/g/a' 04"),
-        DecodeError::NoLocalOnSharedSubscription
+        DecodeErrorKind::NoLocalOnSharedSubscription
     );
     // Without No Local, or on an ordinary filter, it is fine.
     assert!(matches!(
@@ -782,11 +829,11 @@ fn mqtt_3_1_2_1_protocol_name() {
     for version in VERSIONS {
         assert_eq!(
             err(version, "10 0d 00 04 'MQTX' 04 02 00 3c 00 01 'c'"),
-            DecodeError::InvalidProtocolName
+            DecodeErrorKind::InvalidProtocolName
         );
         assert_eq!(
             err(version, "10 0d 00 04 'mqtt' 04 02 00 3c 00 01 'c'"),
-            DecodeError::InvalidProtocolName
+            DecodeErrorKind::InvalidProtocolName
         );
     }
 }
@@ -796,15 +843,15 @@ fn mqtt_3_1_2_2_protocol_level() {
     // [MQTT-3.1.2-2 v3.1.1 v5.0 server]: an unsupported level is refused, as a server must.
     assert_eq!(
         err(V5, "10 0d 00 04 'MQTT' 06 02 00 3c 00 01 'c'"),
-        DecodeError::UnsupportedProtocolLevel(6)
+        DecodeErrorKind::UnsupportedProtocolLevel(6)
     );
     assert_eq!(
         err(V3_1_1, "10 0d 00 04 'MQTT' 03 02 00 3c 00 01 'c'"),
-        DecodeError::UnsupportedProtocolLevel(3)
+        DecodeErrorKind::UnsupportedProtocolLevel(3)
     );
     assert_eq!(
         err(V3_1, "10 0f 00 06 'MQIsdp' 04 02 00 3c 00 01 'c'"),
-        DecodeError::UnsupportedProtocolLevel(4)
+        DecodeErrorKind::UnsupportedProtocolLevel(4)
     );
 }
 
@@ -814,12 +861,12 @@ fn mqtt_3_1_2_3_connect_reserved_flag() {
     let wire = connect_3_1_1(0x03, "");
     assert_eq!(
         decode_one(V3_1_1, &wire),
-        Err(DecodeError::InvalidConnectFlags(0x03))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x03))
     );
     let wire = connect_5(0x01, "");
     assert_eq!(
         decode_one(V5, &wire),
-        Err(DecodeError::InvalidConnectFlags(0x01))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x01))
     );
 }
 
@@ -829,12 +876,12 @@ fn mqtt_3_1_2_11_will_qos_and_retain_zero_without_will() {
     for flags in [0x0a, 0x12, 0x22, 0x3a] {
         assert_eq!(
             decode_one(V3_1_1, &connect_3_1_1(flags, "")),
-            Err(DecodeError::InvalidConnectFlags(flags)),
+            Err(DecodeErrorKind::InvalidConnectFlags(flags)),
             "{flags:#04x}"
         );
         assert_eq!(
             decode_one(V5, &connect_5(flags, "")),
-            Err(DecodeError::InvalidConnectFlags(flags)),
+            Err(DecodeErrorKind::InvalidConnectFlags(flags)),
             "{flags:#04x}"
         );
     }
@@ -845,11 +892,11 @@ fn mqtt_3_1_2_13_will_qos_zero_without_will() {
     // [MQTT-3.1.2-13 v3.1.1], [MQTT-3.1.2-11 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x08, "")),
-        Err(DecodeError::InvalidConnectFlags(0x08))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x08))
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x10, "")),
-        Err(DecodeError::InvalidConnectFlags(0x10))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x10))
     );
 }
 
@@ -859,11 +906,11 @@ fn mqtt_3_1_2_14_will_qos_3() {
     let will = "00 01 't' 00 00";
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x1e, will)),
-        Err(DecodeError::InvalidConnectFlags(0x1e))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x1e))
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x1e, &format!("00 {will}"))),
-        Err(DecodeError::InvalidConnectFlags(0x1e))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x1e))
     );
     // QoS 0, 1 and 2 are accepted.
     for (flags, qos) in [
@@ -883,11 +930,11 @@ fn mqtt_3_1_2_15_will_retain_zero_without_will() {
     // [MQTT-3.1.2-15 v3.1.1], [MQTT-3.1.2-13 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x20, "")),
-        Err(DecodeError::InvalidConnectFlags(0x20))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x20))
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x22, "")),
-        Err(DecodeError::InvalidConnectFlags(0x22))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x22))
     );
 }
 
@@ -896,16 +943,16 @@ fn mqtt_3_1_2_9_will_flag_requires_will_fields() {
     // [MQTT-3.1.2-9 v3.1.1 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x06, "")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x06, "00 01 't'")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
     // 5.0 also needs the will properties.
     assert_eq!(
         decode_one(V5, &connect_5(0x06, "00 01 't' 00 00")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
 }
 
@@ -914,11 +961,11 @@ fn mqtt_3_1_2_18_no_user_name_without_its_flag() {
     // [MQTT-3.1.2-18 v3.1.1], [MQTT-3.1.2-16 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x02, "00 01 'u'")),
-        Err(DecodeError::TrailingBytes(3))
+        Err(DecodeErrorKind::TrailingBytes(3))
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x02, "00 01 'u'")),
-        Err(DecodeError::TrailingBytes(3))
+        Err(DecodeErrorKind::TrailingBytes(3))
     );
 }
 
@@ -927,11 +974,11 @@ fn mqtt_3_1_2_19_user_name_with_its_flag() {
     // [MQTT-3.1.2-19 v3.1.1], [MQTT-3.1.2-17 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x82, "")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x82, "")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
 }
 
@@ -940,11 +987,11 @@ fn mqtt_3_1_2_20_no_password_without_its_flag() {
     // [MQTT-3.1.2-20 v3.1.1], [MQTT-3.1.2-18 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x82, "00 01 'u' 00 01 'p'")),
-        Err(DecodeError::TrailingBytes(3))
+        Err(DecodeErrorKind::TrailingBytes(3))
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x82, "00 01 'u' 00 01 'p'")),
-        Err(DecodeError::TrailingBytes(3))
+        Err(DecodeErrorKind::TrailingBytes(3))
     );
 }
 
@@ -953,11 +1000,11 @@ fn mqtt_3_1_2_21_password_with_its_flag() {
     // [MQTT-3.1.2-21 v3.1.1], [MQTT-3.1.2-19 v5.0]
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0xc2, "00 01 'u'")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
     assert_eq!(
         decode_one(V5, &connect_5(0x42, "")),
-        Err(DecodeError::Truncated)
+        Err(DecodeErrorKind::Truncated)
     );
 }
 
@@ -966,11 +1013,11 @@ fn mqtt_3_1_2_22_password_without_user_name() {
     // [MQTT-3.1.2-22 v3.1.1] (3.1 has the same rule). 5.0 dropped it.
     assert_eq!(
         decode_one(V3_1_1, &connect_3_1_1(0x42, "00 01 'p'")),
-        Err(DecodeError::InvalidConnectFlags(0x42))
+        Err(DecodeErrorKind::InvalidConnectFlags(0x42))
     );
     assert_eq!(
         err(V3_1, "10 12 00 06 'MQIsdp' 03 42 00 3c 00 01 'c' 00 01 'p'"),
-        DecodeError::InvalidConnectFlags(0x42)
+        DecodeErrorKind::InvalidConnectFlags(0x42)
     );
     let Ok(Packet::Connect(c)) = decode_one(V5, &connect_5(0x42, "00 01 'p'")) else {
         panic!("5.0 allows a password alone");
@@ -984,11 +1031,11 @@ fn mqtt_3_1_3_3_client_identifier_is_mandatory() {
     // [MQTT-3.1.3-3 v3.1.1 v5.0]: the payload starts with the client identifier.
     assert_eq!(
         err(V3_1_1, "10 0a 00 04 'MQTT' 04 02 00 3c"),
-        DecodeError::Truncated
+        DecodeErrorKind::Truncated
     );
     assert_eq!(
         err(V5, "10 0b 00 04 'MQTT' 05 02 00 3c 00"),
-        DecodeError::Truncated
+        DecodeErrorKind::Truncated
     );
 }
 
@@ -1001,12 +1048,12 @@ fn mqtt_3_2_2_1_connack_reserved_flags() {
     for flags in 2..=255u8 {
         assert_eq!(
             decode_one(V3_1_1, &[0x20, 0x02, flags, 0x00]),
-            Err(DecodeError::InvalidConnAckFlags(flags)),
+            Err(DecodeErrorKind::InvalidConnAckFlags(flags)),
             "{flags:#04x}"
         );
         assert_eq!(
             decode_one(V5, &[0x20, 0x03, flags, 0x00, 0x00]),
-            Err(DecodeError::InvalidConnAckFlags(flags)),
+            Err(DecodeErrorKind::InvalidConnAckFlags(flags)),
             "{flags:#04x}"
         );
     }
@@ -1039,7 +1086,7 @@ fn only_codes_accepted(
         } else {
             assert_eq!(
                 result,
-                Err(DecodeError::InvalidReasonCode { packet, code }),
+                Err(DecodeErrorKind::InvalidReasonCode { packet, code }),
                 "{packet:?} {code:#04x}"
             );
         }
@@ -1100,7 +1147,7 @@ fn mqtt_3_14_2_1_disconnect_reason_codes() {
 fn mqtt_3_15_2_1_auth_reason_codes() {
     // [MQTT-3.15.2-1 v5.0]
     only_codes_accepted(V5, PacketType::Auth, &[0x00, 0x18, 0x19], |c| {
-        vec![0xf0, 0x02, c, 0x00]
+        [vec![0xf0, 0x0a, c], hex("08 15 00 05 'SCRAM'")].concat()
     });
 }
 
@@ -1157,9 +1204,13 @@ fn reason_codes_do_not_exist_before_5_0() {
             "70 03 00 01 00",
             "b0 03 00 01 00",
         ] {
-            assert_eq!(err(version, wire), DecodeError::TrailingBytes(1), "{wire}");
+            assert_eq!(
+                err(version, wire),
+                DecodeErrorKind::TrailingBytes(1),
+                "{wire}"
+            );
         }
-        assert_eq!(err(version, "e0 01 00"), DecodeError::TrailingBytes(1));
+        assert_eq!(err(version, "e0 01 00"), DecodeErrorKind::TrailingBytes(1));
     }
 }
 
@@ -1244,7 +1295,8 @@ impl Holder {
             Holder::Unsubscribe => (0xa2, hex("00 01"), hex("00 01 'a'")),
             Holder::UnsubAck => (0xb0, hex("00 01"), hex("00")),
             Holder::Disconnect => (0xe0, hex("00"), vec![]),
-            Holder::Auth => (0xf0, hex("18"), vec![]),
+            // Success: an AUTH continuing an exchange must also name its method.
+            Holder::Auth => (0xf0, hex("00"), vec![]),
         };
         framed(first, &[before, block, after].concat())
     }
@@ -1298,7 +1350,13 @@ fn property_not_allowed_in_packet() {
         for id in PROPERTY_IDS {
             let wire = holder.packet(&property_with_value(id));
             let result = decode_one(V5, &wire);
-            if allowed(id).contains(&holder) {
+            if holder == Holder::Connect && id == 0x16 {
+                // Allowed, but not without an Authentication Method (5.0 section 3.1.2.11.10).
+                assert_eq!(
+                    result,
+                    Err(DecodeErrorKind::AuthenticationDataWithoutMethod)
+                );
+            } else if allowed(id).contains(&holder) {
                 assert_eq!(
                     result.map(|p| p.packet_type()),
                     Ok(holder.packet_type()),
@@ -1308,7 +1366,7 @@ fn property_not_allowed_in_packet() {
                 let property = PropertyId::from_u32(u32::from(id)).unwrap();
                 assert_eq!(
                     result,
-                    Err(DecodeError::PropertyNotAllowed {
+                    Err(DecodeErrorKind::PropertyNotAllowed {
                         packet: holder.packet_type(),
                         property
                     }),
@@ -1338,7 +1396,7 @@ fn duplicated_property_is_a_protocol_error() {
                 let property = PropertyId::from_u32(u32::from(id)).unwrap();
                 assert_eq!(
                     result,
-                    Err(DecodeError::DuplicateProperty(property)),
+                    Err(DecodeErrorKind::DuplicateProperty(property)),
                     "{holder:?} {id:#04x}"
                 );
             }
@@ -1353,14 +1411,14 @@ fn unknown_property_identifier() {
         let wire = Holder::Publish.packet(&[id, 0x00]);
         assert_eq!(
             decode_one(V5, &wire),
-            Err(DecodeError::UnknownProperty(u32::from(id))),
+            Err(DecodeErrorKind::UnknownProperty(u32::from(id))),
             "{id:#04x}"
         );
     }
     // A two-byte identifier, 0x80 0x01 = 128.
     assert_eq!(
         decode_one(V5, &Holder::ConnAck.packet(&[0x80, 0x01, 0x00])),
-        Err(DecodeError::UnknownProperty(128))
+        Err(DecodeErrorKind::UnknownProperty(128))
     );
 }
 
@@ -1369,11 +1427,11 @@ fn mqtt_3_3_2_8_topic_alias_zero() {
     // [MQTT-3.3.2-8 v5.0]
     assert_eq!(
         err(V5, "30 08 00 01 't' 03 23 00 00 'x'"),
-        DecodeError::InvalidPropertyValue(PropertyId::TopicAlias)
+        DecodeErrorKind::InvalidPropertyValue(PropertyId::TopicAlias)
     );
     assert_eq!(
         err(V5, "30 07 00 00 03 23 00 00 'x'"),
-        DecodeError::InvalidPropertyValue(PropertyId::TopicAlias)
+        DecodeErrorKind::InvalidPropertyValue(PropertyId::TopicAlias)
     );
 }
 
@@ -1427,7 +1485,7 @@ fn property_values_out_of_range() {
     for (holder, props, property) in cases {
         assert_eq!(
             decode_one(V5, &holder.packet(&hex(props))),
-            Err(DecodeError::InvalidPropertyValue(property)),
+            Err(DecodeErrorKind::InvalidPropertyValue(property)),
             "{holder:?} {props}"
         );
     }
@@ -1436,11 +1494,11 @@ fn property_values_out_of_range() {
 #[test]
 fn property_block_longer_than_the_packet() {
     // Spec 2.2.2.1 (5.0): the property length counts bytes inside the packet.
-    assert_eq!(err(V5, "30 05 00 01 't' 05 01"), DecodeError::Truncated);
+    assert_eq!(err(V5, "30 05 00 01 't' 05 01"), DecodeErrorKind::Truncated);
     // A property value running past the end of its block.
     assert_eq!(
         err(V5, "30 08 00 01 't' 02 02 00 00 00"),
-        DecodeError::Truncated
+        DecodeErrorKind::Truncated
     );
 }
 
@@ -1498,11 +1556,11 @@ fn mqtt_2_2_2_1_property_length_zero_is_encoded() {
         assert_eq!(encode(V5, &packet), Ok(hex(wire)), "{packet:?}");
     }
     // A 5.0 receiver does not accept these packets without it.
-    assert_eq!(err(V5, "20 02 00 00"), DecodeError::Truncated);
-    assert_eq!(err(V5, "32 05 00 01 't' 00 01"), DecodeError::Truncated);
+    assert_eq!(err(V5, "20 02 00 00"), DecodeErrorKind::Truncated);
+    assert_eq!(err(V5, "32 05 00 01 't' 00 01"), DecodeErrorKind::Truncated);
     assert_eq!(
         err(V5, "10 0d 00 04 'MQTT' 05 02 00 00 00 01 'c'"),
-        DecodeError::Truncated
+        DecodeErrorKind::Truncated
     );
 }
 
@@ -1514,46 +1572,61 @@ fn trailing_bytes_after_the_last_field() {
     // Spec 2.2.3 (both): the remaining length is exactly the size of what follows; a packet
     // whose fields end early is malformed.
     for version in VERSIONS {
-        assert_eq!(err(version, "c0 01 00"), DecodeError::TrailingBytes(1));
-        assert_eq!(err(version, "d0 02 00 00"), DecodeError::TrailingBytes(2));
+        assert_eq!(err(version, "c0 01 00"), DecodeErrorKind::TrailingBytes(1));
+        assert_eq!(
+            err(version, "d0 02 00 00"),
+            DecodeErrorKind::TrailingBytes(2)
+        );
     }
     for version in V3 {
         assert_eq!(
             err(version, "20 03 00 00 00"),
-            DecodeError::TrailingBytes(1)
+            DecodeErrorKind::TrailingBytes(1)
         );
         assert_eq!(
             err(version, "10 0e 00 04 'MQTT' 04 02 00 3c 00 00 ff ff"),
-            DecodeError::TrailingBytes(2)
+            DecodeErrorKind::TrailingBytes(2)
         );
     }
-    assert_eq!(err(V5, "20 04 00 00 00 ff"), DecodeError::TrailingBytes(1));
+    assert_eq!(
+        err(V5, "20 04 00 00 00 ff"),
+        DecodeErrorKind::TrailingBytes(1)
+    );
     assert_eq!(
         err(V5, "40 05 00 01 00 00 ff"),
-        DecodeError::TrailingBytes(1)
+        DecodeErrorKind::TrailingBytes(1)
     );
-    assert_eq!(err(V5, "e0 03 00 00 ff"), DecodeError::TrailingBytes(1));
-    assert_eq!(err(V5, "f0 03 18 00 ff"), DecodeError::TrailingBytes(1));
+    assert_eq!(err(V5, "e0 03 00 00 ff"), DecodeErrorKind::TrailingBytes(1));
+    assert_eq!(err(V5, "f0 03 18 00 ff"), DecodeErrorKind::TrailingBytes(1));
 }
 
 #[test]
 fn frame_longer_or_shorter_than_declared() {
     let decoder = Decoder::new(V3_1_1);
     assert_eq!(
-        decoder.decode_frame(&Bytes::from(hex("40 02 00 01 00"))),
-        Err(DecodeError::TrailingBytes(1))
+        decoder
+            .decode_frame(&Bytes::from(hex("40 02 00 01 00")))
+            .map_err(|e| e.kind()),
+        Err(DecodeErrorKind::TrailingBytes(1))
     );
     assert_eq!(
-        decoder.decode_frame(&Bytes::from(hex("40 02 00"))),
-        Err(DecodeError::Truncated)
+        decoder
+            .decode_frame(&Bytes::from(hex("40 02 00")))
+            .map_err(|e| e.kind()),
+        Err(DecodeErrorKind::Truncated)
     );
     assert_eq!(
-        decoder.decode_frame(&Bytes::from(hex("40"))),
-        Err(DecodeError::Truncated)
+        decoder
+            .decode_frame(&Bytes::from(hex("40")))
+            .map_err(|e| e.kind()),
+        Err(DecodeErrorKind::Truncated)
     );
     // A field running past the declared end is truncated, whatever follows in the stream.
     let mut stream = BytesMut::from(&hex("40 01 00 01")[..]);
-    assert_eq!(decoder.decode(&mut stream), Err(DecodeError::Truncated));
+    assert_eq!(
+        decoder.decode(&mut stream).map_err(|e| e.kind()),
+        Err(DecodeErrorKind::Truncated)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1570,8 +1643,8 @@ fn packet_too_large_is_rejected_from_the_fixed_header_alone() {
         assert_eq!(decoder.decode(&mut buf), Ok(None));
         buf.extend_from_slice(&[0x01]);
         assert_eq!(
-            decoder.decode(&mut buf),
-            Err(DecodeError::PacketTooLarge {
+            decoder.decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::PacketTooLarge {
                 size: 131,
                 max: 100
             })
@@ -1580,8 +1653,8 @@ fn packet_too_large_is_rejected_from_the_fixed_header_alone() {
         // The largest remaining length, with no body at all.
         let mut buf = BytesMut::from(&hex("30 ff ff ff 7f")[..]);
         assert_eq!(
-            decoder.decode(&mut buf),
-            Err(DecodeError::PacketTooLarge {
+            decoder.decode(&mut buf).map_err(|e| e.kind()),
+            Err(DecodeErrorKind::PacketTooLarge {
                 size: 268_435_460,
                 max: 100
             })
@@ -1598,11 +1671,16 @@ fn packet_of_exactly_the_maximum_size_is_accepted() {
     assert_eq!(wire.len(), 100);
     for (max, accepted) in [(100, true), (99, false)] {
         let decoder = Decoder::new(V3_1_1).with_max_packet_size(max);
-        let result = decoder.decode(&mut BytesMut::from(&wire[..]));
+        let result = decoder
+            .decode(&mut BytesMut::from(&wire[..]))
+            .map_err(|e| e.kind());
         if accepted {
             assert!(matches!(result, Ok(Some(Packet::Publish(_)))));
         } else {
-            assert_eq!(result, Err(DecodeError::PacketTooLarge { size: 100, max }));
+            assert_eq!(
+                result,
+                Err(DecodeErrorKind::PacketTooLarge { size: 100, max })
+            );
         }
     }
 }
@@ -1612,13 +1690,13 @@ fn size_limit_applies_to_every_packet_type() {
     let decoder = Decoder::new(V5).with_max_packet_size(4);
     for (packet, wire) in minimal_packets(V5) {
         let mut buf = BytesMut::from(&wire[..]);
-        let result = decoder.decode(&mut buf);
+        let result = decoder.decode(&mut buf).map_err(|e| e.kind());
         if wire.len() <= 4 {
             assert!(matches!(result, Ok(Some(_))), "{packet:?}");
         } else {
             assert_eq!(
                 result,
-                Err(DecodeError::PacketTooLarge {
+                Err(DecodeErrorKind::PacketTooLarge {
                     size: wire.len(),
                     max: 4
                 }),

@@ -16,13 +16,13 @@ use proptest::test_runner::{RngSeed, TestCaseError};
 use common::VERSIONS;
 use mqtt_proto::{
     AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckProperties, Connect,
-    ConnectProperties, ConnectReasonCode, DecodeError, Decoder, Disconnect, DisconnectProperties,
-    DisconnectReasonCode, LastWill, MqttString, Packet, PacketId, PayloadFormat, ProtocolVersion,
-    PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish,
-    PublishProperties, QoS, QosPid, RetainHandling, SubAck, SubAckReasonCode, Subscribe,
-    SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
-    UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperty, WillProperties,
-    MAX_PACKET_SIZE, MAX_VAR_INT,
+    ConnectProperties, ConnectReasonCode, DecodeErrorKind, Decoder, Disconnect,
+    DisconnectProperties, DisconnectReasonCode, LastWill, MqttString, Packet, PacketId,
+    PayloadFormat, ProtocolVersion, PubAck, PubAckReasonCode, PubComp, PubRec, PubRel,
+    PubRelReasonCode, Publish, PublishProperties, QoS, QosPid, RetainHandling, SubAck,
+    SubAckReasonCode, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
+    TopicFilter, TopicName, UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties,
+    UserProperty, WillProperties, MAX_PACKET_SIZE, MAX_VAR_INT,
 };
 
 /// Fixed seed and no regression files: every run checks the same cases.
@@ -202,8 +202,9 @@ fn connect_properties() -> impl Strategy<Value = ConnectProperties> {
                 topic_alias_maximum: tam,
                 request_response_information: rri,
                 request_problem_information: rpi,
+                // Authentication Data only with a method (5.0 section 3.1.2.11.10).
+                authentication_data: ad.filter(|_| am.is_some()),
                 authentication_method: am,
-                authentication_data: ad,
                 user_properties: users,
             },
         )
@@ -644,8 +645,17 @@ fn disconnect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
 }
 
 fn auth() -> BoxedStrategy<Packet> {
-    (select(codes(AuthReasonCode::from_u8)), auth_properties())
-        .prop_map(|(reason_code, properties)| {
+    (
+        select(codes(AuthReasonCode::from_u8)),
+        auth_properties(),
+        mqtt_string(),
+    )
+        .prop_map(|(reason_code, mut properties, method)| {
+            // An AUTH continuing or starting an exchange names its method (5.0 section
+            // 3.15.2.2.2).
+            if reason_code != AuthReasonCode::Success {
+                properties.authentication_method.get_or_insert(method);
+            }
             Packet::Auth(Auth {
                 reason_code,
                 properties,
@@ -724,8 +734,8 @@ fn check_round_trip(
     prop_assert_eq!(exact.decode(&mut wire.clone()), Ok(Some(packet.clone())));
     let below = decoder.with_max_packet_size(size - 1);
     prop_assert_eq!(
-        below.decode(&mut wire.clone()),
-        Err(DecodeError::PacketTooLarge {
+        below.decode(&mut wire.clone()).map_err(|e| e.kind()),
+        Err(DecodeErrorKind::PacketTooLarge {
             size,
             max: size - 1
         })

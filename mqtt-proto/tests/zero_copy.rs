@@ -9,7 +9,7 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
 use mqtt_proto::{
-    ConnAck, ConnAckProperties, Connect, DecodeError, Decoder, LastWill, MqttString, Packet,
+    ConnAck, ConnAckProperties, Connect, DecodeErrorKind, Decoder, LastWill, MqttString, Packet,
     ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe, SubscribeProperties,
     Subscription, WillProperties, MAX_PACKET_SIZE,
 };
@@ -406,8 +406,11 @@ fn largest_remaining_length_is_framed_without_its_body() {
     assert_eq!(decoder.frame_len(&header), Ok(Some((5, 268_435_460))));
     // The same header under a smaller limit is refused at once.
     assert_eq!(
-        decoder.with_max_packet_size(1 << 20).frame_len(&header),
-        Err(DecodeError::PacketTooLarge {
+        decoder
+            .with_max_packet_size(1 << 20)
+            .frame_len(&header)
+            .map_err(|e| e.kind()),
+        Err(DecodeErrorKind::PacketTooLarge {
             size: 268_435_460,
             max: 1 << 20
         })
@@ -451,4 +454,76 @@ fn connack_with_all_string_properties_decodes_in_place() {
         "reference",
     );
     assert_within(&whole, p.authentication_data.as_ref().unwrap(), "auth data");
+}
+
+#[test]
+fn encode_split_hands_large_payloads_back_uncopied() {
+    let payload = Bytes::from(vec![0x5a; 64 << 10]);
+    let mut with_properties =
+        Publish::new(topic("a/b"), QosPid::AtLeastOnce(pid(9)), payload.clone());
+    with_properties.properties.message_expiry_interval = Some(60);
+    let plain = Publish::new(topic("a/b"), QosPid::AtMostOnce, payload.clone());
+    for version in VERSIONS {
+        let mut cases = vec![Packet::Publish(plain.clone())];
+        if version.is_v5() {
+            cases.push(Packet::Publish(with_properties.clone()));
+        }
+        for packet in cases {
+            let whole = encode(version, &packet).unwrap();
+            let mut head = BytesMut::from(&b"before"[..]);
+            let (size, rest) = packet.encode_split(version, &mut head).unwrap();
+            let rest = rest.expect("the payload is handed back");
+            // The payload's own bytes, not a copy.
+            assert_eq!(rest.as_ptr(), payload.as_ptr());
+            assert_eq!(size, whole.len());
+            assert_eq!(
+                [&head[6..], &rest[..]].concat(),
+                whole,
+                "{packet:?} in {version}"
+            );
+        }
+    }
+}
+
+#[test]
+fn encode_split_copies_small_payloads_and_other_packets() {
+    let small = Packet::Publish(Publish::new(
+        topic("a/b"),
+        QosPid::AtMostOnce,
+        Bytes::from(vec![1; mqtt_proto::SPLIT_PAYLOAD_MIN - 1]),
+    ));
+    for version in VERSIONS {
+        for packet in [small.clone(), Packet::PingReq] {
+            let whole = encode(version, &packet).unwrap();
+            let mut buf = BytesMut::new();
+            assert_eq!(
+                packet.encode_split(version, &mut buf),
+                Ok((whole.len(), None))
+            );
+            assert_eq!(&buf[..], &whole[..]);
+        }
+    }
+}
+
+#[test]
+fn publish_encodes_every_size_of_remaining_length() {
+    // Payloads around the limits of one-, two-, three- and four-byte remaining lengths.
+    for len in [0, 120, 130, 16_370, 16_390, 2_097_140, 2_097_160] {
+        for version in VERSIONS {
+            let packet = Packet::Publish(Publish::new(
+                topic("a/b"),
+                QosPid::AtMostOnce,
+                Bytes::from(vec![3; len]),
+            ));
+            let wire = encode(version, &packet).unwrap();
+            assert_eq!(packet.encoded_len(version), Ok(wire.len()), "{len}");
+            let decoder = Decoder::new(version).with_max_packet_size(MAX_PACKET_SIZE);
+            let mut buf = BytesMut::from(&wire[..]);
+            assert_eq!(
+                decoder.decode(&mut buf),
+                Ok(Some(packet)),
+                "{len} in {version}"
+            );
+        }
+    }
 }

@@ -4,9 +4,9 @@
 
 use mqtt_proto::{
     AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAckProperties, ConnectReasonCode,
-    DecodeError, DisconnectProperties, DisconnectReasonCode, EncodeError, PacketId, PacketType,
-    PubAckReasonCode, PubRelReasonCode, Publish, QoS, StringError, SubAckReasonCode, TopicFilter,
-    UnsubAckReasonCode,
+    DecodeError, DecodeErrorKind, DisconnectProperties, DisconnectReasonCode, EncodeError,
+    PacketId, PacketType, PubAckReasonCode, PubRelReasonCode, Publish, QoS, StringError,
+    SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
 use crate::auth::AuthFailure;
@@ -275,8 +275,18 @@ impl ProtocolViolation {
     /// The 5.0 DISCONNECT reason code that reports this violation to the server.
     pub fn disconnect_reason(&self) -> DisconnectReasonCode {
         match self {
-            Self::Malformed(DecodeError::PacketTooLarge { .. }) => {
+            Self::Malformed(e) if matches!(e.kind(), DecodeErrorKind::PacketTooLarge { .. }) => {
                 DisconnectReasonCode::PacketTooLarge
+            }
+            // 5.0 sections 3.1.2.11.10 and 3.15.2.2.2 call these protocol errors.
+            Self::Malformed(e)
+                if matches!(
+                    e.kind(),
+                    DecodeErrorKind::MissingAuthenticationMethod
+                        | DecodeErrorKind::AuthenticationDataWithoutMethod
+                ) =>
+            {
+                DisconnectReasonCode::ProtocolError
             }
             Self::Malformed(_) => DisconnectReasonCode::MalformedPacket,
             Self::TopicAliasInvalid(_) => DisconnectReasonCode::TopicAliasInvalid,

@@ -738,10 +738,15 @@ impl Session {
                     self.handle_packet(now, frame.packet, frame.size);
                 }
                 Ok(None) => break,
-                Err(mqtt_proto::DecodeError::InvalidReasonCode {
-                    packet: PacketType::ConnAck,
-                    code: 0x01,
-                }) if self.version().is_v5() && self.state() == ConnectionState::Connecting => {
+                Err(e)
+                    if e.kind()
+                        == (mqtt_proto::DecodeErrorKind::InvalidReasonCode {
+                            packet: PacketType::ConnAck,
+                            code: 0x01,
+                        })
+                        && self.version().is_v5()
+                        && self.state() == ConnectionState::Connecting =>
+                {
                     // A server that knows only 3.1.1 answers a 5.0 CONNECT with its return
                     // code 1, "unacceptable protocol version", which no 5.0 CONNACK carries.
                     // It refused the version; it did not break the protocol.

@@ -265,11 +265,6 @@ fn a_server_auth_with_another_method_is_a_protocol_violation() {
             Some(other.clone()),
             Some(Bytes::from_static(b"12345678")),
         ),
-        auth(
-            AuthReasonCode::ContinueAuthentication,
-            None,
-            Some(Bytes::from_static(b"12345678")),
-        ),
         connack_with(Some(other), None),
         connack_with(None, None),
     ];
@@ -307,6 +302,27 @@ fn a_server_auth_with_another_method_is_a_protocol_violation() {
         Some(ConnectionError::ProtocolViolation(
             ProtocolViolation::AuthMethodMismatch
         ))
+    ));
+}
+
+#[test]
+fn a_server_auth_without_a_method_is_a_protocol_error() {
+    // 5.0 section 3.15.2.2.2: an AUTH continuing the exchange names its method. The codec
+    // refuses it; the session answers with Protocol Error.
+    let mut pair = pair_with(ToyClient::new(KEY));
+    pair.open();
+    // AUTH 0x18 with Authentication Data "1234" and no Authentication Method.
+    pair.deliver_bytes(&[
+        0xf0, 0x09, 0x18, 0x07, 0x16, 0x00, 0x04, b'1', b'2', b'3', b'4',
+    ]);
+    assert_eq!(
+        disconnect_reason(&pair.sent()),
+        Some(DisconnectReasonCode::ProtocolError)
+    );
+    assert!(matches!(
+        ended_with(&pair.events()),
+        Some(ConnectionError::ProtocolViolation(ProtocolViolation::Malformed(e)))
+            if e.kind() == mqtt_proto::DecodeErrorKind::MissingAuthenticationMethod
     ));
 }
 

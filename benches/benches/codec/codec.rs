@@ -9,6 +9,8 @@ use crate::message::Message;
 pub(crate) trait Codec {
     /// Column name in the report.
     const NAME: &'static str;
+    /// Whether the codec has encode rows; a decode-only view of another codec has none.
+    const ENCODES: bool = true;
     /// The codec's packet type, built once before encoding is timed; may borrow the message.
     type Packet<'m>;
     /// The buffer encoding writes into, reused across iterations where the API allows.

@@ -8,6 +8,7 @@
 mod codec;
 mod message;
 mod ours;
+mod ours_ref;
 mod peer_mqtt_proto;
 mod peer_mqtt_protocol;
 mod peer_mqttrs;
@@ -23,6 +24,7 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 use crate::codec::{Codec, Visit};
 use crate::message::Message;
 use crate::ours::Ours;
+use crate::ours_ref::OursRef;
 
 /// Packets in the stream-decoding case.
 const STREAM_PACKETS: usize = 10_000;
@@ -49,6 +51,7 @@ impl Version {
         match self {
             Self::V3_1_1 => {
                 visit.visit::<Ours<false>>();
+                visit.visit::<OursRef<false>>();
                 visit.visit::<peer_rumqttc::V4>();
                 visit.visit::<peer_mqttrs::Mqttrs>();
                 visit.visit::<peer_mqtt_protocol::MqttProtocol>();
@@ -57,6 +60,7 @@ impl Version {
             }
             Self::V5 => {
                 visit.visit::<Ours<true>>();
+                visit.visit::<OursRef<true>>();
                 visit.visit::<peer_rumqttc::V5>();
                 visit.visit::<peer_mqtt_proto::V5>();
                 visit.visit::<peer_protocol_core::V5>();
@@ -101,6 +105,9 @@ struct Encode<'a, 'g> {
 
 impl Visit for Encode<'_, '_> {
     fn visit<C: Codec>(&mut self) {
+        if !C::ENCODES {
+            return;
+        }
         let Some(packet) = C::build(self.message) else {
             return;
         };
@@ -203,16 +210,35 @@ fn cases() -> Vec<(&'static str, Message)> {
         ("publish_qos0_1MiB", message::publish(0, 1 << 20)),
         ("publish_qos1_1KiB", message::publish(1, 1 << 10)),
         ("connect", message::connect()),
+        ("connect_long_username", message::connect_long_username()),
         ("subscribe_10", message::subscribe()),
         ("puback", message::puback()),
     ]
 }
 
-/// One buffer holding [`STREAM_PACKETS`] small QoS 0 PUBLISH packets.
-fn stream(version: Version) -> Bytes {
+/// The stream cases: plain PUBLISH packets in both versions, and in 5.0 also PUBLISH packets
+/// with properties.
+fn streams(version: Version) -> Vec<(String, Bytes)> {
+    let mut streams = vec![(
+        format!("stream_{STREAM_PACKETS}_publish"),
+        stream(&version.reference(&message::publish(0, STREAM_PAYLOAD))),
+    )];
+    if let Version::V5 = version {
+        streams.push((
+            format!("stream_{STREAM_PACKETS}_publish_props"),
+            stream(&ours::publish_with_properties(message::payload(
+                STREAM_PAYLOAD,
+            ))),
+        ));
+    }
+    streams
+}
+
+/// One buffer holding [`STREAM_PACKETS`] copies of `packet`.
+fn stream(packet: &[u8]) -> Bytes {
     let mut stream = BytesMut::new();
     for _ in 0..STREAM_PACKETS {
-        stream.extend_from_slice(&version.reference(&message::publish(0, STREAM_PAYLOAD)));
+        stream.extend_from_slice(packet);
     }
     stream.freeze()
 }
@@ -243,21 +269,109 @@ fn codec_benches(c: &mut Criterion) {
             group.finish();
         }
 
-        let stream = stream(version);
-        let mut group = c.benchmark_group(format!(
-            "decode/stream_{STREAM_PACKETS}_publish/{}",
-            version.label()
-        ));
-        group.throughput(Throughput::Elements(STREAM_PACKETS as u64));
-        version.each_codec(&mut DecodeStream {
-            group: &mut group,
-            stream: &stream,
-        });
-        group.finish();
+        for (case, stream) in streams(version) {
+            let mut group = c.benchmark_group(format!("decode/{case}/{}", version.label()));
+            group.throughput(Throughput::Elements(STREAM_PACKETS as u64));
+            version.each_codec(&mut DecodeStream {
+                group: &mut group,
+                stream: &stream,
+            });
+            group.finish();
+        }
     }
 }
 
+/// Runs one benchmark's timed operation `iterations` times and nothing else, for counting its
+/// instructions under `valgrind --tool=cachegrind` (see `benches/instructions.sh`).
+struct Count<'a> {
+    op: &'a str,
+    version: Version,
+    codec: &'a str,
+    message: Option<&'a Message>,
+    reference: &'a Bytes,
+    iterations: usize,
+    found: bool,
+}
+
+impl Visit for Count<'_> {
+    fn visit<C: Codec>(&mut self) {
+        if C::NAME != self.codec {
+            return;
+        }
+        let n = self.iterations;
+        match (self.op, self.message) {
+            ("encode", Some(_)) if !C::ENCODES => return,
+            ("encode", Some(message)) => {
+                let Some(packet) = C::build(message) else {
+                    return;
+                };
+                let mut buf = C::new_buf(self.reference.len());
+                for _ in 0..n {
+                    black_box(C::encode(black_box(&packet), &mut buf));
+                }
+            }
+            ("decode", Some(_)) => {
+                let mut state = C::new_state();
+                for _ in 0..n {
+                    drop(black_box(C::decode(&mut state, black_box(self.reference))));
+                }
+            }
+            ("decode", None) => {
+                let mut state = C::new_state();
+                let inputs: Vec<_> = (0..n).map(|_| C::stream_input(self.reference)).collect();
+                for input in inputs {
+                    black_box(C::decode_stream(&mut state, input));
+                }
+            }
+            _ => return,
+        }
+        let _ = self.version;
+        self.found = true;
+    }
+}
+
+/// `CODEC_COUNT=op/case/version/codec CODEC_ITERATIONS=n`: see [`Count`].
+fn count(id: &str, iterations: usize) {
+    let parts: Vec<&str> = id.split('/').collect();
+    let [op, case, version, codec] = parts[..] else {
+        panic!("CODEC_COUNT is op/case/version/codec, not {id}");
+    };
+    let version = match version {
+        "v3.1.1" => Version::V3_1_1,
+        "v5.0" => Version::V5,
+        other => panic!("unknown version {other}"),
+    };
+    let cases = cases();
+    let stream = streams(version).into_iter().find(|(name, _)| name == case);
+    let (message, reference) = if let Some((_, stream)) = stream {
+        (None, stream)
+    } else {
+        let (_, message) = cases
+            .iter()
+            .find(|(name, _)| *name == case)
+            .unwrap_or_else(|| panic!("unknown case {case}"));
+        (Some(message), version.reference(message))
+    };
+    let mut visit = Count {
+        op,
+        version,
+        codec,
+        message,
+        reference: &reference,
+        iterations,
+        found: false,
+    };
+    version.each_codec(&mut visit);
+    assert!(visit.found, "no codec {codec} for {id}");
+}
+
 fn main() {
+    if let Ok(id) = std::env::var("CODEC_COUNT") {
+        let iterations = std::env::var("CODEC_ITERATIONS")
+            .map_or(1, |n| n.parse().expect("CODEC_ITERATIONS is a number"));
+        count(&id, iterations);
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     codec_benches(&mut criterion);
     criterion.final_summary();

@@ -84,6 +84,15 @@ pub(crate) fn connect() -> Message {
     })
 }
 
+/// The CONNECT case with the longest user name a string can hold, 65,535 bytes.
+pub(crate) fn connect_long_username() -> Message {
+    let Message::Connect(mut m) = connect() else {
+        unreachable!("connect() is a CONNECT")
+    };
+    m.username = "u".repeat(65_535);
+    Message::Connect(m)
+}
+
 /// SUBSCRIBE with ten filters, wildcards among them, at QoS 0, 1 and 2.
 pub(crate) fn subscribe() -> Message {
     let filters = (0..10)

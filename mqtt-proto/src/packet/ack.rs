@@ -1,24 +1,14 @@
 //! PUBACK, PUBREC, PUBREL and PUBCOMP (spec 3.4-3.7): a packet identifier and, in 5.0, an
 //! optional reason code and properties. One macro defines all four so they cannot drift.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::{expect_end, Packet, PacketType};
-use crate::primitives::{self, fail, finish, PResult};
+use crate::error::EncodeError;
+use crate::packet::PacketType;
 use crate::properties::AckProperties;
 use crate::reason::{PubAckReasonCode, PubRelReasonCode};
 use crate::types::PacketId;
 use crate::ProtocolVersion;
-
-/// Reads a packet identifier, rejecting zero [MQTT-2.3.1-1 v3.1.1].
-pub(crate) fn packet_id(input: &[u8]) -> PResult<'_, PacketId> {
-    let (rest, raw) = primitives::u16(input)?;
-    match PacketId::new(raw) {
-        Some(id) => Ok((rest, id)),
-        None => fail(DecodeError::ZeroPacketId),
-    }
-}
 
 macro_rules! ack_packet {
     ($(#[$meta:meta])* $name:ident, $code:ident, $ty:ident) => {
@@ -94,60 +84,6 @@ macro_rules! ack_packet {
                 }
             }
 
-            /// Parses a body into the whole packet; a two-byte body (the common case in every
-            /// version) is read directly.
-            #[inline]
-            pub(crate) fn parse_packet(
-                frame: &Bytes,
-                body: &[u8],
-                version: ProtocolVersion,
-            ) -> Result<Packet, DecodeError> {
-                if let [hi, lo] = *body {
-                    // [MQTT-2.3.1-1 v3.1.1]
-                    return match PacketId::new(u16::from_be_bytes([hi, lo])) {
-                        Some(id) => Ok(Packet::$ty(Self::new(id))),
-                        None => Err(DecodeError::ZeroPacketId),
-                    };
-                }
-                Ok(Packet::$ty(Self::parse(frame, body, version)?))
-            }
-
-            pub(crate) fn parse(
-                frame: &Bytes,
-                body: &[u8],
-                version: ProtocolVersion,
-            ) -> Result<Self, DecodeError> {
-                let (rest, packet) = finish(Self::parse_body(frame, body, version))?;
-                expect_end(rest)?;
-                Ok(packet)
-            }
-
-            fn parse_body<'a>(
-                frame: &Bytes,
-                input: &'a [u8],
-                version: ProtocolVersion,
-            ) -> PResult<'a, Self> {
-                let (input, packet_id) = packet_id(input)?;
-                let mut packet = Self::new(packet_id);
-                if !version.is_v5() || input.is_empty() {
-                    return Ok((input, packet));
-                }
-                let (input, code) = primitives::u8(input)?;
-                let Some(reason_code) = $code::from_u8(code) else {
-                    return fail(DecodeError::InvalidReasonCode {
-                        packet: PacketType::$ty,
-                        code,
-                    });
-                };
-                packet.reason_code = reason_code;
-                if input.is_empty() {
-                    return Ok((input, packet));
-                }
-                let (input, properties) =
-                    AckProperties::parse_for(PacketType::$ty, frame, input)?;
-                packet.properties = properties;
-                Ok((input, packet))
-            }
         }
     };
 }

@@ -2,9 +2,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::{expect_end, PacketType};
-use crate::primitives::{self, fail, finish, prefixed_len, put_prefixed, PResult};
+use crate::error::EncodeError;
+use crate::primitives::{prefixed_len, put_prefixed};
 use crate::properties::{ConnAckProperties, ConnectProperties, WillProperties};
 use crate::reason::ConnectReasonCode;
 use crate::string::MqttString;
@@ -15,10 +14,8 @@ const USERNAME: u8 = 0b1000_0000;
 const PASSWORD: u8 = 0b0100_0000;
 const WILL_RETAIN: u8 = 0b0010_0000;
 const WILL_QOS_SHIFT: u8 = 3;
-const WILL_QOS_MASK: u8 = 0b0001_1000;
 const WILL: u8 = 0b0000_0100;
 const CLEAN_START: u8 = 0b0000_0010;
-const RESERVED: u8 = 0b0000_0001;
 
 /// CONNECT: the first packet a client sends (spec 3.1).
 ///
@@ -143,6 +140,13 @@ impl Connect {
                 return Err(EncodeError::PasswordWithoutUsername);
             }
         }
+        if v5
+            && self.properties.authentication_data.is_some()
+            && self.properties.authentication_method.is_none()
+        {
+            // 5.0 section 3.1.2.11.10
+            return Err(EncodeError::MissingAuthenticationMethod);
+        }
         let mut len = prefixed_len(self.protocol.protocol_name().len())? + 1 + 1 + 2;
         if v5 {
             len += self.properties.encoded_len()?;
@@ -186,97 +190,6 @@ impl Connect {
         if let Some(password) = &self.password {
             put_prefixed(buf, password);
         }
-    }
-
-    pub(crate) fn parse(frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {
-        let (rest, connect) = finish(Self::parse_body(frame, body))?;
-        expect_end(rest)?;
-        Ok(connect)
-    }
-
-    fn parse_body<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Self> {
-        let (input, name) = primitives::binary_slice(input)?;
-        let (input, level) = primitives::u8(input)?;
-        let protocol = match (name, level) {
-            (b"MQTT", 4) => ProtocolVersion::V3_1_1,
-            (b"MQTT", 5) => ProtocolVersion::V5,
-            (b"MQIsdp", 3) => ProtocolVersion::V3_1,
-            (b"MQTT" | b"MQIsdp", other) => {
-                return fail(DecodeError::UnsupportedProtocolLevel(other))
-            }
-            // [MQTT-3.1.2-1 v3.1.1 v5.0]
-            _ => return fail(DecodeError::InvalidProtocolName),
-        };
-        let v5 = protocol.is_v5();
-        let (input, flags) = primitives::u8(input)?;
-        let will_flag = flags & WILL != 0;
-        let will_qos = (flags & WILL_QOS_MASK) >> WILL_QOS_SHIFT;
-        // The reserved bit is 0 [MQTT-3.1.2-3 v3.1.1 v5.0]; without a Will, Will QoS and Retain
-        // are 0 [MQTT-3.1.2-11 v3.1.1 v5.0] [MQTT-3.1.2-13 v3.1.1 v5.0] [MQTT-3.1.2-15 v3.1.1];
-        // Will QoS is never 3 [MQTT-3.1.2-14 v3.1.1] / [MQTT-3.1.2-12 v5.0]; before 5.0 a
-        // password needs a user name [MQTT-3.1.2-22 v3.1.1].
-        let bad_flags = flags & RESERVED != 0
-            || (!will_flag && (will_qos != 0 || flags & WILL_RETAIN != 0))
-            || will_qos == 3
-            || (!v5 && flags & PASSWORD != 0 && flags & USERNAME == 0);
-        if bad_flags {
-            return fail(DecodeError::InvalidConnectFlags(flags));
-        }
-        let (input, keep_alive) = primitives::u16(input)?;
-        let (input, properties) = if v5 {
-            ConnectProperties::parse(frame, input)?
-        } else {
-            (input, ConnectProperties::default())
-        };
-        // [MQTT-3.1.3-1 v3.1.1 v5.0] [MQTT-3.1.3-3 v3.1.1 v5.0] [MQTT-3.1.3-4 v3.1.1 v5.0]: client
-        // id first, then will, user, password.
-        let (mut input, client_id) = primitives::string(frame, input)?;
-        let mut will = None;
-        if will_flag {
-            // [MQTT-3.1.2-9 v3.1.1 v5.0]
-            let (rest, will_properties) = if v5 {
-                WillProperties::parse(frame, input)?
-            } else {
-                (input, WillProperties::default())
-            };
-            let (rest, topic) = primitives::topic_name(frame, rest)?;
-            let (rest, payload) = primitives::binary(frame, rest)?;
-            will = Some(LastWill {
-                topic,
-                payload,
-                qos: QoS::from_u8(will_qos).unwrap_or_default(),
-                retain: flags & WILL_RETAIN != 0,
-                properties: will_properties,
-            });
-            input = rest;
-        }
-        let mut username = None;
-        if flags & USERNAME != 0 {
-            // [MQTT-3.1.2-19 v3.1.1] / [MQTT-3.1.2-17 v5.0]
-            let (rest, u) = primitives::string(frame, input)?;
-            username = Some(u);
-            input = rest;
-        }
-        let mut password = None;
-        if flags & PASSWORD != 0 {
-            // [MQTT-3.1.2-21 v3.1.1] / [MQTT-3.1.2-19 v5.0]
-            let (rest, p) = primitives::binary(frame, input)?;
-            password = Some(p);
-            input = rest;
-        }
-        Ok((
-            input,
-            Self {
-                protocol,
-                clean_start: flags & CLEAN_START != 0,
-                keep_alive,
-                client_id,
-                will,
-                username,
-                password,
-                properties,
-            },
-        ))
     }
 }
 
@@ -327,52 +240,5 @@ impl ConnAck {
         } else {
             buf.put_u8(self.reason_code.to_v3_return_code().unwrap_or(0));
         }
-    }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let (rest, connack) = finish(Self::parse_body(frame, body, version))?;
-        expect_end(rest)?;
-        Ok(connack)
-    }
-
-    fn parse_body<'a>(
-        frame: &Bytes,
-        input: &'a [u8],
-        version: ProtocolVersion,
-    ) -> PResult<'a, Self> {
-        let (input, flags) = primitives::u8(input)?;
-        // 3.1 calls the whole byte reserved; 3.1.1 and 5.0 use bit 0 [MQTT-3.2.2-1 v5.0].
-        if version != ProtocolVersion::V3_1 && flags & 0xFE != 0 {
-            return fail(DecodeError::InvalidConnAckFlags(flags));
-        }
-        let (input, code) = primitives::u8(input)?;
-        let reason_code = if version.is_v5() {
-            ConnectReasonCode::from_u8(code)
-        } else {
-            ConnectReasonCode::from_v3_return_code(code)
-        };
-        let Some(reason_code) = reason_code else {
-            return fail(DecodeError::InvalidReasonCode {
-                packet: PacketType::ConnAck,
-                code,
-            });
-        };
-        let (input, properties) = if version.is_v5() {
-            ConnAckProperties::parse(frame, input)?
-        } else {
-            (input, ConnAckProperties::default())
-        };
-        Ok((
-            input,
-            Self {
-                session_present: flags & 1 != 0,
-                reason_code,
-                properties,
-            },
-        ))
     }
 }

@@ -1,11 +1,9 @@
 //! DISCONNECT (spec 3.14) and AUTH (5.0 spec 3.15). PINGREQ/PINGRESP have no body and live
 //! in `Packet` itself.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::{expect_end, PacketType};
-use crate::primitives::{self, fail, finish, PResult};
+use crate::error::EncodeError;
 use crate::properties::{AuthProperties, DisconnectProperties};
 use crate::reason::{AuthReasonCode, DisconnectReasonCode};
 use crate::ProtocolVersion;
@@ -78,42 +76,6 @@ impl Disconnect {
             buf.put_u8(self.reason_code.as_u8());
         }
     }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        if !version.is_v5() {
-            expect_end(body)?;
-            return Ok(Self::default());
-        }
-        let (rest, packet) = finish(Self::parse_body(frame, body))?;
-        expect_end(rest)?;
-        Ok(packet)
-    }
-
-    fn parse_body<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Self> {
-        let mut packet = Self::default();
-        if input.is_empty() {
-            return Ok((input, packet));
-        }
-        let (input, code) = primitives::u8(input)?;
-        let Some(reason_code) = DisconnectReasonCode::from_u8(code) else {
-            // [MQTT-3.14.2-1 v5.0]
-            return fail(DecodeError::InvalidReasonCode {
-                packet: PacketType::Disconnect,
-                code,
-            });
-        };
-        packet.reason_code = reason_code;
-        if input.is_empty() {
-            return Ok((input, packet));
-        }
-        let (input, properties) = DisconnectProperties::parse(frame, input)?;
-        packet.properties = properties;
-        Ok((input, packet))
-    }
 }
 
 /// AUTH: one step of an enhanced authentication exchange (5.0 spec 3.15).
@@ -128,6 +90,12 @@ pub struct Auth {
 
 impl Auth {
     pub(crate) fn body_len(&self) -> Result<usize, EncodeError> {
+        if self.reason_code != AuthReasonCode::Success
+            && self.properties.authentication_method.is_none()
+        {
+            // 5.0 section 3.15.2.2.2
+            return Err(EncodeError::MissingAuthenticationMethod);
+        }
         // Spec 3.15.2.1: an AUTH with success and no properties may have no body.
         if self.reason_code == AuthReasonCode::Success && self.properties.is_empty() {
             Ok(0)
@@ -142,36 +110,5 @@ impl Auth {
         }
         buf.put_u8(self.reason_code.as_u8());
         self.properties.write(buf);
-    }
-
-    pub(crate) fn parse(frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {
-        let (rest, packet) = finish(Self::parse_body(frame, body))?;
-        expect_end(rest)?;
-        Ok(packet)
-    }
-
-    fn parse_body<'a>(frame: &Bytes, input: &'a [u8]) -> PResult<'a, Self> {
-        let mut packet = Self {
-            reason_code: AuthReasonCode::Success,
-            properties: AuthProperties::default(),
-        };
-        if input.is_empty() {
-            return Ok((input, packet));
-        }
-        let (input, code) = primitives::u8(input)?;
-        let Some(reason_code) = AuthReasonCode::from_u8(code) else {
-            // [MQTT-3.15.2-1 v5.0]
-            return fail(DecodeError::InvalidReasonCode {
-                packet: PacketType::Auth,
-                code,
-            });
-        };
-        packet.reason_code = reason_code;
-        if input.is_empty() {
-            return Ok((input, packet));
-        }
-        let (input, properties) = AuthProperties::parse(frame, input)?;
-        packet.properties = properties;
-        Ok((input, packet))
     }
 }

@@ -10,17 +10,25 @@ mod subscribe;
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use connect::{ConnAck, Connect, LastWill};
 pub use control::{Auth, Disconnect};
-pub use publish::Publish;
+pub use publish::{Publish, SPLIT_PAYLOAD_MIN};
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
+use crate::error::{DecodeError, DecodeErrorKind as Kind, EncodeError};
 use crate::primitives::{put_var_int, var_int_len, MAX_VAR_INT};
+use crate::properties::{
+    AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
+    PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
+};
+use crate::string::MqttString;
+use crate::topic::{TopicFilter, TopicName};
+use crate::view::{self, owned_string, share, PacketRef};
 use crate::ProtocolVersion;
 
 /// The type of a control packet: the high nibble of its first byte (spec 2.1.2).
@@ -47,7 +55,8 @@ pub enum PacketType {
 
 impl PacketType {
     /// The packet type for a first byte, checked against the version.
-    fn from_first_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    #[inline(always)]
+    pub(crate) fn from_first_byte(byte: u8, version: ProtocolVersion) -> Result<Self, Kind> {
         use PacketType::*;
         Ok(match byte >> 4 {
             1 => Connect,
@@ -65,13 +74,13 @@ impl PacketType {
             13 => PingResp,
             14 => Disconnect,
             15 if version.is_v5() => Auth,
-            other => return Err(DecodeError::InvalidPacketType(other)),
+            other => return Err(Kind::InvalidPacketType(other)),
         })
     }
 
     /// The fixed flags every packet but PUBLISH must carry [MQTT-2.2.2-1 v3.1.1]
     /// [MQTT-2.1.3-1 v5.0].
-    const fn required_flags(self) -> u8 {
+    pub(crate) const fn required_flags(self) -> u8 {
         match self {
             Self::PubRel | Self::Subscribe | Self::Unsubscribe => 0b0010,
             _ => 0,
@@ -246,48 +255,98 @@ impl Packet {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        // Fixed-size packets in their common form are the same bytes in every version.
-        match self {
-            Self::PubAck(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
+        if let Self::Publish(p) = self {
+            if let Some(encoded) = p.encode_plain(version, buf, false) {
+                return encoded.map(|(total, _)| total);
             }
-            Self::PubRec(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PubRel(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PubComp(p) => {
-                if let Some(bytes) = p.short_form() {
-                    return Ok(put_short(buf, &bytes));
-                }
-            }
-            Self::PingReq => return Ok(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
-            Self::PingResp => return Ok(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
-            Self::Disconnect(p) if p.is_short_form() => {
-                return Ok(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]));
-            }
-            _ => {}
+        } else if let Some(total) = self.encode_short(buf) {
+            return Ok(total);
         }
+        self.encode_general(version, buf, false)
+            .map(|(total, _)| total)
+    }
+
+    /// [`Packet::encode`], except that the payload of a PUBLISH of at least
+    /// [`SPLIT_PAYLOAD_MIN`] bytes is not copied: `buf` receives everything before it and the
+    /// payload comes back, a reference to the packet's own, for the writer to send right after
+    /// `buf`'s bytes (a vectored write, or a second write). Returns the size of the whole
+    /// packet, payload included, and the payload if it was left out.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqtt_proto::{Packet, ProtocolVersion, Publish, QosPid, TopicName};
+    /// let payload = Bytes::from(vec![7u8; 1 << 20]);
+    /// let publish = Publish::new(TopicName::new("t").unwrap(), QosPid::AtMostOnce, payload.clone());
+    /// let mut buf = BytesMut::new();
+    /// let (size, rest) = Packet::Publish(publish).encode_split(ProtocolVersion::V5, &mut buf).unwrap();
+    /// assert_eq!((size, buf.len()), (buf.len() + payload.len(), 8));
+    /// assert_eq!(rest, Some(payload)); // the same bytes, not a copy
+    /// ```
+    pub fn encode_split(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        if let Self::Publish(p) = self {
+            if let Some(encoded) = p.encode_plain(version, buf, true) {
+                return encoded;
+            }
+        } else if let Some(total) = self.encode_short(buf) {
+            return Ok((total, None));
+        }
+        self.encode_general(version, buf, true)
+    }
+
+    /// Fixed-size packets in their common form, which are the same bytes in every version, in
+    /// one append; `None` for any other packet.
+    #[inline(always)]
+    fn encode_short(&self, buf: &mut BytesMut) -> Option<usize> {
+        match self {
+            Self::PubAck(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubRec(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubRel(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PubComp(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
+            Self::PingReq => Some(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
+            Self::PingResp => Some(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
+            Self::Disconnect(p) if p.is_short_form() => {
+                Some(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every packet's encoder but the fast ones: sized first, then written field by field.
+    fn encode_general(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
         let body = self.body_len(version)?;
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
-        buf.reserve(total);
+        let payload = match self {
+            Self::Publish(p) if split && p.payload.len() >= SPLIT_PAYLOAD_MIN => {
+                Some(p.payload.clone())
+            }
+            _ => None,
+        };
+        let left_out = payload.as_ref().map_or(0, Bytes::len);
+        buf.reserve(total - left_out);
         let start = buf.len();
         buf.put_u8(self.first_byte());
         put_var_int(buf, body);
         match self {
             Self::Connect(p) => p.write(buf),
             Self::ConnAck(p) => p.write(version, buf),
-            Self::Publish(p) => p.write(version, buf),
+            Self::Publish(p) => {
+                p.write_head(version, buf);
+                if payload.is_none() {
+                    buf.put_slice(&p.payload);
+                }
+            }
             Self::PubAck(p) => p.write(version, buf),
             Self::PubRec(p) => p.write(version, buf),
             Self::PubRel(p) => p.write(version, buf),
@@ -300,63 +359,12 @@ impl Packet {
             Self::Disconnect(p) => p.write(version, buf),
             Self::Auth(p) => p.write(buf),
         }
-        debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
-        Ok(total)
-    }
-
-    /// Parses one whole frame (fixed header included, as cut by [`Decoder`]).
-    ///
-    /// `header_len` is the size of the fixed header at the start of `frame`.
-    #[inline]
-    fn parse(
-        frame: Bytes,
-        header_len: usize,
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let first = *frame.first().ok_or(DecodeError::Truncated)?;
-        let ty = PacketType::from_first_byte(first, version)?;
-        let flags = first & 0x0F;
-        if ty == PacketType::Publish {
-            return Publish::parse_packet(frame, header_len, flags, version);
-        }
-        if flags != ty.required_flags() {
-            // [MQTT-2.2.2-1 v3.1.1] [MQTT-2.2.2-2 v3.1.1] [MQTT-2.1.3-1 v5.0]
-            // [MQTT-3.6.1-1 v3.1.1 v5.0] [MQTT-3.8.1-1 v3.1.1 v5.0] [MQTT-3.10.1-1 v3.1.1 v5.0]
-            // [MQTT-3.14.1-1 v3.1.1 v5.0] [MQTT-3.15.1-1 v5.0]
-            return Err(DecodeError::InvalidFlags { packet: ty, flags });
-        }
-        Self::parse_other(&frame, header_len, ty, flags, version)
-    }
-
-    /// Parses a packet whose type and flags were checked; PUBLISH takes [`Packet::parse`]'s
-    /// path that hands it the frame.
-    fn parse_other(
-        frame: &Bytes,
-        header_len: usize,
-        ty: PacketType,
-        flags: u8,
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let body = frame.get(header_len..).ok_or(DecodeError::Truncated)?;
-        Ok(match ty {
-            PacketType::Connect => Connect::parse(frame, body)?.into(),
-            PacketType::ConnAck => ConnAck::parse(frame, body, version)?.into(),
-            PacketType::Publish => {
-                return Publish::parse_packet(frame.clone(), header_len, flags, version)
-            }
-            PacketType::PubAck => return PubAck::parse_packet(frame, body, version),
-            PacketType::PubRec => return PubRec::parse_packet(frame, body, version),
-            PacketType::PubRel => return PubRel::parse_packet(frame, body, version),
-            PacketType::PubComp => return PubComp::parse_packet(frame, body, version),
-            PacketType::Subscribe => Self::Subscribe(Subscribe::parse(frame, body, version)?),
-            PacketType::SubAck => Self::SubAck(SubAck::parse(frame, body, version)?),
-            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::parse(frame, body, version)?),
-            PacketType::UnsubAck => Self::UnsubAck(UnsubAck::parse(frame, body, version)?),
-            PacketType::PingReq => empty(body, Self::PingReq)?,
-            PacketType::PingResp => empty(body, Self::PingResp)?,
-            PacketType::Disconnect => Self::Disconnect(Disconnect::parse(frame, body, version)?),
-            PacketType::Auth => Self::Auth(Auth::parse(frame, body)?),
-        })
+        debug_assert_eq!(
+            buf.len() - start + left_out,
+            total,
+            "encoded_len disagrees with write"
+        );
+        Ok((total, payload))
     }
 }
 
@@ -367,21 +375,294 @@ fn put_short(buf: &mut BytesMut, bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// A packet without a body: anything after the fixed header is an error.
-fn empty(body: &[u8], packet: Packet) -> Result<Packet, DecodeError> {
-    if body.is_empty() {
-        Ok(packet)
+/// Decodes one whole frame whose fixed header (`header_len` bytes, type `ty`, low nibble
+/// `flags`) was read, into the owned packet.
+#[inline(always)]
+fn owned_from_frame(
+    frame: Bytes,
+    ty: PacketType,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    if ty == PacketType::Publish {
+        owned_publish(frame, flags, header_len, version)
     } else {
-        Err(DecodeError::TrailingBytes(body.len()))
+        owned_other(&frame, ty, flags, header_len, version)
     }
 }
 
-/// Fails if a parser left bytes behind.
-pub(crate) fn expect_end(rest: &[u8]) -> Result<(), DecodeError> {
-    if rest.is_empty() {
-        Ok(())
+/// PUBLISH, the packet decoded most, built from its checked parts: its topic becomes a
+/// `ByteString`, whose UTF-8 check is the only one the topic gets, and its payload is the
+/// frame itself advanced past the headers, which costs no reference count.
+#[inline]
+fn owned_publish(
+    frame: Bytes,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
+    let p = view::publish_parts(body, flags, version)?;
+    let topic = if p.topic.is_empty() {
+        TopicName::empty_for_alias()
     } else {
-        Err(DecodeError::TrailingBytes(rest.len()))
+        TopicName::from_checked(MqttString::from_scanned(share(&frame, p.topic))?)
+    };
+    let properties = if p.properties.is_empty() {
+        PublishProperties::default()
+    } else {
+        PublishProperties::from_ref(&frame, p.properties)
+    };
+    let (dup, qos_pid, retain) = (p.dup, p.qos_pid, p.retain);
+    let payload_start = frame.len() - p.payload.len();
+    let mut payload = frame;
+    payload.advance(payload_start);
+    Ok(Packet::Publish(Publish {
+        dup,
+        qos_pid,
+        retain,
+        topic,
+        properties,
+        payload,
+    }))
+}
+
+/// Every packet but PUBLISH, from the view's parsers. The acknowledgements, the next most
+/// frequent, go to their parser directly rather than through [`PacketRef`]; the rest are
+/// built from the view.
+#[inline]
+fn owned_other(
+    frame: &Bytes,
+    ty: PacketType,
+    flags: u8,
+    header_len: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
+    view::check_flags(ty, flags)?;
+    let r = view::Reader::new(body);
+    Ok(match ty {
+        PacketType::PubAck => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubAck(PubAck {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubRec => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubRec(PubRec {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubRel => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubRel(PubRel {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::PubComp => {
+            let a = view::ack(r, version, ty)?;
+            Packet::PubComp(PubComp {
+                packet_id: a.packet_id,
+                reason_code: a.reason_code,
+                properties: AckProperties::from_ref(frame, a.properties),
+            })
+        }
+        PacketType::Connect => owned_connect(frame, r)?,
+        PacketType::Subscribe => owned_subscribe(frame, r, version)?,
+        PacketType::Unsubscribe => owned_unsubscribe(frame, r, version)?,
+        _ => owned_from_ref(frame, &view::parse_checked(ty, body, version)?),
+    })
+}
+
+/// CONNECT through the view's rules, each string made owned as it is checked.
+#[inline(never)]
+fn owned_connect(frame: &Bytes, r: view::Reader<'_>) -> Result<Packet, Kind> {
+    let c = view::connect_with(r, |bytes| scanned_string(frame, bytes))?;
+    Ok(Packet::from(Connect {
+        protocol: c.protocol,
+        clean_start: c.clean_start,
+        keep_alive: c.keep_alive,
+        client_id: c.client_id,
+        will: c.will.map(|w| LastWill {
+            topic: TopicName::from_checked(w.topic),
+            payload: share(frame, w.payload),
+            qos: w.qos,
+            retain: w.retain,
+            properties: WillProperties::from_ref(frame, w.properties),
+        }),
+        username: c.username,
+        password: c.password.map(|p| share(frame, p)),
+        properties: ConnectProperties::from_ref(frame, c.properties),
+    }))
+}
+
+/// SUBSCRIBE through the view's rules, each filter made owned as it is checked.
+#[inline(never)]
+fn owned_subscribe(
+    frame: &Bytes,
+    r: view::Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let mut filters = Vec::with_capacity(8);
+    let (packet_id, properties, _, _) = view::subscribe_with(
+        r,
+        version,
+        |bytes| scanned_string(frame, bytes),
+        |filter, options| {
+            filters.push(Subscription {
+                filter: TopicFilter::from_checked(filter),
+                options,
+            })
+        },
+    )?;
+    Ok(Packet::Subscribe(Subscribe {
+        packet_id,
+        properties: SubscribeProperties::from_ref(frame, properties),
+        filters,
+    }))
+}
+
+/// UNSUBSCRIBE through the view's rules, each filter made owned as it is checked.
+#[inline(never)]
+fn owned_unsubscribe(
+    frame: &Bytes,
+    r: view::Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<Packet, Kind> {
+    let mut filters = Vec::with_capacity(8);
+    let (packet_id, properties, _, _) = view::unsubscribe_with(
+        r,
+        version,
+        |bytes| scanned_string(frame, bytes),
+        |filter| filters.push(TopicFilter::from_checked(filter)),
+    )?;
+    Ok(Packet::Unsubscribe(Unsubscribe {
+        packet_id,
+        properties: UnsubscribeProperties::from_ref(frame, properties),
+        filters,
+    }))
+}
+
+/// The owned string of bytes that passed the string scan, sharing `frame`; its UTF-8 is
+/// checked here, once, by `ByteString`.
+#[inline]
+fn scanned_string(frame: &Bytes, bytes: &[u8]) -> Result<MqttString, Kind> {
+    Ok(MqttString::from_scanned(share(frame, bytes))?)
+}
+
+/// The owned packet of a view whose slices lie in `frame`.
+pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
+    let f = frame;
+    match *packet {
+        PacketRef::Connect(c) => {
+            let will = c.will.map(|w| LastWill {
+                topic: TopicName::from_checked(owned_string(f, w.topic)),
+                payload: share(f, w.payload),
+                qos: w.qos,
+                retain: w.retain,
+                properties: WillProperties::from_ref(f, w.properties),
+            });
+            Packet::from(Connect {
+                protocol: c.protocol,
+                clean_start: c.clean_start,
+                keep_alive: c.keep_alive,
+                client_id: owned_string(f, c.client_id),
+                will,
+                username: c.username.map(|u| owned_string(f, u)),
+                password: c.password.map(|p| share(f, p)),
+                properties: ConnectProperties::from_ref(f, c.properties),
+            })
+        }
+        PacketRef::ConnAck(c) => Packet::from(ConnAck {
+            session_present: c.session_present,
+            reason_code: c.reason_code,
+            properties: ConnAckProperties::from_ref(f, c.properties),
+        }),
+        PacketRef::Publish(p) => Packet::Publish(Publish {
+            dup: p.dup,
+            qos_pid: p.qos_pid,
+            retain: p.retain,
+            topic: if p.topic.is_empty() {
+                TopicName::empty_for_alias()
+            } else {
+                TopicName::from_checked(owned_string(f, p.topic))
+            },
+            properties: PublishProperties::from_ref(f, p.properties),
+            payload: share(f, p.payload),
+        }),
+        PacketRef::PubAck(a) => Packet::PubAck(PubAck {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubRec(a) => Packet::PubRec(PubRec {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubRel(a) => Packet::PubRel(PubRel {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::PubComp(a) => Packet::PubComp(PubComp {
+            packet_id: a.packet_id,
+            reason_code: a.reason_code,
+            properties: AckProperties::from_ref(f, a.properties),
+        }),
+        PacketRef::Subscribe(s) => {
+            let mut filters = Vec::with_capacity(s.filters.len());
+            for (filter, options) in s.filters {
+                filters.push(Subscription {
+                    filter: TopicFilter::from_checked(owned_string(f, filter)),
+                    options,
+                });
+            }
+            Packet::Subscribe(Subscribe {
+                packet_id: s.packet_id,
+                properties: SubscribeProperties::from_ref(f, s.properties),
+                filters,
+            })
+        }
+        PacketRef::SubAck(s) => Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: AckProperties::from_ref(f, s.properties),
+            reason_codes: s.reason_codes.iter().collect(),
+        }),
+        PacketRef::Unsubscribe(u) => {
+            let mut filters = Vec::with_capacity(u.filters.len());
+            for filter in u.filters {
+                filters.push(TopicFilter::from_checked(owned_string(f, filter)));
+            }
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: u.packet_id,
+                properties: UnsubscribeProperties::from_ref(f, u.properties),
+                filters,
+            })
+        }
+        PacketRef::UnsubAck(u) => Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: AckProperties::from_ref(f, u.properties),
+            reason_codes: u.reason_codes.iter().collect(),
+        }),
+        PacketRef::PingReq => Packet::PingReq,
+        PacketRef::PingResp => Packet::PingResp,
+        PacketRef::Disconnect(d) => Packet::Disconnect(Disconnect {
+            reason_code: d.reason_code,
+            properties: DisconnectProperties::from_ref(f, d.properties),
+        }),
+        PacketRef::Auth(a) => Packet::Auth(Auth {
+            reason_code: a.reason_code,
+            properties: AuthProperties::from_ref(f, a.properties),
+        }),
     }
 }
 
@@ -440,34 +721,50 @@ impl Decoder {
     /// Reads the fixed header at the start of `buf`: `Ok(None)` if it is incomplete, else the
     /// header size and the whole packet size, checked against the maximum.
     pub fn frame_len(&self, buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
-        let Some(&first) = buf.first() else {
-            return Ok(None);
-        };
-        PacketType::from_first_byte(first, self.version)?;
-        let Some((remaining, len_bytes)) =
-            crate::primitives::read_var_int(buf.get(1..).unwrap_or_default())?
-        else {
-            return Ok(None);
-        };
-        let header_len = 1 + len_bytes;
-        let size = header_len + remaining as usize;
-        if size > self.max_packet_size {
-            return Err(DecodeError::PacketTooLarge {
-                size,
-                max: self.max_packet_size,
-            });
+        match self.header(buf) {
+            Ok(h) => Ok(h.map(|(_, _, header_len, size)| (header_len, size))),
+            Err(kind) => Err(self.error(kind)),
         }
-        Ok(Some((header_len, size)))
+    }
+
+    /// The fixed header, its size checked against the maximum.
+    #[inline(always)]
+    fn header(&self, buf: &[u8]) -> Result<Option<(PacketType, u8, usize, usize)>, Kind> {
+        let header = view::fixed_header(buf, self.version)?;
+        if let Some((_, _, _, size)) = header {
+            if size > self.max_packet_size {
+                return Err(Kind::PacketTooLarge {
+                    size,
+                    max: self.max_packet_size,
+                });
+            }
+        }
+        Ok(header)
+    }
+
+    /// The error of `kind` on this decoder's connection.
+    #[cold]
+    fn error(&self, kind: Kind) -> DecodeError {
+        DecodeError::new(kind, self.version)
     }
 
     /// Decodes the packet at the start of `buf`.
     ///
     /// `Ok(None)` means more bytes are needed; nothing is consumed then, and once the packet's
-    /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet is removed from `buf`
-    /// only when it decodes. After an error the stream cannot be resynchronised: close it.
+    /// size is known and allowed `buf` is grown towards it (at most 1 MiB at a time). A packet
+    /// is removed from `buf` only when it decodes. After an error the stream cannot be
+    /// resynchronised: close it.
     #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let Some((header_len, size)) = self.frame_len(buf)? else {
+        match self.decode_kind(buf) {
+            Ok(p) => Ok(p),
+            Err(kind) => Err(self.error(kind)),
+        }
+    }
+
+    #[inline(always)]
+    fn decode_kind(&self, buf: &mut BytesMut) -> Result<Option<Packet>, Kind> {
+        let Some((ty, flags, header_len, size)) = self.header(buf)? else {
             return Ok(None);
         };
         if buf.len() < size {
@@ -477,23 +774,80 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.split_to(size).freeze();
-        match Packet::parse(frame, header_len, self.version) {
-            Ok(packet) => Ok(Some(packet)),
-            Err(e) => Err(e),
-        }
+        owned_from_frame(frame, ty, flags, header_len, self.version).map(Some)
     }
 
     /// Decodes one whole frame, fixed header included, that was cut out by other means.
     pub fn decode_frame(&self, frame: &Bytes) -> Result<Packet, DecodeError> {
-        match self.frame_len(frame)? {
-            Some((header_len, size)) if size == frame.len() => {
-                Packet::parse(frame.clone(), header_len, self.version)
+        let decoded = match self.header(frame) {
+            Ok(Some((ty, flags, header_len, size))) if size == frame.len() => {
+                if ty == PacketType::Publish {
+                    owned_publish(frame.clone(), flags, header_len, self.version)
+                } else {
+                    owned_other(frame, ty, flags, header_len, self.version)
+                }
             }
-            Some((_, size)) if size < frame.len() => {
-                Err(DecodeError::TrailingBytes(frame.len() - size))
+            Ok(Some((_, _, _, size))) if size < frame.len() => {
+                Err(Kind::TrailingBytes(frame.len() - size))
             }
-            _ => Err(DecodeError::Truncated),
+            Ok(_) => Err(Kind::Truncated),
+            Err(kind) => Err(kind),
+        };
+        decoded.map_err(|kind| self.error(kind))
+    }
+
+    /// Decodes the packet at the start of `buf` into a view that borrows from `buf`: no
+    /// allocation, no reference count, the same checks as [`Decoder::decode`].
+    ///
+    /// `Ok(None)` means more bytes are needed. Otherwise the packet and the number of bytes it
+    /// took, which the caller skips to read the next one.
+    ///
+    /// ```
+    /// use mqtt_proto::{Decoder, PacketRef, ProtocolVersion};
+    /// let decoder = Decoder::new(ProtocolVersion::V3_1_1);
+    /// let stream = [0x30, 0x06, 0x00, 0x01, b't', b'h', b'i', b'!', 0xD0];
+    /// let Ok(Some((PacketRef::Publish(p), used))) = decoder.decode_ref(&stream) else {
+    ///     panic!("a PUBLISH")
+    /// };
+    /// assert_eq!((p.topic, p.payload, used), ("t", &b"hi!"[..], 8));
+    /// assert_eq!(decoder.decode_ref(&stream[used..]), Ok(None)); // half a PINGRESP
+    /// ```
+    #[inline]
+    pub fn decode_ref<'a>(
+        &self,
+        buf: &'a [u8],
+    ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
+        match self.decode_ref_kind(buf) {
+            Ok(p) => Ok(p),
+            Err(kind) => Err(self.error(kind)),
         }
+    }
+
+    #[inline(always)]
+    fn decode_ref_kind<'a>(&self, buf: &'a [u8]) -> Result<Option<(PacketRef<'a>, usize)>, Kind> {
+        let Some((ty, flags, header_len, size)) = self.header(buf)? else {
+            return Ok(None);
+        };
+        let Some(body) = buf.get(header_len..size) else {
+            return Ok(None);
+        };
+        Ok(Some((view::parse(ty, flags, body, self.version)?, size)))
+    }
+
+    /// Decodes one whole frame, fixed header included, into a view that borrows from it.
+    pub fn decode_frame_ref<'a>(&self, frame: &'a [u8]) -> Result<PacketRef<'a>, DecodeError> {
+        let decoded = match self.header(frame) {
+            Ok(Some((ty, flags, header_len, size))) if size == frame.len() => {
+                let body = frame.get(header_len..).unwrap_or_default();
+                view::parse(ty, flags, body, self.version)
+            }
+            Ok(Some((_, _, _, size))) if size < frame.len() => {
+                Err(Kind::TrailingBytes(frame.len() - size))
+            }
+            Ok(_) => Err(Kind::Truncated),
+            Err(kind) => Err(kind),
+        };
+        decoded.map_err(|kind| self.error(kind))
     }
 }
 

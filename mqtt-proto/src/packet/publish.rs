@@ -1,10 +1,9 @@
 //! PUBLISH (spec 3.3).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::Packet;
-use crate::primitives::{self, finish, prefixed_len, put_prefixed};
+use crate::error::EncodeError;
+use crate::primitives::{prefixed_len, put_prefixed, MAX_VAR_INT};
 use crate::properties::PublishProperties;
 use crate::topic::TopicName;
 use crate::types::{PacketId, QosPid};
@@ -12,6 +11,10 @@ use crate::{ProtocolVersion, QoS};
 
 const DUP: u8 = 0b1000;
 const RETAIN: u8 = 0b0001;
+
+/// The smallest payload that [`Packet::encode_split`](crate::Packet::encode_split) hands back
+/// instead of copying: below it, a copy costs less than a second buffer for the writer.
+pub const SPLIT_PAYLOAD_MIN: usize = 4096;
 
 /// PUBLISH: an application message (spec 3.3).
 ///
@@ -92,7 +95,96 @@ impl Publish {
         Ok(len)
     }
 
-    pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+    /// Encodes a PUBLISH without properties, the common case, in four appends: the fixed header
+    /// with the topic's length, the topic, the packet identifier with the empty 5.0 property
+    /// length, and the payload unless `split` hands it back (see [`Packet::encode_split`]).
+    /// `None` for a PUBLISH with properties, which takes the general path.
+    ///
+    /// Checks what [`Publish::body_len`] checks, in the same order.
+    ///
+    /// [`Packet::encode_split`]: crate::Packet::encode_split
+    #[inline]
+    pub(crate) fn encode_plain(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Option<Result<(usize, Option<Bytes>), EncodeError>> {
+        if !self.properties.is_empty() {
+            return None;
+        }
+        Some(self.encode_without_properties(version, buf, split))
+    }
+
+    #[inline]
+    fn encode_without_properties(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        if self.dup && self.qos_pid == QosPid::AtMostOnce {
+            return Err(EncodeError::DupOnQoS0);
+        }
+        let topic = self.topic.as_bytes();
+        let topic_len = prefixed_len(topic.len())?;
+        if topic.is_empty() {
+            // No properties, so no topic alias either.
+            return Err(EncodeError::EmptyTopicWithoutAlias);
+        }
+        // Packet identifier and, in 5.0, a property length of 0.
+        let mut tail = [0u8; 3];
+        let mut tail_len = 0;
+        if let Some(id) = self.packet_id() {
+            tail = [(id.get() >> 8) as u8, id.get() as u8, 0];
+            tail_len = 2;
+        }
+        if version.is_v5() {
+            tail_len += 1;
+        }
+        let body = topic_len + tail_len + self.payload.len();
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        // First byte, remaining length (at most four bytes) and the topic's length, as one
+        // append; the branches on the length's size are cheaper than a loop.
+        let first = 0x30 | self.flags();
+        let [hi, lo] = (topic.len() as u16).to_be_bytes();
+        let b = |shift: u32| (body >> shift) as u8 & 0x7F;
+        let head: [u8; 7];
+        let head_len = if body < 1 << 7 {
+            head = [first, body as u8, hi, lo, 0, 0, 0];
+            4
+        } else if body < 1 << 14 {
+            head = [first, b(0) | 0x80, b(7), hi, lo, 0, 0];
+            5
+        } else if body < 1 << 21 {
+            head = [first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo, 0];
+            6
+        } else {
+            head = [first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21), hi, lo];
+            7
+        };
+        let prefix = head.get(..head_len).unwrap_or_default();
+        // The fixed header is the prefix less the topic's two length bytes.
+        let total = head_len - 2 + body;
+        let payload = if split && self.payload.len() >= SPLIT_PAYLOAD_MIN {
+            Some(self.payload.clone())
+        } else {
+            None
+        };
+        buf.reserve(total - payload.as_ref().map_or(0, Bytes::len));
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(topic);
+        buf.extend_from_slice(tail.get(..tail_len).unwrap_or_default());
+        if payload.is_none() {
+            buf.extend_from_slice(&self.payload);
+        }
+        Ok((total, payload))
+    }
+
+    /// Writes everything after the fixed header but the payload.
+    pub(crate) fn write_head(&self, version: ProtocolVersion, buf: &mut BytesMut) {
         put_prefixed(buf, self.topic.as_bytes());
         if let Some(id) = self.packet_id() {
             buf.put_u16(id.get());
@@ -100,68 +192,5 @@ impl Publish {
         if version.is_v5() {
             self.properties.write(buf);
         }
-        buf.put_slice(&self.payload);
-    }
-
-    /// Parses the body of a PUBLISH frame (`body_start` is the size of its fixed header) into a
-    /// whole packet. Takes the frame so the payload can be its tail without another reference.
-    #[inline]
-    pub(crate) fn parse_packet(
-        frame: Bytes,
-        body_start: usize,
-        flags: u8,
-        version: ProtocolVersion,
-    ) -> Result<Packet, DecodeError> {
-        // [MQTT-3.3.1-4 v3.1.1 v5.0]
-        let Some(qos) = QoS::from_u8((flags >> 1) & 0b11) else {
-            return Err(DecodeError::InvalidQoS);
-        };
-        let dup = flags & DUP != 0;
-        if dup && qos == QoS::AtMostOnce {
-            // [MQTT-3.3.1-2 v3.1.1 v5.0]
-            return Err(DecodeError::DupOnQoS0);
-        }
-        let input = frame.get(body_start..).ok_or(DecodeError::Truncated)?;
-        // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
-        let (input, topic) = finish(primitives::topic_name_or_empty(&frame, input))?;
-        let (input, qos_pid) = match qos {
-            // [MQTT-2.3.1-5 v3.1.1] / [MQTT-2.2.1-2 v5.0]: no packet identifier at QoS 0.
-            QoS::AtMostOnce => (input, QosPid::AtMostOnce),
-            _ => {
-                let (input, raw) = finish(primitives::u16(input))?;
-                // [MQTT-2.3.1-1 v3.1.1]
-                let Some(id) = PacketId::new(raw) else {
-                    return Err(DecodeError::ZeroPacketId);
-                };
-                (input, QosPid::from_qos(qos, id))
-            }
-        };
-        let (input, properties) = if !version.is_v5() {
-            (input, PublishProperties::default())
-        } else if let Some((&0, rest)) = input.split_first() {
-            // The common case: an empty property block.
-            (rest, PublishProperties::default())
-        } else {
-            finish(PublishProperties::parse(&frame, input))?
-        };
-        if topic.is_empty() && properties.topic_alias.is_none() {
-            return Err(if version.is_v5() {
-                DecodeError::EmptyTopicWithoutAlias
-            } else {
-                DecodeError::InvalidTopic(crate::TopicError::Empty)
-            });
-        }
-        // The payload is the rest of the frame: the frame itself, advanced past the headers.
-        let payload_start = frame.len() - input.len();
-        let mut payload = frame;
-        payload.advance(payload_start);
-        Ok(Packet::Publish(Self {
-            dup,
-            qos_pid,
-            retain: flags & RETAIN != 0,
-            topic,
-            properties,
-            payload,
-        }))
     }
 }

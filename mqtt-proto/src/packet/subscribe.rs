@@ -2,12 +2,10 @@
 
 use alloc::vec::Vec;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::packet::ack::packet_id;
-use crate::packet::{expect_end, PacketType};
-use crate::primitives::{self, fail, finish, prefixed_len, put_prefixed, PResult};
+use crate::error::EncodeError;
+use crate::primitives::{prefixed_len, put_prefixed};
 use crate::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use crate::reason::{SubAckReasonCode, UnsubAckReasonCode};
 use crate::topic::TopicFilter;
@@ -61,35 +59,6 @@ impl SubscriptionOptions {
             | u8::from(self.no_local) << 2
             | u8::from(self.retain_as_published) << 3
             | (self.retain_handling as u8) << 4)
-    }
-
-    fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        let bad = DecodeError::InvalidSubscriptionOptions(byte);
-        let qos = QoS::from_u8(byte & 0b11).ok_or(bad)?;
-        if !version.is_v5() {
-            // [MQTT-3.8.3-4 v3.1.1]: reserved bits 7..2 are zero.
-            return if byte & 0b1111_1100 == 0 {
-                Ok(Self::qos(qos))
-            } else {
-                Err(bad)
-            };
-        }
-        // [MQTT-3.8.3-5 v5.0]: reserved bits 7..6 are zero; retain handling 3 is a protocol error.
-        let retain_handling = match (byte >> 4) & 0b11 {
-            0 => RetainHandling::SendAtSubscribe,
-            1 => RetainHandling::SendAtSubscribeIfNew,
-            2 => RetainHandling::DoNotSend,
-            _ => return Err(bad),
-        };
-        if byte & 0b1100_0000 != 0 {
-            return Err(bad);
-        }
-        Ok(Self {
-            qos,
-            no_local: byte & 0b0100 != 0,
-            retain_as_published: byte & 0b1000 != 0,
-            retain_handling,
-        })
     }
 }
 
@@ -176,54 +145,6 @@ impl Subscribe {
             buf.put_u8(sub.options.to_byte(version).unwrap_or(0));
         }
     }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        finish(Self::parse_body(frame, body, version)).map(|(_, p)| p)
-    }
-
-    fn parse_body<'a>(
-        frame: &Bytes,
-        input: &'a [u8],
-        version: ProtocolVersion,
-    ) -> PResult<'a, Self> {
-        let (input, packet_id) = packet_id(input)?;
-        let (mut input, properties) = if version.is_v5() {
-            SubscribeProperties::parse(frame, input)?
-        } else {
-            (input, SubscribeProperties::default())
-        };
-        let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 1));
-        while !input.is_empty() {
-            // [MQTT-3.8.3-1 v3.1.1 v5.0]
-            let (rest, filter) = primitives::topic_filter(frame, input)?;
-            let (rest, byte) = primitives::u8(rest)?;
-            let options = match SubscriptionOptions::from_byte(byte, version) {
-                Ok(o) => o,
-                Err(e) => return fail(e),
-            };
-            if options.no_local && filter.is_shared() {
-                // [MQTT-3.8.3-4 v5.0]
-                return fail(DecodeError::NoLocalOnSharedSubscription);
-            }
-            filters.push(Subscription { filter, options });
-            input = rest;
-        }
-        if filters.is_empty() {
-            return fail(DecodeError::NoTopicFilters);
-        }
-        Ok((
-            input,
-            Self {
-                packet_id,
-                properties,
-                filters,
-            },
-        ))
-    }
 }
 
 /// Size of a 5.0 property block, or an error if properties are set before 5.0.
@@ -277,36 +198,6 @@ impl SubAck {
             buf.put_u8(code.as_u8());
         }
     }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let (input, packet_id) = finish(packet_id(body))?;
-        let (input, properties) = if version.is_v5() {
-            finish(AckProperties::parse_for(PacketType::SubAck, frame, input))?
-        } else {
-            (input, AckProperties::default())
-        };
-        let reason_codes = input
-            .iter()
-            .map(|&code| {
-                SubAckReasonCode::from_u8(code)
-                    // [MQTT-3.9.3-2 v3.1.1]: only 0, 1, 2 and 0x80.
-                    .filter(|c| version.is_v5() || c.in_v3())
-                    .ok_or(DecodeError::InvalidReasonCode {
-                        packet: PacketType::SubAck,
-                        code,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            packet_id,
-            properties,
-            reason_codes,
-        })
-    }
 }
 
 /// UNSUBSCRIBE: removes one or more subscriptions (spec 3.10).
@@ -359,46 +250,6 @@ impl Unsubscribe {
             put_prefixed(buf, filter.as_mqtt_str().as_bytes());
         }
     }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        finish(Self::parse_body(frame, body, version)).map(|(_, p)| p)
-    }
-
-    fn parse_body<'a>(
-        frame: &Bytes,
-        input: &'a [u8],
-        version: ProtocolVersion,
-    ) -> PResult<'a, Self> {
-        let (input, packet_id) = packet_id(input)?;
-        let (mut input, properties) = if version.is_v5() {
-            UnsubscribeProperties::parse(frame, input)?
-        } else {
-            (input, UnsubscribeProperties::default())
-        };
-        let mut filters = Vec::with_capacity(primitives::count_prefixed(input, 0));
-        while !input.is_empty() {
-            // [MQTT-3.10.3-1 v3.1.1 v5.0]
-            let (rest, filter) = primitives::topic_filter(frame, input)?;
-            filters.push(filter);
-            input = rest;
-        }
-        if filters.is_empty() {
-            // [MQTT-3.10.3-2 v3.1.1 v5.0]
-            return fail(DecodeError::NoTopicFilters);
-        }
-        Ok((
-            input,
-            Self {
-                packet_id,
-                properties,
-                filters,
-            },
-        ))
-    }
 }
 
 /// UNSUBACK: answers UNSUBSCRIBE (spec 3.11).
@@ -436,37 +287,5 @@ impl UnsubAck {
                 buf.put_u8(code.as_u8());
             }
         }
-    }
-
-    pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
-        version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let (input, packet_id) = finish(packet_id(body))?;
-        if !version.is_v5() {
-            expect_end(input)?;
-            return Ok(Self {
-                packet_id,
-                properties: AckProperties::default(),
-                reason_codes: Vec::new(),
-            });
-        }
-        let (input, properties) =
-            finish(AckProperties::parse_for(PacketType::UnsubAck, frame, input))?;
-        let reason_codes = input
-            .iter()
-            .map(|&code| {
-                UnsubAckReasonCode::from_u8(code).ok_or(DecodeError::InvalidReasonCode {
-                    packet: PacketType::UnsubAck,
-                    code,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            packet_id,
-            properties,
-            reason_codes,
-        })
     }
 }

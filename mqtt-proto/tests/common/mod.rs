@@ -4,8 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
-    DecodeError, Decoder, MqttString, Packet, PacketId, ProtocolVersion, TopicFilter, TopicName,
-    UserProperty,
+    DecodeErrorKind, Decoder, MqttString, Packet, PacketId, ProtocolVersion, TopicFilter,
+    TopicName, UserProperty,
 };
 
 /// Wire bytes written as text: pairs of hex digits, `'text'` for ASCII runs, and `#` comments
@@ -84,17 +84,39 @@ pub(crate) fn b(data: &'static [u8]) -> Bytes {
     Bytes::from_static(data)
 }
 
-/// Decodes `bytes`, which must hold exactly one packet or one error.
-pub(crate) fn decode_one(version: ProtocolVersion, bytes: &[u8]) -> Result<Packet, DecodeError> {
+/// Decodes `bytes`, which must hold exactly one packet or one error, with the owned decoder and
+/// with the borrowed view, and checks that both give the same packet or the same error.
+pub(crate) fn decode_one(
+    version: ProtocolVersion,
+    bytes: &[u8],
+) -> Result<Packet, DecodeErrorKind> {
+    let decoder = Decoder::new(version);
     let mut buf = BytesMut::from(bytes);
-    match Decoder::new(version).decode(&mut buf) {
+    let owned = match decoder.decode(&mut buf) {
         Ok(Some(packet)) => {
             assert!(buf.is_empty(), "{} bytes left after the packet", buf.len());
             Ok(packet)
         }
         Ok(None) => panic!("decoder wants more than the {} bytes given", bytes.len()),
+        Err(e) => {
+            assert_eq!(e.version(), version, "the error names another version");
+            Err(e)
+        }
+    };
+    let frame = Bytes::copy_from_slice(bytes);
+    let borrowed = match decoder.decode_ref(&frame) {
+        Ok(Some((packet, used))) => {
+            assert_eq!(used, bytes.len(), "the view took another length");
+            Ok(packet.to_owned(&frame))
+        }
+        Ok(None) => panic!("the view wants more than the {} bytes given", bytes.len()),
         Err(e) => Err(e),
-    }
+    };
+    assert_eq!(
+        owned, borrowed,
+        "the view disagrees with the owned decoder on {bytes:02x?}"
+    );
+    owned.map_err(|e| e.kind())
 }
 
 /// Encodes `packet`, checking that the reported and predicted lengths match what was written.

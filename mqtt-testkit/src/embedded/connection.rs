@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqtt_proto::{
-    ConnAck, Connect, ConnectReasonCode, DecodeError, Decoder, Disconnect, DisconnectReasonCode,
-    MqttString, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRelReasonCode,
-    Publish, QosPid,
+    ConnAck, Connect, ConnectReasonCode, DecodeError, DecodeErrorKind, Decoder, Disconnect,
+    DisconnectReasonCode, MqttString, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec,
+    PubRelReasonCode, Publish, QosPid,
 };
 
 use super::client::{Ack, Client, Message};
@@ -371,9 +371,9 @@ enum DecodeFailure {
 
 impl From<DecodeError> for DecodeFailure {
     fn from(error: DecodeError) -> Self {
-        let reason = match error {
-            DecodeError::UnsupportedProtocolLevel(_) => return Self::UnsupportedLevel,
-            DecodeError::PacketTooLarge { .. } => DisconnectReasonCode::PacketTooLarge,
+        let reason = match error.kind() {
+            DecodeErrorKind::UnsupportedProtocolLevel(_) => return Self::UnsupportedLevel,
+            DecodeErrorKind::PacketTooLarge { .. } => DisconnectReasonCode::PacketTooLarge,
             _ => DisconnectReasonCode::MalformedPacket,
         };
         Self::End(End::Closed(Some(reason)))
