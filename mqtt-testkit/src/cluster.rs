@@ -104,13 +104,31 @@ fn build(root: &Path, crate_dir: &Path, target: &Path, binary: &Path) -> Result<
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let started = Instant::now();
     // Another test process building at the same time waits on cargo's own lock.
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args(["build", "--release", "--locked", "--manifest-path"])
         .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(target)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .arg(target);
+    // What cargo sets for the test that runs this (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME` ...)
+    // differs from test to test, and build scripts that watch those variables would be run
+    // again, with everything above them: only cargo's configuration goes through.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let config = [
+            "CARGO_HOME",
+            "CARGO_NET_",
+            "CARGO_HTTP_",
+            "CARGO_REGISTR",
+            "CARGO_TERM_",
+        ]
+        .iter()
+        .any(|keep| name.starts_with(keep));
+        if name.starts_with("CARGO_") && !config {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let mut child = command
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log)
