@@ -34,6 +34,8 @@ const URLS_ENV: &str = "MQTT_CLUSTER_URLS";
 const LIMIT: Duration = Duration::from_secs(60);
 /// How long delivery may take to settle after the last publish.
 const SETTLE: Duration = Duration::from_secs(30);
+/// The longest a member process runs.
+const CHILD_LIFETIME: Duration = Duration::from_secs(600);
 
 /// One cluster at a time: three nodes each, on two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -505,7 +507,8 @@ fn cluster_child() {
         .enable_all()
         .build()
         .expect("a runtime");
-    rt.block_on(async move {
+    // A member outlives no test: one whose parent was killed stops by itself.
+    let member = async move {
         let options = options_for(&urls, &id, version).persistent_session();
         let (client, mut events) = Client::connect(options).expect("valid options");
         let subscriber = client.clone();
@@ -532,7 +535,8 @@ fn cluster_child() {
                 _ => {}
             }
         }
-    });
+    };
+    let _ = rt.block_on(async { tokio::time::timeout(CHILD_LIFETIME, member).await });
 }
 
 /// Prints a line, marked with `@`, and makes sure it left the process before going on.
