@@ -94,9 +94,24 @@ async fn run() -> anyhow::Result<()> {
     }
     builder.build().start();
 
-    wait_for_signal().await;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = parent_gone() => log::warn!("the process that started this node is gone: stopping"),
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::exit(0);
+}
+
+/// Resolves once the process that started this node has gone (its parent is then another
+/// process): a test runner killed before it could stop its brokers leaves none behind.
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
 }
 
 /// SIGTERM or SIGINT (SIGINT only, if no SIGTERM handler can be installed).
