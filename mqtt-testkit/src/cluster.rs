@@ -229,6 +229,12 @@ impl RmqttCluster {
     /// until each accepts connections and routes messages to every other; or says why the
     /// broker cannot be had. A broker that is there but does not start fails the test.
     pub fn start(n: usize) -> Result<Self, String> {
+        Self::start_with(n, true)
+    }
+
+    /// [`start`](Self::start), with rmqtt's message-storage plugin on or off: without it the
+    /// messages a node holds for its subscribers die with the node.
+    pub fn start_with(n: usize, message_storage: bool) -> Result<Self, String> {
         let binary = rmqtt_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("mqtt-testkit-cluster-")
@@ -238,7 +244,7 @@ impl RmqttCluster {
         let mut last = String::new();
         // A port released by `free_ports` can be taken before a node binds it: new ports.
         for round in 0..3 {
-            let mut cluster = Self::configure(binary.clone(), dir, n, round);
+            let mut cluster = Self::configure(binary.clone(), dir, n, round, message_storage);
             match cluster.launch_all() {
                 Ok(()) => return Ok(cluster),
                 Err(log) => {
@@ -254,7 +260,13 @@ impl RmqttCluster {
     /// [`start`](Self::start), or `None` with the reason printed when the broker cannot be
     /// had (the test is then skipped); with `MQTT_TESTKIT_REQUIRE_CLUSTER` set that fails.
     pub fn start_or_skip(n: usize) -> Option<Self> {
-        match Self::start(n) {
+        Self::start_or_skip_with(n, true)
+    }
+
+    /// [`start_or_skip`](Self::start_or_skip) with the message-storage plugin on or off (see
+    /// [`start_with`](Self::start_with)).
+    pub fn start_or_skip_with(n: usize, message_storage: bool) -> Option<Self> {
+        match Self::start_with(n, message_storage) {
             Ok(cluster) => Some(cluster),
             Err(reason) if std::env::var_os(REQUIRE_ENV).is_some() => {
                 panic!("no rmqtt cluster, and {REQUIRE_ENV} is set: {reason}")
@@ -267,7 +279,13 @@ impl RmqttCluster {
     }
 
     /// Writes the configurations of `n` nodes into `dir`, on fresh ports.
-    fn configure(binary: PathBuf, dir: TempDir, n: usize, round: usize) -> Self {
+    fn configure(
+        binary: PathBuf,
+        dir: TempDir,
+        n: usize,
+        round: usize,
+        message_storage: bool,
+    ) -> Self {
         let ports = crate::free_ports(3 * n);
         let ports: Vec<NodePorts> = ports
             .chunks(3)
@@ -283,7 +301,7 @@ impl RmqttCluster {
             .map(|(index, own)| {
                 let id = index + 1;
                 let node_dir = dir.path().join(format!("try{round}/node{id}"));
-                write_node_config(&node_dir, id, *own, &ports);
+                write_node_config(&node_dir, id, *own, &ports, message_storage);
                 Node {
                     id,
                     dir: node_dir,
@@ -555,7 +573,13 @@ fn tail(log: &str) -> String {
 }
 
 /// Writes node `id`'s configuration (`node.toml`) and its plugins' into `dir`.
-fn write_node_config(dir: &Path, id: usize, own: NodePorts, all: &[NodePorts]) {
+fn write_node_config(
+    dir: &Path,
+    id: usize,
+    own: NodePorts,
+    all: &[NodePorts],
+    message_storage: bool,
+) {
     let plugins = dir.join("plugins");
     fs::create_dir_all(&plugins).expect("the node's directory");
     let level = if std::env::var_os("MQTT_TESTKIT_DEBUG_LOG").is_some() {
@@ -563,6 +587,14 @@ fn write_node_config(dir: &Path, id: usize, own: NodePorts, all: &[NodePorts]) {
     } else {
         "info"
     };
+    let mut startups = vec![
+        "\"rmqtt-cluster-raft\"",
+        "\"rmqtt-shared-subscription\"",
+        "\"rmqtt-retainer\"",
+    ];
+    if message_storage {
+        startups.push("\"rmqtt-message-storage\"");
+    }
     let node = format!(
         r#"# Written by mqtt-testkit for one node of a test cluster. Every listener on loopback.
 [node]
@@ -578,6 +610,7 @@ level = "{level}"
 
 [plugins]
 dir = "{plugins}/"
+default_startups = [{startups}]
 
 [listener.tcp.external]
 addr = "127.0.0.1:{mqtt}"
@@ -592,6 +625,7 @@ session_expiry_interval = "2h"
         grpc = own.grpc,
         mqtt = own.mqtt,
         plugins = plugins.display(),
+        startups = startups.join(", "),
     );
     let list = |f: fn(&NodePorts) -> u16| -> String {
         all.iter()

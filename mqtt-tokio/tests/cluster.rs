@@ -385,11 +385,23 @@ fn a_publisher_whose_node_dies_loses_nothing_it_was_told_was_delivered() {
 /// published once it has subscribed again arrives.
 #[test]
 fn a_persistent_subscriber_whose_node_dies_resubscribes_elsewhere() {
+    persistent_subscribers(true);
+}
+
+/// The same without the broker's message storage: what the dead node had queued for the
+/// subscribers is lost with it. That loss is the broker's; it is measured and printed, and
+/// only what was published once the subscription was back must arrive.
+#[test]
+fn without_message_storage_the_broker_loses_what_the_dead_node_held() {
+    persistent_subscribers(false);
+}
+
+fn persistent_subscribers(message_storage: bool) {
     if is_child() {
         return;
     }
     let _serial = serial();
-    let Some(mut cluster) = RmqttCluster::start_or_skip(3) else {
+    let Some(mut cluster) = RmqttCluster::start_or_skip_with(3, message_storage) else {
         return;
     };
     let rt = runtime();
@@ -459,10 +471,11 @@ fn a_persistent_subscriber_whose_node_dies_resubscribes_elsewhere() {
                 .copied()
                 .collect();
             println!(
-                "CLUSTER persistent subscriber {}: node {} killed; published={} \
+                "CLUSTER persistent subscriber {} (broker message storage {}): node {} killed; published={} \
                  delivered={} lost={} (gap: {}) duplicated={} reconnected_after={:?} \
                  session_present={:?} resubscribed_after={:?} subscriber: {}",
                 version_name(version),
+                if message_storage { "on" } else { "off" },
                 victim + 1,
                 resolved.len(),
                 resolved.len() - gap.len(),

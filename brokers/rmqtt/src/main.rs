@@ -78,11 +78,20 @@ async fn run() -> anyhow::Result<()> {
     );
 
     // Registered as immutable where rmqttd registers them so (the cluster and the message
-    // store cannot be stopped at run time), and started at once.
+    // store cannot be stopped at run time), and started at once. `plugins.default_startups`
+    // names the ones to start; empty, all of them.
+    let startups = &conf.plugins.default_startups;
+    let wanted = |name: &str| startups.is_empty() || startups.iter().any(|s| s == name);
     rmqtt_cluster_raft::register_named(&scx, PLUGINS[0], true, true).await?;
-    rmqtt_shared_subscription::register_named(&scx, PLUGINS[1], true, false).await?;
-    rmqtt_retainer::register_named(&scx, PLUGINS[2], true, false).await?;
-    rmqtt_message_storage::register_named(&scx, PLUGINS[3], true, true).await?;
+    if wanted(PLUGINS[1]) {
+        rmqtt_shared_subscription::register_named(&scx, PLUGINS[1], true, false).await?;
+    }
+    if wanted(PLUGINS[2]) {
+        rmqtt_retainer::register_named(&scx, PLUGINS[2], true, false).await?;
+    }
+    if wanted(PLUGINS[3]) {
+        rmqtt_message_storage::register_named(&scx, PLUGINS[3], true, true).await?;
+    }
 
     let mut builder = MqttServer::new(scx);
     for listen in conf.listeners.tcps.values() {
