@@ -365,6 +365,28 @@ impl<R> Client<R> {
         .into_granted()
     }
 
+    /// Joins the consumer group `group` on `filter` (the shared subscription
+    /// `$share/{group}/{filter}`): the broker hands each matching message to one member of
+    /// the group. Returns the granted QoS, or [`Error::SubscribeRefused`] (for instance by a
+    /// broker without shared subscriptions). Shared subscriptions are MQTT 5.0; most brokers
+    /// take them from 3.1.1 clients too.
+    pub async fn subscribe_shared(
+        &self,
+        group: &str,
+        filter: &str,
+        qos: QoS,
+    ) -> Result<QoS, Error> {
+        let filters = vec![Subscription::new(TopicFilter::shared(group, filter)?, qos)];
+        let properties = SubscribeProperties::default();
+        self.command(|waiter| Command::Subscribe {
+            filters,
+            properties,
+            waiter,
+        })
+        .await?
+        .into_granted()
+    }
+
     /// Subscribes to several filters at once; returns per filter the granted QoS or the
     /// refusal.
     pub async fn subscribe_many(

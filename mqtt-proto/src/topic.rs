@@ -144,6 +144,24 @@ impl TopicFilter {
         Self::from_string(s)
     }
 
+    /// The shared subscription `$share/{group}/{filter}` (spec 4.8.2): the broker hands each
+    /// message matching `filter` to one member of the group. The group name is not empty and
+    /// holds no `/`, `+` or `#` [MQTT-4.8.2-1 v5.0] [MQTT-4.8.2-2 v5.0]; `filter` is a plain
+    /// filter, not shared itself.
+    ///
+    /// ```
+    /// use mqtt_proto::TopicFilter;
+    /// let f = TopicFilter::shared("workers", "jobs/+").unwrap();
+    /// assert_eq!(f.as_str(), "$share/workers/jobs/+");
+    /// assert!(TopicFilter::shared("a/b", "jobs").is_err());
+    /// ```
+    pub fn shared(group: &str, filter: &str) -> Result<Self, TopicError> {
+        if group.is_empty() || group.contains(['/', '+', '#']) || filter.starts_with(SHARE_PREFIX) {
+            return Err(TopicError::InvalidShareName);
+        }
+        Self::new(&alloc::format!("{SHARE_PREFIX}{group}/{filter}"))
+    }
+
     /// Validates an already checked MQTT string as a topic filter.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
         check_filter(&s, true)?;
@@ -524,6 +542,22 @@ mod tests {
             );
         }
         assert!(filter("$shared/x").share_name().is_none());
+        // Built from its parts: a group name with `/` would shift the filter's levels.
+        let built = TopicFilter::shared("g", "sensors/+").unwrap();
+        assert_eq!(built.as_str(), "$share/g/sensors/+");
+        for (group, topic) in [
+            ("", "a"),
+            ("g/h", "a"),
+            ("g+", "a"),
+            ("g", ""),
+            ("g", "$share/h/a"),
+        ] {
+            assert_eq!(
+                TopicFilter::shared(group, topic),
+                Err(TopicError::InvalidShareName),
+                "{group} {topic}"
+            );
+        }
     }
 
     /// The level-by-level statement of the wildcard rules, kept to check the one-pass scan.

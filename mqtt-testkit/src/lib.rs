@@ -19,6 +19,7 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+pub mod cluster;
 mod embedded;
 mod hostile;
 mod scripted;
@@ -26,6 +27,7 @@ pub mod sockets;
 mod suite;
 mod ws_bridge;
 
+pub use cluster::RmqttCluster;
 pub use embedded::embedded_broker;
 pub use scripted::{indexed_publish, Conn, Script, ScriptedBroker};
 
