@@ -223,7 +223,9 @@ fn run(
                     let Ok(message) = Message::new(&topic, i.to_string()) else {
                         return;
                     };
-                    let _ = client.publish(message.qos(QoS::AtLeastOnce)).await;
+                    if let Ok(handle) = client.publish(message.qos(QoS::AtLeastOnce)).await {
+                        let _ = handle.await;
+                    }
                 }
             }));
         }

@@ -224,7 +224,10 @@ impl Publisher {
                     let Ok(message) = Message::new(&topic, index.to_string()) else {
                         return;
                     };
-                    let outcome = client.publish(message.qos(qos)).await;
+                    let outcome = match client.publish(message.qos(qos)).await {
+                        Ok(handle) => handle.await,
+                        Err(e) => Err(e),
+                    };
                     let ok = matches!(
                         outcome,
                         Ok(PublishOutcome::Acknowledged { .. } | PublishOutcome::Completed { .. })
