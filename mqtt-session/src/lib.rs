@@ -41,6 +41,7 @@ mod reader;
 mod session;
 pub mod store;
 mod subscriptions;
+mod transmit;
 
 pub use auth::{AuthFailure, Authenticator};
 pub use config::{Config, Delivery};
@@ -53,6 +54,7 @@ pub use session::{ConnectionState, Session, Traffic};
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, SessionStore, SetAside, StoreError};
+pub use transmit::Transmit;
 
 /// The codec this session speaks, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
