@@ -92,7 +92,7 @@ where
 
 /// Hands the core's next buffer to the WebSocket as one binary message: a run of packets, or
 /// the payload of a large PUBLISH on its own, which is legal as receivers must not expect
-/// packets to align with messages [MQTT-6.0.0-2 v3.1.1] [MQTT-6.0.0-2 v5.0]. The payload is
+/// packets to align with messages [MQTT-6.0.0-2 v3.1.1 v5.0]. The payload is
 /// not copied on the way; tungstenite copies each message into its frame buffer as it
 /// writes it.
 /// `Ready(Ok(true))` when a message was queued, `Ready(Ok(false))` when nothing is pending.

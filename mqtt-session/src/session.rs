@@ -34,7 +34,8 @@ use crate::subscriptions::{Change, Subscriptions};
 use crate::transmit::Transmit;
 
 /// Packets and bytes a session sent and received: whole packets as encoded and decoded
-/// (bytes sent count when handed out by [`Session::poll_transmit`]).
+/// (bytes sent count when handed out by [`Session::poll_transmit`] or
+/// [`Session::poll_transmit_chunks`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Traffic {
@@ -185,7 +186,9 @@ struct Resubscription {
 ///    [`handle_timeout`](Self::handle_timeout) when the deadline passed,
 ///    [`handle_closed`](Self::handle_closed) when the transport closed;
 ///    and commands such as [`publish`](Self::publish) whenever the application asks;
-/// 2. then outputs, in this order: [`poll_transmit`](Self::poll_transmit) (write those bytes),
+/// 2. then outputs, in this order: [`poll_transmit`](Self::poll_transmit) (write those bytes;
+///    or [`poll_transmit_chunks`](Self::poll_transmit_chunks), whose buffers leave the payload
+///    of a large PUBLISH uncopied, for a vectored write),
 ///    [`poll_event`](Self::poll_event) until `None`, [`poll_timeout`](Self::poll_timeout)
 ///    (sleep no later than that), and close the transport when
 ///    [`wants_close`](Self::wants_close) says so.

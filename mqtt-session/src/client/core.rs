@@ -209,7 +209,8 @@ struct Drain<W> {
 ///    [`handle_connect_failed`](Self::handle_connect_failed),
 ///    [`handle_read`](Self::handle_read), [`handle_closed`](Self::handle_closed),
 ///    [`handle_timeout`](Self::handle_timeout) and [`handle_command`](Self::handle_command);
-/// 3. then take outputs: write [`poll_transmit`](Self::poll_transmit) (reporting
+/// 3. then take outputs: write [`poll_transmit_vectored`](Self::poll_transmit_vectored) or
+///    [`poll_transmit`](Self::poll_transmit) (reporting
 ///    [`handle_written`](Self::handle_written)), deliver every
 ///    [`poll_output`](Self::poll_output), sleep until [`poll_timeout`](Self::poll_timeout),
 ///    and close the transport when [`wants_close`](Self::wants_close) and nothing is left to
