@@ -208,9 +208,11 @@ impl mqtt_io::Transport for Transport {
         now: Instant,
     ) -> Poll<io::Result<bool>> {
         match &mut self.0 {
-            Inner::Stream(s, _) => {
-                mqtt_io::poll_write_transmit(core, now, |bytes| Pin::new(s).poll_write(cx, bytes))
-            }
+            // TCP and Unix sockets write the buffers in one `writev`; TLS encrypts them into
+            // records from rustls' bounded send buffer, as it would one buffer.
+            Inner::Stream(s, _) => mqtt_io::poll_write_transmit_vectored(core, now, |slices| {
+                Pin::new(s).poll_write_vectored(cx, slices)
+            }),
             #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core, now),
         }

@@ -16,8 +16,8 @@
 //! Without those features neither rustls nor tungstenite is compiled, and a client with an
 //! `mqtts://`, `ws://` or `wss://` broker is refused when it starts
 //! ([`OptionsError::FeatureDisabled`](mqtt_session::client::OptionsError::FeatureDisabled)).
-//! - [`poll_write_transmit`] and [`ReadBuffer`]: moving bytes between a byte stream and the
-//!   core;
+//! - [`poll_write_transmit_vectored`], [`poll_write_transmit`] and [`ReadBuffer`]: moving
+//!   bytes between a byte stream and the core;
 //! - [`Jitter`]: the random numbers that spread reconnect attempts.
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -99,7 +99,8 @@ pub mod api {
 
 /// Writes the core's pending bytes with `write` (one `poll_write` on a byte stream) and
 /// reports how many were taken. `Ready(Ok(true))` when bytes were written, `Ready(Ok(false))`
-/// when nothing is pending; a write of zero bytes is [`io::ErrorKind::WriteZero`].
+/// when nothing is pending; a write of zero bytes is [`io::ErrorKind::WriteZero`]. One buffer
+/// per write: a large payload goes in writes of its own, never copied next to its header.
 pub fn poll_write_transmit<W>(
     core: &mut ClientCore<W>,
     now: Instant,
@@ -108,7 +109,40 @@ pub fn poll_write_transmit<W>(
     let Some(bytes) = core.poll_transmit(now) else {
         return Poll::Ready(Ok(false));
     };
-    match write(bytes) {
+    let written = write(bytes);
+    report_written(core, now, written)
+}
+
+/// Most buffers handed to one vectored write; packets share buffers, so this is a batch of
+/// about half as many large messages, each with the small packets before it.
+pub const MAX_WRITE_SLICES: usize = 64;
+
+/// [`poll_write_transmit`] with one vectored write (`poll_write_vectored` on a byte stream)
+/// of up to [`MAX_WRITE_SLICES`] buffers: small packets and the payloads of large PUBLISH
+/// packets, which are the messages' own bytes and never copied into one buffer. A stream
+/// without vectored writes takes the first buffer, and the next call goes on from where it
+/// stopped.
+pub fn poll_write_transmit_vectored<W>(
+    core: &mut ClientCore<W>,
+    now: Instant,
+    write: impl FnOnce(&[io::IoSlice<'_>]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<bool>> {
+    let mut slices = [io::IoSlice::new(&[]); MAX_WRITE_SLICES];
+    let filled = core.poll_transmit_vectored(now, &mut slices);
+    let Some(slices) = slices.get(..filled).filter(|s| !s.is_empty()) else {
+        return Poll::Ready(Ok(false));
+    };
+    let written = write(slices);
+    report_written(core, now, written)
+}
+
+/// Reports the outcome of a write to the core.
+fn report_written<W>(
+    core: &mut ClientCore<W>,
+    now: Instant,
+    written: Poll<io::Result<usize>>,
+) -> Poll<io::Result<bool>> {
+    match written {
         Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
         Poll::Ready(Ok(n)) => {
             core.handle_written(now, n);

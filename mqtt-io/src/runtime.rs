@@ -66,7 +66,9 @@ pub trait Transport: Send + Unpin + 'static {
         size: usize,
     ) -> Poll<io::Result<usize>>;
 
-    /// Hands the core's pending bytes to the transport, reporting them written at `now`.
+    /// Hands the core's pending bytes to the transport, reporting them written at `now`:
+    /// on a byte stream with [`poll_write_transmit_vectored`](crate::poll_write_transmit_vectored),
+    /// so that large payloads are written from the messages' own bytes.
     /// `Ready(Ok(true))` when something was written, `Ready(Ok(false))` when nothing is
     /// pending.
     fn poll_transmit<W>(

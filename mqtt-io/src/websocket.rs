@@ -90,7 +90,11 @@ where
     }
 }
 
-/// Hands the core's next batch of bytes to the WebSocket as one binary message.
+/// Hands the core's next buffer to the WebSocket as one binary message: a run of packets, or
+/// the payload of a large PUBLISH on its own, which is legal as receivers must not expect
+/// packets to align with messages [MQTT-6.0.0-2 v3.1.1 v5.0]. The payload is
+/// not copied on the way; tungstenite copies each message into its frame buffer as it
+/// writes it.
 /// `Ready(Ok(true))` when a message was queued, `Ready(Ok(false))` when nothing is pending.
 pub fn poll_transmit<S, W>(
     mut ws: Pin<&mut S>,
@@ -113,7 +117,7 @@ where
         return Poll::Ready(Ok(false));
     };
     Poll::Ready(
-        ws.start_send(Message::Binary(bytes.freeze()))
+        ws.start_send(Message::Binary(bytes))
             .map(|()| true)
             .map_err(io_error),
     )

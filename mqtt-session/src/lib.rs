@@ -4,7 +4,9 @@
 //! current time, and takes from it bytes to write, [`Event`]s for the application and the
 //! next deadline. It never touches a socket, reads a clock or draws a random number, so the
 //! same session runs on tokio, async-std, smol or a microcontroller loop, and tests drive it
-//! with virtual time.
+//! with virtual time. A message being sent is not copied: the payload of a large PUBLISH is
+//! handed out as the message's own bytes, a buffer of its own in the [`Transmit`] queue, for a
+//! vectored write.
 //!
 //! It implements CONNECT/CONNACK, QoS 0/1/2 in both directions with per-message completion
 //! events, an in-flight window and a bounded queue, keep alive with a ping timeout, the will,
@@ -41,6 +43,7 @@ mod reader;
 mod session;
 pub mod store;
 mod subscriptions;
+mod transmit;
 
 pub use auth::{AuthFailure, Authenticator};
 pub use config::{Config, Delivery};
@@ -53,6 +56,7 @@ pub use session::{ConnectionState, Session, Traffic};
 #[cfg(feature = "file-store")]
 pub use store::FileStore;
 pub use store::{MemoryStore, SessionStore, SetAside, StoreError};
+pub use transmit::Transmit;
 
 /// The codec this session speaks, re-exported so users need one dependency.
 pub use mqtt_proto as proto;

@@ -31,9 +31,11 @@ use crate::outbound::{Outbound, Queued};
 use crate::reader::Reader;
 use crate::store::{OutgoingRecord, OutgoingState, QueuedRecord, SessionStore, StoreError};
 use crate::subscriptions::{Change, Subscriptions};
+use crate::transmit::Transmit;
 
 /// Packets and bytes a session sent and received: whole packets as encoded and decoded
-/// (bytes sent count when handed out by [`Session::poll_transmit`]).
+/// (bytes sent count when handed out by [`Session::poll_transmit`] or
+/// [`Session::poll_transmit_chunks`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Traffic {
@@ -184,7 +186,9 @@ struct Resubscription {
 ///    [`handle_timeout`](Self::handle_timeout) when the deadline passed,
 ///    [`handle_closed`](Self::handle_closed) when the transport closed;
 ///    and commands such as [`publish`](Self::publish) whenever the application asks;
-/// 2. then outputs, in this order: [`poll_transmit`](Self::poll_transmit) (write those bytes),
+/// 2. then outputs, in this order: [`poll_transmit`](Self::poll_transmit) (write those bytes;
+///    or [`poll_transmit_chunks`](Self::poll_transmit_chunks), whose buffers leave the payload
+///    of a large PUBLISH uncopied, for a vectored write),
 ///    [`poll_event`](Self::poll_event) until `None`, [`poll_timeout`](Self::poll_timeout)
 ///    (sleep no later than that), and close the transport when
 ///    [`wants_close`](Self::wants_close) says so.
@@ -222,7 +226,7 @@ pub struct Session {
     inbound: Inbound,
     requests: VecDeque<PendingRequest>,
     events: VecDeque<Event>,
-    transmit: BytesMut,
+    transmit: Transmit,
     reader: Reader,
     conn: Option<Connection>,
     /// Whether a session exists that a later connection may resume.
@@ -280,7 +284,7 @@ impl Session {
             inbound: Inbound::default(),
             requests: VecDeque::new(),
             events: VecDeque::new(),
-            transmit: BytesMut::new(),
+            transmit: Transmit::new(),
             reader,
             conn: None,
             session_started: false,
@@ -1381,12 +1385,37 @@ impl Session {
     // ----- outputs -----
 
     /// Appends the bytes to send to `out`; returns how many. Without copying when `out` is
-    /// empty.
+    /// empty and no large payload waits; the payloads that
+    /// [`poll_transmit_chunks`](Self::poll_transmit_chunks) would hand out as their own
+    /// buffers are copied into `out`.
     ///
     /// With a store, the writes the session made since the last commit are committed first;
     /// if that fails, nothing that depended on them goes out: the connection ends with
     /// [`ConnectionError::StoreFailed`] (the next one sends everything again).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        let n = self.take_transmit();
+        if n > 0 {
+            self.transmit.drain_into(out);
+        }
+        n
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) without copying anything: moves the bytes to
+    /// send to the end of `out`, where the payload of each PUBLISH of at least
+    /// [`SPLIT_PAYLOAD_MIN`](mqtt_proto::SPLIT_PAYLOAD_MIN) bytes is a buffer of its own, the
+    /// message's own bytes. Returns how many bytes were added. The store is committed first,
+    /// as for `poll_transmit`.
+    pub fn poll_transmit_chunks(&mut self, out: &mut Transmit) -> usize {
+        let n = self.take_transmit();
+        if n > 0 {
+            out.append(&mut self.transmit);
+        }
+        n
+    }
+
+    /// Commits the store before bytes go out (dropping them if that fails) and counts them as
+    /// sent; returns how many wait in `self.transmit`.
+    fn take_transmit(&mut self) -> usize {
         if let Err(e) = self.commit() {
             // Nothing of this batch goes out, not even a DISCONNECT: it may be the first
             // packet of the connection, where only CONNECT may go [MQTT-3.1.0-1 v3.1.1 v5.0].
@@ -1394,16 +1423,7 @@ impl Session {
             self.end_connection(ConnectionError::StoreFailed(e), None);
         }
         let n = self.transmit.len();
-        if n == 0 {
-            return 0;
-        }
         self.traffic.bytes_out += n as u64;
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.transmit);
-        } else {
-            out.extend_from_slice(&self.transmit);
-            self.transmit.clear();
-        }
         n
     }
 
@@ -2554,7 +2574,7 @@ impl Session {
                 Ok(false)
             }
             Some(conn) if conn.state != ConnectionState::Closing => {
-                packet.encode(self.config.version, &mut self.transmit)?;
+                self.transmit.encode(self.config.version, packet)?;
                 self.traffic.packets_out += 1;
                 trace!(packet = ?packet.packet_type(), "sent");
                 Ok(true)

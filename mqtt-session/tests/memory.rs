@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_proto::{Packet, ProtocolVersion, Publish, QosPid, TopicName};
-use mqtt_session::{Config, Event, Session};
+use mqtt_session::{Config, Event, Session, Transmit};
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
@@ -121,5 +121,51 @@ fn a_large_message_costs_its_own_size_once() {
     assert!(
         cost < PAYLOAD as isize + 256 * 1024,
         "{cost} B live for one {PAYLOAD} B message (a doubling buffer would hold up to twice)"
+    );
+}
+
+/// Bytes allocated at the peak since the profiler started.
+fn peak() -> isize {
+    dhat::HeapStats::get().max_bytes as isize
+}
+
+#[test]
+fn a_64_mib_publish_is_not_copied_on_its_way_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    const PAYLOAD: usize = 64 << 20;
+    let (mut session, now) = connected_session();
+    let payload = Bytes::from(vec![0x5A; PAYLOAD]);
+    let before = live();
+    assert!(
+        peak() <= before + 64 * 1024,
+        "the payload is the peak so far"
+    );
+
+    // Handed out as buffers: the payload is the message's own bytes.
+    let message = mqtt_session::Message::new("big", payload.clone()).unwrap();
+    session.publish(now, message).unwrap();
+    let mut chunks = Transmit::new();
+    let sent = session.poll_transmit_chunks(&mut chunks);
+    assert_eq!(sent, chunks.len());
+    assert!(sent > PAYLOAD);
+    assert!(chunks.chunks().any(|c| c.as_ptr() == payload.as_ptr()));
+    let chunked = peak() - before;
+    drop(chunks);
+
+    // Joined into one buffer (`poll_transmit`), as every publish was before: one copy.
+    let message = mqtt_session::Message::new("big", payload.clone()).unwrap();
+    session.publish(now, message).unwrap();
+    let mut joined = BytesMut::new();
+    assert_eq!(session.poll_transmit(&mut joined), sent);
+    let copied = peak() - before;
+    eprintln!("a {PAYLOAD} B publish: peak +{chunked} B handed out as buffers, +{copied} B joined");
+    assert!(
+        chunked < 64 * 1024,
+        "{chunked} B allocated for a {PAYLOAD} B publish handed out as buffers"
+    );
+    assert!(
+        copied >= PAYLOAD as isize,
+        "the joined path copies ({copied} B)"
     );
 }

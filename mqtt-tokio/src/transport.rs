@@ -61,6 +61,30 @@ impl AsyncWrite for ByteStream {
         }
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => s.is_write_vectored(),
+            #[cfg(unix)]
+            Self::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
@@ -229,9 +253,11 @@ impl mqtt_io::Transport for Transport {
         now: Instant,
     ) -> Poll<io::Result<bool>> {
         match &mut self.0 {
-            Inner::Stream(s) => {
-                mqtt_io::poll_write_transmit(core, now, |bytes| Pin::new(s).poll_write(cx, bytes))
-            }
+            // TCP and Unix sockets write the buffers in one `writev`; TLS encrypts them into
+            // records from rustls' bounded send buffer, as it would one buffer.
+            Inner::Stream(s) => mqtt_io::poll_write_transmit_vectored(core, now, |slices| {
+                Pin::new(s).poll_write_vectored(cx, slices)
+            }),
             #[cfg(feature = "websocket")]
             Inner::WebSocket(ws) => websocket::poll_transmit(Pin::new(ws.as_mut()), cx, core, now),
         }

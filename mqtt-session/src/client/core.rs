@@ -3,7 +3,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
     Auth, PacketId, QoS, SubAckReasonCode, SubscribeProperties, Subscription, TopicFilter,
     UnsubscribeProperties,
@@ -24,6 +26,7 @@ use crate::event::{
 use crate::ids::IdMap;
 use crate::message::Message;
 use crate::session::Session;
+use crate::transmit::Transmit;
 
 /// A request from a client handle. `W` is the adapter's way to answer one caller (e.g. the
 /// sending half of a one-shot channel carrying a [`Reply`]).
@@ -173,10 +176,11 @@ enum PublishWaiter<W> {
     Request(bytes::Bytes),
 }
 
-/// Bytes from one `poll_transmit`, and the QoS 0 publishers to answer once they are written.
+/// Bytes from one `poll_transmit_chunks`, and the QoS 0 publishers to answer once they are
+/// written.
 #[derive(Debug)]
 struct Chunk<W> {
-    bytes: BytesMut,
+    bytes: Transmit,
     written: Vec<W>,
 }
 
@@ -205,7 +209,8 @@ struct Drain<W> {
 ///    [`handle_connect_failed`](Self::handle_connect_failed),
 ///    [`handle_read`](Self::handle_read), [`handle_closed`](Self::handle_closed),
 ///    [`handle_timeout`](Self::handle_timeout) and [`handle_command`](Self::handle_command);
-/// 3. then take outputs: write [`poll_transmit`](Self::poll_transmit) (reporting
+/// 3. then take outputs: write [`poll_transmit_vectored`](Self::poll_transmit_vectored) or
+///    [`poll_transmit`](Self::poll_transmit) (reporting
 ///    [`handle_written`](Self::handle_written)), deliver every
 ///    [`poll_output`](Self::poll_output), sleep until [`poll_timeout`](Self::poll_timeout),
 ///    and close the transport when [`wants_close`](Self::wants_close) and nothing is left to
@@ -223,7 +228,7 @@ pub struct ClientCore<W> {
     chunks: VecDeque<Chunk<W>>,
     /// QoS 0 publishers whose bytes the session still holds.
     unpulled_written: Vec<W>,
-    spare: BytesMut,
+    spare: Transmit,
     deferred: VecDeque<Deferred<W>>,
     drain: Option<Drain<W>>,
     last_reason: Option<ConnectionError>,
@@ -331,7 +336,7 @@ impl<W> ClientCore<W> {
             requests: IdMap::default(),
             chunks: VecDeque::new(),
             unpulled_written: Vec::new(),
-            spare: BytesMut::new(),
+            spare: Transmit::new(),
             deferred: VecDeque::new(),
             drain: None,
             last_reason: None,
@@ -791,40 +796,74 @@ impl<W> ClientCore<W> {
 
     // ----- outputs -----
 
-    /// The next bytes to write at `now`, if any. Write as many as the transport takes and
-    /// report them with [`handle_written`](Self::handle_written); the slice is one whole
-    /// `Session::poll_transmit` batch (everything since the last one, committed to the store
-    /// first), so one write usually carries it.
+    /// The next bytes to write at `now`, if any: the first buffer of what waits. Write as
+    /// many as the transport takes and report them with
+    /// [`handle_written`](Self::handle_written). Packets come one after another in one
+    /// buffer; the payload of a large PUBLISH is a buffer of its own (the message's bytes, not
+    /// a copy), which [`poll_transmit_vectored`](Self::poll_transmit_vectored) writes
+    /// together with the rest. Everything comes from `Session::poll_transmit_chunks`
+    /// batches, each committed to the store first.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
-        if self.chunks.is_empty() && self.phase == Phase::Online {
-            self.fill_transmit(now);
-        }
-        self.chunks.front().map(|c| &c.bytes[..])
+        self.refill(now);
+        self.chunks.front().map(|c| c.bytes.chunk())
     }
 
-    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were written at `now`.
+    /// Fills `slices` with the buffers to write at `now`, in order, for one vectored write;
+    /// returns how many (0 when nothing waits). Report what the transport took with
+    /// [`handle_written`](Self::handle_written).
+    pub fn poll_transmit_vectored<'a>(
+        &'a mut self,
+        now: Instant,
+        slices: &mut [IoSlice<'a>],
+    ) -> usize {
+        self.refill(now);
+        let mut filled = 0;
+        for chunk in &self.chunks {
+            let rest = slices.get_mut(filled..).unwrap_or_default();
+            if rest.is_empty() {
+                break;
+            }
+            filled += chunk.bytes.io_slices(rest);
+        }
+        filled
+    }
+
+    /// `n` bytes of [`poll_transmit`](Self::poll_transmit) (or of the buffers of
+    /// [`poll_transmit_vectored`](Self::poll_transmit_vectored), in order) were written at
+    /// `now`.
     pub fn handle_written(&mut self, now: Instant, n: usize) {
-        let Some(front) = self.chunks.front_mut() else {
-            return;
-        };
-        front.bytes.advance(n.min(front.bytes.len()));
-        if front.bytes.is_empty() {
+        let mut left = n;
+        while let Some(front) = self.chunks.front_mut() {
+            let step = left.min(front.bytes.len());
+            front.bytes.advance(step);
+            left -= step;
+            if !front.bytes.is_empty() {
+                break;
+            }
             self.finish_chunk();
         }
         self.note_write_progress(now, n > 0);
     }
 
-    /// Takes the whole next batch of bytes at `now`, for message-oriented transports
-    /// (WebSocket); QoS 0 publishers in it are answered as handed to the transport.
-    pub fn take_transmit(&mut self, now: Instant) -> Option<BytesMut> {
+    /// Takes the next buffer whole at `now`, for message-oriented transports (WebSocket): a
+    /// run of packets, or a large payload on its own. QoS 0 publishers are answered once
+    /// their batch is handed to the transport.
+    pub fn take_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        self.refill(now);
+        let front = self.chunks.front_mut()?;
+        let bytes = front.bytes.pop_chunk();
+        if front.bytes.is_empty() {
+            self.finish_chunk();
+        }
+        self.note_write_progress(now, true);
+        bytes
+    }
+
+    /// Takes the session's next batch when nothing else waits.
+    fn refill(&mut self, now: Instant) {
         if self.chunks.is_empty() && self.phase == Phase::Online {
             self.fill_transmit(now);
         }
-        let front = self.chunks.front_mut()?;
-        let bytes = front.bytes.split();
-        self.finish_chunk();
-        self.note_write_progress(now, true);
-        Some(bytes)
     }
 
     /// Restarts the write timeout after progress; stops it when nothing waits.
@@ -1268,7 +1307,7 @@ impl<W> ClientCore<W> {
     /// Takes the session's pending bytes (committing its store first) as the next chunk.
     fn fill_transmit(&mut self, now: Instant) {
         let mut bytes = std::mem::take(&mut self.spare);
-        if self.session.poll_transmit(&mut bytes) > 0 {
+        if self.session.poll_transmit_chunks(&mut bytes) > 0 {
             self.chunks.push_back(Chunk {
                 bytes,
                 written: std::mem::take(&mut self.unpulled_written),
