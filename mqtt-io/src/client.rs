@@ -354,15 +354,7 @@ impl<R> Client<R> {
     /// Subscribes to one filter; returns the QoS the broker granted, or
     /// [`Error::SubscribeRefused`].
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, Error> {
-        let filters = vec![Subscription::new(TopicFilter::new(filter)?, qos)];
-        let properties = SubscribeProperties::default();
-        self.command(|waiter| Command::Subscribe {
-            filters,
-            properties,
-            waiter,
-        })
-        .await?
-        .into_granted()
+        self.subscribe_one(TopicFilter::new(filter)?, qos).await
     }
 
     /// Joins the consumer group `group` on `filter` (the shared subscription
@@ -376,7 +368,13 @@ impl<R> Client<R> {
         filter: &str,
         qos: QoS,
     ) -> Result<QoS, Error> {
-        let filters = vec![Subscription::new(TopicFilter::shared(group, filter)?, qos)];
+        self.subscribe_one(TopicFilter::shared(group, filter)?, qos)
+            .await
+    }
+
+    /// One filter, without properties: the granted QoS or [`Error::SubscribeRefused`].
+    async fn subscribe_one(&self, filter: TopicFilter, qos: QoS) -> Result<QoS, Error> {
+        let filters = vec![Subscription::new(filter, qos)];
         let properties = SubscribeProperties::default();
         self.command(|waiter| Command::Subscribe {
             filters,
