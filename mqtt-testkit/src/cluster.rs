@@ -674,29 +674,86 @@ grpc_reuseaddr = true
     }
 }
 
-/// A few MQTT 3.1.1 packets by hand, to tell when a node is ready without a client crate.
+/// A few blocking MQTT 3.1.1 exchanges through the codec, to tell when a node is ready
+/// without an async client.
 mod probe {
     use super::*;
+    use bytes::BytesMut;
+    use mqtt_proto::{
+        Connect, ConnectReasonCode, Decoder, Disconnect, DisconnectReasonCode, MqttString, Packet,
+        PacketId, ProtocolVersion, Publish, QoS, QosPid, Subscribe, Subscription, TopicFilter,
+        TopicName,
+    };
 
     const TIMEOUT: Duration = Duration::from_secs(2);
+    const VERSION: ProtocolVersion = ProtocolVersion::V3_1_1;
 
-    /// Connects to `port` as `client_id` (clean session) and reads CONNACK; the stream if
+    /// One connection to a node, read and written whole packets at a time.
+    pub(super) struct Probe {
+        stream: TcpStream,
+        buf: BytesMut,
+        decoder: Decoder,
+    }
+
+    impl Probe {
+        fn send(&mut self, packet: Packet) -> Result<(), String> {
+            let mut wire = BytesMut::new();
+            packet
+                .encode(VERSION, &mut wire)
+                .map_err(|e| e.to_string())?;
+            self.stream.write_all(&wire).map_err(|e| e.to_string())
+        }
+
+        /// The next packet, or why none came (a read timeout included).
+        fn receive(&mut self) -> Result<Packet, String> {
+            loop {
+                if let Some(packet) = self
+                    .decoder
+                    .decode(&mut self.buf)
+                    .map_err(|e| e.to_string())?
+                {
+                    return Ok(packet);
+                }
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk) {
+                    Ok(0) => return Err("the node closed the connection".into()),
+                    Ok(n) => self
+                        .buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+
+        fn disconnect(mut self) {
+            let _ = self.send(Packet::Disconnect(Disconnect::new(
+                DisconnectReasonCode::NormalDisconnection,
+            )));
+        }
+    }
+
+    /// Connects to `port` as `client_id` (clean session) and reads CONNACK; the connection if
     /// the node accepted.
-    pub(super) fn connect(port: u16, client_id: &str) -> Result<TcpStream, String> {
+    pub(super) fn connect(port: u16, client_id: &str) -> Result<Probe, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
             .map_err(|e| e.to_string())?;
-        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 30];
-        push_str(&mut body, client_id);
-        write_packet(&mut stream, 0x10, &body)?;
-        let (header, body) = read_packet(&mut stream)?;
-        match (header >> 4, body.get(1)) {
-            (2, Some(0)) => Ok(stream),
-            (2, Some(code)) => Err(format!("CONNACK return code {code}")),
-            _ => Err(format!("not a CONNACK: {header:#x}")),
+        let mut probe = Probe {
+            stream,
+            buf: BytesMut::new(),
+            decoder: Decoder::new(VERSION),
+        };
+        let client_id = MqttString::new(client_id).map_err(|e| e.to_string())?;
+        probe.send(Packet::Connect(Box::new(Connect::new(
+            VERSION, client_id, 30,
+        ))))?;
+        match probe.receive()? {
+            Packet::ConnAck(ack) if ack.reason_code == ConnectReasonCode::Success => Ok(probe),
+            Packet::ConnAck(ack) => Err(format!("CONNACK {:?}", ack.reason_code)),
+            other => Err(format!("not a CONNACK: {:?}", other.packet_type())),
         }
     }
 
@@ -716,74 +773,30 @@ mod probe {
 
     fn try_route(from: u16, to: u16, topic: &str) -> Result<(), String> {
         let mut sub = connect(to, &format!("testkit-probe-sub-{to}"))?;
-        let mut body = vec![0, 1];
-        push_str(&mut body, topic);
-        body.push(0);
-        write_packet(&mut sub, 0x82, &body)?;
-        let (header, _) = read_packet(&mut sub)?;
-        if header >> 4 != 9 {
-            return Err(format!("not a SUBACK: {header:#x}"));
+        let filter = TopicFilter::new(topic).map_err(|e| e.to_string())?;
+        let id = PacketId::new(1).ok_or("packet identifier 1")?;
+        sub.send(Packet::Subscribe(Subscribe::new(
+            id,
+            vec![Subscription::new(filter, QoS::AtMostOnce)],
+        )))?;
+        match sub.receive()? {
+            Packet::SubAck(_) => {}
+            other => return Err(format!("not a SUBACK: {:?}", other.packet_type())),
         }
         let mut publisher = connect(from, &format!("testkit-probe-pub-{from}"))?;
-        sub.set_read_timeout(Some(Duration::from_millis(200)))
+        sub.stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(|e| e.to_string())?;
+        let name = TopicName::new(topic).map_err(|e| e.to_string())?;
         for _ in 0..10 {
-            let mut body = Vec::new();
-            push_str(&mut body, topic);
-            body.extend_from_slice(b"ready");
-            write_packet(&mut publisher, 0x30, &body)?;
-            if let Ok((header, _)) = read_packet(&mut sub) {
-                if header >> 4 == 3 {
-                    let _ = write_packet(&mut sub, 0xE0, &[]);
-                    let _ = write_packet(&mut publisher, 0xE0, &[]);
-                    return Ok(());
-                }
+            let message = Publish::new(name.clone(), QosPid::AtMostOnce, &b"ready"[..]);
+            publisher.send(Packet::Publish(message))?;
+            if let Ok(Packet::Publish(_)) = sub.receive() {
+                sub.disconnect();
+                publisher.disconnect();
+                return Ok(());
             }
         }
         Err("published, nothing arrived".into())
-    }
-
-    fn push_str(buf: &mut Vec<u8>, s: &str) {
-        let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
-        buf.extend_from_slice(&len.to_be_bytes());
-        buf.extend_from_slice(s.as_bytes());
-    }
-
-    fn write_packet(stream: &mut TcpStream, header: u8, body: &[u8]) -> Result<(), String> {
-        let mut packet = vec![header];
-        let mut len = body.len();
-        loop {
-            let mut byte = (len % 128) as u8;
-            len /= 128;
-            if len > 0 {
-                byte |= 0x80;
-            }
-            packet.push(byte);
-            if len == 0 {
-                break;
-            }
-        }
-        packet.extend_from_slice(body);
-        stream.write_all(&packet).map_err(|e| e.to_string())
-    }
-
-    fn read_packet(stream: &mut TcpStream) -> Result<(u8, Vec<u8>), String> {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
-        let header = byte[0];
-        let mut len = 0usize;
-        for shift in [0, 7, 14, 21] {
-            stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
-            len |= usize::from(byte[0] & 0x7F) << shift;
-            if byte[0] & 0x80 == 0 {
-                break;
-            }
-        }
-        if len > 1 << 20 {
-            return Err(format!("a packet of {len} bytes"));
-        }
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).map_err(|e| e.to_string())?;
-        Ok((header, body))
     }
 }
