@@ -31,6 +31,9 @@
 //! assert!(wire.is_empty());
 //! ```
 //!
+//! The 5.0 property sets of the packets that travel in bulk (PUBLISH and its acknowledgements,
+//! DISCONNECT, AUTH) are kept behind a [`PropertyBox`], allocated only when a property is set.
+//!
 //! The crate is `no_std` with `alloc` when the default `std` feature is off.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -53,6 +56,7 @@ mod error;
 mod packet;
 mod primitives;
 mod properties;
+mod property_box;
 mod reason;
 mod string;
 mod topic;
@@ -73,6 +77,7 @@ pub use properties::{
     PayloadFormat, PropertiesIter, PropertiesRef, PropertyId, PropertyValue, PublishProperties,
     SubscribeProperties, UnsubscribeProperties, UserProperty, WillProperties,
 };
+pub use property_box::{PropertyBox, PropertySet};
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,

@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::{DecodeErrorKind as Kind, EncodeError};
 use crate::packet::PacketType;
 use crate::primitives::{self, put_prefixed, put_var_int, var_int_len};
+use crate::property_box::{PropertyBox, PropertySet};
 use crate::string::MqttString;
 use crate::topic::TopicName;
 use crate::types::QoS;
@@ -376,10 +377,29 @@ macro_rules! property_set {
         }
 
         impl $name {
+            /// The set with no property.
+            pub const EMPTY: Self = Self {
+                $( $field: None, )*
+                $( $mfield: Vec::new(), )?
+                user_properties: Vec::new(),
+            };
+
             /// Whether no property is set.
             pub fn is_empty(&self) -> bool {
                 true $( && self.$field.is_none() )* $( && self.$mfield.is_empty() )?
                     && self.user_properties.is_empty()
+            }
+
+            /// The boxed properties of a block that [`read_block`] checked; the empty block,
+            /// the common case, without an allocation.
+            #[inline(always)]
+            #[allow(dead_code)] // The sets that CONNECT and CONNACK carry are not boxed.
+            pub(crate) fn boxed_from_ref(frame: &Bytes, block: PropertiesRef<'_>) -> PropertyBox<Self> {
+                if block.is_empty() {
+                    PropertyBox::EMPTY
+                } else {
+                    PropertyBox::boxed(Self::from_block(frame, block))
+                }
             }
 
             /// Size of the property block contents, without the length prefix.
@@ -423,6 +443,7 @@ macro_rules! property_set {
             /// The owned properties of a block that [`read_block`] checked; the empty block,
             /// the common case, without a call.
             #[inline(always)]
+            #[allow(dead_code)] // The boxed sets are built by `boxed_from_ref`.
             pub(crate) fn from_ref(frame: &Bytes, block: PropertiesRef<'_>) -> Self {
                 if block.is_empty() {
                     Self::default()
@@ -459,6 +480,21 @@ macro_rules! property_set {
                     }
                 }
                 props
+            }
+        }
+
+        impl crate::property_box::private::Sealed for $name {}
+
+        impl PropertySet for $name {
+            #[inline]
+            fn empty() -> &'static Self {
+                static EMPTY: $name = $name::EMPTY;
+                &EMPTY
+            }
+
+            #[inline]
+            fn is_empty(&self) -> bool {
+                $name::is_empty(self)
             }
         }
     };

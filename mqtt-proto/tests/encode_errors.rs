@@ -104,23 +104,24 @@ fn properties_cannot_be_sent_before_5_0() {
                 properties: PublishProperties {
                     content_type: Some(s("json")),
                     ..Default::default()
-                },
+                }
+                .into(),
                 ..Publish::new(topic("t"), QosPid::AtMostOnce, b(b""))
             }),
             Packet::PubAck(PubAck {
-                properties: reason_string(),
+                properties: reason_string().into(),
                 ..PubAck::new(pid(1))
             }),
             Packet::PubRec(PubRec {
-                properties: reason_string(),
+                properties: reason_string().into(),
                 ..PubRec::new(pid(1))
             }),
             Packet::PubRel(PubRel {
-                properties: reason_string(),
+                properties: reason_string().into(),
                 ..PubRel::new(pid(1))
             }),
             Packet::PubComp(PubComp {
-                properties: reason_string(),
+                properties: reason_string().into(),
                 ..PubComp::new(pid(1))
             }),
             Packet::Subscribe(Subscribe {
@@ -133,7 +134,7 @@ fn properties_cannot_be_sent_before_5_0() {
             }),
             Packet::SubAck(SubAck {
                 packet_id: pid(1),
-                properties: reason_string(),
+                properties: reason_string().into(),
                 reason_codes: vec![SubAckReasonCode::GrantedQoS0],
             }),
             Packet::Unsubscribe(Unsubscribe {
@@ -145,7 +146,7 @@ fn properties_cannot_be_sent_before_5_0() {
             }),
             Packet::UnsubAck(UnsubAck {
                 packet_id: pid(1),
-                properties: reason_string(),
+                properties: reason_string().into(),
                 reason_codes: vec![],
             }),
             Packet::Disconnect(Disconnect {
@@ -153,7 +154,8 @@ fn properties_cannot_be_sent_before_5_0() {
                 properties: DisconnectProperties {
                     reason_string: Some(s("bye")),
                     ..Default::default()
-                },
+                }
+                .into(),
             }),
         ];
         for packet in packets {
@@ -213,7 +215,7 @@ fn reason_codes_cannot_be_sent_before_5_0() {
             (
                 Packet::SubAck(SubAck {
                     packet_id: pid(1),
-                    properties: AckProperties::default(),
+                    properties: Default::default(),
                     reason_codes: vec![
                         SubAckReasonCode::GrantedQoS1,
                         SubAckReasonCode::NotAuthorized,
@@ -224,7 +226,7 @@ fn reason_codes_cannot_be_sent_before_5_0() {
             (
                 Packet::UnsubAck(UnsubAck {
                     packet_id: pid(1),
-                    properties: AckProperties::default(),
+                    properties: Default::default(),
                     reason_codes: vec![UnsubAckReasonCode::Success],
                 }),
                 0x00,
@@ -283,7 +285,7 @@ fn connack_return_codes_of_3_1_1() {
 fn auth_cannot_be_sent_before_5_0() {
     let auth = Packet::Auth(Auth {
         reason_code: AuthReasonCode::Success,
-        properties: AuthProperties::default(),
+        properties: Default::default(),
     });
     for version in V3 {
         assert_eq!(
@@ -351,7 +353,8 @@ fn empty_topic_needs_a_topic_alias_in_5_0() {
         properties: PublishProperties {
             topic_alias: std::num::NonZeroU16::new(3),
             ..Default::default()
-        },
+        }
+        .into(),
         ..empty.clone()
     };
     assert_eq!(
@@ -482,7 +485,8 @@ fn binary_fields_longer_than_65535_bytes() {
         properties: PublishProperties {
             correlation_data: Some(long.clone()),
             ..Default::default()
-        },
+        }
+        .into(),
         ..Publish::new(topic("t"), QosPid::AtMostOnce, b(b""))
     });
     assert_eq!(
@@ -495,7 +499,8 @@ fn binary_fields_longer_than_65535_bytes() {
             authentication_method: Some(s("SCRAM")),
             authentication_data: Some(long),
             ..Default::default()
-        },
+        }
+        .into(),
     });
     assert_eq!(encode(V5, &with_auth_data), Err(EncodeError::FieldTooLong));
 }

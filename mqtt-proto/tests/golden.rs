@@ -153,7 +153,7 @@ fn v3_cases(version: ProtocolVersion) -> Vec<Case> {
             "90 06 00 01 00 01 02 80",
             Packet::SubAck(SubAck {
                 packet_id: pid(1),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![
                     SubAckReasonCode::GrantedQoS0,
                     SubAckReasonCode::GrantedQoS1,
@@ -178,7 +178,7 @@ fn v3_cases(version: ProtocolVersion) -> Vec<Case> {
             "b0 02 00 02",
             Packet::UnsubAck(UnsubAck {
                 packet_id: pid(2),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![],
             }),
         ),
@@ -571,7 +571,8 @@ fn v5_publish_cases() -> Vec<Case> {
                     content_type: Some(s("json")),
                     subscription_identifiers: vec![nz32(1), nz32(128)],
                     user_properties: vec![user("x", "y"), user("x", "z")],
-                },
+                }
+                .into(),
                 ..publish("a/b", QosPid::AtLeastOnce(pid(5)), b"{}")
             }),
         ),
@@ -589,7 +590,8 @@ fn v5_publish_cases() -> Vec<Case> {
                 properties: PublishProperties {
                     topic_alias: Some(nz16(2)),
                     ..Default::default()
-                },
+                }
+                .into(),
                 ..publish("x", QosPid::ExactlyOnce(pid(9)), b"z")
             }),
         ),
@@ -621,7 +623,7 @@ fn v5_ack_cases() -> Vec<Case> {
             Packet::PubAck(PubAck {
                 packet_id: pid(1),
                 reason_code: PubAckReasonCode::UnspecifiedError,
-                properties: ack_props(Some("oops"), &[("k", "v")]),
+                properties: ack_props(Some("oops"), &[("k", "v")]).into(),
             }),
         ),
         case(
@@ -646,7 +648,7 @@ fn v5_ack_cases() -> Vec<Case> {
             Packet::PubRec(PubRec {
                 packet_id: pid(2),
                 reason_code: PubAckReasonCode::QuotaExceeded,
-                properties: ack_props(Some("max"), &[]),
+                properties: ack_props(Some("max"), &[]).into(),
             }),
         ),
         case(
@@ -671,7 +673,7 @@ fn v5_ack_cases() -> Vec<Case> {
             Packet::PubRel(PubRel {
                 packet_id: pid(3),
                 reason_code: PubRelReasonCode::Success,
-                properties: ack_props(Some("ok"), &[]),
+                properties: ack_props(Some("ok"), &[]).into(),
             }),
         ),
         case(
@@ -696,7 +698,7 @@ fn v5_ack_cases() -> Vec<Case> {
             Packet::PubComp(PubComp {
                 packet_id: pid(4),
                 reason_code: PubRelReasonCode::PacketIdentifierNotFound,
-                properties: ack_props(None, &[("a", "b")]),
+                properties: ack_props(None, &[("a", "b")]).into(),
             }),
         ),
     ]
@@ -762,7 +764,7 @@ fn v5_subscribe_cases() -> Vec<Case> {
             "90 0f 00 0a 07 1f 00 04 'nope' 00 01 02 87 8f",
             Packet::SubAck(SubAck {
                 packet_id: pid(10),
-                properties: ack_props(Some("nope"), &[]),
+                properties: ack_props(Some("nope"), &[]).into(),
                 reason_codes: vec![
                     SubAckReasonCode::GrantedQoS0,
                     SubAckReasonCode::GrantedQoS1,
@@ -778,7 +780,7 @@ fn v5_subscribe_cases() -> Vec<Case> {
             "90 0f 00 0b 00 00 01 02 80 83 87 8f 91 97 9e a1 a2",
             Packet::SubAck(SubAck {
                 packet_id: pid(11),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![
                     SubAckReasonCode::GrantedQoS0,
                     SubAckReasonCode::GrantedQoS1,
@@ -813,7 +815,7 @@ fn v5_subscribe_cases() -> Vec<Case> {
             "b0 06 00 0b 00 00 11 80",
             Packet::UnsubAck(UnsubAck {
                 packet_id: pid(11),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![
                     UnsubAckReasonCode::Success,
                     UnsubAckReasonCode::NoSubscriptionExisted,
@@ -827,7 +829,7 @@ fn v5_subscribe_cases() -> Vec<Case> {
             "b0 0b 00 0c 04 1f 00 01 'x' 83 87 8f 91",
             Packet::UnsubAck(UnsubAck {
                 packet_id: pid(12),
-                properties: ack_props(Some("x"), &[]),
+                properties: ack_props(Some("x"), &[]).into(),
                 reason_codes: vec![
                     UnsubAckReasonCode::ImplementationSpecificError,
                     UnsubAckReasonCode::NotAuthorized,
@@ -872,7 +874,8 @@ fn v5_control_cases() -> Vec<Case> {
                     reason_string: Some(s("bye")),
                     server_reference: Some(s("srv2")),
                     user_properties: vec![user("a", "b")],
-                },
+                }
+                .into(),
             }),
         ),
         case(
@@ -881,7 +884,7 @@ fn v5_control_cases() -> Vec<Case> {
             "f0 00",
             Packet::Auth(Auth {
                 reason_code: AuthReasonCode::Success,
-                properties: AuthProperties::default(),
+                properties: Default::default(),
             }),
         ),
         case(
@@ -900,7 +903,8 @@ fn v5_control_cases() -> Vec<Case> {
                     authentication_data: Some(b(&[1, 2, 3, 4])),
                     reason_string: Some(s("next")),
                     user_properties: vec![],
-                },
+                }
+                .into(),
             }),
         ),
         case(
@@ -912,7 +916,8 @@ fn v5_control_cases() -> Vec<Case> {
                 properties: AuthProperties {
                     authentication_method: Some(s("SCRAM")),
                     ..Default::default()
-                },
+                }
+                .into(),
             }),
         ),
         case(
@@ -924,7 +929,8 @@ fn v5_control_cases() -> Vec<Case> {
                 properties: AuthProperties {
                     authentication_method: Some(s("SCRAM")),
                     ..Default::default()
-                },
+                }
+                .into(),
             }),
         ),
     ]
@@ -1385,7 +1391,7 @@ fn lenient_forms_decode_and_encode_canonically() {
             "f0 02 00 00",
             Packet::Auth(Auth {
                 reason_code: AuthReasonCode::Success,
-                properties: AuthProperties::default(),
+                properties: Default::default(),
             }),
             "f0 00",
         ),
@@ -1402,7 +1408,8 @@ fn lenient_forms_decode_and_encode_canonically() {
                     topic_alias: Some(nz16(4)),
                     content_type: Some(s("j")),
                     ..Default::default()
-                },
+                }
+                .into(),
                 ..publish("t", QosPid::AtMostOnce, b"pl")
             }),
             "30 0f 00 01 't' 09 01 00 23 00 04 03 00 01 'j' 'pl'",

@@ -7,9 +7,9 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::{decode_one, encode, hex, pid, s, topic, V3, VERSIONS};
 use mqtt_proto::{
-    AckProperties, ConnAck, Connect, DecodeErrorKind, Decoder, Packet, PacketType, PropertyId,
-    ProtocolVersion, Publish, QoS, QosPid, StringError, SubAck, Subscribe, SubscribeProperties,
-    Subscription, TopicError, TopicFilter, TopicName, UnsubAck, Unsubscribe, UnsubscribeProperties,
+    ConnAck, Connect, DecodeErrorKind, Decoder, Packet, PacketType, PropertyId, ProtocolVersion,
+    Publish, QoS, QosPid, StringError, SubAck, Subscribe, SubscribeProperties, Subscription,
+    TopicError, TopicFilter, TopicName, UnsubAck, Unsubscribe, UnsubscribeProperties,
 };
 use ProtocolVersion::{V3_1, V3_1_1, V5};
 
@@ -1530,7 +1530,7 @@ fn mqtt_2_2_2_1_property_length_zero_is_encoded() {
         (
             Packet::SubAck(SubAck {
                 packet_id: pid(1),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![mqtt_proto::SubAckReasonCode::GrantedQoS0],
             }),
             "90 04 00 01 00 00",
@@ -1546,7 +1546,7 @@ fn mqtt_2_2_2_1_property_length_zero_is_encoded() {
         (
             Packet::UnsubAck(UnsubAck {
                 packet_id: pid(1),
-                properties: AckProperties::default(),
+                properties: Default::default(),
                 reason_codes: vec![mqtt_proto::UnsubAckReasonCode::Success],
             }),
             "b0 04 00 01 00 00",

@@ -449,7 +449,7 @@ fn publish(version: ProtocolVersion) -> BoxedStrategy<Packet> {
                     qos_pid,
                     retain,
                     topic,
-                    properties,
+                    properties: properties.into(),
                     payload,
                 })
             },
@@ -472,7 +472,7 @@ fn pub_acks(version: ProtocolVersion) -> Vec<BoxedStrategy<Packet>> {
                 Packet::PubAck(PubAck {
                     packet_id,
                     reason_code,
-                    properties,
+                    properties: properties.into(),
                 })
             })
             .boxed(),
@@ -488,7 +488,7 @@ fn pub_acks(version: ProtocolVersion) -> Vec<BoxedStrategy<Packet>> {
                 Packet::PubRec(PubRec {
                     packet_id,
                     reason_code,
-                    properties,
+                    properties: properties.into(),
                 })
             })
             .boxed(),
@@ -504,7 +504,7 @@ fn pub_acks(version: ProtocolVersion) -> Vec<BoxedStrategy<Packet>> {
                 Packet::PubRel(PubRel {
                     packet_id,
                     reason_code,
-                    properties,
+                    properties: properties.into(),
                 })
             })
             .boxed(),
@@ -520,7 +520,7 @@ fn pub_acks(version: ProtocolVersion) -> Vec<BoxedStrategy<Packet>> {
                 Packet::PubComp(PubComp {
                     packet_id,
                     reason_code,
-                    properties,
+                    properties: properties.into(),
                 })
             })
             .boxed(),
@@ -585,7 +585,7 @@ fn suback(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, reason_codes)| {
             Packet::SubAck(SubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         })
@@ -619,7 +619,7 @@ fn unsuback(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, reason_codes)| {
             Packet::UnsubAck(UnsubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         })
@@ -638,7 +638,7 @@ fn disconnect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         .prop_map(|(reason_code, properties)| {
             Packet::Disconnect(Disconnect {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()
@@ -658,7 +658,7 @@ fn auth() -> BoxedStrategy<Packet> {
             }
             Packet::Auth(Auth {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()

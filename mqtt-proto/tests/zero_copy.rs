@@ -326,7 +326,8 @@ fn one_mebibyte_payload_arriving_in_chunks() {
         properties: PublishProperties {
             content_type: Some(s("application/octet-stream")),
             ..Default::default()
-        },
+        }
+        .into(),
         ..Publish::new(topic("big"), QosPid::AtMostOnce, payload)
     });
     let wire = encode(V5, &publish).unwrap();

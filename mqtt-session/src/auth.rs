@@ -75,7 +75,8 @@ use bytes::Bytes;
 ///         authentication_method: Some(method.clone()),
 ///         authentication_data: Some(Bytes::from_static(&[1, 2, 3])),
 ///         ..Default::default()
-///     },
+///     }
+///     .into(),
 /// })
 /// .encode(ProtocolVersion::V5, &mut wire)
 /// .unwrap();

@@ -5,8 +5,8 @@
 use mqtt_proto::{
     AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAckProperties, ConnectReasonCode,
     DecodeError, DecodeErrorKind, DisconnectProperties, DisconnectReasonCode, EncodeError,
-    PacketId, PacketType, PubAckReasonCode, PubRelReasonCode, Publish, QoS, StringError,
-    SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
+    PacketId, PacketType, PropertyBox, PubAckReasonCode, PubRelReasonCode, Publish, QoS,
+    StringError, SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
 use crate::auth::AuthFailure;
@@ -55,7 +55,7 @@ pub enum Event {
         /// Per filter, in request order: the granted QoS, or why it was refused.
         results: Vec<Result<QoS, SubAckReasonCode>>,
         /// 5.0 SUBACK properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// The server answered an UNSUBSCRIBE.
     Unsubscribed {
@@ -64,7 +64,7 @@ pub enum Event {
         /// Per filter: the outcome (always success before 5.0, which has no codes).
         results: Vec<UnsubAckReasonCode>,
         /// 5.0 UNSUBACK properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// A connection started without a session present, and the session subscribed again to
     /// every subscription the server had granted before: per filter, the granted QoS or why
@@ -82,7 +82,7 @@ pub enum Event {
     /// AUTH with Success, and the authenticator accepted it.
     Reauthenticated {
         /// The properties of the server's AUTH (its data, reason string, user properties).
-        properties: Box<AuthProperties>,
+        properties: PropertyBox<AuthProperties>,
     },
     /// The connection ended; the transport should be closed once pending bytes are written.
     Disconnected {
@@ -108,14 +108,14 @@ pub enum PublishOutcome {
         /// 0x00 or 0x10 (no matching subscribers).
         reason: PubAckReasonCode,
         /// 5.0 properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// QoS 2: the server sent PUBCOMP.
     Completed {
         /// Success, or 0x92 if the server had lost the identifier.
         reason: PubRelReasonCode,
         /// 5.0 properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// 5.0: the server refused the message with PUBACK or PUBREC of 0x80 or above; it is not
     /// sent again [MQTT-4.4.0-2 v5.0].
@@ -123,7 +123,7 @@ pub enum PublishOutcome {
         /// The reason.
         reason: PubAckReasonCode,
         /// 5.0 properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// The message can no longer be sent: it exceeds the maximum packet size or QoS the
     /// server announced on a later connection.
@@ -152,7 +152,7 @@ pub enum ConnectionError {
         /// The reason code.
         reason: DisconnectReasonCode,
         /// Its properties (reason string, server reference ...).
-        properties: Box<DisconnectProperties>,
+        properties: PropertyBox<DisconnectProperties>,
     },
     /// The server broke the protocol.
     #[error("protocol violation by the server: {0}")]

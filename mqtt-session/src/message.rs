@@ -1,7 +1,7 @@
 //! `Message`: what the application publishes.
 
 use bytes::Bytes;
-use mqtt_proto::{PublishProperties, QoS, TopicError, TopicName};
+use mqtt_proto::{PropertyBox, PublishProperties, QoS, TopicError, TopicName};
 
 /// An application message to publish.
 ///
@@ -21,8 +21,8 @@ pub struct Message {
     pub qos: QoS,
     /// Whether the server retains it.
     pub retain: bool,
-    /// 5.0 properties (the session manages the topic alias itself).
-    pub properties: PublishProperties,
+    /// 5.0 properties (the session manages the topic alias itself); allocated only when set.
+    pub properties: PropertyBox<PublishProperties>,
 }
 
 impl Message {
@@ -38,7 +38,7 @@ impl Message {
             payload: payload.into(),
             qos: QoS::AtMostOnce,
             retain: false,
-            properties: PublishProperties::default(),
+            properties: PropertyBox::EMPTY,
         }
     }
 
@@ -55,8 +55,8 @@ impl Message {
     }
 
     /// Sets the 5.0 properties.
-    pub fn properties(mut self, properties: PublishProperties) -> Self {
-        self.properties = properties;
+    pub fn properties(mut self, properties: impl Into<PropertyBox<PublishProperties>>) -> Self {
+        self.properties = properties.into();
         self
     }
 }

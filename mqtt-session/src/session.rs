@@ -9,9 +9,9 @@ use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
     Auth, AuthReasonCode, ConnAck, Connect, ConnectReasonCode, Decoder, Disconnect,
     DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketId, PacketType,
-    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, QosPid,
-    SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, Subscription, TopicFilter, UnsubAck,
-    UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
+    PropertyBox, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS,
+    QosPid, SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, Subscription, TopicFilter,
+    UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, MAX_PACKET_SIZE,
 };
 use tracing::{debug, trace, warn};
 
@@ -1048,7 +1048,9 @@ impl Session {
             _ => QosPid::AtMostOnce,
         };
         let mut properties = message.properties.clone();
-        properties.topic_alias = None;
+        if let Some(set) = properties.get_mut() {
+            set.topic_alias = None;
+        }
         Publish {
             dup: false,
             qos_pid,
@@ -1308,7 +1310,8 @@ impl Session {
                 authentication_method: Some(method.clone()),
                 authentication_data: data,
                 ..Default::default()
-            },
+            }
+            .into(),
         });
         debug!("re-authenticating");
         if let Err(e) = self.send(now, &packet) {
@@ -1363,16 +1366,19 @@ impl Session {
             if !too_big(packet) {
                 return;
             }
-            let (reason, users) = match packet {
-                Packet::Disconnect(d) => (
-                    &mut d.properties.reason_string,
-                    &mut d.properties.user_properties,
-                ),
-                Packet::Auth(a) => (
-                    &mut a.properties.reason_string,
-                    &mut a.properties.user_properties,
-                ),
-                _ => return,
+            let diagnostics = match packet {
+                Packet::Disconnect(d) => d
+                    .properties
+                    .get_mut()
+                    .map(|p| (&mut p.reason_string, &mut p.user_properties)),
+                Packet::Auth(a) => a
+                    .properties
+                    .get_mut()
+                    .map(|p| (&mut p.reason_string, &mut p.user_properties)),
+                _ => None,
+            };
+            let Some((reason, users)) = diagnostics else {
+                return;
             };
             if step == 0 {
                 *reason = None;
@@ -1524,7 +1530,7 @@ impl Session {
             Packet::Disconnect(d) if v5 => {
                 self.close(ConnectionError::ServerDisconnected {
                     reason: d.reason_code,
-                    properties: Box::new(d.properties),
+                    properties: d.properties,
                 });
             }
             other if state == ConnectionState::Connecting => {
@@ -1587,7 +1593,7 @@ impl Session {
                     }
                     debug!("re-authenticated");
                     self.events.push_back(Event::Reauthenticated {
-                        properties: Box::new(auth.properties),
+                        properties: auth.properties,
                     });
                 }
                 Err(e) => self.auth_failed(e),
@@ -1603,7 +1609,8 @@ impl Session {
                         authentication_method: Some(method),
                         authentication_data: data,
                         ..Default::default()
-                    },
+                    }
+                    .into(),
                 };
                 if let Err(e) = self.send(now, &Packet::Auth(answer)) {
                     warn!(error = %e, "cannot encode the authenticator's answer");
@@ -1922,7 +1929,7 @@ impl Session {
                     token: record.token,
                     outcome: PublishOutcome::Completed {
                         reason: PubRelReasonCode::PacketIdentifierNotFound,
-                        properties: Box::default(),
+                        properties: PropertyBox::EMPTY,
                     },
                 }),
                 OutgoingState::Published => {
@@ -2105,7 +2112,7 @@ impl Session {
             if let Some(left) = expiry.interval_at(now) {
                 publish.properties.message_expiry_interval = Some(left);
             }
-            let checked = Packet::Publish(publish.clone())
+            let checked = publish
                 .encoded_len(self.version())
                 .map_err(PublishError::from)
                 .and_then(|size| check_against_server(&server, message, size));
@@ -2370,7 +2377,7 @@ impl Session {
         if self.flow_state(id) != Some((QoS::AtLeastOnce, OutgoingState::Published)) {
             return self.unknown_id(PacketType::PubAck, id);
         }
-        let properties = Box::new(ack.properties);
+        let properties = ack.properties;
         let outcome = if ack.reason_code.is_success() {
             PublishOutcome::Acknowledged {
                 reason: ack.reason_code,
@@ -2394,7 +2401,7 @@ impl Session {
                     // [MQTT-4.4.0-2 v5.0] [MQTT-4.3.3-4 v5.0]: a failed PUBREC ends the flow.
                     let outcome = PublishOutcome::Rejected {
                         reason: rec.reason_code,
-                        properties: Box::new(rec.properties),
+                        properties: rec.properties,
                     };
                     return self.finish_flow(now, id, outcome);
                 }
@@ -2439,7 +2446,7 @@ impl Session {
         }
         let outcome = PublishOutcome::Completed {
             reason: comp.reason_code,
-            properties: Box::new(comp.properties),
+            properties: comp.properties,
         };
         self.finish_flow(now, id, outcome);
     }
@@ -2486,7 +2493,7 @@ impl Session {
         self.events.push_back(Event::Subscribed {
             packet_id: id,
             results,
-            properties: Box::new(suback.properties),
+            properties: suback.properties,
         });
     }
 
@@ -2539,7 +2546,7 @@ impl Session {
         self.events.push_back(Event::Unsubscribed {
             packet_id: id,
             results,
-            properties: Box::new(unsuback.properties),
+            properties: unsuback.properties,
         });
     }
 

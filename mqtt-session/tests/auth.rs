@@ -31,7 +31,8 @@ fn auth(reason_code: AuthReasonCode, method: Option<MqttString>, data: Option<By
             authentication_method: method,
             authentication_data: data,
             ..Default::default()
-        },
+        }
+        .into(),
     })
 }
 
@@ -411,7 +412,8 @@ fn the_application_does_not_send_auth_while_an_authenticator_runs() {
         properties: AuthProperties {
             authentication_method: Some(method()),
             ..Default::default()
-        },
+        }
+        .into(),
     };
     assert_eq!(
         pair.session.auth(pair.now, answer),

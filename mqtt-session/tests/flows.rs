@@ -1062,7 +1062,8 @@ fn enhanced_authentication_round_trips() {
             authentication_method: Some(MqttString::new("SCRAM-SHA-1").unwrap()),
             authentication_data: Some(Bytes::from_static(b"challenge")),
             ..Default::default()
-        },
+        }
+        .into(),
     };
     pair.deliver(Packet::Auth(challenge.clone()));
     assert_eq!(pair.events(), vec![Event::Auth(challenge)]);
@@ -1072,7 +1073,8 @@ fn enhanced_authentication_round_trips() {
             authentication_method: Some(MqttString::new("SCRAM-SHA-1").unwrap()),
             authentication_data: Some(Bytes::from_static(b"response")),
             ..Default::default()
-        },
+        }
+        .into(),
     };
     pair.session.auth(pair.now, response.clone()).unwrap();
     assert_eq!(pair.sent(), vec![Packet::Auth(response)]);
@@ -1162,7 +1164,8 @@ fn auth_repeats_the_connect_method_and_uses_allowed_codes() {
         properties: AuthProperties {
             authentication_method: method,
             ..Default::default()
-        },
+        }
+        .into(),
     };
     assert_eq!(
         pair.session.auth(
@@ -1313,7 +1316,8 @@ fn diagnostics_are_dropped_to_fit_the_server_maximum_packet_size() {
             reason_string: Some(long.clone()),
             user_properties: vec![small.clone()],
             ..Default::default()
-        },
+        }
+        .into(),
     };
     pair.session.auth(pair.now, auth.clone()).unwrap();
     auth.properties.reason_string = None;

@@ -77,7 +77,8 @@ fn publish() -> impl Strategy<Value = Publish> {
             p.properties = PublishProperties {
                 message_expiry_interval: expiry,
                 ..PublishProperties::default()
-            };
+            }
+            .into();
             p
         })
 }

@@ -1644,7 +1644,7 @@ macro_rules! client_suite {
                             authentication_method: Some(MqttString::new(METHOD).unwrap()),
                             authentication_data: Some(data.into()),
                             ..Default::default()
-                        },
+                        }.into(),
                     })
                 }
                 /// Reads until the client's answer to `nonce`, acknowledging messages on the

@@ -1,6 +1,7 @@
 //! PUBACK, PUBREC, PUBREL and PUBCOMP (spec 3.4-3.7): a packet identifier and, in 5.0, an
 //! optional reason code and properties. One macro defines all four so they cannot drift.
 
+use crate::property_box::PropertyBox;
 use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
@@ -21,7 +22,7 @@ macro_rules! ack_packet {
             /// The outcome (5.0); always success before 5.0.
             pub reason_code: $code,
             /// 5.0 properties.
-            pub properties: AckProperties,
+            pub properties: PropertyBox<AckProperties>,
         }
 
         impl $name {
@@ -30,7 +31,7 @@ macro_rules! ack_packet {
                 Self {
                     packet_id,
                     reason_code: $code::Success,
-                    properties: AckProperties::default(),
+                    properties: PropertyBox::EMPTY,
                 }
             }
 

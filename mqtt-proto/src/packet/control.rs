@@ -1,6 +1,7 @@
 //! DISCONNECT (spec 3.14) and AUTH (5.0 spec 3.15). PINGREQ/PINGRESP have no body and live
 //! in `Packet` itself.
 
+use crate::property_box::PropertyBox;
 use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
@@ -16,7 +17,7 @@ pub struct Disconnect {
     /// Why the connection closes (5.0).
     pub reason_code: DisconnectReasonCode,
     /// 5.0 properties.
-    pub properties: DisconnectProperties,
+    pub properties: PropertyBox<DisconnectProperties>,
 }
 
 // The reason-code macro serves enums without a natural default, so it cannot derive one.
@@ -32,7 +33,7 @@ impl Disconnect {
     pub fn new(reason_code: DisconnectReasonCode) -> Self {
         Self {
             reason_code,
-            properties: DisconnectProperties::default(),
+            properties: PropertyBox::EMPTY,
         }
     }
 
@@ -85,7 +86,7 @@ pub struct Auth {
     /// Where the exchange stands.
     pub reason_code: AuthReasonCode,
     /// Method and data of this step.
-    pub properties: AuthProperties,
+    pub properties: PropertyBox<AuthProperties>,
 }
 
 impl Auth {

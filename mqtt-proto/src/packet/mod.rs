@@ -409,11 +409,7 @@ fn owned_publish(
     } else {
         TopicName::from_checked(MqttString::from_scanned(share(&frame, p.topic))?)
     };
-    let properties = if p.properties.is_empty() {
-        PublishProperties::default()
-    } else {
-        PublishProperties::from_ref(&frame, p.properties)
-    };
+    let properties = PublishProperties::boxed_from_ref(&frame, p.properties);
     let (dup, qos_pid, retain) = (p.dup, p.qos_pid, p.retain);
     let payload_start = frame.len() - p.payload.len();
     let mut payload = frame;
@@ -448,7 +444,7 @@ fn owned_other(
             Packet::PubAck(PubAck {
                 packet_id: a.packet_id,
                 reason_code: a.reason_code,
-                properties: AckProperties::from_ref(frame, a.properties),
+                properties: AckProperties::boxed_from_ref(frame, a.properties),
             })
         }
         PacketType::PubRec => {
@@ -456,7 +452,7 @@ fn owned_other(
             Packet::PubRec(PubRec {
                 packet_id: a.packet_id,
                 reason_code: a.reason_code,
-                properties: AckProperties::from_ref(frame, a.properties),
+                properties: AckProperties::boxed_from_ref(frame, a.properties),
             })
         }
         PacketType::PubRel => {
@@ -464,7 +460,7 @@ fn owned_other(
             Packet::PubRel(PubRel {
                 packet_id: a.packet_id,
                 reason_code: a.reason_code,
-                properties: AckProperties::from_ref(frame, a.properties),
+                properties: AckProperties::boxed_from_ref(frame, a.properties),
             })
         }
         PacketType::PubComp => {
@@ -472,7 +468,7 @@ fn owned_other(
             Packet::PubComp(PubComp {
                 packet_id: a.packet_id,
                 reason_code: a.reason_code,
-                properties: AckProperties::from_ref(frame, a.properties),
+                properties: AckProperties::boxed_from_ref(frame, a.properties),
             })
         }
         PacketType::Connect => owned_connect(frame, r)?,
@@ -595,28 +591,28 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
             } else {
                 TopicName::from_checked(owned_string(f, p.topic))
             },
-            properties: PublishProperties::from_ref(f, p.properties),
+            properties: PublishProperties::boxed_from_ref(f, p.properties),
             payload: share(f, p.payload),
         }),
         PacketRef::PubAck(a) => Packet::PubAck(PubAck {
             packet_id: a.packet_id,
             reason_code: a.reason_code,
-            properties: AckProperties::from_ref(f, a.properties),
+            properties: AckProperties::boxed_from_ref(f, a.properties),
         }),
         PacketRef::PubRec(a) => Packet::PubRec(PubRec {
             packet_id: a.packet_id,
             reason_code: a.reason_code,
-            properties: AckProperties::from_ref(f, a.properties),
+            properties: AckProperties::boxed_from_ref(f, a.properties),
         }),
         PacketRef::PubRel(a) => Packet::PubRel(PubRel {
             packet_id: a.packet_id,
             reason_code: a.reason_code,
-            properties: AckProperties::from_ref(f, a.properties),
+            properties: AckProperties::boxed_from_ref(f, a.properties),
         }),
         PacketRef::PubComp(a) => Packet::PubComp(PubComp {
             packet_id: a.packet_id,
             reason_code: a.reason_code,
-            properties: AckProperties::from_ref(f, a.properties),
+            properties: AckProperties::boxed_from_ref(f, a.properties),
         }),
         PacketRef::Subscribe(s) => {
             let mut filters = Vec::with_capacity(s.filters.len());
@@ -634,7 +630,7 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
         }
         PacketRef::SubAck(s) => Packet::SubAck(SubAck {
             packet_id: s.packet_id,
-            properties: AckProperties::from_ref(f, s.properties),
+            properties: AckProperties::boxed_from_ref(f, s.properties),
             reason_codes: s.reason_codes.iter().collect(),
         }),
         PacketRef::Unsubscribe(u) => {
@@ -650,18 +646,18 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
         }
         PacketRef::UnsubAck(u) => Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
-            properties: AckProperties::from_ref(f, u.properties),
+            properties: AckProperties::boxed_from_ref(f, u.properties),
             reason_codes: u.reason_codes.iter().collect(),
         }),
         PacketRef::PingReq => Packet::PingReq,
         PacketRef::PingResp => Packet::PingResp,
         PacketRef::Disconnect(d) => Packet::Disconnect(Disconnect {
             reason_code: d.reason_code,
-            properties: DisconnectProperties::from_ref(f, d.properties),
+            properties: DisconnectProperties::boxed_from_ref(f, d.properties),
         }),
         PacketRef::Auth(a) => Packet::Auth(Auth {
             reason_code: a.reason_code,
-            properties: AuthProperties::from_ref(f, a.properties),
+            properties: AuthProperties::boxed_from_ref(f, a.properties),
         }),
     }
 }
@@ -867,6 +863,16 @@ mod tests {
             core::mem::size_of::<Packet>(),
             core::mem::size_of::<Publish>(),
         );
+    }
+
+    #[test]
+    fn publish_keeps_its_properties_out_of_line() {
+        // Topic and payload (two `Bytes`), one pointer for the property set, QoS and flags: a
+        // PUBLISH is copied through every queue on its way, so it must stay this small.
+        let size = core::mem::size_of::<Publish>();
+        assert!(size <= 80, "Publish is {size} bytes");
+        assert!(core::mem::size_of::<PubAck>() <= 16);
+        assert!(core::mem::size_of::<Packet>() <= 80);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::EncodeError;
-use crate::primitives::{prefixed_len, put_prefixed, MAX_VAR_INT};
+use crate::primitives::{prefixed_len, put_prefixed, var_int_len, MAX_VAR_INT};
 use crate::properties::PublishProperties;
+use crate::property_box::PropertyBox;
 use crate::topic::TopicName;
 use crate::types::{PacketId, QosPid};
 use crate::{ProtocolVersion, QoS};
@@ -31,7 +32,7 @@ pub struct Publish {
     /// The topic; empty only in 5.0 when `properties.topic_alias` stands for it.
     pub topic: TopicName,
     /// 5.0 properties.
-    pub properties: PublishProperties,
+    pub properties: PropertyBox<PublishProperties>,
     /// The application message.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::bytes))]
     pub payload: Bytes,
@@ -45,7 +46,7 @@ impl Publish {
             qos_pid,
             retain: false,
             topic,
-            properties: PublishProperties::default(),
+            properties: PropertyBox::EMPTY,
             payload: payload.into(),
         }
     }
@@ -69,6 +70,17 @@ impl Publish {
             flags |= RETAIN;
         }
         flags
+    }
+
+    /// The size of this PUBLISH on the wire in `version`, or why it cannot be encoded: what
+    /// [`Packet::encoded_len`](crate::Packet::encoded_len) gives, without wrapping (or
+    /// cloning) it into a [`Packet`](crate::Packet).
+    pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        let body = self.body_len(version)?;
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        Ok(1 + var_int_len(body) + body)
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {

@@ -1,5 +1,6 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (spec 3.8-3.11).
 
+use crate::property_box::PropertyBox;
 use alloc::vec::Vec;
 
 use bytes::{BufMut, BytesMut};
@@ -169,7 +170,7 @@ pub struct SubAck {
     /// Identifier of the SUBSCRIBE answered.
     pub packet_id: PacketId,
     /// 5.0 properties.
-    pub properties: AckProperties,
+    pub properties: PropertyBox<AckProperties>,
     /// One code per filter, in the SUBSCRIBE's order.
     pub reason_codes: Vec<SubAckReasonCode>,
 }
@@ -259,7 +260,7 @@ pub struct UnsubAck {
     /// Identifier of the UNSUBSCRIBE answered.
     pub packet_id: PacketId,
     /// 5.0 properties.
-    pub properties: AckProperties,
+    pub properties: PropertyBox<AckProperties>,
     /// 5.0: one code per filter. Empty before 5.0, which has no codes.
     pub reason_codes: Vec<UnsubAckReasonCode>,
 }

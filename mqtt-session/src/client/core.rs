@@ -2170,7 +2170,8 @@ mod tests {
             properties: AuthProperties {
                 authentication_method: method,
                 ..Default::default()
-            },
+            }
+            .into(),
         });
         read(&mut core, now, &encode(success));
         let out = outputs(&mut core);

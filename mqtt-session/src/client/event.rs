@@ -2,7 +2,7 @@
 //! complete a caller's request.
 
 use mqtt_proto::{
-    AckProperties, Auth, AuthProperties, ConnAckProperties, PacketId, Publish, QoS,
+    AckProperties, Auth, AuthProperties, ConnAckProperties, PacketId, PropertyBox, Publish, QoS,
     SubAckReasonCode, TopicFilter, UnsubAckReasonCode,
 };
 
@@ -49,7 +49,7 @@ pub enum Event {
         /// Per filter: the granted QoS, or the refusal.
         results: Vec<Result<QoS, SubAckReasonCode>>,
         /// 5.0 SUBACK properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// A connection started without a session present (the broker restarted without
     /// persistence, the session expired, a failover to another broker), and the client
@@ -66,7 +66,7 @@ pub enum Event {
         /// Per filter: the result.
         results: Vec<UnsubAckReasonCode>,
         /// 5.0 UNSUBACK properties.
-        properties: Box<AckProperties>,
+        properties: PropertyBox<AckProperties>,
     },
     /// The broker sent an AUTH step of enhanced authentication (5.0); not reported while an
     /// authenticator runs the exchange.
@@ -75,7 +75,7 @@ pub enum Event {
     /// authenticator accepted it (5.0).
     Reauthenticated {
         /// The properties of the broker's AUTH.
-        properties: Box<AuthProperties>,
+        properties: PropertyBox<AuthProperties>,
     },
     /// A connection ended. Unless the client stops (then [`Event::Closed`] follows), it
     /// reconnects and resumes the session.

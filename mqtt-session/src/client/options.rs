@@ -624,7 +624,7 @@ impl ClientOptions {
 /// A will from a message: its 5.0 properties go with it, and `delay` as the Will Delay
 /// Interval.
 pub(crate) fn last_will(message: Message, delay: Option<u32>) -> LastWill {
-    let p = message.properties;
+    let p = message.properties.into_inner();
     LastWill {
         topic: message.topic,
         payload: message.payload,

@@ -598,7 +598,8 @@ impl Broker {
                 authentication_method: Some(MqttString::new(METHOD).expect("valid method")),
                 authentication_data: Some(data),
                 ..Default::default()
-            },
+            }
+            .into(),
         }));
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mqtt_proto::{
-    AckProperties, LastWill, Packet, PacketId, ProtocolVersion, PubRel, PubRelReasonCode, Publish,
+    LastWill, Packet, PacketId, PropertyBox, ProtocolVersion, PubRel, PubRelReasonCode, Publish,
     PublishProperties, QoS, QosPid, SubAckReasonCode, Subscription, TopicName, UnsubAck,
     UnsubAckReasonCode, Unsubscribe,
 };
@@ -21,7 +21,7 @@ pub(super) struct Message {
     payload: Bytes,
     pub(super) qos: QoS,
     retain: bool,
-    pub(super) properties: PublishProperties,
+    pub(super) properties: PropertyBox<PublishProperties>,
 }
 
 impl Message {
@@ -50,7 +50,8 @@ impl Message {
                 correlation_data: props.correlation_data,
                 user_properties: props.user_properties,
                 ..PublishProperties::default()
-            },
+            }
+            .into(),
         }
     }
 
@@ -63,8 +64,9 @@ impl Message {
             publish.properties = PublishProperties {
                 topic_alias: None,
                 subscription_identifiers: Vec::new(),
-                ..self.properties.clone()
-            };
+                ..(*self.properties).clone()
+            }
+            .into();
         }
         publish
     }
@@ -336,7 +338,7 @@ impl Client {
         }
         let unsuback = UnsubAck {
             packet_id: unsubscribe.packet_id,
-            properties: AckProperties::default(),
+            properties: Default::default(),
             reason_codes,
         };
         self.outbox.send(self.version, &unsuback.into())

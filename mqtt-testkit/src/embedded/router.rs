@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_proto::{
-    AckProperties, Disconnect, DisconnectReasonCode, QoS, RetainHandling, SubAck, SubAckReasonCode,
-    Subscribe, Unsubscribe,
+    Disconnect, DisconnectReasonCode, QoS, RetainHandling, SubAck, SubAckReasonCode, Subscribe,
+    Unsubscribe,
 };
 
 use super::client::{Ack, Client, Message};
@@ -283,7 +283,7 @@ impl Router {
         }
         let suback = SubAck {
             packet_id: subscribe.packet_id,
-            properties: AckProperties::default(),
+            properties: Default::default(),
             reason_codes,
         };
         client.outbox.send(client.version, &suback.into())?;
