@@ -60,6 +60,15 @@ impl<T: PropertySet> PropertyBox<T> {
         }
     }
 
+    /// Whether no property is set; without looking at the set when none was allocated.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        match &self.0 {
+            None => true,
+            Some(set) => set.is_empty(),
+        }
+    }
+
     /// Boxes a set known to hold properties (a non-empty block the decoder read).
     #[inline]
     pub(crate) fn boxed(set: T) -> Self {
