@@ -59,6 +59,11 @@ impl OutboundAliases {
         }
     }
 
+    /// Whether the server accepts aliases, so that PUBLISH packets get one.
+    pub(crate) fn is_active(&self) -> bool {
+        self.max > 0
+    }
+
     /// Gives `publish` an alias: the topic is sent in full the first time and left empty after.
     /// Aliases never exceed the server's maximum [MQTT-3.2.2-17 v5.0]; when they run out, later
     /// topics go without one.

@@ -107,17 +107,13 @@ impl OrderedAcks {
         self.ids.get(word).is_some_and(|w| w & bit != 0)
     }
 
-    /// Removes the acknowledged entries at the front: they may go out now.
-    fn drain_ready(&mut self, out: &mut Vec<PacketId>) {
-        while let Some(front) = self.pending.front() {
-            if !front.acked {
-                break;
-            }
-            let id = front.packet_id;
-            out.push(id);
-            self.pending.pop_front();
-            self.set(id, false);
-        }
+    /// Removes the acknowledged entry at the front, if any: it may go out now.
+    fn pop_ready(&mut self) -> Option<PacketId> {
+        let front = self.pending.front().filter(|p| p.acked)?;
+        let id = front.packet_id;
+        self.pending.pop_front();
+        self.set(id, false);
+        Some(id)
     }
 }
 
@@ -218,14 +214,18 @@ impl Inbound {
         self.pubacks.contains(id)
     }
 
-    /// The acknowledgements of `kind` that may go out now, in arrival order.
-    pub(crate) fn ready(&mut self, kind: AckKind) -> Vec<PacketId> {
-        let mut out = Vec::new();
+    /// The next acknowledgement of `kind` that may go out now, in arrival order.
+    pub(crate) fn next_ready(&mut self, kind: AckKind) -> Option<PacketId> {
         match kind {
-            AckKind::PubAck => self.pubacks.drain_ready(&mut out),
-            AckKind::PubRec => self.pubrecs.drain_ready(&mut out),
+            AckKind::PubAck => self.pubacks.pop_ready(),
+            AckKind::PubRec => self.pubrecs.pop_ready(),
         }
-        out
+    }
+
+    /// Every acknowledgement of `kind` that may go out now, in arrival order.
+    #[cfg(test)]
+    fn ready(&mut self, kind: AckKind) -> Vec<PacketId> {
+        std::iter::from_fn(|| self.next_ready(kind)).collect()
     }
 
     /// QoS 1 messages the server will send again on the next connection need no PUBACK.

@@ -54,6 +54,13 @@ impl Message {
         self
     }
 
+    /// Moves the message out, leaving an empty one (no topic, no payload) that allocates
+    /// nothing.
+    pub(crate) fn take(&mut self) -> Self {
+        let empty = Self::with_topic(TopicName::empty_for_alias(), Bytes::new());
+        std::mem::replace(self, empty)
+    }
+
     /// Sets the 5.0 properties.
     pub fn properties(mut self, properties: impl Into<PropertyBox<PublishProperties>>) -> Self {
         self.properties = properties.into();

@@ -944,10 +944,10 @@ impl Session {
     pub fn publish_with_token(
         &mut self,
         now: Instant,
-        message: Message,
+        mut message: Message,
         token: PublishToken,
     ) -> Result<(), PublishError> {
-        self.check_message(&message)?;
+        self.check_message(&mut message)?;
         if self.outbound.queue.len() >= self.config.max_queued {
             return Err(PublishError::QueueFull);
         }
@@ -1024,41 +1024,23 @@ impl Session {
     }
 
     /// Checks what can be checked before a message is queued.
-    fn check_message(&self, message: &Message) -> Result<(), PublishError> {
+    fn check_message(&self, message: &mut Message) -> Result<(), PublishError> {
         if !message.properties.subscription_identifiers.is_empty() {
             // [MQTT-3.3.4-6 v5.0]
             return Err(PublishError::SubscriptionIdentifierInPublish);
         }
-        let probe = self.build_publish(message, PacketId::new(1));
-        let size = Packet::Publish(probe).encoded_len(self.version())?;
+        let probe = into_publish(message.take(), PacketId::new(1));
+        let size = probe.encoded_len(self.version());
+        *message = into_message(probe);
+        let size = size?;
         if let Some(conn) = self
             .conn
             .as_ref()
             .filter(|c| c.state == ConnectionState::Connected)
         {
-            check_against_server(&conn.server, message, size)?;
+            check_against_server(&conn.server, message.qos, message.retain, size)?;
         }
         Ok(())
-    }
-
-    fn build_publish(&self, message: &Message, id: Option<PacketId>) -> Publish {
-        let qos_pid = match (message.qos, id) {
-            (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
-            (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
-            _ => QosPid::AtMostOnce,
-        };
-        let mut properties = message.properties.clone();
-        if let Some(set) = properties.get_mut() {
-            set.topic_alias = None;
-        }
-        Publish {
-            dup: false,
-            qos_pid,
-            retain: message.retain,
-            topic: message.topic.clone(),
-            properties,
-            payload: message.payload.clone(),
-        }
     }
 
     /// Subscribes to `filters`; [`Event::Subscribed`] with the returned identifier reports the
@@ -1217,7 +1199,7 @@ impl Session {
                 return Err(AckError::Store(e));
             }
         }
-        for id in self.inbound.ready(kind) {
+        while let Some(id) = self.inbound.next_ready(kind) {
             match kind {
                 AckKind::PubAck => {
                     // [MQTT-4.3.2-4 v5.0] [MQTT-4.5.0-2 v3.1.1 v5.0]
@@ -2075,7 +2057,7 @@ impl Session {
             let Some(front) = self.outbound.queue.front() else {
                 return;
             };
-            let message = &front.message;
+            let qos = front.message.qos;
             let token = front.token;
             let expiry = front.expiry;
             if expiry.has_passed(now) {
@@ -2090,13 +2072,13 @@ impl Session {
                 });
                 continue;
             }
-            if message.qos > QoS::AtMostOnce {
+            if qos > QoS::AtMostOnce {
                 // [MQTT-4.9.0-2 v5.0]: no new QoS 1/2 PUBLISH while the send quota is used up.
                 if self.outbound.inflight.len() >= self.send_window() {
                     return;
                 }
             }
-            let id = if message.qos > QoS::AtMostOnce {
+            let id = if qos > QoS::AtMostOnce {
                 // A message whose old flow's record still stands for it in the store starts
                 // its new flow under that identifier: the new record replaces the old one in
                 // one write, so no crash can leave the message stored twice, or not at all.
@@ -2108,23 +2090,29 @@ impl Session {
             } else {
                 None
             };
-            let mut publish = self.build_publish(message, id);
+            // The message leaves the queue by value: its topic and payload move into the
+            // PUBLISH (and the in-flight record) instead of being shared, so that sending it
+            // costs no allocation and no reference count.
+            let Some(mut queued) = self.outbound.queue.pop_front() else {
+                return;
+            };
+            let mut publish = into_publish(queued.message.take(), id);
             if let Some(left) = expiry.interval_at(now) {
                 publish.properties.message_expiry_interval = Some(left);
             }
             let checked = publish
                 .encoded_len(self.version())
                 .map_err(PublishError::from)
-                .and_then(|size| check_against_server(&server, message, size));
+                .and_then(|size| {
+                    check_against_server(&server, publish.qos(), publish.retain, size)
+                });
             if let Err(e) = checked {
                 // An identifier that stands for the message in the store is released when its
                 // record goes (`forget_queued`).
-                if let Some(id) = id.filter(|_| front.replaces.is_none()) {
+                if let Some(id) = id.filter(|_| queued.replaces.is_none()) {
                     self.ids.release(id);
                 }
-                if let Some(dropped) = self.outbound.queue.pop_front() {
-                    self.forget_queued(now, &dropped);
-                }
+                self.forget_queued(now, &queued);
                 self.events.push_back(Event::Published {
                     token,
                     outcome: PublishOutcome::Dropped(e),
@@ -2133,8 +2121,7 @@ impl Session {
             }
             match id {
                 None => {
-                    self.outbound.queue.pop_front();
-                    self.send_publish(now, publish);
+                    self.send_publish(now, &publish);
                     self.events.push_back(Event::Published {
                         token,
                         outcome: PublishOutcome::Sent,
@@ -2147,36 +2134,36 @@ impl Session {
                         self.store_dirty = true;
                         if let Err(e) = store.put_outgoing(&record) {
                             // The message stays queued; `retry_store` pumps again.
-                            if self
-                                .outbound
-                                .queue
-                                .front()
-                                .is_some_and(|q| q.replaces.is_none())
-                            {
+                            if queued.replaces.is_none() {
                                 self.ids.release(id);
                             }
+                            queued.message = into_message(record.publish);
+                            self.outbound.queue.push_front(queued);
                             self.store_failed(now, e);
                             return;
                         }
                     }
-                    if let Some(mut started) = self.outbound.queue.pop_front() {
-                        // Its record was just replaced by the new flow's.
-                        started.replaces = None;
-                        self.forget_queued(now, &started);
-                    }
-                    let publish = record.publish.clone();
+                    // Its record was just replaced by the new flow's.
+                    queued.replaces = None;
+                    self.forget_queued(now, &queued);
+                    self.send_publish(now, &record.publish);
                     self.outbound.insert(id, record, expiry);
-                    self.send_publish(now, publish);
                 }
             }
         }
     }
 
-    fn send_publish(&mut self, now: Instant, mut publish: Publish) {
-        if let Some(conn) = self.conn.as_mut() {
-            conn.outbound_aliases.apply(&mut publish);
-        }
-        if let Err(e) = self.send(now, &Packet::Publish(publish)) {
+    /// Sends a PUBLISH from where it is kept; copied only to give it a topic alias.
+    fn send_publish(&mut self, now: Instant, publish: &Publish) {
+        let sent = match self.conn.as_mut() {
+            Some(conn) if conn.outbound_aliases.is_active() => {
+                let mut aliased = publish.clone();
+                conn.outbound_aliases.apply(&mut aliased);
+                self.send_outgoing(now, Outgoing::Publish(&aliased))
+            }
+            _ => self.send_outgoing(now, Outgoing::Publish(publish)),
+        };
+        if let Err(e) = sent {
             warn!(error = %e, "cannot encode PUBLISH");
         }
     }
@@ -2423,17 +2410,18 @@ impl Session {
             return;
         };
         record.state = OutgoingState::Released;
-        let record = record.clone();
-        if let Some(store) = self.store.as_mut() {
-            self.store_dirty = true;
-            if let Err(e) = store.put_outgoing(&record) {
-                if let Some(r) = self.outbound.get_mut(id) {
-                    r.state = OutgoingState::Published;
-                }
-                self.retry.releases.push(id);
-                self.store_failed(now, e);
-                return;
+        let failed = match self.store.as_mut() {
+            Some(store) => {
+                self.store_dirty = true;
+                store.put_outgoing(record).err()
             }
+            None => None,
+        };
+        if let Some(e) = failed {
+            record.state = OutgoingState::Published;
+            self.retry.releases.push(id);
+            self.store_failed(now, e);
+            return;
         }
         // [MQTT-4.3.3-4 v5.0] / [MQTT-4.3.3-1 v3.1.1]
         let _ = self.send(now, &Packet::PubRel(PubRel::new(id)));
@@ -2552,6 +2540,11 @@ impl Session {
 
     /// Encodes a packet for transmission on the current connection and notes the time.
     fn send(&mut self, now: Instant, packet: &Packet) -> Result<(), EncodeError> {
+        self.send_outgoing(now, Outgoing::Packet(packet))
+    }
+
+    /// [`send`](Self::send) for a packet given by reference to its part.
+    fn send_outgoing(&mut self, now: Instant, packet: Outgoing<'_>) -> Result<(), EncodeError> {
         if self.encode(packet)? {
             if let Some(conn) = self.conn.as_mut() {
                 conn.last_sent = now;
@@ -2562,14 +2555,14 @@ impl Session {
 
     /// Encodes a packet for transmission unless the connection is gone or closing; returns
     /// whether it was queued.
-    fn encode(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
+    fn encode(&mut self, packet: Outgoing<'_>) -> Result<bool, EncodeError> {
         match self.conn.as_ref() {
             Some(conn)
                 if conn.state == ConnectionState::Connecting
                     && conn.auth.is_some()
                     && !matches!(
-                        packet,
-                        Packet::Connect(_) | Packet::Auth(_) | Packet::Disconnect(_)
+                        packet.packet_type(),
+                        PacketType::Connect | PacketType::Auth | PacketType::Disconnect
                     ) =>
             {
                 // [MQTT-3.1.2-30 v5.0]: with an Authentication Method, only AUTH and DISCONNECT
@@ -2581,7 +2574,12 @@ impl Session {
                 Ok(false)
             }
             Some(conn) if conn.state != ConnectionState::Closing => {
-                self.transmit.encode(self.config.version, packet)?;
+                match packet {
+                    Outgoing::Packet(packet) => self.transmit.encode(self.config.version, packet),
+                    Outgoing::Publish(publish) => {
+                        self.transmit.encode_publish(self.config.version, publish)
+                    }
+                }?;
                 self.traffic.packets_out += 1;
                 trace!(packet = ?packet.packet_type(), "sent");
                 Ok(true)
@@ -2599,7 +2597,9 @@ impl Session {
 
     fn end_connection(&mut self, error: ConnectionError, disconnect: Option<DisconnectReasonCode>) {
         if let Some(reason) = disconnect.filter(|_| self.version().is_v5()) {
-            let _ = self.encode(&Packet::Disconnect(Disconnect::new(reason)));
+            let _ = self.encode(Outgoing::Packet(&Packet::Disconnect(Disconnect::new(
+                reason,
+            ))));
         }
         self.close(error);
     }
@@ -2620,19 +2620,69 @@ impl Session {
 }
 
 /// Checks a message against the limits the server announced in CONNACK.
+/// A packet to encode, given by reference: a PUBLISH in flight is sent from its record.
+#[derive(Clone, Copy)]
+enum Outgoing<'a> {
+    Packet(&'a Packet),
+    Publish(&'a Publish),
+}
+
+impl Outgoing<'_> {
+    fn packet_type(self) -> PacketType {
+        match self {
+            Self::Packet(packet) => packet.packet_type(),
+            Self::Publish(_) => PacketType::Publish,
+        }
+    }
+}
+
+/// The PUBLISH of `message` under `id` (none for QoS 0), built by moving its parts. The
+/// application's Topic Alias is dropped: the session manages aliases itself.
+fn into_publish(message: Message, id: Option<PacketId>) -> Publish {
+    let qos_pid = match (message.qos, id) {
+        (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+        (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+        _ => QosPid::AtMostOnce,
+    };
+    let mut properties = message.properties;
+    if let Some(set) = properties.get_mut() {
+        set.topic_alias = None;
+    }
+    Publish {
+        dup: false,
+        qos_pid,
+        retain: message.retain,
+        topic: message.topic,
+        properties,
+        payload: message.payload,
+    }
+}
+
+/// The message a PUBLISH carries, by moving its parts; the inverse of [`into_publish`].
+fn into_message(publish: Publish) -> Message {
+    Message {
+        qos: publish.qos(),
+        topic: publish.topic,
+        payload: publish.payload,
+        retain: publish.retain,
+        properties: publish.properties,
+    }
+}
+
 fn check_against_server(
     server: &ServerLimits,
-    message: &Message,
+    qos: QoS,
+    retain: bool,
     size: usize,
 ) -> Result<(), PublishError> {
-    if message.qos > server.max_qos {
+    if qos > server.max_qos {
         // [MQTT-3.2.2-11 v5.0]
         return Err(PublishError::QoSNotSupported {
-            requested: message.qos,
+            requested: qos,
             max: server.max_qos,
         });
     }
-    if message.retain && !server.retain_available {
+    if retain && !server.retain_available {
         // [MQTT-3.2.2-14 v5.0]
         return Err(PublishError::RetainNotSupported);
     }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mqtt_proto::{EncodeError, Packet, ProtocolVersion};
+use mqtt_proto::{EncodeError, Packet, ProtocolVersion, Publish};
 
 /// Bytes to write, in order, as a few buffers: encoded packets, and the payloads of PUBLISH
 /// packets of at least [`SPLIT_PAYLOAD_MIN`](mqtt_proto::SPLIT_PAYLOAD_MIN) bytes left out of
@@ -52,12 +52,29 @@ impl Transmit {
         packet: &Packet,
     ) -> Result<usize, EncodeError> {
         let (size, payload) = packet.encode_split(version, &mut self.tail)?;
+        self.add_encoded(size, payload);
+        Ok(size)
+    }
+
+    /// [`encode`](Self::encode) for a PUBLISH not wrapped in a [`Packet`].
+    pub fn encode_publish(
+        &mut self,
+        version: ProtocolVersion,
+        publish: &Publish,
+    ) -> Result<usize, EncodeError> {
+        let (size, payload) = publish.encode_split(version, &mut self.tail)?;
+        self.add_encoded(size, payload);
+        Ok(size)
+    }
+
+    /// Counts an encoded packet of `size` bytes; a `payload` left out of `tail` follows it as
+    /// its own buffer.
+    fn add_encoded(&mut self, size: usize, payload: Option<Bytes>) {
         if let Some(payload) = payload {
             self.sealed.push_back(self.tail.split().freeze());
             self.sealed.push_back(payload);
         }
         self.len += size;
-        Ok(size)
     }
 
     /// Bytes waiting, in every buffer.

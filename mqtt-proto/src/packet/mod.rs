@@ -256,14 +256,11 @@ impl Packet {
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
         if let Self::Publish(p) = self {
-            if let Some(encoded) = p.encode_plain(version, buf, false) {
-                return encoded.map(|(total, _)| total);
-            }
+            return p.encode_with(version, buf, false).map(|(total, _)| total);
         } else if let Some(total) = self.encode_short(buf) {
             return Ok(total);
         }
-        self.encode_general(version, buf, false)
-            .map(|(total, _)| total)
+        self.encode_general(version, buf)
     }
 
     /// [`Packet::encode`], except that the payload of a PUBLISH of at least
@@ -288,13 +285,11 @@ impl Packet {
         buf: &mut BytesMut,
     ) -> Result<(usize, Option<Bytes>), EncodeError> {
         if let Self::Publish(p) = self {
-            if let Some(encoded) = p.encode_plain(version, buf, true) {
-                return encoded;
-            }
+            return p.encode_split(version, buf);
         } else if let Some(total) = self.encode_short(buf) {
             return Ok((total, None));
         }
-        self.encode_general(version, buf, true)
+        self.encode_general(version, buf).map(|total| (total, None))
     }
 
     /// Fixed-size packets in their common form, which are the same bytes in every version, in
@@ -320,33 +315,24 @@ impl Packet {
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
-        split: bool,
-    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+    ) -> Result<usize, EncodeError> {
+        if let Self::Publish(p) = self {
+            return p.encode_with(version, buf, false).map(|(total, _)| total);
+        }
         let body = self.body_len(version)?;
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
-        let payload = match self {
-            Self::Publish(p) if split && p.payload.len() >= SPLIT_PAYLOAD_MIN => {
-                Some(p.payload.clone())
-            }
-            _ => None,
-        };
-        let left_out = payload.as_ref().map_or(0, Bytes::len);
-        buf.reserve(total - left_out);
+        buf.reserve(total);
         let start = buf.len();
         buf.put_u8(self.first_byte());
         put_var_int(buf, body);
         match self {
             Self::Connect(p) => p.write(buf),
             Self::ConnAck(p) => p.write(version, buf),
-            Self::Publish(p) => {
-                p.write_head(version, buf);
-                if payload.is_none() {
-                    buf.put_slice(&p.payload);
-                }
-            }
+            // Encoded by `Publish::encode_with`, above.
+            Self::Publish(_) => {}
             Self::PubAck(p) => p.write(version, buf),
             Self::PubRec(p) => p.write(version, buf),
             Self::PubRel(p) => p.write(version, buf),
@@ -359,12 +345,8 @@ impl Packet {
             Self::Disconnect(p) => p.write(version, buf),
             Self::Auth(p) => p.write(buf),
         }
-        debug_assert_eq!(
-            buf.len() - start + left_out,
-            total,
-            "encoded_len disagrees with write"
-        );
-        Ok((total, payload))
+        debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
+        Ok(total)
     }
 }
 

@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::EncodeError;
-use crate::primitives::{prefixed_len, put_prefixed, var_int_len, MAX_VAR_INT};
+use crate::primitives::{prefixed_len, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT};
 use crate::properties::PublishProperties;
 use crate::property_box::PropertyBox;
 use crate::topic::TopicName;
@@ -105,6 +105,64 @@ impl Publish {
             }
         }
         Ok(len)
+    }
+
+    /// Appends this PUBLISH as [`Packet::encode_split`](crate::Packet::encode_split) does,
+    /// without wrapping (or cloning) it into a [`Packet`](crate::Packet): a payload of
+    /// [`SPLIT_PAYLOAD_MIN`] bytes or more comes back uncopied, to be written after `buf`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use mqtt_proto::{ProtocolVersion, Publish, QosPid, TopicName};
+    /// let publish = Publish::new(TopicName::new("t").unwrap(), QosPid::AtMostOnce, vec![7u8; 8192]);
+    /// let mut buf = BytesMut::new();
+    /// let (size, payload) = publish.encode_split(ProtocolVersion::V3_1_1, &mut buf).unwrap();
+    /// assert_eq!((size, buf.len(), payload.map(|p| p.len())), (8198, 6, Some(8192)));
+    /// ```
+    pub fn encode_split(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        self.encode_with(version, buf, true)
+    }
+
+    /// Appends this PUBLISH; leaves a large payload out when `split` (see [`Self::encode_split`]).
+    #[inline]
+    pub(crate) fn encode_with(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        match self.encode_plain(version, buf, split) {
+            Some(encoded) => encoded,
+            None => self.encode_general(version, buf, split),
+        }
+    }
+
+    /// A PUBLISH with properties: sized first, then written field by field.
+    fn encode_general(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        split: bool,
+    ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        let body = self.body_len(version)?;
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let total = 1 + var_int_len(body) + body;
+        let payload =
+            (split && self.payload.len() >= SPLIT_PAYLOAD_MIN).then(|| self.payload.clone());
+        buf.reserve(total - payload.as_ref().map_or(0, Bytes::len));
+        buf.put_u8(0x30 | self.flags());
+        put_var_int(buf, body);
+        self.write_head(version, buf);
+        if payload.is_none() {
+            buf.put_slice(&self.payload);
+        }
+        Ok((total, payload))
     }
 
     /// Encodes a PUBLISH without properties, the common case, in four appends: the fixed header
