@@ -119,6 +119,7 @@ impl Publish {
     /// let (size, payload) = publish.encode_split(ProtocolVersion::V3_1_1, &mut buf).unwrap();
     /// assert_eq!((size, buf.len(), payload.map(|p| p.len())), (8198, 6, Some(8192)));
     /// ```
+    #[inline]
     pub fn encode_split(
         &self,
         version: ProtocolVersion,
