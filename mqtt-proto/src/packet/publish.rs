@@ -203,51 +203,52 @@ impl Publish {
             // No properties, so no topic alias either.
             return Err(EncodeError::EmptyTopicWithoutAlias);
         }
-        // Packet identifier and, in 5.0, a property length of 0.
-        let mut tail = [0u8; 3];
-        let mut tail_len = 0;
-        if let Some(id) = self.packet_id() {
-            tail = [(id.get() >> 8) as u8, id.get() as u8, 0];
-            tail_len = 2;
-        }
-        if version.is_v5() {
-            tail_len += 1;
-        }
+        let id = self.packet_id();
+        let v5 = version.is_v5();
+        // The packet identifier and, in 5.0, a property length of 0.
+        let tail_len = if id.is_some() { 2 } else { 0 } + usize::from(v5);
         let body = topic_len + tail_len + self.payload.len();
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
-        // First byte, remaining length (at most four bytes) and the topic's length, as one
-        // append; the branches on the length's size are cheaper than a loop.
-        let first = 0x30 | self.flags();
-        let [hi, lo] = (topic.len() as u16).to_be_bytes();
-        let b = |shift: u32| (body >> shift) as u8 & 0x7F;
-        let head: [u8; 7];
-        let head_len = if body < 1 << 7 {
-            head = [first, body as u8, hi, lo, 0, 0, 0];
-            4
-        } else if body < 1 << 14 {
-            head = [first, b(0) | 0x80, b(7), hi, lo, 0, 0];
-            5
-        } else if body < 1 << 21 {
-            head = [first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo, 0];
-            6
-        } else {
-            head = [first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21), hi, lo];
-            7
-        };
-        let prefix = head.get(..head_len).unwrap_or_default();
-        // The fixed header is the prefix less the topic's two length bytes.
-        let total = head_len - 2 + body;
+        let header_len = 1 + var_int_len(body);
+        let total = header_len + body;
         let payload = if split && self.payload.len() >= SPLIT_PAYLOAD_MIN {
             Some(self.payload.clone())
         } else {
             None
         };
         buf.reserve(total - payload.as_ref().map_or(0, Bytes::len));
-        buf.extend_from_slice(prefix);
+        // Every append but the topic's and the payload's has a length known here, so it
+        // compiles to stores rather than a call to `memcpy`: one arm per size of the remaining
+        // length, the topic's length bytes joined to the fixed header.
+        let first = 0x30 | self.flags();
+        let [hi, lo] = (topic.len() as u16).to_be_bytes();
+        let b = |shift: u32| (body >> shift) as u8 & 0x7F;
+        match header_len {
+            2 => buf.extend_from_slice(&[first, body as u8, hi, lo]),
+            3 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7), hi, lo]),
+            4 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo]),
+            _ => buf.extend_from_slice(&[
+                first,
+                b(0) | 0x80,
+                b(7) | 0x80,
+                b(14) | 0x80,
+                b(21),
+                hi,
+                lo,
+            ]),
+        }
         buf.extend_from_slice(topic);
-        buf.extend_from_slice(tail.get(..tail_len).unwrap_or_default());
+        match (id, v5) {
+            (Some(id), false) => buf.extend_from_slice(&id.get().to_be_bytes()),
+            (Some(id), true) => {
+                let [id_hi, id_lo] = id.get().to_be_bytes();
+                buf.extend_from_slice(&[id_hi, id_lo, 0]);
+            }
+            (None, true) => buf.extend_from_slice(&[0]),
+            (None, false) => {}
+        }
         if payload.is_none() {
             buf.extend_from_slice(&self.payload);
         }
