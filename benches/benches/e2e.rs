@@ -421,11 +421,19 @@ fn main() {
         .then(|| Mosquitto::start(MosquittoConfig::new().extra("max_inflight_messages 1000")));
     let port = external.unwrap_or_else(|| broker.as_ref().unwrap().port());
     let url = format!("mqtt://127.0.0.1:{port}");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // `E2E_RUNTIME=current_thread` runs the application and the drivers of the tokio clients
+    // on one thread, so that handing work between them never wakes another thread.
+    let rt = match std::env::var("E2E_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    };
     let cases = [(0u8, 100_000u64), (1, 50_000), (2, 20_000)];
     let only = std::env::var("E2E_ONLY").ok();
     let wanted = |name: &str| {
