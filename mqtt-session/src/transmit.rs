@@ -51,9 +51,7 @@ impl Transmit {
         version: ProtocolVersion,
         packet: &Packet,
     ) -> Result<usize, EncodeError> {
-        let (size, payload) = packet.encode_split(version, &mut self.tail)?;
-        self.add_encoded(size, payload);
-        Ok(size)
+        self.encode_with(|tail| packet.encode_split(version, tail))
     }
 
     /// [`encode`](Self::encode) for a PUBLISH not wrapped in a [`Packet`].
@@ -62,19 +60,22 @@ impl Transmit {
         version: ProtocolVersion,
         publish: &Publish,
     ) -> Result<usize, EncodeError> {
-        let (size, payload) = publish.encode_split(version, &mut self.tail)?;
-        self.add_encoded(size, payload);
-        Ok(size)
+        self.encode_with(|tail| publish.encode_split(version, tail))
     }
 
-    /// Counts an encoded packet of `size` bytes; a `payload` left out of `tail` follows it as
-    /// its own buffer.
-    fn add_encoded(&mut self, size: usize, payload: Option<Bytes>) {
+    /// Runs a split encoder on the encoding buffer; a payload it leaves out follows what it
+    /// wrote as a buffer of its own.
+    fn encode_with(
+        &mut self,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(usize, Option<Bytes>), EncodeError>,
+    ) -> Result<usize, EncodeError> {
+        let (size, payload) = encode(&mut self.tail)?;
         if let Some(payload) = payload {
             self.sealed.push_back(self.tail.split().freeze());
             self.sealed.push_back(payload);
         }
         self.len += size;
+        Ok(size)
     }
 
     /// Bytes waiting, in every buffer.
