@@ -1029,6 +1029,8 @@ impl Session {
             // [MQTT-3.3.4-6 v5.0]
             return Err(PublishError::SubscriptionIdentifierInPublish);
         }
+        // Sized as the PUBLISH it will become: the message moves into it and back, since a
+        // clone would promote its topic and payload to shared storage (an allocation each).
         let probe = into_publish(message.take(), PacketId::new(1));
         let size = probe.encoded_len(self.version());
         *message = into_message(probe);
