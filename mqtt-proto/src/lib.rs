@@ -36,7 +36,7 @@
 //!
 //! The crate is `no_std` with `alloc` when the default `std` feature is off.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
@@ -59,6 +59,7 @@ mod properties;
 mod property_box;
 mod reason;
 mod string;
+mod text;
 mod topic;
 mod types;
 mod view;

@@ -261,7 +261,7 @@ impl PropCodec for Utf8 {
     type Value = MqttString;
     fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<MqttString> {
         match value {
-            RawValue::Text(s) => Some(MqttString::from_checked_bytes(frame, s)),
+            RawValue::Text(s) => Some(MqttString::share(frame, s)),
             _ => None,
         }
     }
@@ -277,9 +277,7 @@ impl PropCodec for Topic {
     type Value = TopicName;
     fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<TopicName> {
         match value {
-            RawValue::Text(s) => Some(TopicName::from_checked(MqttString::from_checked_bytes(
-                frame, s,
-            ))),
+            RawValue::Text(s) => Some(TopicName::from_checked(MqttString::share(frame, s))),
             _ => None,
         }
     }
@@ -471,8 +469,8 @@ macro_rules! property_set {
                         PropertyId::UserProperty => {
                             if let RawValue::Pair(name, value) = value {
                                 props.user_properties.push(UserProperty {
-                                    name: MqttString::from_checked_bytes(frame, name),
-                                    value: MqttString::from_checked_bytes(frame, value),
+                                    name: MqttString::share(frame, name),
+                                    value: MqttString::share(frame, value),
                                 });
                             }
                         }
@@ -672,17 +670,24 @@ pub enum PropertyValue<'a> {
     StringPair(&'a str, &'a str),
 }
 
-/// A property value of a checked block as the owned conversion reads it: strings as their
-/// bytes, whose UTF-8 the check already proved, so that only `ByteString` proves it again.
+/// A property value of a checked block as the owned conversion reads it: strings made `&str`
+/// by the ASCII test alone where it suffices, as the check already proved their UTF-8.
 #[derive(Clone, Copy)]
 pub(crate) enum RawValue<'a> {
     Byte(u8),
     Two(u16),
     Four(u32),
     VarInt(u32),
-    Text(&'a [u8]),
+    Text(&'a str),
     Bytes(&'a [u8]),
-    Pair(&'a [u8], &'a [u8]),
+    Pair(&'a str, &'a str),
+}
+
+/// A string of a checked block.
+#[inline(always)]
+fn checked_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, Kind> {
+    crate::text::checked_str(r.prefixed()?)
+        .ok_or(Kind::InvalidString(crate::StringError::InvalidUtf8))
 }
 
 /// Reads one property's value of wire type `wire` from a checked block.
@@ -693,9 +698,9 @@ fn read_raw<'a>(r: &mut Reader<'a>, wire: Wire) -> Result<RawValue<'a>, Kind> {
         Wire::Two => RawValue::Two(r.u16()?),
         Wire::Four => RawValue::Four(r.u32()?),
         Wire::VarInt => RawValue::VarInt(r.var_int()?),
-        Wire::Utf8 => RawValue::Text(r.prefixed()?),
+        Wire::Utf8 => RawValue::Text(checked_text(r)?),
         Wire::Binary => RawValue::Bytes(r.prefixed()?),
-        Wire::Pair => RawValue::Pair(r.prefixed()?, r.prefixed()?),
+        Wire::Pair => RawValue::Pair(checked_text(r)?, checked_text(r)?),
     })
 }
 

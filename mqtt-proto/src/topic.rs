@@ -276,7 +276,7 @@ fn check_levels(filter: &[u8]) -> Result<(), TopicError> {
     // Only the wildcards need a look: find them eight bytes at a time and check each in order.
     let (words, tail) = filter.as_chunks::<8>();
     for (w, word) in words.iter().enumerate() {
-        let mut bits = crate::string::wildcard_bits(u64::from_le_bytes(*word));
+        let mut bits = crate::text::wildcard_bits(u64::from_le_bytes(*word));
         while bits != 0 {
             // The lowest flagged byte is a wildcard; bytes above one may be flagged in error,
             // and `check_wildcard` looks at the byte itself.

@@ -19,7 +19,8 @@ use crate::reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,
 };
-use crate::string::{self, MqttString};
+use crate::string::MqttString;
+use crate::text::{self, Scanned};
 use crate::topic;
 use crate::types::{PacketId, QosPid};
 use crate::{ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};
@@ -106,13 +107,14 @@ impl<'a> Reader<'a> {
     /// A UTF-8 encoded string and whether it holds `+` or `#`.
     #[inline]
     pub(crate) fn scanned_string(&mut self) -> Result<(&'a str, bool)> {
-        Ok(string::check(self.prefixed()?)?)
+        let scanned = Scanned::topic(self.prefixed()?)?;
+        Ok((scanned.to_str()?, scanned.has_wildcard()))
     }
 
-    /// A UTF-8 encoded string.
+    /// A UTF-8 encoded string whose wildcards mean nothing.
     #[inline]
     pub(crate) fn string(&mut self) -> Result<&'a str> {
-        Ok(self.scanned_string()?.0)
+        Ok(Scanned::plain(self.prefixed()?)?.to_str()?)
     }
 
     /// A non-empty topic name (spec 4.7).
@@ -408,8 +410,8 @@ impl<'a> Iterator for SubscriptionsIter<'a> {
     type Item = (&'a str, SubscriptionOptions);
 
     fn next(&mut self) -> Option<Self::Item> {
-        // The bytes were checked when decoded; UTF-8 is checked again to make the `&str`.
-        let filter = core::str::from_utf8(self.r.prefixed().ok()?).ok()?;
+        // The bytes were checked when decoded; only the ASCII test is made again.
+        let filter = text::checked_str(self.r.prefixed().ok()?)?;
         let options = SubscriptionOptions::from_byte(self.r.u8().ok()?, self.version).ok()?;
         Some((filter, options))
     }
@@ -455,7 +457,7 @@ impl<'a> Iterator for TopicFiltersIter<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        core::str::from_utf8(self.r.prefixed().ok()?).ok()
+        text::checked_str(self.r.prefixed().ok()?)
     }
 }
 
@@ -551,7 +553,7 @@ pub(crate) struct PublishParts<'a> {
     pub(crate) qos_pid: QosPid,
     pub(crate) retain: bool,
     /// Scanned for U+0000 and wildcards, not yet for UTF-8.
-    pub(crate) topic: &'a [u8],
+    pub(crate) topic: &'a str,
     pub(crate) topic_alias: Option<NonZeroU16>,
     pub(crate) properties: PropertiesRef<'a>,
     pub(crate) payload: &'a [u8],
@@ -578,9 +580,8 @@ pub(crate) fn publish_parts(
     };
     let mut r = Reader::new(body);
     // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
-    let topic = r.prefixed()?;
-    let wildcard = string::scan(topic)?;
-    if wildcard {
+    let topic = Scanned::topic(r.prefixed()?)?;
+    if topic.has_wildcard() {
         return Err(crate::TopicError::WildcardInName.into());
     }
     let qos_pid = match qos {
@@ -600,6 +601,7 @@ pub(crate) fn publish_parts(
         let (props, found) = properties::read_block(&mut r, properties::Set::Publish)?;
         (props, found.topic_alias)
     };
+    let topic = topic.to_str()?;
     if topic.is_empty() && topic_alias.is_none() {
         return Err(if version.is_v5() {
             Kind::EmptyTopicWithoutAlias
@@ -629,13 +631,11 @@ pub(crate) fn parse(
 ) -> Result<PacketRef<'_>> {
     if ty == PacketType::Publish {
         let p = publish_parts(body, flags, version)?;
-        let topic = core::str::from_utf8(p.topic)
-            .map_err(|_| Kind::InvalidString(crate::StringError::InvalidUtf8))?;
         return Ok(PacketRef::Publish(PublishRef {
             dup: p.dup,
             qos_pid: p.qos_pid,
             retain: p.retain,
-            topic,
+            topic: p.topic,
             topic_alias: p.topic_alias,
             properties: p.properties,
             payload: p.payload,
@@ -788,24 +788,18 @@ pub(crate) struct WillParts<'a, S> {
     pub(crate) properties: PropertiesRef<'a>,
 }
 
-/// A UTF-8 encoded string made by `string` from bytes that passed the scan for U+0000, and
-/// whether it holds `+` or `#`: the checks of [`Reader::scanned_string`], in its order.
+/// A UTF-8 encoded string whose wildcards mean nothing, made by `string`.
 #[inline(always)]
-fn made<'a, S>(
-    r: &mut Reader<'a>,
-    string: &mut impl FnMut(&'a [u8]) -> Result<S>,
-) -> Result<(S, bool)> {
-    let bytes = r.prefixed()?;
-    let wildcard = string::scan(bytes)?;
-    Ok((string(bytes)?, wildcard))
+fn made<'a, S>(r: &mut Reader<'a>, string: &mut impl FnMut(&'a str) -> S) -> Result<S> {
+    Ok(string(r.string()?))
 }
 
-/// CONNECT (spec 3.1), each string made by `string` (which checks UTF-8): the view makes
-/// `&str`s, the owned decoder its own strings, so that each is checked once.
+/// CONNECT (spec 3.1), each checked string made by `string`: the view keeps the `&str`s, the
+/// owned decoder makes its own strings of them.
 #[inline]
 pub(crate) fn connect_with<'a, S: AsRef<str>>(
     mut r: Reader<'a>,
-    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+    mut string: impl FnMut(&'a str) -> S,
 ) -> Result<ConnectParts<'a, S>> {
     let name = r.prefixed()?;
     let level = r.u8()?;
@@ -840,12 +834,13 @@ pub(crate) fn connect_with<'a, S: AsRef<str>>(
     }
     // [MQTT-3.1.3-1 v3.1.1 v5.0] [MQTT-3.1.3-3 v3.1.1 v5.0] [MQTT-3.1.3-4 v3.1.1 v5.0]: client
     // id first, then will, user, password.
-    let client_id = made(&mut r, &mut string)?.0;
+    let client_id = made(&mut r, &mut string)?;
     let will = if will_flag {
         // [MQTT-3.1.2-9 v3.1.1 v5.0]
         let (properties, _) = props(&mut r, protocol, properties::Set::Will)?;
-        let (topic, wildcard) = made(&mut r, &mut string)?;
-        topic::check_name_text(topic.as_ref().as_bytes(), wildcard)?;
+        let (topic, wildcard) = r.scanned_string()?;
+        topic::check_name_text(topic.as_bytes(), wildcard)?;
+        let topic = string(topic);
         let payload = r.prefixed()?;
         Some(WillParts {
             topic,
@@ -859,7 +854,7 @@ pub(crate) fn connect_with<'a, S: AsRef<str>>(
     };
     // [MQTT-3.1.2-19 v3.1.1] / [MQTT-3.1.2-17 v5.0]
     let username = if flags & USERNAME != 0 {
-        Some(made(&mut r, &mut string)?.0)
+        Some(made(&mut r, &mut string)?)
     } else {
         None
     };
@@ -933,19 +928,17 @@ fn connack(mut r: Reader<'_>, version: ProtocolVersion) -> Result<ConnAckRef<'_>
 /// bytes and how many entries it holds.
 pub(crate) type ListParts<'a> = (PacketId, PropertiesRef<'a>, &'a [u8], usize);
 
-/// A topic filter of a SUBSCRIBE or UNSUBSCRIBE list: scanned for U+0000 and wildcards, made
-/// into a string by `string` (which checks UTF-8), then checked by the filter rules (spec 4.7,
-/// 4.8.2), in the order a topic name's rules are checked.
+/// A topic filter of a SUBSCRIBE or UNSUBSCRIBE list: scanned for U+0000 and wildcards, checked
+/// as UTF-8, then by the filter rules (spec 4.7, 4.8.2), in the order a topic name's rules are
+/// checked; made into a string by `string`.
 #[inline(always)]
 fn list_filter<'a, S: AsRef<str>>(
     r: &mut Reader<'a>,
-    string: &mut impl FnMut(&'a [u8]) -> Result<S>,
+    string: &mut impl FnMut(&'a str) -> S,
 ) -> Result<S> {
-    let bytes = r.prefixed()?;
-    let wildcard = string::scan(bytes)?;
-    let filter = string(bytes)?;
-    topic::check_filter(filter.as_ref(), wildcard)?;
-    Ok(filter)
+    let (filter, wildcard) = r.scanned_string()?;
+    topic::check_filter(filter, wildcard)?;
+    Ok(string(filter))
 }
 
 /// SUBSCRIBE (spec 3.8): the rules of the packet, with each filter made by `string` and handed
@@ -955,7 +948,7 @@ fn list_filter<'a, S: AsRef<str>>(
 pub(crate) fn subscribe_with<'a, S: AsRef<str>>(
     mut r: Reader<'a>,
     version: ProtocolVersion,
-    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+    mut string: impl FnMut(&'a str) -> S,
     mut each: impl FnMut(S, SubscriptionOptions),
 ) -> Result<ListParts<'a>> {
     let packet_id = r.packet_id()?;
@@ -982,10 +975,10 @@ pub(crate) fn subscribe_with<'a, S: AsRef<str>>(
     Ok((packet_id, properties, raw, len))
 }
 
-/// A UTF-8 encoded string of the view, whose bytes passed [`string::scan`].
+/// The view's string maker: the checked `&str` itself.
 #[inline(always)]
-fn view_str(bytes: &[u8]) -> Result<&str> {
-    core::str::from_utf8(bytes).map_err(|_| Kind::InvalidString(crate::StringError::InvalidUtf8))
+fn view_str(text: &str) -> &str {
+    text
 }
 
 /// SUBSCRIBE (spec 3.8).
@@ -1004,7 +997,7 @@ fn subscribe(r: Reader<'_>, version: ProtocolVersion) -> Result<SubscribeRef<'_>
 pub(crate) fn unsubscribe_with<'a, S: AsRef<str>>(
     mut r: Reader<'a>,
     version: ProtocolVersion,
-    mut string: impl FnMut(&'a [u8]) -> Result<S>,
+    mut string: impl FnMut(&'a str) -> S,
     mut each: impl FnMut(S),
 ) -> Result<ListParts<'a>> {
     let packet_id = r.packet_id()?;

@@ -26,7 +26,6 @@ use crate::properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
 };
-use crate::string::MqttString;
 use crate::topic::{TopicFilter, TopicName};
 use crate::view::{self, owned_string, share, PacketRef};
 use crate::ProtocolVersion;
@@ -389,7 +388,7 @@ fn owned_publish(
     let topic = if p.topic.is_empty() {
         TopicName::empty_for_alias()
     } else {
-        TopicName::from_checked(MqttString::from_scanned(share(&frame, p.topic))?)
+        TopicName::from_checked(owned_string(&frame, p.topic))
     };
     let properties = PublishProperties::boxed_from_ref(&frame, p.properties);
     let (dup, qos_pid, retain) = (p.dup, p.qos_pid, p.retain);
@@ -463,7 +462,7 @@ fn owned_other(
 /// CONNECT through the view's rules, each string made owned as it is checked.
 #[inline(never)]
 fn owned_connect(frame: &Bytes, r: view::Reader<'_>) -> Result<Packet, Kind> {
-    let c = view::connect_with(r, |bytes| scanned_string(frame, bytes))?;
+    let c = view::connect_with(r, |text| owned_string(frame, text))?;
     Ok(Packet::from(Connect {
         protocol: c.protocol,
         clean_start: c.clean_start,
@@ -493,7 +492,7 @@ fn owned_subscribe(
     let (packet_id, properties, _, _) = view::subscribe_with(
         r,
         version,
-        |bytes| scanned_string(frame, bytes),
+        |text| owned_string(frame, text),
         |filter, options| {
             filters.push(Subscription {
                 filter: TopicFilter::from_checked(filter),
@@ -519,7 +518,7 @@ fn owned_unsubscribe(
     let (packet_id, properties, _, _) = view::unsubscribe_with(
         r,
         version,
-        |bytes| scanned_string(frame, bytes),
+        |text| owned_string(frame, text),
         |filter| filters.push(TopicFilter::from_checked(filter)),
     )?;
     Ok(Packet::Unsubscribe(Unsubscribe {
@@ -527,13 +526,6 @@ fn owned_unsubscribe(
         properties: UnsubscribeProperties::from_ref(frame, properties),
         filters,
     }))
-}
-
-/// The owned string of bytes that passed the string scan, sharing `frame`; its UTF-8 is
-/// checked here, once, by `ByteString`.
-#[inline]
-fn scanned_string(frame: &Bytes, bytes: &[u8]) -> Result<MqttString, Kind> {
-    Ok(MqttString::from_scanned(share(frame, bytes))?)
 }
 
 /// The owned packet of a view whose slices lie in `frame`.

@@ -1,0 +1,368 @@
+//! The bytes of UTF-8 encoded strings (spec 1.5.3 of 3.1.1, 1.5.4 of 5.0): the scan for
+//! U+0000 and wildcards, and the `&str`s and `ByteString`s made of bytes it proved to be ASCII.
+//!
+//! This is the crate's only `unsafe` code: two calls that skip a UTF-8 check already made.
+//! A scan that proves a string free of U+0000 learns, in the same vector pass, whether every
+//! byte is ASCII (one OR more per block); an ASCII string is UTF-8, so checking it again with
+//! `core::str::from_utf8` (about 0.44 instruction a byte, and a call) would only repeat the
+//! proof. Measured with `benches/instructions.sh`: the 65,535-byte user name of
+//! `connect_long_username` took 76,771 instructions to decode into the borrowed view and
+//! 62,404 into the owned packet with the second check, and about a fifth of that without it;
+//! every decoded topic name and property string pays the call otherwise. Both `unsafe` blocks
+//! are in this module and depend only on checks made in it: [`Scanned`] can be made only by
+//! its scans, and [`shared`] only by slicing a `&str`.
+#![allow(unsafe_code)]
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::error::StringError;
+
+/// Bytes of a string that passed a scan: no U+0000, and whether all are ASCII and whether any is
+/// `+` or `#`. Made only by [`Scanned::topic`] and [`Scanned::plain`], so `ascii` is true only
+/// when every byte was seen to be below 0x80.
+#[derive(Clone, Copy)]
+pub(crate) struct Scanned<'a> {
+    bytes: &'a [u8],
+    ascii: bool,
+    wildcard: bool,
+}
+
+impl<'a> Scanned<'a> {
+    /// Scans a string that may be a topic name or filter: for U+0000 [MQTT-1.5.3-2 v3.1.1]
+    /// [MQTT-1.5.4-2 v5.0], and for `+` and `#`.
+    #[inline]
+    pub(crate) fn topic(bytes: &'a [u8]) -> Result<Self, StringError> {
+        let (null, wildcard, ascii) = scan_special(bytes);
+        if null {
+            return Err(StringError::NullCharacter);
+        }
+        Ok(Self {
+            bytes,
+            ascii,
+            wildcard,
+        })
+    }
+
+    /// Scans a string whose wildcards mean nothing (a client identifier, a user name, a
+    /// property): for U+0000 only, about half the work of [`Scanned::topic`].
+    #[inline]
+    pub(crate) fn plain(bytes: &'a [u8]) -> Result<Self, StringError> {
+        let (null, ascii) = scan_plain(bytes);
+        if null {
+            return Err(StringError::NullCharacter);
+        }
+        Ok(Self {
+            bytes,
+            ascii,
+            wildcard: false,
+        })
+    }
+
+    /// Whether the bytes hold `+` or `#` (always false after [`Scanned::plain`]).
+    #[inline(always)]
+    pub(crate) fn has_wildcard(&self) -> bool {
+        self.wildcard
+    }
+
+    /// The text, once its bytes are proven UTF-8 [MQTT-1.5.3-1 v3.1.1] [MQTT-1.5.4-1 v5.0].
+    #[inline(always)]
+    pub(crate) fn to_str(self) -> Result<&'a str, StringError> {
+        if self.ascii {
+            debug_assert!(self.bytes.is_ascii());
+            // SAFETY: `ascii` is set only by this module's scans, and only when every byte of
+            // `bytes` is below 0x80; a sequence of ASCII bytes is valid UTF-8.
+            Ok(unsafe { core::str::from_utf8_unchecked(self.bytes) })
+        } else {
+            core::str::from_utf8(self.bytes).map_err(|_| StringError::InvalidUtf8)
+        }
+    }
+}
+
+/// `bytes`, which a decoder already checked, as text: the ASCII test alone where it suffices.
+/// `None` if they are not UTF-8 after all.
+#[inline]
+pub(crate) fn checked_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every byte is below 0x80, as `is_ascii` just proved; ASCII is valid UTF-8.
+        Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+    } else {
+        core::str::from_utf8(bytes).ok()
+    }
+}
+
+/// `text` as a `ByteString` sharing `frame` when it lies within it (a reference count), a copy
+/// otherwise; never panics.
+#[inline]
+pub(crate) fn shared(frame: &Bytes, text: &str) -> ByteString {
+    let start = frame.as_ptr() as usize;
+    let text_start = text.as_ptr() as usize;
+    if text_start >= start && text_start + text.len() <= start + frame.len() {
+        let bytes = frame.slice_ref(text.as_bytes());
+        debug_assert_eq!(bytes.as_ref(), text.as_bytes());
+        // SAFETY: `slice_ref` returns the bytes at exactly `text`'s addresses, which are
+        // `text`'s bytes, and `Bytes` never changes the bytes it shares: they are a `&str`'s,
+        // valid UTF-8.
+        unsafe { ByteString::from_bytes_unchecked(bytes) }
+    } else {
+        ByteString::from(text)
+    }
+}
+
+/// `bytes` as a `ByteString` once scanned for U+0000 (and wildcards, reported) and proven
+/// UTF-8, without copying them.
+#[inline]
+pub(crate) fn owned(bytes: Bytes) -> Result<(ByteString, bool), StringError> {
+    let scanned = Scanned::topic(&bytes)?;
+    let wildcard = scanned.has_wildcard();
+    if scanned.ascii {
+        // SAFETY: the scan saw every byte of `bytes` below 0x80: ASCII, valid UTF-8.
+        Ok((unsafe { ByteString::from_bytes_unchecked(bytes) }, wildcard))
+    } else {
+        let s = ByteString::try_from(bytes).map_err(|_| StringError::InvalidUtf8)?;
+        Ok((s, wildcard))
+    }
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+/// `+` (0x2B) and `#` (0x23) differ only in bit 3: with it set, both read `+`.
+const BIT3: u64 = u64::from_ne_bytes([0x08; 8]);
+const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
+
+/// Non-zero exactly when some byte of `v` is zero.
+#[inline(always)]
+fn zero_byte(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+/// Non-zero exactly when some byte of `v` is `+` or `#`; read as little-endian, the lowest
+/// set bit is the high bit of the first such byte (bits above it may be set in error).
+#[inline(always)]
+pub(crate) fn wildcard_bits(v: u64) -> u64 {
+    zero_byte((v | BIT3) ^ PLUS)
+}
+
+/// Whether `b` is `+` or `#`.
+#[inline(always)]
+fn is_wildcard(b: u8) -> bool {
+    b | 0x08 == b'+'
+}
+
+/// Bytes per block of the long-string scan.
+const BLOCK: usize = 32;
+
+/// What a scan learned: the smallest byte (0 means U+0000), the OR of all bytes (below 0x80
+/// means ASCII), and whether a `+` or `#` was seen.
+#[derive(Clone, Copy)]
+struct Seen {
+    min: u8,
+    all: u8,
+    wildcard: bool,
+}
+
+/// The scan of a string of at least [`BLOCK`] bytes: per-lane accumulators over 32-byte blocks,
+/// the tail as one block overlapping the last whole one, so that the loop compiles to vector
+/// operations (SSE2 is in every x86-64): a minimum, an OR and, with `WILDCARDS`, a compare
+/// per 16 bytes; about a third of an instruction a byte, which long strings (a 65,535-byte
+/// user name) feel.
+#[inline]
+fn scan_blocks<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> Seen {
+    let mut min = [u8::MAX; BLOCK];
+    let mut all = [0u8; BLOCK];
+    let mut wild = [0u8; BLOCK];
+    let mut step = |block: &[u8; BLOCK]| {
+        let lanes = min.iter_mut().zip(all.iter_mut()).zip(wild.iter_mut());
+        for (((min, all), wild), &b) in lanes.zip(block) {
+            *min = (*min).min(b);
+            *all |= b;
+            if WILDCARDS {
+                *wild |= u8::from(is_wildcard(b));
+            }
+        }
+    };
+    let (blocks, _) = bytes.as_chunks::<BLOCK>();
+    for block in blocks {
+        step(block);
+    }
+    step(last);
+    Seen {
+        min: min.iter().fold(u8::MAX, |acc, &m| acc.min(m)),
+        all: all.iter().fold(0, |acc, &a| acc | a),
+        wildcard: wild.iter().fold(0, |acc, &w| acc | w) != 0,
+    }
+}
+
+/// The scan of a string of 8 to 31 bytes: eight-byte words, the tail as one word overlapping
+/// the last whole one; no branch and no byte loop.
+#[inline]
+fn scan_words<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; 8]) -> Seen {
+    let (words, _) = bytes.as_chunks::<8>();
+    let (null, all, wild) =
+        words
+            .iter()
+            .chain(core::iter::once(last))
+            .fold((0, 0, 0), |(null, all, wild), word| {
+                let v = u64::from_ne_bytes(*word);
+                let w = if WILDCARDS { wildcard_bits(v) } else { 0 };
+                (null | zero_byte(v), all | v, wild | w)
+            });
+    Seen {
+        min: u8::from(null == 0),
+        all: if all & HIGHS == 0 { 0 } else { 0x80 },
+        wildcard: wild != 0,
+    }
+}
+
+/// The scan of fewer than eight bytes: a plain loop (`contains` would call memchr, dearer
+/// here).
+#[inline(always)]
+fn scan_short(bytes: &[u8]) -> Seen {
+    bytes.iter().fold(
+        Seen {
+            min: u8::MAX,
+            all: 0,
+            wildcard: false,
+        },
+        |seen, &b| Seen {
+            min: seen.min.min(b),
+            all: seen.all | b,
+            wildcard: seen.wildcard | is_wildcard(b),
+        },
+    )
+}
+
+/// Scans `bytes` for U+0000 and non-ASCII bytes, and for `+` and `#` with `WILDCARDS`.
+#[inline(always)]
+fn scan<const WILDCARDS: bool>(bytes: &[u8]) -> Seen {
+    if let Some(last) = bytes.last_chunk::<BLOCK>() {
+        scan_blocks::<WILDCARDS>(bytes, last)
+    } else if let Some(last) = bytes.last_chunk::<8>() {
+        scan_words::<WILDCARDS>(bytes, last)
+    } else {
+        scan_short(bytes)
+    }
+}
+
+/// Whether `bytes` holds U+0000, whether it holds `+` or `#`, and whether every byte is ASCII.
+#[inline]
+fn scan_special(bytes: &[u8]) -> (bool, bool, bool) {
+    let seen = scan::<true>(bytes);
+    (seen.min == 0, seen.wildcard, seen.all < 0x80)
+}
+
+/// Whether `bytes` holds U+0000 and whether every byte is ASCII.
+#[inline]
+fn scan_plain(bytes: &[u8]) -> (bool, bool) {
+    let seen = scan::<false>(bytes);
+    (seen.min == 0, seen.all < 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn scans_find_each_special_byte_at_every_position() {
+        for len in 0..80 {
+            let plain = vec![b'a'; len];
+            assert_eq!(scan_special(&plain), (false, false, true));
+            assert_eq!(scan_plain(&plain), (false, true));
+            for pos in 0..len {
+                for (special, null) in [(0, true), (b'+', false), (b'#', false)] {
+                    let mut bytes = plain.clone();
+                    bytes[pos] = special;
+                    let found = scan_special(&bytes);
+                    assert_eq!(found, (null, !null, true), "{special} at {pos} of {len}");
+                    assert_eq!(
+                        scan_plain(&bytes),
+                        (null, true),
+                        "{special} at {pos} of {len}"
+                    );
+                }
+                for near in [
+                    0x80, 0xFF, b'*', b'"', 0x01, b'$', b',', 0x7F, 0x03, 0x0B, 0xAB, 0xA3,
+                ] {
+                    let mut bytes = plain.clone();
+                    bytes[pos] = near;
+                    let ascii = near < 0x80;
+                    assert_eq!(
+                        scan_special(&bytes),
+                        (false, false, ascii),
+                        "{near} at {pos}"
+                    );
+                    assert_eq!(
+                        scan_plain(&bytes),
+                        (false, ascii),
+                        "{near} at {pos} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_made_without_a_second_check_only_for_ascii() {
+        // [MQTT-1.5.3-1 v3.1.1] [MQTT-1.5.4-1 v5.0]: ill-formed UTF-8 still fails.
+        for bytes in [&b"caf\xC3"[..], b"a/\xED\xA0\x80/b", &[0xC3; 40]] {
+            assert_eq!(
+                Scanned::plain(bytes).and_then(Scanned::to_str),
+                Err(StringError::InvalidUtf8)
+            );
+            assert_eq!(
+                Scanned::topic(bytes).and_then(Scanned::to_str),
+                Err(StringError::InvalidUtf8)
+            );
+        }
+        let text = "caf\u{e9}/\u{1F600}/b".repeat(5);
+        assert_eq!(
+            Scanned::plain(text.as_bytes()).and_then(Scanned::to_str),
+            Ok(&*text)
+        );
+        // U+0000 is reported before UTF-8, as the owned and borrowed decoders both do.
+        assert_eq!(
+            Scanned::topic(b"\0\xC3").and_then(Scanned::to_str),
+            Err(StringError::NullCharacter)
+        );
+        assert_eq!(checked_str(b"\xC3"), None);
+        assert_eq!(checked_str("\u{e9}".as_bytes()), Some("\u{e9}"));
+    }
+
+    proptest::proptest! {
+        /// The scans and the text they make agree with the plain definitions on any bytes,
+        /// ASCII-heavy or not, short or long.
+        #[test]
+        fn scans_agree_with_the_definitions(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![0x20u8..0x7F, proptest::num::u8::ANY],
+                0..200,
+            )
+        ) {
+            let null = bytes.contains(&0);
+            let wildcard = bytes.iter().any(|&b| b == b'+' || b == b'#');
+            let utf8 = core::str::from_utf8(&bytes).ok();
+            let expected = if null {
+                Err(StringError::NullCharacter)
+            } else {
+                utf8.ok_or(StringError::InvalidUtf8)
+            };
+            proptest::prop_assert_eq!(scan_special(&bytes), (null, wildcard, bytes.is_ascii()));
+            proptest::prop_assert_eq!(scan_plain(&bytes), (null, bytes.is_ascii()));
+            proptest::prop_assert_eq!(Scanned::topic(&bytes).and_then(Scanned::to_str), expected);
+            proptest::prop_assert_eq!(Scanned::plain(&bytes).and_then(Scanned::to_str), expected);
+            proptest::prop_assert_eq!(checked_str(&bytes), utf8);
+        }
+    }
+
+    #[test]
+    fn shared_text_slices_the_frame_only_when_it_lies_within() {
+        let frame = Bytes::from_static(b"xxhello");
+        let inside = core::str::from_utf8(&frame[2..]).unwrap_or_default();
+        let s = shared(&frame, inside);
+        assert_eq!(&*s, "hello");
+        assert_eq!(s.as_bytes().as_ptr(), inside.as_ptr());
+        let outside = shared(&frame, "elsewhere");
+        assert_eq!(&*outside, "elsewhere");
+    }
+}
