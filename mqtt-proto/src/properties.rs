@@ -125,7 +125,7 @@ pub(crate) trait PropCodec {
     type Value;
     /// The owned value of a property of a checked block; `None` if the value is not of this
     /// codec's wire type or range (which a checked block never gives).
-    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<Self::Value>;
+    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<Self::Value>;
     /// Encoded size of the value alone, checking it can be encoded.
     fn len(value: &Self::Value) -> Result<usize, EncodeError>;
     /// Writes the value alone.
@@ -157,9 +157,9 @@ pub(crate) struct Format;
 
 impl PropCodec for BoolByte {
     type Value = bool;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<bool> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<bool> {
         match value {
-            RawValue::Byte(b) => Some(b == 1),
+            PropertyValue::Byte(b) => Some(b == 1),
             _ => None,
         }
     }
@@ -173,9 +173,9 @@ impl PropCodec for BoolByte {
 
 impl PropCodec for Two {
     type Value = u16;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<u16> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<u16> {
         match value {
-            RawValue::Two(v) => Some(v),
+            PropertyValue::TwoByteInteger(v) => Some(v),
             _ => None,
         }
     }
@@ -189,9 +189,9 @@ impl PropCodec for Two {
 
 impl PropCodec for NonZeroTwo {
     type Value = NonZeroU16;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU16> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU16> {
         match value {
-            RawValue::Two(v) => NonZeroU16::new(v),
+            PropertyValue::TwoByteInteger(v) => NonZeroU16::new(v),
             _ => None,
         }
     }
@@ -205,9 +205,9 @@ impl PropCodec for NonZeroTwo {
 
 impl PropCodec for Four {
     type Value = u32;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<u32> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<u32> {
         match value {
-            RawValue::Four(v) => Some(v),
+            PropertyValue::FourByteInteger(v) => Some(v),
             _ => None,
         }
     }
@@ -221,9 +221,9 @@ impl PropCodec for Four {
 
 impl PropCodec for NonZeroFour {
     type Value = NonZeroU32;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU32> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU32> {
         match value {
-            RawValue::Four(v) => NonZeroU32::new(v),
+            PropertyValue::FourByteInteger(v) => NonZeroU32::new(v),
             _ => None,
         }
     }
@@ -237,9 +237,9 @@ impl PropCodec for NonZeroFour {
 
 impl PropCodec for NonZeroVarInt {
     type Value = NonZeroU32;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<NonZeroU32> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<NonZeroU32> {
         match value {
-            RawValue::VarInt(v) => NonZeroU32::new(v),
+            PropertyValue::VariableByteInteger(v) => NonZeroU32::new(v),
             _ => None,
         }
     }
@@ -259,9 +259,9 @@ impl PropCodec for NonZeroVarInt {
 
 impl PropCodec for Utf8 {
     type Value = MqttString;
-    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<MqttString> {
+    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<MqttString> {
         match value {
-            RawValue::Text(s) => Some(MqttString::share(frame, s)),
+            PropertyValue::String(s) => Some(MqttString::share(frame, s)),
             _ => None,
         }
     }
@@ -275,9 +275,9 @@ impl PropCodec for Utf8 {
 
 impl PropCodec for Topic {
     type Value = TopicName;
-    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<TopicName> {
+    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<TopicName> {
         match value {
-            RawValue::Text(s) => Some(TopicName::from_checked(MqttString::share(frame, s))),
+            PropertyValue::String(s) => Some(TopicName::from_checked(MqttString::share(frame, s))),
             _ => None,
         }
     }
@@ -291,9 +291,9 @@ impl PropCodec for Topic {
 
 impl PropCodec for Binary {
     type Value = Bytes;
-    fn from_value(frame: &Bytes, value: RawValue<'_>) -> Option<Bytes> {
+    fn from_value(frame: &Bytes, value: PropertyValue<'_>) -> Option<Bytes> {
         match value {
-            RawValue::Bytes(b) => Some(view::share(frame, b)),
+            PropertyValue::Binary(b) => Some(view::share(frame, b)),
             _ => None,
         }
     }
@@ -307,9 +307,9 @@ impl PropCodec for Binary {
 
 impl PropCodec for MaxQoS {
     type Value = QoS;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<QoS> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<QoS> {
         match value {
-            RawValue::Byte(b) => QoS::from_u8(b),
+            PropertyValue::Byte(b) => QoS::from_u8(b),
             _ => None,
         }
     }
@@ -327,10 +327,10 @@ impl PropCodec for MaxQoS {
 
 impl PropCodec for Format {
     type Value = PayloadFormat;
-    fn from_value(_: &Bytes, value: RawValue<'_>) -> Option<PayloadFormat> {
+    fn from_value(_: &Bytes, value: PropertyValue<'_>) -> Option<PayloadFormat> {
         match value {
-            RawValue::Byte(0) => Some(PayloadFormat::Unspecified),
-            RawValue::Byte(1) => Some(PayloadFormat::Utf8),
+            PropertyValue::Byte(0) => Some(PayloadFormat::Unspecified),
+            PropertyValue::Byte(1) => Some(PayloadFormat::Utf8),
             _ => None,
         }
     }
@@ -454,30 +454,37 @@ macro_rules! property_set {
             #[inline(never)]
             fn from_block(frame: &Bytes, block: PropertiesRef<'_>) -> Self {
                 let mut props = Self::default();
-                for (id, value) in block.raw_iter() {
-                    match id {
-                        $( PropertyId::$id => {
-                            if let Some(v) = <$codec as PropCodec>::from_value(frame, value) {
-                                props.$field = Some(v);
-                            }
-                        } )*
-                        $( PropertyId::$mid => {
-                            if let Some(v) = <$mcodec as PropCodec>::from_value(frame, value) {
-                                props.$mfield.push(v);
-                            }
-                        } )?
-                        PropertyId::UserProperty => {
-                            if let RawValue::Pair(name, value) = value {
-                                props.user_properties.push(UserProperty {
-                                    name: MqttString::share(frame, name),
-                                    value: MqttString::share(frame, value),
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
+                for (id, value) in block.iter() {
+                    props.apply(frame, id, value);
                 }
                 props
+            }
+
+            /// Sets (or, for a repeatable property, adds) property `id` of a checked block to
+            /// its owned value, sharing `frame`'s bytes; ignores what this set does not hold.
+            #[inline]
+            pub(crate) fn apply(&mut self, frame: &Bytes, id: PropertyId, value: PropertyValue<'_>) {
+                match id {
+                    $( PropertyId::$id => {
+                        if let Some(v) = <$codec as PropCodec>::from_value(frame, value) {
+                            self.$field = Some(v);
+                        }
+                    } )*
+                    $( PropertyId::$mid => {
+                        if let Some(v) = <$mcodec as PropCodec>::from_value(frame, value) {
+                            self.$mfield.push(v);
+                        }
+                    } )?
+                    PropertyId::UserProperty => {
+                        if let PropertyValue::StringPair(name, value) = value {
+                            self.user_properties.push(UserProperty {
+                                name: MqttString::share(frame, name),
+                                value: MqttString::share(frame, value),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
 
@@ -670,40 +677,6 @@ pub enum PropertyValue<'a> {
     StringPair(&'a str, &'a str),
 }
 
-/// A property value of a checked block as the owned conversion reads it: strings made `&str`
-/// by the ASCII test alone where it suffices, as the check already proved their UTF-8.
-#[derive(Clone, Copy)]
-pub(crate) enum RawValue<'a> {
-    Byte(u8),
-    Two(u16),
-    Four(u32),
-    VarInt(u32),
-    Text(&'a str),
-    Bytes(&'a [u8]),
-    Pair(&'a str, &'a str),
-}
-
-/// A string of a checked block.
-#[inline(always)]
-fn checked_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, Kind> {
-    crate::text::checked_str(r.prefixed()?)
-        .ok_or(Kind::InvalidString(crate::StringError::InvalidUtf8))
-}
-
-/// Reads one property's value of wire type `wire` from a checked block.
-#[inline]
-fn read_raw<'a>(r: &mut Reader<'a>, wire: Wire) -> Result<RawValue<'a>, Kind> {
-    Ok(match wire {
-        Wire::Byte => RawValue::Byte(r.u8()?),
-        Wire::Two => RawValue::Two(r.u16()?),
-        Wire::Four => RawValue::Four(r.u32()?),
-        Wire::VarInt => RawValue::VarInt(r.var_int()?),
-        Wire::Utf8 => RawValue::Text(checked_text(r)?),
-        Wire::Binary => RawValue::Bytes(r.prefixed()?),
-        Wire::Pair => RawValue::Pair(checked_text(r)?, checked_text(r)?),
-    })
-}
-
 /// How a property's value is laid out on the wire.
 #[derive(Clone, Copy)]
 enum Wire {
@@ -893,9 +866,21 @@ fn read_value<'a>(r: &mut Reader<'a>, wire: Wire) -> Result<PropertyValue<'a>, K
 
 /// Reads the property block at the reader and checks every rule of spec 2.2.2: known
 /// identifiers, only those `set` allows, no duplicates of single properties, values in range.
+#[inline]
 pub(crate) fn read_block<'a>(
     r: &mut Reader<'a>,
     set: Set,
+) -> Result<(PropertiesRef<'a>, Found), Kind> {
+    read_block_with(r, set, |_, _| {})
+}
+
+/// [`read_block`], handing `each` every property as it is checked: the owned decoder builds
+/// its set in the same pass.
+#[inline]
+pub(crate) fn read_block_with<'a>(
+    r: &mut Reader<'a>,
+    set: Set,
+    mut each: impl FnMut(PropertyId, PropertyValue<'a>),
 ) -> Result<(PropertiesRef<'a>, Found), Kind> {
     let len = r.var_int()?;
     let block = r.take(len as usize)?;
@@ -912,35 +897,35 @@ pub(crate) fn read_block<'a>(
             });
         }
         let bad = Kind::InvalidPropertyValue(id);
-        match id {
-            PropertyId::ResponseTopic => {
-                // [MQTT-3.3.2-13 v5.0] [MQTT-3.3.2-14 v5.0]
-                b.topic_name()?;
-            }
-            _ => match read_value(&mut b, id.wire())? {
-                // Booleans, Payload Format Indicator and Maximum QoS are 0 or 1.
-                PropertyValue::Byte(v) if v > 1 => return Err(bad),
-                PropertyValue::TwoByteInteger(v) => {
-                    // Receive Maximum and Topic Alias are never 0 [MQTT-3.3.2-8 v5.0].
-                    let nonzero = matches!(id, PropertyId::ReceiveMaximum | PropertyId::TopicAlias);
-                    if nonzero && v == 0 {
-                        return Err(bad);
-                    }
-                    if id == PropertyId::TopicAlias {
-                        found.topic_alias = NonZeroU16::new(v);
-                    }
-                }
-                PropertyValue::FourByteInteger(0) if id == PropertyId::MaximumPacketSize => {
+        let value = match id {
+            // [MQTT-3.3.2-13 v5.0] [MQTT-3.3.2-14 v5.0]
+            PropertyId::ResponseTopic => PropertyValue::String(b.topic_name()?),
+            _ => read_value(&mut b, id.wire())?,
+        };
+        match value {
+            // Booleans, Payload Format Indicator and Maximum QoS are 0 or 1.
+            PropertyValue::Byte(v) if v > 1 => return Err(bad),
+            PropertyValue::TwoByteInteger(v) => {
+                // Receive Maximum and Topic Alias are never 0 [MQTT-3.3.2-8 v5.0].
+                let nonzero = matches!(id, PropertyId::ReceiveMaximum | PropertyId::TopicAlias);
+                if nonzero && v == 0 {
                     return Err(bad);
                 }
-                PropertyValue::VariableByteInteger(0) => return Err(bad),
-                _ => {}
-            },
+                if id == PropertyId::TopicAlias {
+                    found.topic_alias = NonZeroU16::new(v);
+                }
+            }
+            PropertyValue::FourByteInteger(0) if id == PropertyId::MaximumPacketSize => {
+                return Err(bad);
+            }
+            PropertyValue::VariableByteInteger(0) => return Err(bad),
+            _ => {}
         }
         if seen & id.bit() != 0 && set.repeatable() & id.bit() == 0 {
             return Err(Kind::DuplicateProperty(id));
         }
         seen |= id.bit();
+        each(id, value);
     }
     found.authentication_method = seen & PropertyId::AuthenticationMethod.bit() != 0;
     found.authentication_data = seen & PropertyId::AuthenticationData.bit() != 0;
@@ -975,16 +960,6 @@ impl<'a> PropertiesRef<'a> {
         PropertiesIter {
             r: Reader::new(self.block),
         }
-    }
-
-    /// Every property of the checked block in wire order, strings as their bytes.
-    pub(crate) fn raw_iter(&self) -> impl Iterator<Item = (PropertyId, RawValue<'a>)> + 'a {
-        let mut r = Reader::new(self.block);
-        core::iter::from_fn(move || {
-            let id = PropertyId::from_u32(r.var_int().ok()?)?;
-            let value = read_raw(&mut r, id.wire()).ok()?;
-            Some((id, value))
-        })
     }
 
     /// The first value of property `id`.

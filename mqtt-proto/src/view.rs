@@ -562,13 +562,15 @@ pub(crate) struct PublishParts<'a> {
 const DUP: u8 = 0b1000;
 const RETAIN: u8 = 0b0001;
 
-/// Parses the body of a PUBLISH (spec 3.3) whose fixed header had `flags`.
+/// Parses the body of a PUBLISH (spec 3.3) whose fixed header had `flags`, handing
+/// `each_property` every property as it is checked.
 #[inline(always)]
-pub(crate) fn publish_parts(
-    body: &[u8],
+pub(crate) fn publish_parts<'a>(
+    body: &'a [u8],
     flags: u8,
     version: ProtocolVersion,
-) -> Result<PublishParts<'_>> {
+    each_property: impl FnMut(crate::PropertyId, crate::PropertyValue<'a>),
+) -> Result<PublishParts<'a>> {
     let dup = flags & DUP != 0;
     // [MQTT-3.3.1-4 v3.1.1 v5.0]
     let qos = match (flags >> 1) & 0b11 {
@@ -598,7 +600,8 @@ pub(crate) fn publish_parts(
         r = Reader::new(rest);
         (PropertiesRef::empty(), None)
     } else {
-        let (props, found) = properties::read_block(&mut r, properties::Set::Publish)?;
+        let (props, found) =
+            properties::read_block_with(&mut r, properties::Set::Publish, each_property)?;
         (props, found.topic_alias)
     };
     let topic = topic.to_str()?;
@@ -630,7 +633,7 @@ pub(crate) fn parse(
     version: ProtocolVersion,
 ) -> Result<PacketRef<'_>> {
     if ty == PacketType::Publish {
-        let p = publish_parts(body, flags, version)?;
+        let p = publish_parts(body, flags, version, |_, _| {})?;
         return Ok(PacketRef::Publish(PublishRef {
             dup: p.dup,
             qos_pid: p.qos_pid,

@@ -384,13 +384,17 @@ fn owned_publish(
     version: ProtocolVersion,
 ) -> Result<Packet, Kind> {
     let body = frame.get(header_len..).ok_or(Kind::Truncated)?;
-    let p = view::publish_parts(body, flags, version)?;
+    // The set is built as the block is checked, in one pass, and allocated by its first
+    // property.
+    let mut properties = crate::PropertyBox::<PublishProperties>::default();
+    let p = view::publish_parts(body, flags, version, |id, value| {
+        properties.apply(&frame, id, value)
+    })?;
     let topic = if p.topic.is_empty() {
         TopicName::empty_for_alias()
     } else {
         TopicName::from_checked(owned_string(&frame, p.topic))
     };
-    let properties = PublishProperties::boxed_from_ref(&frame, p.properties);
     let (dup, qos_pid, retain) = (p.dup, p.qos_pid, p.retain);
     let payload_start = frame.len() - p.payload.len();
     let mut payload = frame;
