@@ -57,6 +57,26 @@ pub(crate) fn put_var_int(buf: &mut BytesMut, value: usize) {
     }
 }
 
+/// Appends a fixed header: the first byte and the remaining length `body` (at most
+/// [`MAX_VAR_INT`]), as one append of a size known per length of the length, which compiles to
+/// stores rather than a loop and a call.
+#[inline(always)]
+pub(crate) fn put_fixed_header(buf: &mut BytesMut, first: u8, body: usize) {
+    let b = |shift: u32| (body >> shift) as u8 & 0x7F;
+    match var_int_len(body) {
+        1 => buf.extend_from_slice(&[first, body as u8]),
+        2 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7)]),
+        3 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14)]),
+        _ => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21)]),
+    }
+}
+
+/// The two-byte length prefix of a field whose length [`prefixed_len`] checked.
+#[inline(always)]
+pub(crate) fn len16(len: usize) -> [u8; 2] {
+    (len as u16).to_be_bytes()
+}
+
 /// Encoded size of a length-prefixed field of `len` bytes, checking it fits the prefix.
 pub(crate) fn prefixed_len(len: usize) -> Result<usize, EncodeError> {
     if len > usize::from(u16::MAX) {

@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::EncodeError;
-use crate::primitives::{prefixed_len, put_prefixed};
+use crate::primitives::{len16, prefixed_len, put_fixed_header, put_prefixed, var_int_len};
 use crate::properties::{ConnAckProperties, ConnectProperties, WillProperties};
 use crate::reason::ConnectReasonCode;
 use crate::string::MqttString;
@@ -165,6 +165,85 @@ impl Connect {
             len += prefixed_len(password.len())?;
         }
         Ok(len)
+    }
+
+    /// Encodes a CONNECT that carries no property (every 3.1 and 3.1.1 one, and most 5.0
+    /// ones) in its own layout: the variable header up to the client identifier's length in one
+    /// append of a known size, then one copy per field. `None` for a CONNECT with properties,
+    /// which takes the general path. Checks what [`Connect::body_len`] checks, in its order.
+    #[inline]
+    pub(crate) fn encode_plain(&self, buf: &mut BytesMut) -> Option<Result<usize, EncodeError>> {
+        let will_props = self.will.as_ref().is_some_and(|w| !w.properties.is_empty());
+        if will_props || !self.properties.is_empty() {
+            return None;
+        }
+        Some(self.encode_without_properties(buf))
+    }
+
+    // Out of line: inlined into `Packet::encode`, its many appends made the compiler stop
+    // inlining `BytesMut::extend_from_slice` into the fixed-size packets' path there.
+    #[inline(never)]
+    fn encode_without_properties(&self, buf: &mut BytesMut) -> Result<usize, EncodeError> {
+        let v5 = self.protocol.is_v5();
+        if !v5 && self.password.is_some() && self.username.is_none() {
+            // [MQTT-3.1.2-22 v3.1.1]
+            return Err(EncodeError::PasswordWithoutUsername);
+        }
+        let name = self.protocol.protocol_name();
+        let mut body = 2 + name.len() + 4 + usize::from(v5) + prefixed_len(self.client_id.len())?;
+        if let Some(will) = &self.will {
+            body += usize::from(v5)
+                + prefixed_len(will.topic.len())?
+                + prefixed_len(will.payload.len())?;
+        }
+        if let Some(username) = &self.username {
+            body += prefixed_len(username.len())?;
+        }
+        if let Some(password) = &self.password {
+            body += prefixed_len(password.len())?;
+        }
+        // At most five fields of 65,537 bytes and 14 more: far below the remaining length's
+        // limit, which needs no check here.
+        let total = 1 + var_int_len(body) + body;
+        buf.reserve(total);
+        put_fixed_header(buf, 0x10, body);
+        let flags = self.flags();
+        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
+        let [id_hi, id_lo] = len16(self.client_id.len());
+        match self.protocol {
+            ProtocolVersion::V3_1 => buf.extend_from_slice(&[
+                0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, flags, ka_hi, ka_lo, id_hi, id_lo,
+            ]),
+            ProtocolVersion::V3_1_1 => buf.extend_from_slice(&[
+                0, 4, b'M', b'Q', b'T', b'T', 4, flags, ka_hi, ka_lo, id_hi, id_lo,
+            ]),
+            // The empty property block (length 0) before the client identifier.
+            ProtocolVersion::V5 => buf.extend_from_slice(&[
+                0, 4, b'M', b'Q', b'T', b'T', 5, flags, ka_hi, ka_lo, 0, id_hi, id_lo,
+            ]),
+        }
+        buf.extend_from_slice(self.client_id.as_bytes());
+        if let Some(will) = &self.will {
+            let [t_hi, t_lo] = len16(will.topic.len());
+            if v5 {
+                // The will's empty property block, then the topic's length.
+                buf.extend_from_slice(&[0, t_hi, t_lo]);
+            } else {
+                buf.extend_from_slice(&[t_hi, t_lo]);
+            }
+            buf.extend_from_slice(will.topic.as_bytes());
+            buf.extend_from_slice(&len16(will.payload.len()));
+            buf.extend_from_slice(&will.payload);
+        }
+        if let Some(username) = &self.username {
+            buf.extend_from_slice(&len16(username.len()));
+            buf.extend_from_slice(username.as_bytes());
+        }
+        if let Some(password) = &self.password {
+            buf.extend_from_slice(&len16(password.len()));
+            buf.extend_from_slice(password);
+        }
+        Ok(total)
     }
 
     pub(crate) fn write(&self, buf: &mut BytesMut) {

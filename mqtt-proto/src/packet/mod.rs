@@ -259,7 +259,7 @@ impl Packet {
         } else if let Some(total) = self.encode_short(buf) {
             return Ok(total);
         }
-        self.encode_general(version, buf)
+        self.encode_other(version, buf)
     }
 
     /// [`Packet::encode`], except that the payload of a PUBLISH of at least
@@ -288,7 +288,22 @@ impl Packet {
         } else if let Some(total) = self.encode_short(buf) {
             return Ok((total, None));
         }
-        self.encode_general(version, buf).map(|total| (total, None))
+        self.encode_other(version, buf).map(|total| (total, None))
+    }
+
+    /// The encoders of CONNECT and SUBSCRIBE without properties, their common forms. `None` for
+    /// any other packet.
+    #[inline]
+    fn encode_fast(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Option<Result<usize, EncodeError>> {
+        match self {
+            Self::Connect(p) if p.protocol == version => p.encode_plain(buf),
+            Self::Subscribe(p) => p.encode_plain(version, buf),
+            _ => None,
+        }
     }
 
     /// Fixed-size packets in their common form, which are the same bytes in every version, in
@@ -309,7 +324,21 @@ impl Packet {
         }
     }
 
-    /// Every packet's encoder but the fast ones: sized first, then written field by field.
+    /// Every packet's encoder but PUBLISH's and the fixed-size packets': CONNECT and SUBSCRIBE
+    /// without properties in their own layouts, the rest sized first, then written field by
+    /// field.
+    fn encode_other(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        match self.encode_fast(version, buf) {
+            Some(encoded) => encoded,
+            None => self.encode_general(version, buf),
+        }
+    }
+
+    /// The general encoder: sized first, then written field by field.
     fn encode_general(
         &self,
         version: ProtocolVersion,
@@ -828,7 +857,80 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MqttString;
+    use crate::{MqttString, PacketId, QoS};
+
+    /// The bytes of `packet` from `Packet::encode` (the fast paths) and from the general
+    /// encoder, which sizes every field and then writes it.
+    fn both_encodings(packet: &Packet, version: ProtocolVersion) -> (Vec<u8>, Vec<u8>) {
+        let (mut fast, mut general) = (BytesMut::new(), BytesMut::new());
+        let fast_len = packet.encode(version, &mut fast);
+        let general_len = packet.encode_general(version, &mut general);
+        assert_eq!(fast_len, general_len, "{packet:?}");
+        assert_eq!(fast_len.unwrap_or(0), fast.len(), "{packet:?}");
+        (fast.to_vec(), general.to_vec())
+    }
+
+    #[test]
+    fn fast_encoders_write_what_the_general_one_writes() {
+        let versions = [
+            ProtocolVersion::V3_1,
+            ProtocolVersion::V3_1_1,
+            ProtocolVersion::V5,
+        ];
+        let text = |s: &str| MqttString::new(s).unwrap();
+        let long = "u".repeat(300);
+        for version in versions {
+            let mut connects = vec![Connect::new(version, text("c"), 60)];
+            let mut full = Connect::new(version, text("client-1"), 0xABCD);
+            full.clean_start = false;
+            full.will = Some(LastWill::new(
+                TopicName::new("will/topic").unwrap(),
+                vec![7u8; 200],
+                QoS::ExactlyOnce,
+            ));
+            full.username = Some(text(&long));
+            full.password = Some(Bytes::from_static(b"secret"));
+            connects.push(full.clone());
+            full.will.as_mut().unwrap().retain = true;
+            full.username = None;
+            connects.push(full);
+            for connect in connects {
+                let packet = Packet::from(connect);
+                let (fast, general) = both_encodings(&packet, version);
+                assert_eq!(fast, general, "{packet:?}");
+            }
+            let filters = ["a/+/c", "#", "$share/g/x", &long];
+            for n in 1..=filters.len() {
+                let subs = filters[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let qos = QoS::from_u8(i as u8 % 3).unwrap();
+                        Subscription::new(TopicFilter::new(f).unwrap(), qos)
+                    })
+                    .collect();
+                let packet = Packet::Subscribe(Subscribe::new(PacketId::new(513).unwrap(), subs));
+                let (fast, general) = both_encodings(&packet, version);
+                assert_eq!(fast, general, "{packet:?}");
+            }
+        }
+        // The errors are the general encoder's, in its order.
+        let mut bad = Connect::new(ProtocolVersion::V3_1_1, text("c"), 0);
+        bad.password = Some(Bytes::from_static(b"p"));
+        let (fast, _) = both_encodings(&Packet::from(bad), ProtocolVersion::V3_1_1);
+        assert!(fast.is_empty());
+        let empty = Packet::Subscribe(Subscribe::new(PacketId::new(1).unwrap(), vec![]));
+        assert_eq!(
+            empty.encode(ProtocolVersion::V5, &mut BytesMut::new()),
+            Err(EncodeError::NoTopicFilters)
+        );
+        let mut no_local =
+            Subscription::new(TopicFilter::new("$share/g/t").unwrap(), QoS::AtMostOnce);
+        no_local.options.no_local = true;
+        let shared = Packet::Subscribe(Subscribe::new(PacketId::new(1).unwrap(), vec![no_local]));
+        let (fast, _) = both_encodings(&shared, ProtocolVersion::V5);
+        assert!(fast.is_empty());
+    }
 
     #[test]
     fn packet_is_about_the_size_of_publish() {

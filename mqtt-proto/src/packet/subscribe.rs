@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
-use crate::primitives::{prefixed_len, put_prefixed};
+use crate::primitives::{
+    len16, prefixed_len, put_fixed_header, put_prefixed, var_int_len, MAX_VAR_INT,
+};
 use crate::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use crate::reason::{SubAckReasonCode, UnsubAckReasonCode};
 use crate::topic::TopicFilter;
@@ -50,16 +52,19 @@ impl SubscriptionOptions {
     }
 
     fn to_byte(self, version: ProtocolVersion) -> Result<u8, EncodeError> {
-        let beyond_qos = self.no_local
-            || self.retain_as_published
-            || self.retain_handling != RetainHandling::SendAtSubscribe;
-        if beyond_qos && !version.is_v5() {
+        if !version.is_v5() && self.bits() > QoS::ExactlyOnce as u8 {
             return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
         }
-        Ok(self.qos as u8
+        Ok(self.bits())
+    }
+
+    /// The byte, whether or not the version can carry what is beyond the QoS (bits 2 to 5).
+    #[inline(always)]
+    fn bits(self) -> u8 {
+        self.qos as u8
             | u8::from(self.no_local) << 2
             | u8::from(self.retain_as_published) << 3
-            | (self.retain_handling as u8) << 4)
+            | (self.retain_handling as u8) << 4
     }
 }
 
@@ -134,6 +139,71 @@ impl Subscribe {
             len += prefixed_len(sub.filter.len())? + 1;
         }
         Ok(len)
+    }
+
+    /// Encodes a SUBSCRIBE without properties in its own layout: each filter in two appends,
+    /// its length joined to the bytes before it (the packet identifier, or the options of the
+    /// filter before) and its options to the length after it. `None` for a SUBSCRIBE with
+    /// properties, which takes the general path. Checks what [`Subscribe::body_len`] checks, in
+    /// its order.
+    #[inline]
+    pub(crate) fn encode_plain(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Option<Result<usize, EncodeError>> {
+        if !self.properties.is_empty() {
+            return None;
+        }
+        Some(self.encode_without_properties(version, buf))
+    }
+
+    // Out of line: inlined into `Packet::encode`, its many appends made the compiler stop
+    // inlining `BytesMut::extend_from_slice` into the fixed-size packets' path there.
+    #[inline(never)]
+    fn encode_without_properties(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let Some((first, rest)) = self.filters.split_first() else {
+            return Err(EncodeError::NoTopicFilters);
+        };
+        let v5 = version.is_v5();
+        let mut body = 2 + usize::from(v5);
+        for sub in &self.filters {
+            if !v5 && sub.options.bits() > QoS::ExactlyOnce as u8 {
+                return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
+            }
+            if sub.options.no_local && sub.filter.is_shared() {
+                return Err(EncodeError::NoLocalOnSharedSubscription);
+            }
+            body += prefixed_len(sub.filter.len())? + 1;
+        }
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let total = 1 + var_int_len(body) + body;
+        buf.reserve(total);
+        put_fixed_header(buf, 0x82, body);
+        let [id_hi, id_lo] = self.packet_id.get().to_be_bytes();
+        let [hi, lo] = len16(first.filter.len());
+        if v5 {
+            // The empty property block (length 0) between identifier and filters.
+            buf.extend_from_slice(&[id_hi, id_lo, 0, hi, lo]);
+        } else {
+            buf.extend_from_slice(&[id_hi, id_lo, hi, lo]);
+        }
+        buf.extend_from_slice(first.filter.as_bytes());
+        let mut options = first.options.bits();
+        for sub in rest {
+            let [hi, lo] = len16(sub.filter.len());
+            buf.extend_from_slice(&[options, hi, lo]);
+            buf.extend_from_slice(sub.filter.as_bytes());
+            options = sub.options.bits();
+        }
+        buf.extend_from_slice(&[options]);
+        Ok(total)
     }
 
     pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
