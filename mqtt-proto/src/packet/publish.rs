@@ -136,9 +136,10 @@ impl Publish {
         buf: &mut BytesMut,
         split: bool,
     ) -> Result<(usize, Option<Bytes>), EncodeError> {
-        match self.encode_plain(version, buf, split) {
-            Some(encoded) => encoded,
-            None => self.encode_general(version, buf, split),
+        if self.properties.is_empty() {
+            self.encode_without_properties(version, buf, split)
+        } else {
+            self.encode_general(version, buf, split)
         }
     }
 
@@ -169,24 +170,10 @@ impl Publish {
     /// Encodes a PUBLISH without properties, the common case, in four appends: the fixed header
     /// with the topic's length, the topic, the packet identifier with the empty 5.0 property
     /// length, and the payload unless `split` hands it back (see [`Packet::encode_split`]).
-    /// `None` for a PUBLISH with properties, which takes the general path.
     ///
     /// Checks what [`Publish::body_len`] checks, in the same order.
     ///
     /// [`Packet::encode_split`]: crate::Packet::encode_split
-    #[inline]
-    pub(crate) fn encode_plain(
-        &self,
-        version: ProtocolVersion,
-        buf: &mut BytesMut,
-        split: bool,
-    ) -> Option<Result<(usize, Option<Bytes>), EncodeError>> {
-        if !self.properties.is_empty() {
-            return None;
-        }
-        Some(self.encode_without_properties(version, buf, split))
-    }
-
     #[inline]
     fn encode_without_properties(
         &self,
