@@ -462,7 +462,7 @@ macro_rules! property_set {
 
             /// Sets (or, for a repeatable property, adds) property `id` of a checked block to
             /// its owned value, sharing `frame`'s bytes; ignores what this set does not hold.
-            #[inline]
+            #[inline(always)]
             pub(crate) fn apply(&mut self, frame: &Bytes, id: PropertyId, value: PropertyValue<'_>) {
                 match id {
                     $( PropertyId::$id => {
@@ -875,8 +875,9 @@ pub(crate) fn read_block<'a>(
 }
 
 /// [`read_block`], handing `each` every property as it is checked: the owned decoder builds
-/// its set in the same pass.
-#[inline]
+/// its set in the same pass. Out of line, as `read_block` was: inlined, it made the parsers
+/// that call it too large to be inlined where packets without properties pass.
+#[inline(never)]
 pub(crate) fn read_block_with<'a>(
     r: &mut Reader<'a>,
     set: Set,
