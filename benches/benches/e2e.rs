@@ -416,9 +416,18 @@ fn main() {
     let external: Option<u16> = std::env::var("E2E_BROKER_PORT")
         .ok()
         .and_then(|p| p.parse().ok());
-    let broker = external
-        .is_none()
-        .then(|| Mosquitto::start(MosquittoConfig::new().extra("max_inflight_messages 1000")));
+    // The test kit's brokers set TCP_NODELAY, so that tests see each packet at once; a
+    // mosquitto as installed leaves it off and coalesces small packets. The bench runs the
+    // broker as installed unless `E2E_BROKER_NODELAY=1`: with it on, every message reaches the
+    // subscriber in its own segment, and loopback TCP, not the client, takes most of the CPU.
+    let nodelay = std::env::var("E2E_BROKER_NODELAY").is_ok_and(|v| v == "1");
+    let broker = external.is_none().then(|| {
+        Mosquitto::start(
+            MosquittoConfig::new()
+                .extra("max_inflight_messages 1000")
+                .extra(&format!("set_tcp_nodelay {nodelay}")),
+        )
+    });
     let port = external.unwrap_or_else(|| broker.as_ref().unwrap().port());
     let url = format!("mqtt://127.0.0.1:{port}");
     // `E2E_RUNTIME=current_thread` runs the application and the drivers of the tokio clients
