@@ -10,6 +10,8 @@ use mqtt_testkit::{Mosquitto, MosquittoConfig, ScriptedBroker};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mqtt");
 const LIMIT: Duration = Duration::from_secs(20);
+/// How long the broker may take to log what a test has just seen happen.
+const LOG_WAIT: Duration = Duration::from_secs(5);
 
 fn mqtt(broker: &Mosquitto, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -398,7 +400,7 @@ fn sigterm_and_sigint_end_sub_with_disconnect_and_no_will() {
                 stderr(&out)
             );
             assert!(
-                broker.log().contains(&format!("Client {id} disconnected.")),
+                broker.log_shows(&format!("Client {id} disconnected."), LOG_WAIT),
                 "{who} {signal}: DISCONNECT reached the broker:\n{}",
                 broker.log()
             );

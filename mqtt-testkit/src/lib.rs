@@ -678,6 +678,22 @@ impl Mosquitto {
         fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
+    /// Whether the broker's log comes to hold `needle` within `limit`, read every 20 ms:
+    /// mosquitto writes a line a moment after the event it records (a client's disconnection
+    /// is logged after the client's process has exited).
+    pub fn log_shows(&self, needle: &str, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The broker's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
