@@ -1,16 +1,16 @@
 //! The bytes of UTF-8 encoded strings (spec 1.5.3 of 3.1.1, 1.5.4 of 5.0): the scan for
 //! U+0000 and wildcards, and the `&str`s and `ByteString`s made of bytes it proved to be ASCII.
 //!
-//! This is the crate's only `unsafe` code: two calls that skip a UTF-8 check already made.
+//! This is the crate's only `unsafe` code: conversions that skip a UTF-8 check already made.
 //! A scan that proves a string free of U+0000 learns, in the same vector pass, whether every
-//! byte is ASCII (one OR more per block); an ASCII string is UTF-8, so checking it again with
-//! `core::str::from_utf8` (about 0.44 instruction a byte, and a call) would only repeat the
-//! proof. Measured with `benches/instructions.sh`: the 65,535-byte user name of
-//! `connect_long_username` took 76,771 instructions to decode into the borrowed view and
-//! 62,404 into the owned packet with the second check, and about a fifth of that without it;
-//! every decoded topic name and property string pays the call otherwise. Both `unsafe` blocks
-//! are in this module and depend only on checks made in it: [`Scanned`] can be made only by
-//! its scans, and [`shared`] only by slicing a `&str`.
+//! byte is ASCII; an ASCII string is UTF-8, so checking it again with `core::str::from_utf8`
+//! (about 0.44 instruction a byte, and a call) would only repeat the proof. Measured with
+//! `benches/instructions.sh`: the 65,535-byte user name of `connect_long_username` took
+//! 76,771 instructions to decode into the borrowed view and 62,404 into the owned packet with
+//! the second check, a quarter to a third of that without it; every decoded topic name and
+//! property string pays the call otherwise. Every `unsafe` block is in this module and depends
+//! only on checks made in it: a [`Scanned`] can be made only by its scans, [`checked_str`]
+//! tests the bytes itself, and [`shared`] only slices a `&str`.
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
@@ -161,17 +161,52 @@ struct Seen {
     wildcard: bool,
 }
 
+/// Folds `step` over every [`BLOCK`]-byte block of `bytes` (at least one block long), the tail
+/// as one block overlapping the last whole one.
+#[inline(always)]
+fn each_block(bytes: &[u8], last: &[u8; BLOCK], mut step: impl FnMut(&[u8; BLOCK])) {
+    let (blocks, _) = bytes.as_chunks::<BLOCK>();
+    for block in blocks {
+        step(block);
+    }
+    step(last);
+}
+
 /// The scan of a string of at least [`BLOCK`] bytes: per-lane accumulators over 32-byte blocks,
-/// the tail as one block overlapping the last whole one, so that the loop compiles to vector
-/// operations (SSE2 is in every x86-64): a minimum, an OR and, with `WILDCARDS`, a compare
-/// per 16 bytes; about a third of an instruction a byte, which long strings (a 65,535-byte
-/// user name) feel.
+/// so that the loops compile to vector operations (SSE2 is in every x86-64).
+///
+/// A first pass serves the common string, ASCII without U+0000 (and, for a topic, without
+/// wildcards): `b - 1` (wrapping) is 0x7F or more exactly for U+0000 and the bytes from 0x80,
+/// a wildcard counts as 0xFF, and the largest lane says whether any byte needs a closer look:
+/// one subtraction and one maximum per 16 bytes (and a compare for topics), about a fifth of an
+/// instruction a byte, which long strings (a 65,535-byte user name) feel. Only a string that
+/// has such a byte is scanned again, for exactly which: a topic filter of 32 bytes or more with
+/// a wildcard pays both passes, which a PUBLISH's topic name, the string a client decodes most,
+/// never does.
 #[inline]
 fn scan_blocks<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> Seen {
+    let mut top = [0u8; BLOCK];
+    each_block(bytes, last, |block| {
+        for (top, &b) in top.iter_mut().zip(block) {
+            let wildcard = if WILDCARDS {
+                0u8.wrapping_sub(u8::from(is_wildcard(b)))
+            } else {
+                0
+            };
+            *top = (*top).max(b.wrapping_sub(1) | wildcard);
+        }
+    });
+    if top.iter().fold(0, |acc, &t| acc.max(t)) < 0x7F {
+        return Seen {
+            min: 1,
+            all: 0,
+            wildcard: false,
+        };
+    }
     let mut min = [u8::MAX; BLOCK];
     let mut all = [0u8; BLOCK];
     let mut wild = [0u8; BLOCK];
-    let mut step = |block: &[u8; BLOCK]| {
+    each_block(bytes, last, |block| {
         let lanes = min.iter_mut().zip(all.iter_mut()).zip(wild.iter_mut());
         for (((min, all), wild), &b) in lanes.zip(block) {
             *min = (*min).min(b);
@@ -180,12 +215,7 @@ fn scan_blocks<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> Seen 
                 *wild |= u8::from(is_wildcard(b));
             }
         }
-    };
-    let (blocks, _) = bytes.as_chunks::<BLOCK>();
-    for block in blocks {
-        step(block);
-    }
-    step(last);
+    });
     Seen {
         min: min.iter().fold(u8::MAX, |acc, &m| acc.min(m)),
         all: all.iter().fold(0, |acc, &a| acc | a),
