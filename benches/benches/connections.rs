@@ -373,7 +373,12 @@ fn main() {
         eprintln!("open files limited to {limit}: run `ulimit -n {needed}` (or more) first");
         std::process::exit(2);
     }
-    let broker = (config.port == 0).then(|| Mosquitto::start(MosquittoConfig::new()));
+    // mosquitto as installed (Nagle's algorithm on), as the e2e bench runs it, unless
+    // `CONN_BROKER_NODELAY=1` asks for the test kit's TCP_NODELAY.
+    let nodelay = std::env::var("CONN_BROKER_NODELAY").is_ok_and(|v| v == "1");
+    let broker = (config.port == 0).then(|| {
+        Mosquitto::start(MosquittoConfig::new().extra(&format!("set_tcp_nodelay {nodelay}")))
+    });
     let port = broker.as_ref().map_or(config.port, |b| b.port());
     let exe = std::env::current_exe().expect("this program's path");
     println!(
