@@ -95,9 +95,7 @@ pub(crate) fn checked_str(bytes: &[u8]) -> Option<&str> {
 /// otherwise; never panics.
 #[inline]
 pub(crate) fn shared(frame: &Bytes, text: &str) -> ByteString {
-    let start = frame.as_ptr() as usize;
-    let text_start = text.as_ptr() as usize;
-    if text_start >= start && text_start + text.len() <= start + frame.len() {
+    if crate::view::lies_within(frame, text.as_bytes()) {
         let bytes = frame.slice_ref(text.as_bytes());
         debug_assert_eq!(bytes.as_ref(), text.as_bytes());
         // SAFETY: `slice_ref` returns the bytes at exactly `text`'s addresses, which are

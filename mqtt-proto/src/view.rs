@@ -146,13 +146,19 @@ impl<'a> Reader<'a> {
 /// otherwise. Never panics, whatever the caller passes.
 #[inline]
 pub(crate) fn share(frame: &Bytes, sub: &[u8]) -> Bytes {
-    let start = frame.as_ptr() as usize;
-    let sub_start = sub.as_ptr() as usize;
-    if sub_start >= start && sub_start + sub.len() <= start + frame.len() {
+    if lies_within(frame, sub) {
         frame.slice_ref(sub)
     } else {
         Bytes::copy_from_slice(sub)
     }
+}
+
+/// Whether `sub` lies within `frame`'s bytes, so that `frame.slice_ref(sub)` cannot panic.
+#[inline(always)]
+pub(crate) fn lies_within(frame: &Bytes, sub: &[u8]) -> bool {
+    let start = frame.as_ptr() as usize;
+    let sub_start = sub.as_ptr() as usize;
+    sub_start >= start && sub_start + sub.len() <= start + frame.len()
 }
 
 /// A decoded packet borrowing every string and payload from the bytes it was decoded from: no

@@ -291,21 +291,6 @@ impl Packet {
         self.encode_other(version, buf).map(|total| (total, None))
     }
 
-    /// The encoders of CONNECT and SUBSCRIBE without properties, their common forms. `None` for
-    /// any other packet.
-    #[inline]
-    fn encode_fast(
-        &self,
-        version: ProtocolVersion,
-        buf: &mut BytesMut,
-    ) -> Option<Result<usize, EncodeError>> {
-        match self {
-            Self::Connect(p) if p.protocol == version => p.encode_plain(buf),
-            Self::Subscribe(p) => p.encode_plain(version, buf),
-            _ => None,
-        }
-    }
-
     /// Fixed-size packets in their common form, which are the same bytes in every version, in
     /// one append; `None` for any other packet.
     #[inline(always)]
@@ -332,10 +317,12 @@ impl Packet {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        match self.encode_fast(version, buf) {
-            Some(encoded) => encoded,
-            None => self.encode_general(version, buf),
-        }
+        let plain = match self {
+            Self::Connect(p) if p.protocol == version => p.encode_plain(buf),
+            Self::Subscribe(p) => p.encode_plain(version, buf),
+            _ => None,
+        };
+        plain.unwrap_or_else(|| self.encode_general(version, buf))
     }
 
     /// The general encoder: sized first, then written field by field.
