@@ -29,21 +29,6 @@ const PUBLISHERS: usize = 64;
 /// The longest a run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
-/// CPU time (user + system) of this process so far, from /proc.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime, fields 14 and 15 of the file (12 and 13 after the name); 100 Hz.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 fn options(urls: &[String], id: &str) -> ClientOptions {
     let mut options = ClientOptions::new(urls.first().map_or("mqtt://127.0.0.1:1", |u| u));
     for url in urls.iter().skip(1) {
@@ -100,7 +85,10 @@ fn member() {
                 _ = &mut eof => break,
             }
         }
-        say(format!("DONE {count} {}", cpu_time().as_micros()));
+        say(format!(
+            "DONE {count} {}",
+            mqtt_benches::process_cpu_time().as_micros()
+        ));
         let _ = client.disconnect().await;
     });
 }
@@ -204,7 +192,7 @@ fn run(
     // The subscriptions reach every node through the cluster's routing table.
     std::thread::sleep(Duration::from_millis(500));
     let urls = cluster.urls_from(0);
-    let cpu_before = cpu_time();
+    let cpu_before = mqtt_benches::process_cpu_time();
     let started = Instant::now();
     rt.block_on(async {
         let (client, mut events) =
@@ -234,7 +222,7 @@ fn run(
         }
         let _ = client.disconnect().await;
     });
-    let publisher_cpu = cpu_time().saturating_sub(cpu_before);
+    let publisher_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu_before);
     let mut last_progress = Instant::now();
     let mut done_at = None;
     while Instant::now() < deadline && last_progress.elapsed() < Duration::from_secs(15) {

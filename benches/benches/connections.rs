@@ -5,7 +5,9 @@
 //! For each client it reports the memory each open connection costs this process (growth of
 //! its resident set while the connections open, divided by their number), the CPU time the
 //! idle connections cost (keep-alive pings included), and for the publishing phase the
-//! messages/s, the CPU time per message and the messages lost or duplicated.
+//! messages/s, the CPU time per message (read from the process's CPU clock, to the
+//! nanosecond), the resident set added while publishing and the messages lost or duplicated.
+//! `BENCH_PERF_CTL` (see `mqtt_benches::perf_control`) lets `perf` count that phase alone.
 //!
 //! Each client runs in a process of its own (this program started again with `--client`),
 //! so that memory one client freed does not hide what the next one allocates.
@@ -40,6 +42,9 @@ struct Phases {
     duplicates: u64,
     publish_elapsed: Duration,
     publish_cpu: Duration,
+    /// Resident set growth while publishing: the messages queued at once, and what the
+    /// allocator kept of them.
+    publish_rss_growth: u64,
 }
 
 /// Resident set size of this process, from /proc.
@@ -50,21 +55,6 @@ fn rss_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-/// CPU time (user + system) of this process so far, from /proc.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime: fields 14 and 15 of the file. Linux counts in 1/100 s here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// The soft limit on open files, from /proc.
@@ -155,12 +145,14 @@ async fn ours(config: &Config) -> Phases {
     phases.bytes_per_connection =
         rss_bytes().saturating_sub(rss) as f64 / config.connections.max(1) as f64;
 
-    let cpu = cpu_time();
+    let cpu = mqtt_benches::process_cpu_time();
     tokio::time::sleep(config.idle).await;
     phases.idle = config.idle;
-    phases.idle_cpu = cpu_time().saturating_sub(cpu);
+    phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
 
-    let cpu = cpu_time();
+    let rss_publish = rss_bytes();
+    mqtt_benches::perf_control("enable");
+    let cpu = mqtt_benches::process_cpu_time();
     let start = Instant::now();
     let messages = config.messages;
     let publishing: Vec<_> = clients
@@ -200,7 +192,9 @@ async fn ours(config: &Config) -> Phases {
     for task in publishing {
         let _ = task.await;
     }
-    phases.publish_cpu = cpu_time().saturating_sub(cpu);
+    phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    mqtt_benches::perf_control("disable");
+    phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
     phases.sent = tally.expected;
     phases.received = tally.seen.len() as u64;
     phases.duplicates = tally.duplicates;
@@ -258,12 +252,14 @@ async fn rumqttc(config: &Config) -> Phases {
     phases.bytes_per_connection =
         rss_bytes().saturating_sub(rss) as f64 / config.connections.max(1) as f64;
 
-    let cpu = cpu_time();
+    let cpu = mqtt_benches::process_cpu_time();
     tokio::time::sleep(config.idle).await;
     phases.idle = config.idle;
-    phases.idle_cpu = cpu_time().saturating_sub(cpu);
+    phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
 
-    let cpu = cpu_time();
+    let rss_publish = rss_bytes();
+    mqtt_benches::perf_control("enable");
+    let cpu = mqtt_benches::process_cpu_time();
     let start = Instant::now();
     let messages = config.messages;
     let publishing: Vec<_> = clients
@@ -304,7 +300,9 @@ async fn rumqttc(config: &Config) -> Phases {
     for task in publishing {
         let _ = task.await;
     }
-    phases.publish_cpu = cpu_time().saturating_sub(cpu);
+    phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    mqtt_benches::perf_control("disable");
+    phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
     phases.sent = tally.expected;
     phases.received = tally.seen.len() as u64;
     phases.duplicates = tally.duplicates;
@@ -337,7 +335,7 @@ fn child(client: &str, config: &Config) {
         _ => rt.block_on(rumqttc(config)),
     };
     println!(
-        "RESULT {} {:.0} {} {} {} {} {} {} {}",
+        "RESULT {} {:.0} {} {} {} {} {} {} {} {}",
         phases.connections,
         phases.bytes_per_connection,
         phases.idle.as_micros(),
@@ -347,6 +345,7 @@ fn child(client: &str, config: &Config) {
         phases.duplicates,
         phases.publish_elapsed.as_micros(),
         phases.publish_cpu.as_micros(),
+        phases.publish_rss_growth,
     );
 }
 
@@ -382,10 +381,10 @@ fn main() {
     let port = broker.as_ref().map_or(config.port, |b| b.port());
     let exe = std::env::current_exe().expect("this program's path");
     println!(
-        "| client | connections | memory per connection | idle CPU, {} s | messages (QoS 1) | received/s | CPU µs/message | lost | duplicates |",
+        "| client | connections | memory per connection | idle CPU, {} s | messages (QoS 1) | received/s | CPU µs/message | memory added publishing | lost | duplicates |",
         config.idle.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for (client, name) in [("rumqttc", "rumqttc"), ("ours", "ours (tokio)")] {
         let output = std::process::Command::new(&exe)
@@ -414,13 +413,14 @@ fn main() {
         let (sent, received, duplicates) = (get(4), get(5), get(6));
         failed |= received < sent || duplicates > 0.0;
         println!(
-            "| {name} | {:.0} | {:.1} KiB | {:.0} ms | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
+            "| {name} | {:.0} | {:.1} KiB | {:.1} ms | {:.0} | {:.0} | {:.2} | {:.1} MiB | {:.0} | {:.0} |",
             get(0),
             get(1) / 1024.0,
             get(3) / 1e3,
             sent,
             received / (get(7) / 1e6),
             get(8) / sent.max(1.0),
+            get(9) / (1024.0 * 1024.0),
             sent - received,
             duplicates,
         );
