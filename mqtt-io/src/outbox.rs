@@ -37,8 +37,9 @@ enum Slot {
     Free,
     /// The flow is under way; the waker of whoever awaits the handle.
     Waiting(Option<Waker>),
-    /// The outcome, for the handle to take.
-    Done(Result<PublishOutcome, Error>),
+    /// The outcome, for the handle to take. The rare error is boxed: a slot lives as long as
+    /// its handle, and every publish a caller holds a handle to keeps one.
+    Done(Result<PublishOutcome, Box<Error>>),
     /// The handle was dropped: the slot is freed when the flow completes.
     Detached,
 }
@@ -250,7 +251,7 @@ impl Outbox {
             };
             match std::mem::replace(s, Slot::Free) {
                 Slot::Waiting(waker) => {
-                    *s = Slot::Done(result);
+                    *s = Slot::Done(result.map_err(Box::new));
                     wake.extend(waker);
                 }
                 Slot::Detached => state.free.push(slot),
@@ -279,7 +280,7 @@ impl Outbox {
                 Slot::Waiting(waker) => {
                     wake.extend(waker.take());
                     let error = cause.clone().map_or(Error::Closed, Error::Stopped);
-                    *s = Slot::Done(Err(error));
+                    *s = Slot::Done(Err(Box::new(error)));
                 }
                 Slot::Detached => {
                     *s = Slot::Free;
@@ -316,7 +317,7 @@ impl Outbox {
                     return Poll::Ready(Err(Error::Closed));
                 };
                 state.free.push(slot);
-                Poll::Ready(result)
+                Poll::Ready(result.map_err(|error| *error))
             }
             Slot::Free | Slot::Detached => Poll::Ready(Err(Error::Closed)),
         }
@@ -415,6 +416,16 @@ impl Drop for PublishHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slot stays as long as its handle: it must not carry the error's full size.
+    #[test]
+    fn a_slot_is_a_few_words() {
+        assert!(
+            std::mem::size_of::<Slot>() <= 48,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
     use mqtt_session::client::{ClientCore, ClientOptions};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
