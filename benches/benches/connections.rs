@@ -6,7 +6,9 @@
 //! its resident set while the connections open, divided by their number), the CPU time the
 //! idle connections cost (keep-alive pings included), and for the publishing phase the
 //! messages/s, the CPU time per message (read from the process's CPU clock, to the
-//! nanosecond), the resident set added while publishing and the messages lost or duplicated.
+//! nanosecond), the broker's CPU time per message over the same phase (`CONN_BROKER_PID`
+//! names the broker's process when `CONN_BROKER_PORT` points at one already running), the
+//! resident set added while publishing and the messages lost or duplicated.
 //! `BENCH_PERF_CTL` (see `mqtt_benches::perf_control`) lets `perf` count that phase alone.
 //!
 //! Each client runs in a process of its own (this program started again with `--client`),
@@ -42,6 +44,8 @@ struct Phases {
     duplicates: u64,
     publish_elapsed: Duration,
     publish_cpu: Duration,
+    /// The broker's CPU time over the same phase.
+    broker_cpu: Duration,
     /// Resident set growth while publishing: the messages queued at once, and what the
     /// allocator kept of them.
     publish_rss_growth: u64,
@@ -55,6 +59,26 @@ fn rss_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time of the broker's main thread (mosquitto has only that one), to the nanosecond, from
+/// the scheduler's own count in `/proc/<pid>/sched`; zero if unknown.
+fn broker_cpu_time(pid: u32) -> Duration {
+    if pid == 0 {
+        return Duration::ZERO;
+    }
+    let sched = std::fs::read_to_string(format!("/proc/{pid}/sched")).unwrap_or_default();
+    // "se.sum_exec_runtime   :   1234.567890", in milliseconds.
+    sched
+        .lines()
+        .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
+        .and_then(|rest| {
+            rest.trim_start_matches([' ', ':'])
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1e3))
 }
 
 /// The soft limit on open files, from /proc.
@@ -100,6 +124,8 @@ impl Tally {
 
 struct Config {
     port: u16,
+    /// The broker's process, whose CPU time the publishing phase reads too (0: unknown).
+    broker_pid: u32,
     connections: usize,
     publishers: usize,
     messages: u64,
@@ -152,6 +178,7 @@ async fn ours(config: &Config) -> Phases {
 
     let rss_publish = rss_bytes();
     mqtt_benches::perf_control("enable");
+    let broker_cpu = broker_cpu_time(config.broker_pid);
     let cpu = mqtt_benches::process_cpu_time();
     let start = Instant::now();
     let messages = config.messages;
@@ -193,6 +220,7 @@ async fn ours(config: &Config) -> Phases {
         let _ = task.await;
     }
     phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
     mqtt_benches::perf_control("disable");
     phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
     phases.sent = tally.expected;
@@ -259,6 +287,7 @@ async fn rumqttc(config: &Config) -> Phases {
 
     let rss_publish = rss_bytes();
     mqtt_benches::perf_control("enable");
+    let broker_cpu = broker_cpu_time(config.broker_pid);
     let cpu = mqtt_benches::process_cpu_time();
     let start = Instant::now();
     let messages = config.messages;
@@ -301,6 +330,7 @@ async fn rumqttc(config: &Config) -> Phases {
         let _ = task.await;
     }
     phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
     mqtt_benches::perf_control("disable");
     phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
     phases.sent = tally.expected;
@@ -335,7 +365,7 @@ fn child(client: &str, config: &Config) {
         _ => rt.block_on(rumqttc(config)),
     };
     println!(
-        "RESULT {} {:.0} {} {} {} {} {} {} {} {}",
+        "RESULT {} {:.0} {} {} {} {} {} {} {} {} {}",
         phases.connections,
         phases.bytes_per_connection,
         phases.idle.as_micros(),
@@ -346,6 +376,7 @@ fn child(client: &str, config: &Config) {
         phases.publish_elapsed.as_micros(),
         phases.publish_cpu.as_micros(),
         phases.publish_rss_growth,
+        phases.broker_cpu.as_micros(),
     );
 }
 
@@ -356,6 +387,7 @@ fn main() {
     let connections: usize = env("CONN_COUNT", if quick { 20 } else { 1_000 });
     let config = Config {
         port: env("CONN_BROKER_PORT", 0),
+        broker_pid: env("CONN_BROKER_PID", 0),
         connections,
         publishers: env("CONN_PUBLISHERS", if quick { 5 } else { 100 }).min(connections),
         messages: env("CONN_MESSAGES", if quick { 10 } else { 100 }),
@@ -379,17 +411,22 @@ fn main() {
         Mosquitto::start(MosquittoConfig::new().extra(&format!("set_tcp_nodelay {nodelay}")))
     });
     let port = broker.as_ref().map_or(config.port, |b| b.port());
+    let broker_pid = broker
+        .as_ref()
+        .and_then(Mosquitto::pid)
+        .unwrap_or(config.broker_pid);
     let exe = std::env::current_exe().expect("this program's path");
     println!(
-        "| client | connections | memory per connection | idle CPU, {} s | messages (QoS 1) | received/s | CPU µs/message | memory added publishing | lost | duplicates |",
+        "| client | connections | memory per connection | idle CPU, {} s | messages (QoS 1) | received/s | CPU µs/message | broker CPU µs/message | memory added publishing | lost | duplicates |",
         config.idle.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for (client, name) in [("rumqttc", "rumqttc"), ("ours", "ours (tokio)")] {
         let output = std::process::Command::new(&exe)
             .args(["--client", client])
             .env("CONN_BROKER_PORT", port.to_string())
+            .env("CONN_BROKER_PID", broker_pid.to_string())
             .env("CONN_COUNT", config.connections.to_string())
             .env("CONN_PUBLISHERS", config.publishers.to_string())
             .env("CONN_MESSAGES", config.messages.to_string())
@@ -413,13 +450,14 @@ fn main() {
         let (sent, received, duplicates) = (get(4), get(5), get(6));
         failed |= received < sent || duplicates > 0.0;
         println!(
-            "| {name} | {:.0} | {:.1} KiB | {:.1} ms | {:.0} | {:.0} | {:.2} | {:.1} MiB | {:.0} | {:.0} |",
+            "| {name} | {:.0} | {:.1} KiB | {:.1} ms | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} MiB | {:.0} | {:.0} |",
             get(0),
             get(1) / 1024.0,
             get(3) / 1e3,
             sent,
             received / (get(7) / 1e6),
             get(8) / sent.max(1.0),
+            get(10) / sent.max(1.0),
             get(9) / (1024.0 * 1024.0),
             sent - received,
             duplicates,
