@@ -11,6 +11,10 @@
 //! resident set added while publishing and the messages lost or duplicated.
 //! `BENCH_PERF_CTL` (see `mqtt_benches::perf_control`) lets `perf` count that phase alone.
 //!
+//! `CONN_ROUNDS` runs the publishing phase that many times, one after the other, and reports
+//! the last: from the second on, every queue a burst fills has grown already, as in a
+//! long-running process.
+//!
 //! Each client runs in a process of its own (this program started again with `--client`),
 //! so that memory one client freed does not hide what the next one allocates.
 //!
@@ -129,6 +133,8 @@ struct Config {
     connections: usize,
     publishers: usize,
     messages: u64,
+    /// Publishing phases run one after the other; the figures are the last one's.
+    rounds: u64,
     idle: Duration,
 }
 
@@ -176,56 +182,64 @@ async fn ours(config: &Config) -> Phases {
     phases.idle = config.idle;
     phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
 
-    let rss_publish = rss_bytes();
-    mqtt_benches::perf_control("enable");
-    let broker_cpu = broker_cpu_time(config.broker_pid);
-    let cpu = mqtt_benches::process_cpu_time();
-    let start = Instant::now();
-    let messages = config.messages;
-    let publishing: Vec<_> = clients
-        .iter()
-        .take(config.publishers)
-        .enumerate()
-        .map(|(p, (client, _))| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut handles = Vec::new();
-                for seq in 0..messages {
-                    let message = Message::new(&format!("conn/{p}"), payload(p, seq))
-                        .unwrap()
-                        .qos(QoS::AtLeastOnce);
-                    handles.push(client.publish(message).await.unwrap());
-                }
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            })
-        })
-        .collect();
-    let publishers = publishing.len() as u64;
-    let mut tally = Tally {
-        seen: HashSet::new(),
-        expected: publishers * messages,
-        duplicates: 0,
-    };
-    while !tally.complete() {
-        match tokio::time::timeout(IDLE, sub_events.recv()).await {
-            Ok(Some(Event::Message { publish, .. })) => tally.record(&publish.payload),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
+    for round in 0..config.rounds {
+        let rss_publish = rss_bytes();
+        let last = round + 1 == config.rounds;
+        if last {
+            mqtt_benches::perf_control("enable");
         }
+        let broker_cpu = broker_cpu_time(config.broker_pid);
+        let cpu = mqtt_benches::process_cpu_time();
+        let start = Instant::now();
+        let messages = config.messages;
+        let first = round * messages;
+        let publishing: Vec<_> = clients
+            .iter()
+            .take(config.publishers)
+            .enumerate()
+            .map(|(p, (client, _))| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut handles = Vec::new();
+                    for seq in first..first + messages {
+                        let message = Message::new(&format!("conn/{p}"), payload(p, seq))
+                            .unwrap()
+                            .qos(QoS::AtLeastOnce);
+                        handles.push(client.publish(message).await.unwrap());
+                    }
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let publishers = publishing.len() as u64;
+        let mut tally = Tally {
+            seen: HashSet::new(),
+            expected: publishers * messages,
+            duplicates: 0,
+        };
+        while !tally.complete() {
+            match tokio::time::timeout(IDLE, sub_events.recv()).await {
+                Ok(Some(Event::Message { publish, .. })) => tally.record(&publish.payload),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        phases.publish_elapsed = start.elapsed();
+        for task in publishing {
+            let _ = task.await;
+        }
+        phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+        phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
+        if last {
+            mqtt_benches::perf_control("disable");
+        }
+        phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
+        phases.sent += tally.expected;
+        phases.received += tally.seen.len() as u64;
+        phases.duplicates += tally.duplicates;
     }
-    phases.publish_elapsed = start.elapsed();
-    for task in publishing {
-        let _ = task.await;
-    }
-    phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
-    phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
-    mqtt_benches::perf_control("disable");
-    phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
-    phases.sent = tally.expected;
-    phases.received = tally.seen.len() as u64;
-    phases.duplicates = tally.duplicates;
     for (client, _) in &clients {
         let _ = client.disconnect().await;
     }
@@ -285,57 +299,65 @@ async fn rumqttc(config: &Config) -> Phases {
     phases.idle = config.idle;
     phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
 
-    let rss_publish = rss_bytes();
-    mqtt_benches::perf_control("enable");
-    let broker_cpu = broker_cpu_time(config.broker_pid);
-    let cpu = mqtt_benches::process_cpu_time();
-    let start = Instant::now();
-    let messages = config.messages;
-    let publishing: Vec<_> = clients
-        .iter()
-        .take(config.publishers)
-        .enumerate()
-        .map(|(p, client)| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                for seq in 0..messages {
-                    client
-                        .publish(
-                            format!("conn/{p}"),
-                            QoS::AtLeastOnce,
-                            false,
-                            payload(p, seq),
-                        )
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    let publishers = publishing.len() as u64;
-    let mut tally = Tally {
-        seen: HashSet::new(),
-        expected: publishers * messages,
-        duplicates: 0,
-    };
-    while !tally.complete() {
-        match tokio::time::timeout(IDLE, sub_loop.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => tally.record(&p.payload),
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => break,
+    for round in 0..config.rounds {
+        let rss_publish = rss_bytes();
+        let last = round + 1 == config.rounds;
+        if last {
+            mqtt_benches::perf_control("enable");
         }
+        let broker_cpu = broker_cpu_time(config.broker_pid);
+        let cpu = mqtt_benches::process_cpu_time();
+        let start = Instant::now();
+        let messages = config.messages;
+        let first = round * messages;
+        let publishing: Vec<_> = clients
+            .iter()
+            .take(config.publishers)
+            .enumerate()
+            .map(|(p, client)| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for seq in first..first + messages {
+                        client
+                            .publish(
+                                format!("conn/{p}"),
+                                QoS::AtLeastOnce,
+                                false,
+                                payload(p, seq),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let publishers = publishing.len() as u64;
+        let mut tally = Tally {
+            seen: HashSet::new(),
+            expected: publishers * messages,
+            duplicates: 0,
+        };
+        while !tally.complete() {
+            match tokio::time::timeout(IDLE, sub_loop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => tally.record(&p.payload),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        phases.publish_elapsed = start.elapsed();
+        for task in publishing {
+            let _ = task.await;
+        }
+        phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+        phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
+        if last {
+            mqtt_benches::perf_control("disable");
+        }
+        phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
+        phases.sent += tally.expected;
+        phases.received += tally.seen.len() as u64;
+        phases.duplicates += tally.duplicates;
     }
-    phases.publish_elapsed = start.elapsed();
-    for task in publishing {
-        let _ = task.await;
-    }
-    phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
-    phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
-    mqtt_benches::perf_control("disable");
-    phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
-    phases.sent = tally.expected;
-    phases.received = tally.seen.len() as u64;
-    phases.duplicates = tally.duplicates;
     for client in &clients {
         let _ = client.disconnect().await;
     }
@@ -391,6 +413,7 @@ fn main() {
         connections,
         publishers: env("CONN_PUBLISHERS", if quick { 5 } else { 100 }).min(connections),
         messages: env("CONN_MESSAGES", if quick { 10 } else { 100 }),
+        rounds: env("CONN_ROUNDS", 1u64).max(1),
         idle: Duration::from_secs(env("CONN_IDLE_SECS", if quick { 1 } else { 10 })),
     };
     if let Some(i) = args.iter().position(|a| a == "--client") {
@@ -430,6 +453,7 @@ fn main() {
             .env("CONN_COUNT", config.connections.to_string())
             .env("CONN_PUBLISHERS", config.publishers.to_string())
             .env("CONN_MESSAGES", config.messages.to_string())
+            .env("CONN_ROUNDS", config.rounds.to_string())
             .env("CONN_IDLE_SECS", config.idle.as_secs().to_string())
             .output()
             .expect("start the client's process");
@@ -449,15 +473,17 @@ fn main() {
         let get = |i: usize| v.get(i).copied().unwrap_or(0.0);
         let (sent, received, duplicates) = (get(4), get(5), get(6));
         failed |= received < sent || duplicates > 0.0;
+        // Every round sends as many; the time, CPU and memory columns are the last round's.
+        let round = sent / config.rounds as f64;
         println!(
             "| {name} | {:.0} | {:.1} KiB | {:.1} ms | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} MiB | {:.0} | {:.0} |",
             get(0),
             get(1) / 1024.0,
             get(3) / 1e3,
             sent,
-            received / (get(7) / 1e6),
-            get(8) / sent.max(1.0),
-            get(10) / sent.max(1.0),
+            round / (get(7) / 1e6),
+            get(8) / round.max(1.0),
+            get(10) / round.max(1.0),
             get(9) / (1024.0 * 1024.0),
             sent - received,
             duplicates,
