@@ -138,6 +138,60 @@ struct Config {
     idle: Duration,
 }
 
+/// Leaves the connections idle for the configured time and records what that cost.
+async fn idle_phase(phases: &mut Phases, config: &Config) {
+    let cpu = mqtt_benches::process_cpu_time();
+    tokio::time::sleep(config.idle).await;
+    phases.idle = config.idle;
+    phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+}
+
+/// The measurements of one publishing round, started before its publishers and finished
+/// once they are done; perf counts only the last round.
+struct RoundMeter {
+    broker_pid: u32,
+    last: bool,
+    rss: u64,
+    broker_cpu: Duration,
+    cpu: Duration,
+    start: Instant,
+}
+
+impl RoundMeter {
+    fn start(config: &Config, round: u64) -> Self {
+        let rss = rss_bytes();
+        let last = round + 1 == config.rounds;
+        if last {
+            mqtt_benches::perf_control("enable");
+        }
+        Self {
+            broker_pid: config.broker_pid,
+            last,
+            rss,
+            broker_cpu: broker_cpu_time(config.broker_pid),
+            cpu: mqtt_benches::process_cpu_time(),
+            start: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Records this round in `phases`: its CPU times and memory, and adds its counts.
+    fn finish(self, phases: &mut Phases, tally: &Tally) {
+        phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(self.cpu);
+        phases.broker_cpu = broker_cpu_time(self.broker_pid).saturating_sub(self.broker_cpu);
+        if self.last {
+            mqtt_benches::perf_control("disable");
+        }
+        phases.publish_rss_growth = rss_bytes().saturating_sub(self.rss);
+        phases.sent += tally.expected;
+        phases.received += tally.seen.len() as u64;
+        phases.duplicates += tally.duplicates;
+    }
+}
+
 /// Our tokio client.
 async fn ours(config: &Config) -> Phases {
     use mqtt_tokio::{Client, ClientOptions, Event, Message, QoS};
@@ -177,20 +231,10 @@ async fn ours(config: &Config) -> Phases {
     phases.bytes_per_connection =
         rss_bytes().saturating_sub(rss) as f64 / config.connections.max(1) as f64;
 
-    let cpu = mqtt_benches::process_cpu_time();
-    tokio::time::sleep(config.idle).await;
-    phases.idle = config.idle;
-    phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    idle_phase(&mut phases, config).await;
 
     for round in 0..config.rounds {
-        let rss_publish = rss_bytes();
-        let last = round + 1 == config.rounds;
-        if last {
-            mqtt_benches::perf_control("enable");
-        }
-        let broker_cpu = broker_cpu_time(config.broker_pid);
-        let cpu = mqtt_benches::process_cpu_time();
-        let start = Instant::now();
+        let meter = RoundMeter::start(config, round);
         let messages = config.messages;
         let first = round * messages;
         let publishing: Vec<_> = clients
@@ -226,19 +270,11 @@ async fn ours(config: &Config) -> Phases {
                 Ok(None) | Err(_) => break,
             }
         }
-        phases.publish_elapsed = start.elapsed();
+        phases.publish_elapsed = meter.elapsed();
         for task in publishing {
             let _ = task.await;
         }
-        phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
-        phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
-        if last {
-            mqtt_benches::perf_control("disable");
-        }
-        phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
-        phases.sent += tally.expected;
-        phases.received += tally.seen.len() as u64;
-        phases.duplicates += tally.duplicates;
+        meter.finish(&mut phases, &tally);
     }
     for (client, _) in &clients {
         let _ = client.disconnect().await;
@@ -294,20 +330,10 @@ async fn rumqttc(config: &Config) -> Phases {
     phases.bytes_per_connection =
         rss_bytes().saturating_sub(rss) as f64 / config.connections.max(1) as f64;
 
-    let cpu = mqtt_benches::process_cpu_time();
-    tokio::time::sleep(config.idle).await;
-    phases.idle = config.idle;
-    phases.idle_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
+    idle_phase(&mut phases, config).await;
 
     for round in 0..config.rounds {
-        let rss_publish = rss_bytes();
-        let last = round + 1 == config.rounds;
-        if last {
-            mqtt_benches::perf_control("enable");
-        }
-        let broker_cpu = broker_cpu_time(config.broker_pid);
-        let cpu = mqtt_benches::process_cpu_time();
-        let start = Instant::now();
+        let meter = RoundMeter::start(config, round);
         let messages = config.messages;
         let first = round * messages;
         let publishing: Vec<_> = clients
@@ -344,19 +370,11 @@ async fn rumqttc(config: &Config) -> Phases {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        phases.publish_elapsed = start.elapsed();
+        phases.publish_elapsed = meter.elapsed();
         for task in publishing {
             let _ = task.await;
         }
-        phases.publish_cpu = mqtt_benches::process_cpu_time().saturating_sub(cpu);
-        phases.broker_cpu = broker_cpu_time(config.broker_pid).saturating_sub(broker_cpu);
-        if last {
-            mqtt_benches::perf_control("disable");
-        }
-        phases.publish_rss_growth = rss_bytes().saturating_sub(rss_publish);
-        phases.sent += tally.expected;
-        phases.received += tally.seen.len() as u64;
-        phases.duplicates += tally.duplicates;
+        meter.finish(&mut phases, &tally);
     }
     for client in &clients {
         let _ = client.disconnect().await;
