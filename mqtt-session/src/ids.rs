@@ -126,6 +126,13 @@ impl PacketIds {
     pub(crate) fn in_use(&self) -> usize {
         self.in_use
     }
+
+    /// Frees the bitmap when no identifier is in use; it grows again with the next ones.
+    pub(crate) fn release_memory(&mut self) {
+        if self.in_use == 0 {
+            self.used = Vec::new();
+        }
+    }
 }
 
 #[cfg(test)]

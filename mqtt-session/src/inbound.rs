@@ -143,6 +143,15 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
+    /// Gives back what the queues kept beyond what they hold now.
+    pub(crate) fn release_memory(&mut self) {
+        self.qos2.shrink_to_fit();
+        self.pubacks.pending.shrink_to_fit();
+        self.pubrecs.pending.shrink_to_fit();
+        self.held.shrink_to_fit();
+        self.tentative.shrink_to_fit();
+    }
+
     /// A fresh token for a delivery.
     pub(crate) fn new_token(&mut self) -> AckToken {
         let token = self.next_token;

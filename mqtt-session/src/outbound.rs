@@ -48,6 +48,14 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
+    /// Gives back what the flows' containers kept beyond what they hold now.
+    pub(crate) fn release_memory(&mut self) {
+        self.inflight.shrink_to_fit();
+        self.expiry.shrink_to_fit();
+        self.queue.shrink_to_fit();
+        self.held.shrink_to_fit();
+    }
+
     /// The next unused token.
     pub(crate) fn peek_token(&self) -> PublishToken {
         PublishToken(self.next_token)

@@ -100,6 +100,13 @@ impl Reader {
         }
     }
 
+    /// Frees the read buffer if it holds no bytes: the next read reserves room again.
+    pub(crate) fn release_memory(&mut self) {
+        if self.buf.is_empty() && self.large.is_none() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// The buffer the next read from the transport should append to, and the most it should
     /// take: the rest of a large frame (whose buffer has room for exactly that), or `want`.
     /// The transport reserves the room it reads into, or appends a buffer of its own.

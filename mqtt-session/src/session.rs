@@ -397,6 +397,20 @@ impl Session {
         self.outbound.queue.len()
     }
 
+    /// Gives back the memory a burst left in the session's queues and buffers: each keeps
+    /// the capacity of the most it ever held, which an idle connection need not. Only what
+    /// is held now stays; call it when the connection has gone quiet (the async client does
+    /// at a keep-alive deadline with nothing in flight, queued or unread).
+    pub fn release_memory(&mut self) {
+        self.outbound.release_memory();
+        self.inbound.release_memory();
+        self.requests.shrink_to_fit();
+        self.events.shrink_to_fit();
+        self.transmit.release_memory();
+        self.reader.release_memory();
+        self.ids.release_memory();
+    }
+
     /// Number of packet identifiers in use.
     pub fn packet_ids_in_use(&self) -> usize {
         self.ids.in_use()

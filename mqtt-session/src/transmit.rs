@@ -44,6 +44,14 @@ impl Transmit {
         Self::default()
     }
 
+    /// Frees the buffers' memory if nothing waits in them: the encoding buffer keeps the size
+    /// of the largest burst it held, which an idle connection need not.
+    pub fn release_memory(&mut self) {
+        if self.len == 0 {
+            *self = Self::default();
+        }
+    }
+
     /// Appends `packet` in the layout of `version`; a large PUBLISH payload is kept as its own
     /// buffer instead of being copied. Returns the packet's size. On error nothing is added.
     pub fn encode(

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::{Packet, ProtocolVersion, Publish, QoS, QosPid, TopicName};
+use mqtt_proto::{Decoder, Packet, ProtocolVersion, Publish, QoS, QosPid, TopicName};
 use mqtt_session::{Config, Event, Message, Session, Transmit};
 
 #[global_allocator]
@@ -233,4 +233,144 @@ fn publishing_allocates_nothing_per_message() {
             "{qos:?}: {allocated} heap blocks for {COUNT} messages"
         );
     }
+}
+
+/// A burst of QoS 1 messages through a connected 3.1.1 session: all published at once (the
+/// in-flight window full, the rest queued behind it), then every flow acknowledged as the
+/// server would, in order.
+fn publish_burst(session: &mut Session, now: Instant, count: u16) {
+    let mut out = BytesMut::new();
+    let messages: Vec<Message> = (0..count)
+        .map(|i| {
+            let payload = Bytes::from(vec![0x5A; 64 + usize::from(i % 2)]);
+            Message::new("sensors/a", payload)
+                .unwrap()
+                .qos(QoS::AtLeastOnce)
+        })
+        .collect();
+    for message in messages {
+        session.publish(now, message).unwrap();
+    }
+    // Each PUBLISH written is acknowledged; each PUBACK lets the next queued one out.
+    let decoder = Decoder::new(ProtocolVersion::V3_1_1);
+    for _ in 0..count {
+        session.poll_transmit(&mut out);
+        let mut acks = Vec::new();
+        while let Some(Packet::Publish(p)) = decoder.decode(&mut out).unwrap() {
+            let [hi, lo] = p.packet_id().unwrap().get().to_be_bytes();
+            acks.extend_from_slice(&[0x40, 0x02, hi, lo]);
+        }
+        if acks.is_empty() {
+            break;
+        }
+        session.handle_read(now, &acks);
+        while session.poll_event().is_some() {}
+    }
+    assert_eq!(
+        (session.inflight(), session.queued()),
+        (0, 0),
+        "every flow completed"
+    );
+}
+
+#[test]
+fn a_quiet_session_gives_back_what_a_burst_left() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let (mut session, now) = connected_session();
+    // One small burst first, so that what stays allocated for good (the read buffer, the
+    // first identifiers' bitmap word) is counted in `before`.
+    publish_burst(&mut session, now, 2);
+    session.release_memory();
+    let before = live();
+    publish_burst(&mut session, now, 2_000);
+    let left = live() - before;
+    session.release_memory();
+    let released = live() - before;
+    eprintln!("after a burst of 2,000: {left} B kept; after release_memory: {released} B");
+    // The queue behind the window held 1,980 messages; its capacity, the in-flight map's and
+    // the encoding buffer's stay until released.
+    assert!(
+        left > 100 * 1024,
+        "the burst left only {left} B: nothing to release"
+    );
+    // Nothing of the burst stays (the identifiers' bitmap, grown to the highest identifier
+    // used, goes too with none in use). The margin is for the test harness's other threads,
+    // whose allocations the profiler counts too.
+    assert!(
+        released <= 16 * 1024,
+        "{released} B still held after release_memory"
+    );
+}
+
+#[test]
+fn a_quiet_client_core_gives_back_what_a_burst_left() {
+    use mqtt_session::client::{ClientCore, ClientOptions, Command};
+    use mqtt_session::PublishToken;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let (mut core, _) =
+        ClientCore::<u32>::new(ClientOptions::new("mqtt://h").client_id("c")).unwrap();
+    let now = Instant::now();
+    core.handle_connected(now);
+    while let Some(bytes) = core.poll_transmit(now) {
+        let n = bytes.len();
+        core.handle_written(now, n);
+    }
+    core.handle_read(now, &mut BytesMut::from(&[0x20, 0x02, 0x00, 0x00][..]));
+    while core.poll_output().is_some() {}
+    assert!(core.is_quiet(), "connected, nothing under way");
+    core.release_memory();
+    let before = live();
+    const COUNT: u32 = 1_000;
+    for i in 0..COUNT {
+        let message = Message::new("sensors/a", Bytes::from(vec![0x5A; 64]))
+            .unwrap()
+            .qos(QoS::AtLeastOnce);
+        let token = PublishToken(u64::from(i) + 1);
+        let command = Command::Publish {
+            message,
+            token,
+            waiter: Some(i),
+        };
+        core.handle_command(now, command);
+    }
+    assert!(!core.is_quiet(), "messages in flight and queued");
+    let decoder = Decoder::new(ProtocolVersion::V3_1_1);
+    let mut answered = 0;
+    for _ in 0..COUNT {
+        let mut written = BytesMut::new();
+        while let Some(bytes) = core.poll_transmit(now) {
+            written.extend_from_slice(bytes);
+            let n = bytes.len();
+            core.handle_written(now, n);
+        }
+        let mut acks = BytesMut::new();
+        while let Some(Packet::Publish(p)) = decoder.decode(&mut written).unwrap() {
+            acks.extend_from_slice(&[0x40, 0x02]);
+            acks.extend_from_slice(&p.packet_id().unwrap().get().to_be_bytes());
+        }
+        if acks.is_empty() {
+            break;
+        }
+        core.handle_read(now, &mut acks);
+        answered += std::iter::from_fn(|| core.poll_output()).count();
+    }
+    assert_eq!(answered, COUNT as usize, "every caller answered");
+    assert!(core.is_quiet(), "every flow complete, every output taken");
+    let left = live() - before;
+    core.release_memory();
+    let released = live() - before;
+    eprintln!(
+        "client core after a burst of {COUNT}: {left} B kept; after release_memory: {released} B"
+    );
+    assert!(
+        left > 50 * 1024,
+        "the burst left only {left} B: nothing to release"
+    );
+    // As above: the margin is for the harness's other threads.
+    assert!(
+        released <= 16 * 1024,
+        "{released} B still held after release_memory"
+    );
 }

@@ -424,6 +424,34 @@ impl<W> ClientCore<W> {
         self.phase == Phase::Online && self.session.is_connected()
     }
 
+    /// Whether nothing is under way: no message in flight, queued or untaken, no request
+    /// unanswered, no bytes or outputs waiting. A quiet client can give its memory back with
+    /// [`release_memory`](Self::release_memory) at no cost to what comes next.
+    pub fn is_quiet(&self) -> bool {
+        self.session.inflight() == 0
+            && self.session.queued() == 0
+            && self.session.inbound_pending().0 == 0
+            && self.publishes.is_empty()
+            && self.requests.is_empty()
+            && self.chunks.is_empty()
+            && self.deferred.is_empty()
+            && self.unpulled_written.is_empty()
+            && self.outputs.is_empty()
+    }
+
+    /// Gives back the memory a burst left in the core's and the session's queues and buffers
+    /// (see [`Session::release_memory`]): each keeps the capacity of the most it ever held.
+    pub fn release_memory(&mut self) {
+        self.publishes.shrink_to_fit();
+        self.requests.shrink_to_fit();
+        self.chunks.shrink_to_fit();
+        self.deferred.shrink_to_fit();
+        self.unpulled_written.shrink_to_fit();
+        self.outputs.shrink_to_fit();
+        self.spare.release_memory();
+        self.session.release_memory();
+    }
+
     /// Whether the client has stopped.
     pub fn is_stopped(&self) -> bool {
         self.phase == Phase::Stopped
