@@ -190,6 +190,18 @@ impl<R: Runtime> Connection<R> {
         self.shared.update(&self.core);
     }
 
+    /// Gives back what the driver's, the channels' and the core's queues kept from the most
+    /// they held.
+    fn release_memory(&mut self) {
+        self.requests.shrink_to_fit();
+        self.completions.shrink_to_fit();
+        self.events.shrink_to_fit();
+        self.taken.shrink_to_fit();
+        self.outbox.release_memory();
+        self.inbox.release_memory();
+        self.core.release_memory();
+    }
+
     /// Passes the publish requests taken from the outbox to the core.
     fn on_publishes(&mut self, now: Instant) {
         for request in self.requests.drain(..) {
@@ -450,6 +462,11 @@ impl<R: Runtime> Connection<R> {
             *armed = None;
             let random = self.jitter.sample();
             self.core.handle_timeout(R::now(), random);
+            // A deadline with nothing under way (the keep-alive of a quiet connection): the
+            // memory the last burst left in the queues goes back.
+            if self.core.is_quiet() {
+                self.release_memory();
+            }
         }
         let now = R::now();
         loop {

@@ -194,6 +194,13 @@ impl Inbox {
         }
     }
 
+    /// Gives back what the queue kept beyond what it holds now.
+    pub(crate) fn release_memory(&self) {
+        let mut state = self.lock();
+        state.events.shrink_to_fit();
+        state.taken.shrink_to_fit();
+    }
+
     /// What waits for the application.
     pub(crate) fn pending(&self) -> Pending {
         let state = self.lock();

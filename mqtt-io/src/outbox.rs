@@ -339,6 +339,28 @@ impl Outbox {
         }
     }
 
+    /// Gives back what the queue and the slots kept beyond what they hold now: the free
+    /// slots at the end go (with their places on the free list), the rest keep their places
+    /// for the handles that point at them.
+    pub(crate) fn release_memory(&self) {
+        let mut state = self.lock();
+        let State {
+            queue,
+            slots,
+            free,
+            senders,
+            ..
+        } = &mut *state;
+        queue.shrink_to_fit();
+        while matches!(slots.last(), Some(Slot::Free)) {
+            slots.pop();
+        }
+        free.retain(|&slot| slot < slots.len());
+        slots.shrink_to_fit();
+        free.shrink_to_fit();
+        senders.shrink_to_fit();
+    }
+
     /// Slots in use and requests queued, for tests of the bounds.
     #[cfg(test)]
     fn in_use(&self) -> (usize, usize) {
@@ -416,16 +438,6 @@ impl Drop for PublishHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A slot stays as long as its handle: it must not carry the error's full size.
-    #[test]
-    fn a_slot_is_a_few_words() {
-        assert!(
-            std::mem::size_of::<Slot>() <= 48,
-            "{}",
-            std::mem::size_of::<Slot>()
-        );
-    }
     use mqtt_session::client::{ClientCore, ClientOptions};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
@@ -589,6 +601,71 @@ mod tests {
         assert!(matches!(
             outbox.try_push(message(), PublishToken(2)),
             Err(Refused::Closed(_))
+        ));
+    }
+
+    /// A slot stays as long as its handle: it must not carry the error's full size.
+    #[test]
+    fn a_slot_is_a_few_words() {
+        assert!(
+            std::mem::size_of::<Slot>() <= 48,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
+
+    /// Capacities of the queue and the slots.
+    fn capacities(outbox: &Outbox) -> (usize, usize) {
+        let state = outbox.lock();
+        (state.queue.capacity(), state.slots.len())
+    }
+
+    #[test]
+    fn released_memory_keeps_the_slots_of_live_handles() {
+        let outbox = outbox(1024);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut handles: Vec<PublishHandle> = (1..=500)
+            .map(|t| {
+                let slot = outbox.try_push(message(), PublishToken(t)).unwrap();
+                PublishHandle::new(outbox.clone(), slot, PublishToken(t))
+            })
+            .collect();
+        let mut taken = Vec::new();
+        assert!(outbox.poll_take(&mut cx, &mut taken, 1024).is_ready());
+        let mut done: Vec<_> = taken
+            .iter()
+            .map(|r| (r.slot, Ok(PublishOutcome::Sent)))
+            .collect();
+        outbox.complete(&mut done);
+        // Every handle but the tenth is dropped, its outcome unread; the tenth holds its slot.
+        let kept = handles.remove(9);
+        drop(handles);
+        assert!(capacities(&outbox).0 >= 500 && capacities(&outbox).1 == 500);
+        outbox.release_memory();
+        assert_eq!(
+            capacities(&outbox),
+            (0, 10),
+            "the slots up to the live one stay"
+        );
+        assert_eq!(outbox.in_use(), (1, 0));
+        // The free list no longer names the slots that went: new requests reuse the nine
+        // below the live one, then grow the list again.
+        let slots: Vec<usize> = (0..12)
+            .map(|t| outbox.try_push(message(), PublishToken(600 + t)).unwrap())
+            .collect();
+        let mut sorted = slots.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 12, "no slot handed out twice: {slots:?}");
+        assert!(
+            !slots.contains(&kept.slot),
+            "the live handle's slot is its own"
+        );
+        let mut kept = kept;
+        assert!(matches!(
+            Pin::new(&mut kept).poll(&mut cx),
+            Poll::Ready(Ok(PublishOutcome::Sent))
         ));
     }
 }
