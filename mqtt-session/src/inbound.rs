@@ -76,6 +76,15 @@ impl OrderedAcks {
         self.pending.len()
     }
 
+    /// Shrinks the queue to what it holds; with nothing pending every bit is clear, and the
+    /// bitmap goes until the next identifier.
+    fn release_memory(&mut self) {
+        self.pending.shrink_to_fit();
+        if self.pending.is_empty() {
+            self.ids = Vec::new();
+        }
+    }
+
     fn push(&mut self, token: u64, packet_id: PacketId) {
         self.set(packet_id, true);
         self.pending.push_back(PendingAck {
@@ -146,8 +155,8 @@ impl Inbound {
     /// Gives back what the queues kept beyond what they hold now.
     pub(crate) fn release_memory(&mut self) {
         self.qos2.shrink_to_fit();
-        self.pubacks.pending.shrink_to_fit();
-        self.pubrecs.pending.shrink_to_fit();
+        self.pubacks.release_memory();
+        self.pubrecs.release_memory();
         self.held.shrink_to_fit();
         self.tentative.shrink_to_fit();
     }

@@ -374,3 +374,52 @@ fn a_quiet_client_core_gives_back_what_a_burst_left() {
         "{released} B still held after release_memory"
     );
 }
+
+#[test]
+fn a_quiet_session_gives_back_what_a_burst_of_incoming_messages_left() {
+    use mqtt_proto::PacketId;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    const COUNT: u16 = 1_000;
+    let mut wire = BytesMut::new();
+    for id in 1..=COUNT {
+        let qos_pid = QosPid::AtLeastOnce(PacketId::new(id).unwrap());
+        let p = Publish::new(
+            TopicName::new("sensors/a").unwrap(),
+            qos_pid,
+            vec![0x5A; 64],
+        );
+        Packet::Publish(p)
+            .encode(ProtocolVersion::V3_1_1, &mut wire)
+            .unwrap();
+    }
+    let (mut session, now) = connected_session();
+    session.release_memory();
+    let before = live();
+    // The whole burst arrives before the application takes any of it.
+    session.handle_read(now, &wire);
+    drop(wire);
+    let mut taken = 0;
+    while let Some(event) = session.poll_event() {
+        taken += usize::from(matches!(event, Event::Message { .. }));
+    }
+    assert_eq!(taken, usize::from(COUNT));
+    let mut out = BytesMut::new();
+    session.poll_transmit(&mut out);
+    assert_eq!(out.len(), 4 * usize::from(COUNT), "a PUBACK for each");
+    drop(out);
+    assert_eq!(session.inbound_pending(), (0, 0));
+    let left = live() - before;
+    session.release_memory();
+    let released = live() - before;
+    eprintln!("after {COUNT} incoming: {left} B kept; after release_memory: {released} B");
+    assert!(
+        left > 50 * 1024,
+        "the burst left only {left} B: nothing to release"
+    );
+    // The margin is for the harness's other threads, whose allocations the profiler counts.
+    assert!(
+        released <= 16 * 1024,
+        "{released} B still held after release_memory"
+    );
+}
