@@ -235,6 +235,21 @@ fn publishing_allocates_nothing_per_message() {
     }
 }
 
+/// Checks that a burst left more than `min_left` bytes live since `before`, and that `release`
+/// gives them all back. The margin is for the test harness's other threads, whose allocations
+/// the profiler counts too.
+fn assert_burst_released(what: &str, before: isize, min_left: isize, release: impl FnOnce()) {
+    let left = live() - before;
+    release();
+    let released = live() - before;
+    eprintln!("{what}: {left} B kept; after release_memory: {released} B");
+    assert!(left > min_left, "{what}: the burst left only {left} B");
+    assert!(
+        released <= 16 * 1024,
+        "{what}: {released} B still held after release_memory"
+    );
+}
+
 /// A burst of QoS 1 messages through a connected 3.1.1 session: all published at once (the
 /// in-flight window full, the rest queued behind it), then every flow acknowledged as the
 /// server would, in order.
@@ -284,23 +299,12 @@ fn a_quiet_session_gives_back_what_a_burst_left() {
     session.release_memory();
     let before = live();
     publish_burst(&mut session, now, 2_000);
-    let left = live() - before;
-    session.release_memory();
-    let released = live() - before;
-    eprintln!("after a burst of 2,000: {left} B kept; after release_memory: {released} B");
     // The queue behind the window held 1,980 messages; its capacity, the in-flight map's and
-    // the encoding buffer's stay until released.
-    assert!(
-        left > 100 * 1024,
-        "the burst left only {left} B: nothing to release"
-    );
-    // Nothing of the burst stays (the identifiers' bitmap, grown to the highest identifier
-    // used, goes too with none in use). The margin is for the test harness's other threads,
-    // whose allocations the profiler counts too.
-    assert!(
-        released <= 16 * 1024,
-        "{released} B still held after release_memory"
-    );
+    // the encoding buffer's stay until released (the identifiers' bitmap, grown to the
+    // highest identifier used, goes too with none in use).
+    assert_burst_released("2,000 published", before, 100 * 1024, || {
+        session.release_memory()
+    });
 }
 
 #[test]
@@ -358,21 +362,9 @@ fn a_quiet_client_core_gives_back_what_a_burst_left() {
     }
     assert_eq!(answered, COUNT as usize, "every caller answered");
     assert!(core.is_quiet(), "every flow complete, every output taken");
-    let left = live() - before;
-    core.release_memory();
-    let released = live() - before;
-    eprintln!(
-        "client core after a burst of {COUNT}: {left} B kept; after release_memory: {released} B"
-    );
-    assert!(
-        left > 50 * 1024,
-        "the burst left only {left} B: nothing to release"
-    );
-    // As above: the margin is for the harness's other threads.
-    assert!(
-        released <= 16 * 1024,
-        "{released} B still held after release_memory"
-    );
+    assert_burst_released("client core, 1,000 published", before, 50 * 1024, || {
+        core.release_memory()
+    });
 }
 
 #[test]
@@ -409,17 +401,7 @@ fn a_quiet_session_gives_back_what_a_burst_of_incoming_messages_left() {
     assert_eq!(out.len(), 4 * usize::from(COUNT), "a PUBACK for each");
     drop(out);
     assert_eq!(session.inbound_pending(), (0, 0));
-    let left = live() - before;
-    session.release_memory();
-    let released = live() - before;
-    eprintln!("after {COUNT} incoming: {left} B kept; after release_memory: {released} B");
-    assert!(
-        left > 50 * 1024,
-        "the burst left only {left} B: nothing to release"
-    );
-    // The margin is for the harness's other threads, whose allocations the profiler counts.
-    assert!(
-        released <= 16 * 1024,
-        "{released} B still held after release_memory"
-    );
+    assert_burst_released("1,000 received", before, 50 * 1024, || {
+        session.release_memory()
+    });
 }
