@@ -458,6 +458,25 @@ mod tests {
         Message::new("t", "x").unwrap()
     }
 
+    /// A queued request and its handle for each token.
+    fn handles(outbox: &Arc<Outbox>, tokens: std::ops::RangeInclusive<u64>) -> Vec<PublishHandle> {
+        tokens
+            .map(|t| {
+                let slot = outbox.try_push(message(), PublishToken(t)).unwrap();
+                PublishHandle::new(outbox.clone(), slot, PublishToken(t))
+            })
+            .collect()
+    }
+
+    /// Completes every request in `taken` as sent.
+    fn complete_sent(outbox: &Outbox, taken: &[Request]) {
+        let mut done: Vec<_> = taken
+            .iter()
+            .map(|r| (r.slot, Ok(PublishOutcome::Sent)))
+            .collect();
+        outbox.complete(&mut done);
+    }
+
     #[test]
     fn a_full_queue_gives_the_message_back_and_taking_wakes_the_publisher() {
         let outbox = outbox(2);
@@ -491,22 +510,13 @@ mod tests {
         let outbox = outbox(8);
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
-        let mut handles: Vec<PublishHandle> = (1..=3)
-            .map(|t| {
-                let slot = outbox.try_push(message(), PublishToken(t)).unwrap();
-                PublishHandle::new(outbox.clone(), slot, PublishToken(t))
-            })
-            .collect();
+        let mut handles: Vec<PublishHandle> = handles(&outbox, 1..=3);
         let mut taken = Vec::new();
         assert!(outbox.poll_take(&mut cx, &mut taken, 10).is_ready());
         // The third handle is dropped before its flow completes.
         drop(handles.pop());
         assert!(Pin::new(&mut handles[0]).poll(&mut cx).is_pending());
-        let mut done: Vec<_> = taken
-            .iter()
-            .map(|r| (r.slot, Ok(PublishOutcome::Sent)))
-            .collect();
-        outbox.complete(&mut done);
+        complete_sent(&outbox, &taken);
         for handle in &mut handles {
             assert!(matches!(
                 Pin::new(handle).poll(&mut cx),
@@ -625,19 +635,10 @@ mod tests {
         let outbox = outbox(1024);
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
-        let mut handles: Vec<PublishHandle> = (1..=500)
-            .map(|t| {
-                let slot = outbox.try_push(message(), PublishToken(t)).unwrap();
-                PublishHandle::new(outbox.clone(), slot, PublishToken(t))
-            })
-            .collect();
+        let mut handles: Vec<PublishHandle> = handles(&outbox, 1..=500);
         let mut taken = Vec::new();
         assert!(outbox.poll_take(&mut cx, &mut taken, 1024).is_ready());
-        let mut done: Vec<_> = taken
-            .iter()
-            .map(|r| (r.slot, Ok(PublishOutcome::Sent)))
-            .collect();
-        outbox.complete(&mut done);
+        complete_sent(&outbox, &taken);
         // Every handle but the tenth is dropped, its outcome unread; the tenth holds its slot.
         let kept = handles.remove(9);
         drop(handles);

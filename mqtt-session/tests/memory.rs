@@ -250,6 +250,16 @@ fn assert_burst_released(what: &str, before: isize, min_left: isize, release: im
     );
 }
 
+/// The PUBACK a server would send for each QoS 1 PUBLISH in `written`, which it consumes.
+fn pubacks_for(decoder: &Decoder, written: &mut BytesMut) -> BytesMut {
+    let mut acks = BytesMut::new();
+    while let Some(Packet::Publish(p)) = decoder.decode(written).unwrap() {
+        let [hi, lo] = p.packet_id().unwrap().get().to_be_bytes();
+        acks.extend_from_slice(&[0x40, 0x02, hi, lo]);
+    }
+    acks
+}
+
 /// A burst of QoS 1 messages through a connected 3.1.1 session: all published at once (the
 /// in-flight window full, the rest queued behind it), then every flow acknowledged as the
 /// server would, in order.
@@ -270,11 +280,7 @@ fn publish_burst(session: &mut Session, now: Instant, count: u16) {
     let decoder = Decoder::new(ProtocolVersion::V3_1_1);
     for _ in 0..count {
         session.poll_transmit(&mut out);
-        let mut acks = Vec::new();
-        while let Some(Packet::Publish(p)) = decoder.decode(&mut out).unwrap() {
-            let [hi, lo] = p.packet_id().unwrap().get().to_be_bytes();
-            acks.extend_from_slice(&[0x40, 0x02, hi, lo]);
-        }
+        let acks = pubacks_for(&decoder, &mut out);
         if acks.is_empty() {
             break;
         }
@@ -349,11 +355,7 @@ fn a_quiet_client_core_gives_back_what_a_burst_left() {
             let n = bytes.len();
             core.handle_written(now, n);
         }
-        let mut acks = BytesMut::new();
-        while let Some(Packet::Publish(p)) = decoder.decode(&mut written).unwrap() {
-            acks.extend_from_slice(&[0x40, 0x02]);
-            acks.extend_from_slice(&p.packet_id().unwrap().get().to_be_bytes());
-        }
+        let mut acks = pubacks_for(&decoder, &mut written);
         if acks.is_empty() {
             break;
         }
