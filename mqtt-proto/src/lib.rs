@@ -52,6 +52,7 @@
 
 extern crate alloc;
 
+mod append;
 mod error;
 mod packet;
 mod primitives;

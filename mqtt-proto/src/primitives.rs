@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::append::Appender;
 use crate::error::{DecodeErrorKind, EncodeError, StringError};
 
 /// The largest value a variable byte integer can hold (spec 1.5.5).
@@ -57,17 +58,17 @@ pub(crate) fn put_var_int(buf: &mut BytesMut, value: usize) {
     }
 }
 
-/// Appends a fixed header: the first byte and the remaining length `body` (at most
-/// [`MAX_VAR_INT`]), as one append of a size known per length of the length, which compiles to
+/// Writes a fixed header: the first byte and the remaining length `body` (at most
+/// [`MAX_VAR_INT`]), as one write of a size known per length of the length, which compiles to
 /// stores rather than a loop and a call.
 #[inline(always)]
-pub(crate) fn put_fixed_header(buf: &mut BytesMut, first: u8, body: usize) {
+pub(crate) fn put_fixed_header(out: &mut Appender<'_>, first: u8, body: usize) {
     let b = |shift: u32| (body >> shift) as u8 & 0x7F;
     match var_int_len(body) {
-        1 => buf.extend_from_slice(&[first, body as u8]),
-        2 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7)]),
-        3 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14)]),
-        _ => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21)]),
+        1 => out.array([first, body as u8]),
+        2 => out.array([first, b(0) | 0x80, b(7)]),
+        3 => out.array([first, b(0) | 0x80, b(7) | 0x80, b(14)]),
+        _ => out.array([first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21)]),
     }
 }
 

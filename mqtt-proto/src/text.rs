@@ -1,15 +1,16 @@
 //! The bytes of UTF-8 encoded strings (spec 1.5.3 of 3.1.1, 1.5.4 of 5.0): the scan for
 //! U+0000 and wildcards, and the `&str`s and `ByteString`s made of bytes it proved to be ASCII.
 //!
-//! This is the crate's only `unsafe` code: conversions that skip a UTF-8 check already made.
+//! The crate's `unsafe` code is here, conversions that skip a UTF-8 check already made, and in
+//! `append.rs`, the length set after an encoder's one capacity check.
 //! A scan that proves a string free of U+0000 learns, in the same vector pass, whether every
 //! byte is ASCII; an ASCII string is UTF-8, so checking it again with `core::str::from_utf8`
 //! (about 0.44 instruction a byte, and a call) would only repeat the proof. Measured with
 //! `benches/instructions.sh`: the 65,535-byte user name of `connect_long_username` took
 //! 76,771 instructions to decode into the borrowed view and 62,404 into the owned packet with
 //! the second check, a quarter to a third of that without it; every decoded topic name and
-//! property string pays the call otherwise. Every `unsafe` block is in this module and depends
-//! only on checks made in it: a [`Scanned`] can be made only by its scans, [`checked_str`]
+//! property string pays the call otherwise. Every `unsafe` block of this module depends only on
+//! checks made in it: a [`Scanned`] can be made only by its scans, [`checked_str`]
 //! tests the bytes itself, and [`shared`] only slices a `&str`.
 #![allow(unsafe_code)]
 

@@ -2,8 +2,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::append::append;
 use crate::error::EncodeError;
-use crate::primitives::{len16, prefixed_len, put_fixed_header, put_prefixed, var_int_len};
+use crate::primitives::{
+    len16, prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len,
+};
 use crate::properties::{ConnAckProperties, ConnectProperties, WillProperties};
 use crate::reason::ConnectReasonCode;
 use crate::string::MqttString;
@@ -205,43 +208,51 @@ impl Connect {
         // At most five fields of 65,537 bytes and 14 more: far below the remaining length's
         // limit, which needs no check here.
         let total = 1 + var_int_len(body) + body;
-        buf.reserve(total);
-        put_fixed_header(buf, 0x10, body);
         let flags = self.flags();
         let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
         let [id_hi, id_lo] = len16(self.client_id.len());
-        match self.protocol {
-            ProtocolVersion::V3_1 => buf.extend_from_slice(&[
-                0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, flags, ka_hi, ka_lo, id_hi, id_lo,
-            ]),
-            ProtocolVersion::V3_1_1 => buf.extend_from_slice(&[
-                0, 4, b'M', b'Q', b'T', b'T', 4, flags, ka_hi, ka_lo, id_hi, id_lo,
-            ]),
-            // The empty property block (length 0) before the client identifier.
-            ProtocolVersion::V5 => buf.extend_from_slice(&[
-                0, 4, b'M', b'Q', b'T', b'T', 5, flags, ka_hi, ka_lo, 0, id_hi, id_lo,
-            ]),
-        }
-        buf.extend_from_slice(self.client_id.as_bytes());
-        if let Some(will) = &self.will {
-            let [t_hi, t_lo] = len16(will.topic.len());
-            if v5 {
-                // The will's empty property block, then the topic's length.
-                buf.extend_from_slice(&[0, t_hi, t_lo]);
-            } else {
-                buf.extend_from_slice(&[t_hi, t_lo]);
+        let written = append(buf, total, |out| {
+            put_fixed_header(out, 0x10, body);
+            match self.protocol {
+                ProtocolVersion::V3_1 => out.array([
+                    0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, flags, ka_hi, ka_lo, id_hi, id_lo,
+                ]),
+                ProtocolVersion::V3_1_1 => out.array([
+                    0, 4, b'M', b'Q', b'T', b'T', 4, flags, ka_hi, ka_lo, id_hi, id_lo,
+                ]),
+                // The empty property block (length 0) before the client identifier.
+                ProtocolVersion::V5 => out.array([
+                    0, 4, b'M', b'Q', b'T', b'T', 5, flags, ka_hi, ka_lo, 0, id_hi, id_lo,
+                ]),
             }
-            buf.extend_from_slice(will.topic.as_bytes());
-            buf.extend_from_slice(&len16(will.payload.len()));
-            buf.extend_from_slice(&will.payload);
-        }
-        if let Some(username) = &self.username {
-            buf.extend_from_slice(&len16(username.len()));
-            buf.extend_from_slice(username.as_bytes());
-        }
-        if let Some(password) = &self.password {
-            buf.extend_from_slice(&len16(password.len()));
-            buf.extend_from_slice(password);
+            out.slice(self.client_id.as_bytes());
+            if let Some(will) = &self.will {
+                let [t_hi, t_lo] = len16(will.topic.len());
+                if v5 {
+                    // The will's empty property block, then the topic's length.
+                    out.array([0, t_hi, t_lo]);
+                } else {
+                    out.array([t_hi, t_lo]);
+                }
+                out.slice(will.topic.as_bytes());
+                out.array(len16(will.payload.len()));
+                out.slice(&will.payload);
+            }
+            if let Some(username) = &self.username {
+                out.array(len16(username.len()));
+                out.slice(username.as_bytes());
+            }
+            if let Some(password) = &self.password {
+                out.array(len16(password.len()));
+                out.slice(password);
+            }
+        });
+        if !written {
+            // Not reached: `total` is what the writes above take.
+            buf.reserve(total);
+            buf.put_u8(0x10);
+            put_var_int(buf, body);
+            self.write(buf);
         }
         Ok(total)
     }

@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::append::put_array;
 use crate::error::{DecodeError, DecodeErrorKind as Kind, EncodeError};
 use crate::primitives::{put_var_int, var_int_len, MAX_VAR_INT};
 use crate::properties::{
@@ -249,6 +250,7 @@ impl Packet {
     /// Packet::PingReq.encode(ProtocolVersion::V3_1_1, &mut buf).unwrap();
     /// assert_eq!(&buf[..], [0xC0, 0x00]);
     /// ```
+    #[inline]
     pub fn encode(
         &self,
         version: ProtocolVersion,
@@ -278,6 +280,7 @@ impl Packet {
     /// assert_eq!((size, buf.len()), (buf.len() + payload.len(), 8));
     /// assert_eq!(rest, Some(payload)); // the same bytes, not a copy
     /// ```
+    #[inline]
     pub fn encode_split(
         &self,
         version: ProtocolVersion,
@@ -296,14 +299,14 @@ impl Packet {
     #[inline(always)]
     fn encode_short(&self, buf: &mut BytesMut) -> Option<usize> {
         match self {
-            Self::PubAck(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
-            Self::PubRec(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
-            Self::PubRel(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
-            Self::PubComp(p) => p.short_form().map(|bytes| put_short(buf, &bytes)),
-            Self::PingReq => Some(put_short(buf, &[(PacketType::PingReq as u8) << 4, 0])),
-            Self::PingResp => Some(put_short(buf, &[(PacketType::PingResp as u8) << 4, 0])),
+            Self::PubAck(p) => p.short_form().map(|bytes| put_array(buf, bytes)),
+            Self::PubRec(p) => p.short_form().map(|bytes| put_array(buf, bytes)),
+            Self::PubRel(p) => p.short_form().map(|bytes| put_array(buf, bytes)),
+            Self::PubComp(p) => p.short_form().map(|bytes| put_array(buf, bytes)),
+            Self::PingReq => Some(put_array(buf, [(PacketType::PingReq as u8) << 4, 0])),
+            Self::PingResp => Some(put_array(buf, [(PacketType::PingResp as u8) << 4, 0])),
             Self::Disconnect(p) if p.is_short_form() => {
-                Some(put_short(buf, &[(PacketType::Disconnect as u8) << 4, 0]))
+                Some(put_array(buf, [(PacketType::Disconnect as u8) << 4, 0]))
             }
             _ => None,
         }
@@ -363,13 +366,6 @@ impl Packet {
         debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
         Ok(total)
     }
-}
-
-/// Appends a whole packet of a few bytes; returns its size.
-#[inline]
-fn put_short(buf: &mut BytesMut, bytes: &[u8]) -> usize {
-    buf.extend_from_slice(bytes);
-    bytes.len()
 }
 
 /// Decodes one whole frame whose fixed header (`header_len` bytes, type `ty`, low nibble

@@ -5,9 +5,10 @@ use alloc::vec::Vec;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::append::append;
 use crate::error::EncodeError;
 use crate::primitives::{
-    len16, prefixed_len, put_fixed_header, put_prefixed, var_int_len, MAX_VAR_INT,
+    len16, prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT,
 };
 use crate::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use crate::reason::{SubAckReasonCode, UnsubAckReasonCode};
@@ -184,25 +185,33 @@ impl Subscribe {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
-        buf.reserve(total);
-        put_fixed_header(buf, 0x82, body);
         let [id_hi, id_lo] = self.packet_id.get().to_be_bytes();
         let [hi, lo] = len16(first.filter.len());
-        if v5 {
-            // The empty property block (length 0) between identifier and filters.
-            buf.extend_from_slice(&[id_hi, id_lo, 0, hi, lo]);
-        } else {
-            buf.extend_from_slice(&[id_hi, id_lo, hi, lo]);
+        let written = append(buf, total, |out| {
+            put_fixed_header(out, 0x82, body);
+            if v5 {
+                // The empty property block (length 0) between identifier and filters.
+                out.array([id_hi, id_lo, 0, hi, lo]);
+            } else {
+                out.array([id_hi, id_lo, hi, lo]);
+            }
+            out.slice(first.filter.as_bytes());
+            let mut options = first.options.bits();
+            for sub in rest {
+                let [hi, lo] = len16(sub.filter.len());
+                out.array([options, hi, lo]);
+                out.slice(sub.filter.as_bytes());
+                options = sub.options.bits();
+            }
+            out.array([options]);
+        });
+        if !written {
+            // Not reached: `total` is what the writes above take.
+            buf.reserve(total);
+            buf.put_u8(0x82);
+            put_var_int(buf, body);
+            self.write(version, buf);
         }
-        buf.extend_from_slice(first.filter.as_bytes());
-        let mut options = first.options.bits();
-        for sub in rest {
-            let [hi, lo] = len16(sub.filter.len());
-            buf.extend_from_slice(&[options, hi, lo]);
-            buf.extend_from_slice(sub.filter.as_bytes());
-            options = sub.options.bits();
-        }
-        buf.extend_from_slice(&[options]);
         Ok(total)
     }
 

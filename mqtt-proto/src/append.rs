@@ -1,0 +1,146 @@
+//! Appending a packet whose size is known to a `BytesMut` with one capacity check.
+//!
+//! `BytesMut::extend_from_slice` checks the capacity, copies and checks it again on every
+//! call, and where the compiler does not inline it (it stops once the function around grows)
+//! even a 4-byte PUBACK costs a call to it and one to `memcpy`. An encoder that has already
+//! sized its packet knows the room is there; [`append`] reserves it once and fills it through
+//! an [`Appender`], whose fixed-size writes compile to stores. Measured with
+//! `benches/instructions.sh`: PUBACK 72 → 65 instructions to encode (4.5 → 3.6 ns), CONNECT
+//! 441 → 422, SUBSCRIBE of ten filters 853 → 839. The PUBLISH encoder keeps
+//! `extend_from_slice`: there the compiler inlines it, and an [`Appender`] took 3 instructions
+//! more.
+//!
+//! Two `unsafe` blocks: the copy of a slice into room `take` measured against it, and the
+//! length set at the end of [`append`], whose only proof is the [`Appender`], which writes the
+//! spare capacity from its start without gaps and reports how far it wrote. An append that
+//! runs out of room (a size computed wrong) keeps nothing and returns `false`, for the caller
+//! to fall back on its general encoder.
+#![allow(unsafe_code)]
+
+use core::mem::MaybeUninit;
+
+use bytes::BytesMut;
+
+/// The spare capacity of a `BytesMut`, filled from its start by [`append`]'s writer.
+pub(crate) struct Appender<'a> {
+    /// What is left of the room, after what was written.
+    room: &'a mut [MaybeUninit<u8>],
+    /// Set when a write did not fit: nothing of the append is kept.
+    short: bool,
+}
+
+impl<'a> Appender<'a> {
+    /// Writes `bytes`, a few bytes whose number is known when compiling.
+    #[inline(always)]
+    pub(crate) fn array<const N: usize>(&mut self, bytes: [u8; N]) {
+        if let Some(dst) = self.take(N) {
+            for (dst, byte) in dst.iter_mut().zip(bytes) {
+                dst.write(byte);
+            }
+        }
+    }
+
+    /// Writes `bytes`.
+    #[inline(always)]
+    pub(crate) fn slice(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.take(bytes.len()) {
+            // SAFETY: `dst` is `bytes.len()` bytes of spare capacity, which `bytes`, borrowed
+            // from elsewhere, cannot overlap. (A loop of `MaybeUninit::write` is not turned
+            // into a `memcpy`: 1 KiB took 150 instructions more.)
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    dst.as_mut_ptr().cast::<u8>(),
+                    bytes.len(),
+                );
+            }
+        }
+    }
+
+    /// The next `n` bytes of room, or `None` (and the append void) if fewer are left.
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Option<&'a mut [MaybeUninit<u8>]> {
+        let room = core::mem::take(&mut self.room);
+        if room.len() < n {
+            self.room = room;
+            self.short = true;
+            return None;
+        }
+        let (dst, rest) = room.split_at_mut(n);
+        self.room = rest;
+        Some(dst)
+    }
+}
+
+/// Reserves `size` bytes at the end of `buf` and lets `write` fill them; what it wrote becomes
+/// part of `buf`. Returns `false`, with `buf`'s bytes unchanged, if `write` needed more than
+/// `size`.
+#[inline(always)]
+pub(crate) fn append(
+    buf: &mut BytesMut,
+    size: usize,
+    write: impl FnOnce(&mut Appender<'_>),
+) -> bool {
+    buf.reserve(size);
+    let len = buf.len();
+    let room = buf.spare_capacity_mut();
+    let capacity = room.len();
+    let mut appender = Appender { room, short: false };
+    write(&mut appender);
+    if appender.short {
+        return false;
+    }
+    let written = capacity - appender.room.len();
+    // SAFETY: `appender.room` began as the spare capacity after `len` and only `take` shrinks
+    // it, from its front, handing out each part it removes to be written in full by `array` or
+    // `slice`; so the `written` bytes after `len` are initialized, and they are within the
+    // capacity.
+    unsafe { buf.set_len(len + written) };
+    true
+}
+
+/// Appends a packet of a few bytes, such as an acknowledgement, as stores; returns its size.
+#[inline(always)]
+pub(crate) fn put_array<const N: usize>(buf: &mut BytesMut, bytes: [u8; N]) -> usize {
+    if !append(buf, N, |out| out.array(bytes)) {
+        // Not reached: `append` reserved the room.
+        buf.extend_from_slice(&bytes);
+    }
+    N
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_follow_what_the_buffer_held() {
+        let mut buf = BytesMut::from(&b"ab"[..]);
+        assert!(append(&mut buf, 5, |out| {
+            out.array([b'c', b'd']);
+            out.slice(b"efg");
+        }));
+        assert_eq!(&buf[..], b"abcdefg");
+        assert_eq!(put_array(&mut buf, [1, 2]), 2);
+        assert_eq!(&buf[..], b"abcdefg\x01\x02");
+    }
+
+    #[test]
+    fn a_write_past_the_room_leaves_the_buffer_as_it_was() {
+        let mut buf = BytesMut::from(&b"ab"[..]);
+        // The room reserved may exceed `size`, but not by a mebibyte.
+        let big = vec![7u8; 1 << 20];
+        assert!(!append(&mut buf, 1, |out| {
+            out.array([b'c']);
+            out.slice(&big);
+        }));
+        assert_eq!(&buf[..], b"ab");
+    }
+
+    #[test]
+    fn writing_less_than_reserved_keeps_only_what_was_written() {
+        let mut buf = BytesMut::new();
+        assert!(append(&mut buf, 64, |out| out.slice(b"xyz")));
+        assert_eq!(&buf[..], b"xyz");
+    }
+}
