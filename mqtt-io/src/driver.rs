@@ -383,12 +383,16 @@ impl<R: Runtime> Connection<R> {
                 self.core.handle_closed(R::now(), None, random);
                 continue;
             }
-            let deadline = self.core.poll_timeout();
-            if deadline != armed {
-                if let Some(deadline) = deadline {
+            // The timer only ever moves earlier. The core's deadline moves later on almost
+            // every turn (the keep-alive after each write, the completion of a partly read
+            // packet), and moving a timer can cost a system call (async-io wakes its reactor
+            // for each one); a timer that fires before the deadline only makes the core check
+            // its clocks once and the next pass arm it again.
+            if let Some(deadline) = self.core.poll_timeout() {
+                if armed.is_none_or(|at| deadline < at) {
                     timer.as_mut().set(deadline);
+                    armed = Some(deadline);
                 }
-                armed = deadline;
             }
             let wake = poll_fn(|cx| {
                 self.poll_connection(
