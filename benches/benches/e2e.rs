@@ -114,20 +114,149 @@ impl Tally {
 
 type BoxFuture = Pin<Box<dyn Future<Output = (Tally, Duration)>>>;
 
-/// One of our clients: broker URL, topic, QoS, message count.
-type OurRun = fn(String, String, u8, u64) -> BoxFuture;
+/// One of our clients, run to the end: the bench's tokio runtime, broker URL, topic, QoS,
+/// message count.
+type OurRun = fn(&tokio::runtime::Runtime, String, String, u8, u64) -> (Tally, Duration);
 
-/// Defines a run of one of our clients: `$krate` is the adapter crate, `$connect` starts a
-/// client on the runtime under test, `$publisher` adds to the publisher's options (given a
-/// scratch directory), e.g. a session store.
+/// The application side of a run (its publishing loop and the subscriber's receive loop) on
+/// the bench's tokio runtime.
+mod on_tokio {
+    use super::{BoxFuture, Duration, Future, Tally};
+
+    pub(crate) fn block_on(rt: &tokio::runtime::Runtime, run: BoxFuture) -> (Tally, Duration) {
+        rt.block_on(run)
+    }
+
+    pub(crate) fn spawn<T: Send + 'static>(
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = Option<T>> {
+        let handle = tokio::spawn(task);
+        async move { handle.await.ok() }
+    }
+
+    pub(crate) fn detach(task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    /// Ends a receive loop after [`IDLE`](super::IDLE) without a message: a tokio timeout on
+    /// each wait, which costs a timer-wheel entry and no system call.
+    pub(crate) struct Idle;
+
+    impl Idle {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+
+        /// `f`'s output, or `None` once nothing came for the idle time.
+        pub(crate) async fn within<T>(&mut self, f: impl Future<Output = T>) -> Option<T> {
+            tokio::time::timeout(super::IDLE, f).await.ok()
+        }
+
+        /// Whether the run is over after `within` gave `None`.
+        pub(crate) fn quiet(&mut self) -> bool {
+            true
+        }
+    }
+}
+
+/// The application side of a run on async-std's executor, as an async-std application runs.
+mod on_async_std {
+    use super::{BoxFuture, Duration, Future, Tally};
+
+    pub(crate) fn block_on(_: &tokio::runtime::Runtime, run: BoxFuture) -> (Tally, Duration) {
+        async_std::task::block_on(run)
+    }
+
+    pub(crate) fn spawn<T: Send + 'static>(
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = Option<T>> {
+        let handle = async_std::task::spawn(task);
+        async move { Some(handle.await) }
+    }
+
+    pub(crate) fn detach(task: impl Future<Output = ()> + Send + 'static) {
+        async_std::task::spawn(task);
+    }
+
+    pub(crate) use super::AsyncIoIdle as Idle;
+}
+
+/// The application side of a run on smol's global executor, as a smol application runs.
+mod on_smol {
+    use super::{BoxFuture, Duration, Future, Tally};
+
+    pub(crate) fn block_on(_: &tokio::runtime::Runtime, run: BoxFuture) -> (Tally, Duration) {
+        smol::block_on(run)
+    }
+
+    pub(crate) fn spawn<T: Send + 'static>(
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = Option<T>> {
+        let task = smol::spawn(task);
+        async move { Some(task.await) }
+    }
+
+    pub(crate) fn detach(task: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(task).detach();
+    }
+
+    pub(crate) use super::AsyncIoIdle as Idle;
+}
+
+/// Ends a receive loop after a tick of [`IDLE`] without a message, on async-io's timers. One
+/// interval timer for the whole loop: a timer made for each wait would, on async-io, wake
+/// the reactor thread through a system call every time the loop waits, which the
+/// application side of a tokio run does not pay.
+struct AsyncIoIdle {
+    ticks: smol::Timer,
+    progress: bool,
+}
+
+impl AsyncIoIdle {
+    fn new() -> Self {
+        Self {
+            ticks: smol::Timer::interval(IDLE),
+            progress: false,
+        }
+    }
+
+    /// `f`'s output, or `None` when a tick passed first.
+    async fn within<T>(&mut self, f: impl Future<Output = T>) -> Option<T> {
+        use smol::stream::StreamExt;
+        let ticks = &mut self.ticks;
+        let out = smol::future::or(async { Some(f.await) }, async {
+            ticks.next().await;
+            None
+        })
+        .await;
+        self.progress |= out.is_some();
+        out
+    }
+
+    /// Whether nothing came since the previous tick; after `within` gave `None`.
+    fn quiet(&mut self) -> bool {
+        !std::mem::take(&mut self.progress)
+    }
+}
+
+/// Defines a run of one of our clients: `$krate` is the adapter crate, `$app` the module of the
+/// runtime the application side runs on, `$connect` starts a client on the runtime under test,
+/// `$publisher` adds to the publisher's options (given a scratch directory), e.g. a session
+/// store.
 macro_rules! our_client {
-    ($(#[$doc:meta])* $name:ident, $krate:ident, $connect:expr) => {
-        our_client!($(#[$doc])* $name, $krate, $connect, |_dir, options| options);
+    ($(#[$doc:meta])* $name:ident, $krate:ident, $app:ident, $connect:expr) => {
+        our_client!($(#[$doc])* $name, $krate, $app, $connect, |_dir, options| options);
     };
-    ($(#[$doc:meta])* $name:ident, $krate:ident, $connect:expr, $publisher:expr) => {
+    ($(#[$doc:meta])* $name:ident, $krate:ident, $app:ident, $connect:expr, $publisher:expr) => {
         $(#[$doc])*
-        fn $name(url: String, topic: String, qos: u8, n: u64) -> BoxFuture {
-    Box::pin(async move {
+        fn $name(
+            rt: &tokio::runtime::Runtime,
+            url: String,
+            topic: String,
+            qos: u8,
+            n: u64,
+        ) -> (Tally, Duration) {
+    $app::block_on(rt, Box::pin(async move {
         use $krate::{Client, ClientOptions, Event, Message, QoS};
         let connect = $connect;
         let qos = QoS::from_u8(qos).unwrap();
@@ -145,9 +274,9 @@ macro_rules! our_client {
         let publisher_options =
             publisher_options(dir.path(), options(concat!(stringify!($name), "-pub")));
         let (publisher, mut pub_events) = connect(publisher_options).unwrap();
-        tokio::spawn(async move { while pub_events.recv().await.is_some() {} });
+        $app::detach(async move { while pub_events.recv().await.is_some() {} });
         let start = Instant::now();
-        let publishing = tokio::spawn({
+        let publishing = $app::spawn({
             let topic = topic.clone();
             async move {
                 // A plain loop: `publish` returns once the message is queued; the handles,
@@ -167,20 +296,23 @@ macro_rules! our_client {
             }
         });
         let mut tally = Tally::new(n);
+        let mut idle = $app::Idle::new();
         while !tally.complete() {
-            match tokio::time::timeout(IDLE, events.recv()).await {
-                Ok(Some(Event::Message { publish, .. })) => tally.record(&publish.payload),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+            match idle.within(events.recv()).await {
+                Some(Some(Event::Message { publish, .. })) => tally.record(&publish.payload),
+                Some(Some(_)) => {}
+                Some(None) => break,
+                None if idle.quiet() => break,
+                None => {}
             }
         }
         let elapsed = start.elapsed();
-        if let Ok(publisher) = publishing.await {
+        if let Some(publisher) = publishing.await {
             let _ = publisher.disconnect().await;
         }
         let _ = sub.disconnect().await;
         (tally, elapsed)
-    })
+    }))
 }
     };
 }
@@ -189,12 +321,14 @@ our_client!(
     /// Our tokio client.
     ours_tokio,
     mqtt_tokio,
+    on_tokio,
     Client::connect
 );
 our_client!(
     /// Our tokio client, its session in a `MemoryStore`.
     ours_tokio_memory_store,
     mqtt_tokio,
+    on_tokio,
     Client::connect,
     |_dir, options| options.persistent_session().store(mqtt_tokio::MemoryStore::new())
 );
@@ -202,6 +336,7 @@ our_client!(
     /// Our tokio client, its session in a `FileStore` that syncs every commit.
     ours_tokio_file_store,
     mqtt_tokio,
+    on_tokio,
     Client::connect,
     |dir, options| options
         .persistent_session()
@@ -212,21 +347,25 @@ our_client!(
     /// process, not of the machine).
     ours_tokio_file_store_no_sync,
     mqtt_tokio,
+    on_tokio,
     Client::connect,
     |dir, options| options
         .persistent_session()
         .store(mqtt_tokio::FileStore::open(dir).unwrap().sync(false))
 );
 our_client!(
-    /// Our futures-io client, its driver on async-std's executor.
+    /// Our futures-io client on async-std: its driver and the application on async-std's
+    /// executor.
     ours_async_std,
     mqtt_async_std,
+    on_async_std,
     Client::connect
 );
 our_client!(
-    /// Our futures-io client, its driver on smol's executor.
+    /// Our futures-io client on smol: its driver and the application on smol's executor.
     ours_smol,
     mqtt_async_std,
+    on_smol,
     |options| Client::connect_with(options, |driver| smol::spawn(driver).detach())
 );
 
@@ -383,15 +522,9 @@ fn mosquitto_clients_blocking(port: u16, topic: &str, qos: u8, n: u64) -> (Tally
     (tally, elapsed)
 }
 
-fn measure(
-    rt: &tokio::runtime::Runtime,
-    client: &'static str,
-    qos: u8,
-    n: u64,
-    run: BoxFuture,
-) -> Run {
+fn measure(client: &'static str, qos: u8, n: u64, run: impl FnOnce() -> (Tally, Duration)) -> Run {
     let cpu = cpu_time();
-    let (tally, elapsed) = rt.block_on(run);
+    let (tally, elapsed) = run();
     Run {
         client,
         qos,
@@ -464,22 +597,14 @@ fn main() {
         let n = ((count as f64 * scale) as u64).max(10);
         let topic = |who: &str| format!("bench/{}/{qos}", who.replace(' ', "_"));
         if wanted("rumqttc") {
-            runs.push(measure(
-                &rt,
-                "rumqttc",
-                qos,
-                n,
-                rumqttc(port, topic("rumqttc"), qos, n),
-            ));
+            runs.push(measure("rumqttc", qos, n, || {
+                rt.block_on(rumqttc(port, topic("rumqttc"), qos, n))
+            }));
         }
         if wanted("libmosquitto") {
-            runs.push(measure(
-                &rt,
-                "libmosquitto (mosquitto_pub/sub)",
-                qos,
-                n,
-                mosquitto_clients(port, topic("libmosquitto"), qos, n),
-            ));
+            runs.push(measure("libmosquitto (mosquitto_pub/sub)", qos, n, || {
+                rt.block_on(mosquitto_clients(port, topic("libmosquitto"), qos, n))
+            }));
         }
         let ours: [(&'static str, OurRun); 3] = [
             ("ours (tokio)", ours_tokio),
@@ -487,13 +612,9 @@ fn main() {
             ("ours (smol)", ours_smol),
         ];
         for (name, run) in ours.into_iter().filter(|(n, _)| wanted(n)) {
-            runs.push(measure(
-                &rt,
-                name,
-                qos,
-                n,
-                run(url.clone(), topic(name), qos, n),
-            ));
+            runs.push(measure(name, qos, n, || {
+                run(&rt, url.clone(), topic(name), qos, n)
+            }));
         }
         // What durability costs: QoS 1/2 messages are recorded before they are sent.
         let stored: [(&'static str, OurRun); 3] = [
@@ -505,13 +626,9 @@ fn main() {
             ),
         ];
         for (name, run) in stored.into_iter().filter(|(n, _)| qos > 0 && wanted(n)) {
-            runs.push(measure(
-                &rt,
-                name,
-                qos,
-                n,
-                run(url.clone(), topic(name), qos, n),
-            ));
+            runs.push(measure(name, qos, n, || {
+                run(&rt, url.clone(), topic(name), qos, n)
+            }));
         }
     }
     if runs.iter().any(|r| r.received < r.sent) {
