@@ -183,8 +183,8 @@ impl Connect {
         Some(self.encode_without_properties(buf))
     }
 
-    // Out of line: inlined into `Packet::encode`, its many appends made the compiler stop
-    // inlining `BytesMut::extend_from_slice` into the fixed-size packets' path there.
+    // Out of line, so that `Packet::encode`, which it would be inlined into, stays short on the
+    // fixed-size packets' path.
     #[inline(never)]
     fn encode_without_properties(&self, buf: &mut BytesMut) -> Result<usize, EncodeError> {
         let v5 = self.protocol.is_v5();

@@ -155,16 +155,17 @@ impl Publish {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
-        let payload =
-            (split && self.payload.len() >= SPLIT_PAYLOAD_MIN).then(|| self.payload.clone());
-        buf.reserve(total - payload.as_ref().map_or(0, Bytes::len));
+        let hand_back = split && self.payload.len() >= SPLIT_PAYLOAD_MIN;
+        let head = total - self.payload.len();
+        buf.reserve(if hand_back { head } else { total });
         buf.put_u8(0x30 | self.flags());
         put_var_int(buf, body);
         self.write_head(version, buf);
-        if payload.is_none() {
+        if !hand_back {
             buf.put_slice(&self.payload);
+            return Ok((total, None));
         }
-        Ok((total, payload))
+        Ok((total, Some(self.payload.clone())))
     }
 
     /// Encodes a PUBLISH without properties, the common case, in four appends: the fixed header
@@ -200,12 +201,11 @@ impl Publish {
         }
         let header_len = 1 + var_int_len(body);
         let total = header_len + body;
-        let payload = if split && self.payload.len() >= SPLIT_PAYLOAD_MIN {
-            Some(self.payload.clone())
-        } else {
-            None
-        };
-        buf.reserve(total - payload.as_ref().map_or(0, Bytes::len));
+        // The payload handed back is cloned at the end, only then: a `Bytes` carried through
+        // the appends would be spilled and copied into the result whether there or not.
+        let hand_back = split && self.payload.len() >= SPLIT_PAYLOAD_MIN;
+        let head = total - self.payload.len();
+        buf.reserve(if hand_back { head } else { total });
         // Every append but the topic's and the payload's has a length known here, so it
         // compiles to stores rather than a call to `memcpy`: one arm per size of the remaining
         // length, the topic's length bytes joined to the fixed header.
@@ -236,10 +236,11 @@ impl Publish {
             (None, true) => buf.extend_from_slice(&[0]),
             (None, false) => {}
         }
-        if payload.is_none() {
+        if !hand_back {
             buf.extend_from_slice(&self.payload);
+            return Ok((total, None));
         }
-        Ok((total, payload))
+        Ok((total, Some(self.payload.clone())))
     }
 
     /// Writes everything after the fixed header but the payload.

@@ -159,8 +159,8 @@ impl Subscribe {
         Some(self.encode_without_properties(version, buf))
     }
 
-    // Out of line: inlined into `Packet::encode`, its many appends made the compiler stop
-    // inlining `BytesMut::extend_from_slice` into the fixed-size packets' path there.
+    // Out of line, so that `Packet::encode`, which it would be inlined into, stays short on the
+    // fixed-size packets' path.
     #[inline(never)]
     fn encode_without_properties(
         &self,
