@@ -7,8 +7,9 @@
 //! reader avoids that in two ways:
 //!
 //! - a frame found whole in the read buffer is copied into an allocation of its own size
-//!   before it is decoded (one `memcpy`, cheaper than the allocation it saves pinning), except
-//!   acknowledgements without properties, which keep nothing once handled;
+//!   before it is decoded (one `memcpy`, cheaper than the allocation it saves pinning; a frame
+//!   up to [`SMALL_FRAME`] bytes goes into a size class that also holds its reference count),
+//!   except acknowledgements without properties, which keep nothing once handled;
 //! - a frame larger than [`LARGE_FRAME`] that is still arriving gets a buffer of exactly its
 //!   size, and the transport reads the rest straight into it, so large messages are never
 //!   copied and pin nothing but themselves.
@@ -23,6 +24,51 @@ pub(crate) const LARGE_FRAME: usize = 64 * 1024;
 /// remaining length leaves no room for properties: PUBACK, PUBREC, PUBREL, PUBCOMP, PINGRESP.
 fn keeps_nothing(first: u8, size: usize) -> bool {
     matches!(first >> 4, 4..=7 | 13) && size <= 5
+}
+
+/// Frames up to this size are copied into a [`SizeClass`]; larger ones into a `Vec` of their
+/// exact size.
+const SMALL_FRAME: usize = 256;
+
+/// `frame` copied into an allocation of its own.
+///
+/// A `Bytes` made from a `Vec` allocates a second time, for its reference count, when the
+/// decoder first slices the topic and payload out of it. A small frame instead goes into a
+/// [`SizeClass`] that holds the reference count beside the bytes: one allocation per frame, and
+/// at most 32–128 bytes more than the frame itself.
+fn copy_frame(frame: &[u8]) -> Bytes {
+    match frame.len() {
+        0..=32 => Bytes::from_owner(SizeClass::<32>::new(frame)),
+        33..=64 => Bytes::from_owner(SizeClass::<64>::new(frame)),
+        65..=128 => Bytes::from_owner(SizeClass::<128>::new(frame)),
+        129..=SMALL_FRAME => Bytes::from_owner(SizeClass::<SMALL_FRAME>::new(frame)),
+        _ => Bytes::copy_from_slice(frame),
+    }
+}
+
+/// Up to `N` bytes held inline, so that `Bytes::from_owner` puts them and the reference count in
+/// one allocation.
+struct SizeClass<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> SizeClass<N> {
+    /// The first `N` bytes of `frame` (the caller picks `N` to hold all of it).
+    fn new(frame: &[u8]) -> Self {
+        let mut bytes = [0; N];
+        let len = frame.len().min(N);
+        if let (Some(to), Some(from)) = (bytes.get_mut(..len), frame.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        Self { len, bytes }
+    }
+}
+
+impl<const N: usize> AsRef<[u8]> for SizeClass<N> {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
 }
 
 /// A large frame being read into a buffer of its exact size.
@@ -171,7 +217,7 @@ impl Reader {
         let frame = if keeps_nothing(first, size) {
             self.buf.split_to(size).freeze()
         } else {
-            let frame = Bytes::copy_from_slice(self.buf.get(..size).unwrap_or_default());
+            let frame = copy_frame(self.buf.get(..size).unwrap_or_default());
             self.buf.advance(size);
             frame
         };

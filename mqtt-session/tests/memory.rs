@@ -87,6 +87,52 @@ fn keeping_one_message_in_a_hundred_costs_about_their_own_size() {
 }
 
 #[test]
+fn a_small_received_message_takes_one_heap_block() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    const COUNT: u32 = 2_000;
+    for payload in [8, 64, 200, 1024] {
+        let wire = stream_of(COUNT, payload);
+        let (mut session, now) = connected_session();
+        session.release_memory();
+        let mut buf = BytesMut::with_capacity(wire.len());
+        buf.extend_from_slice(&wire);
+        // The read buffer is handed to the session, which frees it once it has read it all.
+        let live_before = live() - buf.capacity() as isize;
+        let before = blocks();
+        session.handle_read_buf(now, &mut buf);
+        let mut kept = None;
+        let mut taken = 0;
+        while let Some(event) = session.poll_event() {
+            if let Event::Message { publish, .. } = event {
+                taken += 1;
+                kept = Some(publish);
+            }
+        }
+        assert_eq!(taken, COUNT);
+        let allocated = blocks() - before;
+        let kept = kept.unwrap();
+        session.release_memory();
+        let cost = live() - live_before;
+        eprintln!("{payload} B payloads: {allocated} heap blocks for {COUNT} messages, {cost} B live for the last one kept");
+        // Each frame is copied out of the read buffer into one allocation that also holds the
+        // reference count its topic and payload share; a frame up to 256 bytes goes into a size
+        // class of 32–256 bytes, a larger one into a `Vec` of its size plus the shared count.
+        let per_message = if payload + 16 <= 256 { 1 } else { 2 };
+        assert!(
+            allocated <= u64::from(COUNT) * per_message + u64::from(COUNT) / 100,
+            "{payload} B: {allocated} heap blocks for {COUNT} messages"
+        );
+        // The kept message costs about its own size (and the session its queues), not the
+        // 64 KiB or more of the read buffer it arrived in.
+        assert!(
+            cost < kept.payload.len() as isize + 192,
+            "{cost} B live for one kept {payload} B message"
+        );
+    }
+}
+
+#[test]
 fn a_large_message_costs_its_own_size_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _profiler = dhat::Profiler::builder().testing().build();
