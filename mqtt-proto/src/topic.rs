@@ -24,8 +24,10 @@ pub struct TopicName(MqttString);
 impl TopicName {
     /// Validates `name` as a topic name.
     pub fn new(name: &str) -> Result<Self, TopicError> {
-        let s = MqttString::new(name).map_err(string_to_topic_error)?;
-        Self::from_string(s)
+        // Checked before the copy, in the decoder's one pass for U+0000 and wildcards.
+        let (s, wildcard) = MqttString::new_scan_topic(name).map_err(string_to_topic_error)?;
+        check_name_text(name.as_bytes(), wildcard)?;
+        Ok(Self(s))
     }
 
     /// Validates an already checked MQTT string as a topic name.
@@ -432,6 +434,25 @@ mod tests {
         // [MQTT-4.7.3-2 v3.1.1 v5.0]
         assert_eq!(TopicName::new("a\0"), Err(TopicError::NullCharacter));
         assert_eq!(TopicFilter::new("a\0"), Err(TopicError::NullCharacter));
+    }
+
+    proptest::proptest! {
+        /// The one-pass scan of `TopicName::new` agrees with the rules read one by one, wherever
+        /// the `+`, `#` or U+0000 falls in a word of the scan and whatever the other characters.
+        #[test]
+        fn a_name_is_checked_as_the_rules_read(s in "[a/é\\x00+#]{0,40}") {
+            let expected = if s.is_empty() {
+                Err(TopicError::Empty)
+            } else if s.contains('\0') {
+                Err(TopicError::NullCharacter)
+            } else if s.contains(['+', '#']) {
+                Err(TopicError::WildcardInName)
+            } else {
+                Ok(s.as_str())
+            };
+            let got = TopicName::new(&s);
+            proptest::prop_assert_eq!(got.as_ref().map(|t| t.as_str()).map_err(Clone::clone), expected);
+        }
     }
 
     #[test]
