@@ -20,7 +20,14 @@ import sys
 
 OURS = "ours"
 OURS_REF = "ours (borrowed)"
-PEERS = ["rumqttc", "mqttrs", "mqtt-protocol", "mqtt-proto 0.4", "mqtt-protocol-core"]
+PEERS = [
+    "rumqttc",
+    "mqttrs",
+    "mqtt-protocol",
+    "mqtt-proto 0.4",
+    "mqtt-protocol-core",
+    "ntex-mqtt",
+]
 # Peers whose decoded packet borrows the input: compared with our borrowed view only.
 BORROWING = {"mqttrs"}
 CASE_ORDER = [

@@ -12,6 +12,7 @@ mod ours_ref;
 mod peer_mqtt_proto;
 mod peer_mqtt_protocol;
 mod peer_mqttrs;
+mod peer_ntex;
 mod peer_protocol_core;
 mod peer_rumqttc;
 
@@ -57,6 +58,7 @@ impl Version {
                 visit.visit::<peer_mqtt_protocol::MqttProtocol>();
                 visit.visit::<peer_mqtt_proto::V3>();
                 visit.visit::<peer_protocol_core::V3>();
+                visit.visit::<peer_ntex::V3>();
             }
             Self::V5 => {
                 visit.visit::<Ours<true>>();
@@ -64,6 +66,7 @@ impl Version {
                 visit.visit::<peer_rumqttc::V5>();
                 visit.visit::<peer_mqtt_proto::V5>();
                 visit.visit::<peer_protocol_core::V5>();
+                visit.visit::<peer_ntex::V5>();
             }
         }
     }
