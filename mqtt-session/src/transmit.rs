@@ -36,7 +36,13 @@ pub struct Transmit {
     tail: BytesMut,
     /// Bytes in `sealed` and `tail`.
     len: usize,
+    /// The size of the last batch [`append`](Self::append) took from this queue whole, which
+    /// an empty encoding buffer reserves at once rather than doubling its way up to it.
+    size_hint: usize,
 }
+
+/// The most an empty encoding buffer reserves ahead on [`Transmit::size_hint`]'s word.
+const MAX_SIZE_HINT: usize = 64 * 1024;
 
 impl Transmit {
     /// Nothing to send.
@@ -77,6 +83,11 @@ impl Transmit {
         &mut self,
         encode: impl FnOnce(&mut BytesMut) -> Result<(usize, Option<Bytes>), EncodeError>,
     ) -> Result<usize, EncodeError> {
+        if self.tail.is_empty() && self.tail.capacity() < self.size_hint {
+            // One allocation of the last batch's size instead of a doubling per power of two
+            // up to it, each copying what the batch encoded so far.
+            self.tail.reserve(self.size_hint);
+        }
         let (size, payload) = encode(&mut self.tail)?;
         if let Some(payload) = payload {
             self.sealed.push_back(self.tail.split().freeze());
@@ -166,6 +177,7 @@ impl Transmit {
         if self.is_empty() {
             std::mem::swap(self, other);
             other.clear();
+            other.size_hint = self.len.min(MAX_SIZE_HINT);
             return;
         }
         if other.is_empty() {
@@ -258,6 +270,38 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.chunks().count(), 0);
         assert_eq!(t.chunk(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn an_emptied_queue_sizes_its_next_buffer_by_the_last_batch() {
+        let v = ProtocolVersion::V3_1_1;
+        let (mut session, mut spare) = (Transmit::new(), Transmit::new());
+        for _ in 0..100 {
+            session.encode(v, &publish(60, 1)).unwrap();
+        }
+        let batch = session.len();
+        spare.append(&mut session);
+        assert_eq!((spare.len(), session.len()), (batch, 0));
+        // The first packet of the next batch reserves the whole last batch at once.
+        session.encode(v, &publish(60, 2)).unwrap();
+        assert!(
+            session.capacity() >= batch,
+            "{} < {batch}",
+            session.capacity()
+        );
+        // A batch larger than the bound is not reserved ahead in full.
+        let (mut big, mut out) = (Transmit::new(), Transmit::new());
+        for _ in 0..40 {
+            big.encode(v, &publish(3000, 3)).unwrap();
+        }
+        out.append(&mut big);
+        big.encode(v, &publish(1, 4)).unwrap();
+        assert!(big.capacity() < out.len(), "{} reserved", big.capacity());
+        // A queue that gave its memory back starts small again.
+        session.advance(session.len());
+        session.release_memory();
+        session.encode(v, &publish(1, 5)).unwrap();
+        assert!(session.capacity() < batch);
     }
 
     #[test]

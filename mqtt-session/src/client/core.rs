@@ -1352,8 +1352,14 @@ impl<W> ClientCore<W> {
         let Some(chunk) = self.chunks.pop_front() else {
             return;
         };
-        for w in chunk.written {
+        let mut written = chunk.written;
+        for w in written.drain(..) {
             self.reply(w, Reply::Published(Ok(PublishOutcome::Sent)));
+        }
+        // The emptied list serves the next chunk, which would otherwise grow one from nothing.
+        if self.unpulled_written.is_empty() && self.unpulled_written.capacity() < written.capacity()
+        {
+            self.unpulled_written = written;
         }
         let mut bytes = chunk.bytes;
         if self.spare.capacity() < bytes.capacity() {
