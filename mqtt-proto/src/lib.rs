@@ -59,6 +59,7 @@ mod primitives;
 mod properties;
 mod property_box;
 mod reason;
+mod segments;
 mod string;
 mod text;
 mod topic;
@@ -84,6 +85,7 @@ pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,
 };
+pub use segments::Segments;
 pub use string::{MqttString, MAX_STRING_LEN};
 pub use topic::{TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, QosPid};

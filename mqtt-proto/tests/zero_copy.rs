@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
 use mqtt_proto::{
     ConnAck, ConnAckProperties, Connect, DecodeErrorKind, Decoder, LastWill, MqttString, Packet,
-    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe, SubscribeProperties,
-    Subscription, WillProperties, MAX_PACKET_SIZE,
+    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Segments, Subscribe,
+    SubscribeProperties, Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
 };
 use ProtocolVersion::{V3_1_1, V5};
 
@@ -483,6 +483,149 @@ fn encode_split_hands_large_payloads_back_uncopied() {
                 "{packet:?} in {version}"
             );
         }
+    }
+}
+
+/// A writer of several buffers, as [`Segments`] describes one.
+#[derive(Default)]
+struct Parts {
+    buf: BytesMut,
+    parts: Vec<Bytes>,
+}
+
+impl Segments for Parts {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+    fn push(&mut self, bytes: Bytes) {
+        self.parts.push(self.buf.split().freeze());
+        self.parts.push(bytes);
+    }
+}
+
+impl Parts {
+    fn joined(&self) -> Vec<u8> {
+        let mut all: Vec<u8> = self.parts.iter().flat_map(|p| p.iter().copied()).collect();
+        all.extend_from_slice(&self.buf);
+        all
+    }
+}
+
+#[test]
+fn encode_vectored_hands_large_connect_fields_over_uncopied() {
+    let large = |fill: char| fill.to_string().repeat(SPLIT_PAYLOAD_MIN);
+    for version in VERSIONS {
+        // Each of the five fields small or large: every combination.
+        for mask in 0u8..32 {
+            let pick = |bit: u8, fill: char| {
+                if mask & (1 << bit) != 0 {
+                    large(fill)
+                } else {
+                    fill.to_string()
+                }
+            };
+            let client_id = s(&pick(0, 'c'));
+            let will_topic = topic(&pick(1, 't'));
+            let will_payload = Bytes::from(pick(2, 'p'));
+            let username = s(&pick(3, 'u'));
+            let password = Bytes::from(pick(4, 'w'));
+            let mut will =
+                LastWill::new(will_topic.clone(), will_payload.clone(), QoS::AtLeastOnce);
+            will.retain = true;
+            let mut connect = Connect::new(version, client_id.clone(), 30);
+            if version.is_v5() {
+                will.properties = WillProperties {
+                    will_delay_interval: Some(5),
+                    ..WillProperties::default()
+                };
+                connect.properties.session_expiry_interval = Some(60);
+            }
+            connect.will = Some(will);
+            connect.username = Some(username.clone());
+            connect.password = Some(password.clone());
+            let packet = Packet::from(connect);
+            let whole = encode(version, &packet).unwrap();
+            let mut out = Parts::default();
+            let size = packet.encode_vectored(version, &mut out).unwrap();
+            assert_eq!(size, whole.len(), "mask {mask:05b} in {version}");
+            assert_eq!(out.joined(), whole, "mask {mask:05b} in {version}");
+            // Every large field is one of the parts, at its own address; nothing else is.
+            let fields = [
+                client_id.as_bytes(),
+                will_topic.as_bytes(),
+                &will_payload,
+                username.as_bytes(),
+                &password,
+            ];
+            let handed: Vec<*const u8> = out
+                .parts
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|p| p.as_ptr())
+                .collect();
+            let expected: Vec<*const u8> = fields
+                .iter()
+                .filter(|f| f.len() >= SPLIT_PAYLOAD_MIN)
+                .map(|f| f.as_ptr())
+                .collect();
+            assert_eq!(handed, expected, "mask {mask:05b} in {version}");
+        }
+    }
+}
+
+#[test]
+fn encode_vectored_fails_as_encode_does_and_writes_nothing() {
+    // [MQTT-3.1.2-22 v3.1.1]: a password needs a user name before 5.0.
+    let mut connect = Connect::new(V3_1_1, s("c"), 30);
+    connect.password = Some(Bytes::from(vec![1; SPLIT_PAYLOAD_MIN]));
+    let packet = Packet::from(connect);
+    let mut out = Parts::default();
+    assert_eq!(
+        packet.encode_vectored(V3_1_1, &mut out),
+        packet.encode(V3_1_1, &mut BytesMut::new())
+    );
+    assert!(packet.encode_vectored(V3_1_1, &mut out).is_err());
+    assert!(out.buf.is_empty() && out.parts.is_empty());
+    // A CONNECT of another version than the encoder's.
+    let mut connect = Connect::new(V5, s("c"), 30);
+    connect.username = Some(s(&"u".repeat(SPLIT_PAYLOAD_MIN)));
+    let packet = Packet::from(connect);
+    assert_eq!(
+        packet.encode_vectored(V3_1_1, &mut out),
+        packet.encode(V3_1_1, &mut BytesMut::new())
+    );
+    assert!(packet.encode_vectored(V3_1_1, &mut out).is_err());
+    assert!(out.buf.is_empty() && out.parts.is_empty());
+}
+
+#[test]
+fn encode_vectored_writes_other_packets_as_encode_split_does() {
+    let payload = Bytes::from(vec![0x5a; SPLIT_PAYLOAD_MIN]);
+    let packets = [
+        Packet::Publish(Publish::new(
+            topic("a/b"),
+            QosPid::AtMostOnce,
+            payload.clone(),
+        )),
+        Packet::Publish(Publish::new(topic("a/b"), QosPid::AtMostOnce, b(b"small"))),
+        Packet::PingReq,
+    ];
+    for version in VERSIONS {
+        let connect = Packet::from(Connect::new(version, s("c"), 30));
+        for packet in packets.iter().chain([&connect]) {
+            let whole = encode(version, packet).unwrap();
+            let mut out = Parts::default();
+            let size = packet.encode_vectored(version, &mut out).unwrap();
+            assert_eq!(
+                (size, out.joined()),
+                (whole.len(), whole),
+                "{packet:?} in {version}"
+            );
+        }
+        let mut out = Parts::default();
+        packets[0].encode_vectored(version, &mut out).unwrap();
+        assert_eq!(out.parts.get(1).map(|p| p.as_ptr()), Some(payload.as_ptr()));
     }
 }
 

@@ -5,13 +5,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::append::append;
 use crate::error::EncodeError;
 use crate::primitives::{
-    len16, prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len,
+    len16, prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT,
 };
 use crate::properties::{ConnAckProperties, ConnectProperties, WillProperties};
 use crate::reason::ConnectReasonCode;
+use crate::segments::Segments;
 use crate::string::MqttString;
 use crate::topic::TopicName;
-use crate::{ProtocolVersion, QoS};
+use crate::{ProtocolVersion, QoS, SPLIT_PAYLOAD_MIN};
 
 const USERNAME: u8 = 0b1000_0000;
 const PASSWORD: u8 = 0b0100_0000;
@@ -19,6 +20,18 @@ const WILL_RETAIN: u8 = 0b0010_0000;
 const WILL_QOS_SHIFT: u8 = 3;
 const WILL: u8 = 0b0000_0100;
 const CLEAN_START: u8 = 0b0000_0010;
+
+/// `bytes` with its two-byte length (which [`Connect::body_len`] checked), handed to `out`
+/// uncopied if it holds [`SPLIT_PAYLOAD_MIN`] bytes or more.
+fn put_field(out: &mut impl Segments, bytes: &Bytes) {
+    let buf = out.buf();
+    buf.put_slice(&len16(bytes.len()));
+    if bytes.len() >= SPLIT_PAYLOAD_MIN {
+        out.push(bytes.clone());
+    } else {
+        buf.extend_from_slice(bytes);
+    }
+}
 
 /// CONNECT: the first packet a client sends (spec 3.1).
 ///
@@ -255,6 +268,54 @@ impl Connect {
             self.write(buf);
         }
         Ok(total)
+    }
+
+    /// Whether a field is large enough for [`Packet::encode_vectored`](crate::Packet) to hand
+    /// it over uncopied.
+    pub(crate) fn has_large_field(&self) -> bool {
+        let large = |len: usize| len >= SPLIT_PAYLOAD_MIN;
+        large(self.client_id.len())
+            || self
+                .will
+                .as_ref()
+                .is_some_and(|w| large(w.topic.len()) || large(w.payload.len()))
+            || self.username.as_ref().is_some_and(|u| large(u.len()))
+            || self.password.as_ref().is_some_and(|p| large(p.len()))
+    }
+
+    /// The packet, sized and checked as the general encoder does, into `out`, with every field
+    /// of [`SPLIT_PAYLOAD_MIN`] bytes or more handed over uncopied.
+    pub(crate) fn encode_segments(&self, out: &mut impl Segments) -> Result<usize, EncodeError> {
+        let body = self.body_len()?;
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let v5 = self.protocol.is_v5();
+        let buf = out.buf();
+        buf.put_u8(0x10);
+        put_var_int(buf, body);
+        put_prefixed(buf, self.protocol.protocol_name().as_bytes());
+        buf.put_u8(self.protocol.level());
+        buf.put_u8(self.flags());
+        buf.put_u16(self.keep_alive);
+        if v5 {
+            self.properties.write(buf);
+        }
+        put_field(out, self.client_id.as_bytes());
+        if let Some(will) = &self.will {
+            if v5 {
+                will.properties.write(out.buf());
+            }
+            put_field(out, will.topic.as_bytes());
+            put_field(out, &will.payload);
+        }
+        if let Some(username) = &self.username {
+            put_field(out, username.as_bytes());
+        }
+        if let Some(password) = &self.password {
+            put_field(out, password);
+        }
+        Ok(1 + var_int_len(body) + body)
     }
 
     pub(crate) fn write(&self, buf: &mut BytesMut) {

@@ -294,6 +294,45 @@ impl Packet {
         self.encode_other(version, buf).map(|total| (total, None))
     }
 
+    /// [`Packet::encode_split`] for a writer of several buffers: the payload of a PUBLISH and
+    /// the client identifier, will topic, will payload, user name and password of a CONNECT
+    /// go to `out` uncopied when they hold [`SPLIT_PAYLOAD_MIN`] bytes or more (see
+    /// [`Segments`](crate::Segments), which shows one). Returns the size of the whole packet.
+    /// On error nothing is written.
+    #[inline(always)]
+    pub fn encode_vectored(
+        &self,
+        version: ProtocolVersion,
+        out: &mut impl crate::Segments,
+    ) -> Result<usize, EncodeError> {
+        if let Self::Publish(p) = self {
+            let (size, rest) = p.encode_split(version, out.buf())?;
+            if let Some(rest) = rest {
+                push_cold(out, rest);
+            }
+            return Ok(size);
+        } else if let Some(total) = self.encode_short(out.buf()) {
+            return Ok(total);
+        }
+        self.encode_other_vectored(version, out)
+    }
+
+    /// [`Packet::encode_other`], with a CONNECT's large fields handed to `out` uncopied.
+    #[inline(never)]
+    fn encode_other_vectored(
+        &self,
+        version: ProtocolVersion,
+        out: &mut impl crate::Segments,
+    ) -> Result<usize, EncodeError> {
+        match self {
+            // A CONNECT for another version than `version` fails as `encode` fails.
+            Self::Connect(c) if c.protocol == version && c.has_large_field() => {
+                c.encode_segments(out)
+            }
+            _ => self.encode_other(version, out.buf()),
+        }
+    }
+
     /// Fixed-size packets in their common form, which are the same bytes in every version, in
     /// one append; `None` for any other packet.
     #[inline(always)]
@@ -366,6 +405,14 @@ impl Packet {
         debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with write");
         Ok(total)
     }
+}
+
+/// Hands a payload left out of the buffer to `out`: out of line, so that the small packets'
+/// path of [`Packet::encode_vectored`] stays short.
+#[cold]
+#[inline(never)]
+fn push_cold(out: &mut impl crate::Segments, rest: Bytes) {
+    out.push(rest);
 }
 
 /// Decodes one whole frame whose fixed header (`header_len` bytes, type `ty`, low nibble
