@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mqtt_proto::{EncodeError, Packet, ProtocolVersion, Publish};
+use mqtt_proto::{EncodeError, Packet, ProtocolVersion, Publish, Segments};
 
 /// Bytes to write, in order, as a few buffers: encoded packets, and the payloads of PUBLISH
 /// packets of at least [`SPLIT_PAYLOAD_MIN`](mqtt_proto::SPLIT_PAYLOAD_MIN) bytes left out of
@@ -58,14 +58,22 @@ impl Transmit {
         }
     }
 
-    /// Appends `packet` in the layout of `version`; a large PUBLISH payload is kept as its own
-    /// buffer instead of being copied. Returns the packet's size. On error nothing is added.
+    /// Appends `packet` in the layout of `version`; a large PUBLISH payload, and a large field
+    /// of a CONNECT, is kept as its own buffer instead of being copied
+    /// ([`Packet::encode_vectored`]). Returns the packet's size. On error nothing is added.
     pub fn encode(
         &mut self,
         version: ProtocolVersion,
         packet: &Packet,
     ) -> Result<usize, EncodeError> {
-        self.encode_with(|tail| packet.encode_split(version, tail))
+        self.reserve_size_hint();
+        let mut out = Segmenter {
+            tail: &mut self.tail,
+            sealed: &mut self.sealed,
+        };
+        let size = packet.encode_vectored(version, &mut out)?;
+        self.len += size;
+        Ok(size)
     }
 
     /// [`encode`](Self::encode) for a PUBLISH not wrapped in a [`Packet`].
@@ -83,11 +91,7 @@ impl Transmit {
         &mut self,
         encode: impl FnOnce(&mut BytesMut) -> Result<(usize, Option<Bytes>), EncodeError>,
     ) -> Result<usize, EncodeError> {
-        if self.tail.is_empty() && self.tail.capacity() < self.size_hint {
-            // One allocation of the last batch's size instead of a doubling per power of two
-            // up to it, each copying what the batch encoded so far.
-            self.tail.reserve(self.size_hint);
-        }
+        self.reserve_size_hint();
         let (size, payload) = encode(&mut self.tail)?;
         if let Some(payload) = payload {
             self.sealed.push_back(self.tail.split().freeze());
@@ -95,6 +99,14 @@ impl Transmit {
         }
         self.len += size;
         Ok(size)
+    }
+
+    /// Reserves the last batch's size in an empty encoding buffer: one allocation instead of
+    /// a doubling per power of two up to it, each copying what the batch encoded so far.
+    fn reserve_size_hint(&mut self) {
+        if self.tail.is_empty() && self.tail.capacity() < self.size_hint {
+            self.tail.reserve(self.size_hint);
+        }
     }
 
     /// Bytes waiting, in every buffer.
@@ -224,6 +236,25 @@ impl Transmit {
     }
 }
 
+/// The encoding buffer and the buffers before it, as [`Packet::encode_vectored`] writes them.
+struct Segmenter<'a> {
+    tail: &'a mut BytesMut,
+    sealed: &'a mut VecDeque<Bytes>,
+}
+
+impl Segments for Segmenter<'_> {
+    fn buf(&mut self) -> &mut BytesMut {
+        self.tail
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        if !self.tail.is_empty() {
+            self.sealed.push_back(self.tail.split().freeze());
+        }
+        self.sealed.push_back(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +301,28 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.chunks().count(), 0);
         assert_eq!(t.chunk(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn a_connect_with_a_long_user_name_is_queued_without_copying_it() {
+        use mqtt_proto::{Connect, MqttString};
+        let v = ProtocolVersion::V3_1_1;
+        let name = MqttString::new(&"u".repeat(65_535)).unwrap();
+        let mut connect = Connect::new(v, MqttString::new("c").unwrap(), 30);
+        connect.username = Some(name.clone());
+        connect.password = Some(Bytes::from_static(b"secret"));
+        let packet = Packet::from(connect);
+        let mut t = Transmit::new();
+        t.encode(v, &publish(10, 1)).unwrap();
+        let size = t.encode(v, &packet).unwrap();
+        t.encode(v, &Packet::PingReq).unwrap();
+        let mut expected = BytesMut::new();
+        publish(10, 1).encode(v, &mut expected).unwrap();
+        assert_eq!(packet.encode(v, &mut expected), Ok(size));
+        Packet::PingReq.encode(v, &mut expected).unwrap();
+        assert_eq!(concat(&t), expected.to_vec());
+        assert!(t.chunks().any(|c| c.as_ptr() == name.as_bytes().as_ptr()));
+        assert_eq!(t.len(), expected.len());
     }
 
     #[test]
