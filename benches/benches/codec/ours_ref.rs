@@ -3,12 +3,12 @@
 //! count, and is checked exactly as the owned decoder checks it. Encoding is the owned codec's,
 //! so this column has decode rows only.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_proto::{Decoder, Packet, PacketId, PacketRef};
 
 use crate::codec::Codec;
 use crate::message::{ConnectMessage, Message};
-use crate::ours::Ours;
+use crate::ours::{Ours, Parts};
 
 /// Our borrowed view speaking 3.1.1 (`V5 = false`) or 5.0 (`V5 = true`).
 pub(crate) struct OursRef<const V5: bool>;
@@ -17,7 +17,7 @@ impl<const V5: bool> Codec for OursRef<V5> {
     const NAME: &'static str = "ours (borrowed)";
     const ENCODES: bool = false;
     type Packet<'m> = Packet;
-    type Buf = BytesMut;
+    type Buf = Parts;
     type State = Decoder;
     type Decoded<'a> = PacketRef<'a>;
     type StreamInput = Bytes;
@@ -26,11 +26,11 @@ impl<const V5: bool> Codec for OursRef<V5> {
         Ours::<V5>::build(message)
     }
 
-    fn new_buf(capacity: usize) -> BytesMut {
+    fn new_buf(capacity: usize) -> Parts {
         Ours::<V5>::new_buf(capacity)
     }
 
-    fn encode(packet: &Packet, buf: &mut BytesMut) -> usize {
+    fn encode(packet: &Packet, buf: &mut Parts) -> usize {
         Ours::<V5>::encode(packet, buf)
     }
 

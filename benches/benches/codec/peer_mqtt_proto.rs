@@ -83,6 +83,7 @@ impl Codec for V3 {
     fn new_buf(_capacity: usize) {}
 
     /// The crate encodes into a buffer of its own making; there is no API that reuses one.
+    #[inline(always)]
     fn encode(packet: &v3::Packet, (): &mut ()) -> usize {
         packet.encode().expect("encode").as_ref().len()
     }
@@ -217,6 +218,7 @@ impl Codec for V5 {
     fn new_buf(_capacity: usize) {}
 
     /// The crate encodes into a buffer of its own making; there is no API that reuses one.
+    #[inline(always)]
     fn encode(packet: &v5::Packet, (): &mut ()) -> usize {
         packet.encode().expect("encode").as_ref().len()
     }

@@ -75,6 +75,7 @@ impl Codec for MqttProtocol {
         Vec::with_capacity(capacity)
     }
 
+    #[inline(always)]
     fn encode(packet: &VariablePacket, buf: &mut Vec<u8>) -> usize {
         buf.clear();
         packet.encode(buf).expect("encode");

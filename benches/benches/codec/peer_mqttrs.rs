@@ -97,6 +97,7 @@ impl Codec for Mqttrs {
         vec![0; capacity]
     }
 
+    #[inline(always)]
     fn encode(packet: &Packet<'_>, buf: &mut Vec<u8>) -> usize {
         encode_slice(packet, buf).expect("encode")
     }

@@ -175,6 +175,7 @@ impl Codec for V3 {
         new_writer()
     }
 
+    #[inline(always)]
     fn encode(packet: &v3::Encoded, buf: &mut Writer<v3::Codec>) -> usize {
         encode_into(packet, buf)
     }
@@ -334,6 +335,7 @@ impl Codec for V5 {
         new_writer()
     }
 
+    #[inline(always)]
     fn encode(packet: &v5::Encoded, buf: &mut Writer<v5::Codec>) -> usize {
         encode_into(packet, buf)
     }

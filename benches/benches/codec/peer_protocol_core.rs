@@ -120,6 +120,8 @@ macro_rules! protocol_core_codec {
 
             fn new_buf(_capacity: usize) {}
 
+
+            #[inline(always)]
             fn encode(packet: &$module::Packet, (): &mut ()) -> usize {
                 Self::encoded(packet).len()
             }

@@ -76,6 +76,7 @@ impl Codec for V4 {
         BytesMut::with_capacity(capacity)
     }
 
+    #[inline(always)]
     fn encode(packet: &v4::Packet, buf: &mut BytesMut) -> usize {
         buf.clear();
         packet.write(buf, MAX).expect("encode")
@@ -220,6 +221,7 @@ impl Codec for V5 {
         BytesMut::with_capacity(capacity)
     }
 
+    #[inline(always)]
     fn encode(packet: &v5::Packet, buf: &mut BytesMut) -> usize {
         buf.clear();
         packet.write(buf, None).expect("encode")
