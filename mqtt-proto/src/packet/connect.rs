@@ -33,6 +33,19 @@ fn put_field(out: &mut impl Segments, bytes: &Bytes) {
     }
 }
 
+/// The general encoder's single buffer as a [`Segments`] sink: what is pushed is copied.
+struct Copying<'a>(&'a mut BytesMut);
+
+impl Segments for Copying<'_> {
+    fn buf(&mut self) -> &mut BytesMut {
+        self.0
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        self.0.extend_from_slice(&bytes);
+    }
+}
+
 /// CONNECT: the first packet a client sends (spec 3.1).
 ///
 /// The packet names its own protocol version, which decides its layout when encoded.
@@ -290,10 +303,22 @@ impl Connect {
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
+        out.buf().put_u8(0x10);
+        put_var_int(out.buf(), body);
+        self.write_to(out);
+        Ok(1 + var_int_len(body) + body)
+    }
+
+    /// The variable header and payload, every field copied into `buf`.
+    pub(crate) fn write(&self, buf: &mut BytesMut) {
+        self.write_to(&mut Copying(buf));
+    }
+
+    /// The variable header and payload into `out`, a field of [`SPLIT_PAYLOAD_MIN`] bytes or
+    /// more pushed whole.
+    fn write_to(&self, out: &mut impl Segments) {
         let v5 = self.protocol.is_v5();
         let buf = out.buf();
-        buf.put_u8(0x10);
-        put_var_int(buf, body);
         put_prefixed(buf, self.protocol.protocol_name().as_bytes());
         buf.put_u8(self.protocol.level());
         buf.put_u8(self.flags());
@@ -314,32 +339,6 @@ impl Connect {
         }
         if let Some(password) = &self.password {
             put_field(out, password);
-        }
-        Ok(1 + var_int_len(body) + body)
-    }
-
-    pub(crate) fn write(&self, buf: &mut BytesMut) {
-        let v5 = self.protocol.is_v5();
-        put_prefixed(buf, self.protocol.protocol_name().as_bytes());
-        buf.put_u8(self.protocol.level());
-        buf.put_u8(self.flags());
-        buf.put_u16(self.keep_alive);
-        if v5 {
-            self.properties.write(buf);
-        }
-        put_prefixed(buf, self.client_id.as_bytes());
-        if let Some(will) = &self.will {
-            if v5 {
-                will.properties.write(buf);
-            }
-            put_prefixed(buf, will.topic.as_bytes());
-            put_prefixed(buf, &will.payload);
-        }
-        if let Some(username) = &self.username {
-            put_prefixed(buf, username.as_bytes());
-        }
-        if let Some(password) = &self.password {
-            put_prefixed(buf, password);
         }
     }
 }
