@@ -67,11 +67,7 @@ impl Transmit {
         packet: &Packet,
     ) -> Result<usize, EncodeError> {
         self.reserve_size_hint();
-        let mut out = Segmenter {
-            tail: &mut self.tail,
-            sealed: &mut self.sealed,
-        };
-        let size = packet.encode_vectored(version, &mut out)?;
+        let size = packet.encode_vectored(version, &mut self.segmenter())?;
         self.len += size;
         Ok(size)
     }
@@ -82,23 +78,21 @@ impl Transmit {
         version: ProtocolVersion,
         publish: &Publish,
     ) -> Result<usize, EncodeError> {
-        self.encode_with(|tail| publish.encode_split(version, tail))
-    }
-
-    /// Runs a split encoder on the encoding buffer; a payload it leaves out follows what it
-    /// wrote as a buffer of its own.
-    fn encode_with(
-        &mut self,
-        encode: impl FnOnce(&mut BytesMut) -> Result<(usize, Option<Bytes>), EncodeError>,
-    ) -> Result<usize, EncodeError> {
         self.reserve_size_hint();
-        let (size, payload) = encode(&mut self.tail)?;
+        let (size, payload) = publish.encode_split(version, &mut self.tail)?;
         if let Some(payload) = payload {
-            self.sealed.push_back(self.tail.split().freeze());
-            self.sealed.push_back(payload);
+            self.segmenter().push(payload);
         }
         self.len += size;
         Ok(size)
+    }
+
+    /// The encoding buffer and the buffers before it, for an encoder that hands buffers over.
+    fn segmenter(&mut self) -> Segmenter<'_> {
+        Segmenter {
+            tail: &mut self.tail,
+            sealed: &mut self.sealed,
+        }
     }
 
     /// Reserves the last batch's size in an empty encoding buffer: one allocation instead of
