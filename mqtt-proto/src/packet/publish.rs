@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::append::{append, append_fill, Appender, Fill};
 use crate::error::EncodeError;
 use crate::primitives::{prefixed_len, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT};
 use crate::properties::PublishProperties;
@@ -36,6 +37,50 @@ pub struct Publish {
     /// The application message.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::bytes))]
     pub payload: Bytes,
+}
+
+/// The longest topic [`Publish::encode_small`] takes: a topic name is seldom longer.
+const SMALL_TOPIC_MAX: usize = 64;
+
+/// What [`Publish::encode_small`] writes, as stores and short copies forced inline.
+struct Small<'a> {
+    first: u8,
+    body: usize,
+    topic: &'a [u8],
+    id: Option<PacketId>,
+    v5: bool,
+    payload: &'a [u8],
+}
+
+impl Fill for Small<'_> {
+    #[inline(always)]
+    fn fill(self, out: &mut Appender<'_>) {
+        // The topic is at most 64 bytes: its length's high byte is 0.
+        let topic_len = self.topic.len() as u8;
+        if self.body < 0x80 {
+            out.array([self.first, self.body as u8, 0, topic_len]);
+        } else {
+            let body = self.body;
+            out.array([
+                self.first,
+                body as u8 | 0x80,
+                (body >> 7) as u8,
+                0,
+                topic_len,
+            ]);
+        }
+        out.slice(self.topic);
+        match (self.id, self.v5) {
+            (Some(id), false) => out.array(id.get().to_be_bytes()),
+            (Some(id), true) => {
+                let [id_hi, id_lo] = id.get().to_be_bytes();
+                out.array([id_hi, id_lo, 0]);
+            }
+            (None, true) => out.array([0]),
+            (None, false) => {}
+        }
+        out.slice(self.payload);
+    }
 }
 
 impl Publish {
@@ -128,6 +173,45 @@ impl Publish {
         self.encode_with(version, buf, true)
     }
 
+    /// The PUBLISH most traffic carries, appended inline by the caller: no properties, a topic
+    /// of at most [`SMALL_TOPIC_MAX`] bytes and a payload shorter than [`SPLIT_PAYLOAD_MIN`], so
+    /// that every check passes but the two below, the remaining length takes one or two bytes,
+    /// and nothing is handed back. `None`, with nothing written, for any other PUBLISH, which
+    /// [`Self::encode_with`] encodes.
+    #[inline(always)]
+    pub(crate) fn encode_small(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        let topic = self.topic.as_bytes();
+        let payload: &[u8] = &self.payload;
+        if !self.properties.is_empty()
+            || topic.is_empty()
+            || topic.len() > SMALL_TOPIC_MAX
+            || payload.len() >= SPLIT_PAYLOAD_MIN
+            || (self.dup && self.qos_pid == QosPid::AtMostOnce)
+        {
+            return None;
+        }
+        let id = self.packet_id();
+        let v5 = version.is_v5();
+        // At most 2 + 64 + 2 + 1 + 4095 bytes: below 16,384, two bytes of remaining length.
+        let body =
+            2 + topic.len() + if id.is_some() { 2 } else { 0 } + usize::from(v5) + payload.len();
+        let header_len = if body < 0x80 { 2 } else { 3 };
+        let small = Small {
+            first: 0x30 | self.flags(),
+            body,
+            topic,
+            id,
+            v5,
+            payload,
+        };
+        let written = append_fill(buf, header_len + body, small);
+        written.then_some(header_len + body)
+    }
+
     /// Appends this PUBLISH; leaves a large payload out when `split` (see [`Self::encode_split`]).
     #[inline]
     pub(crate) fn encode_with(
@@ -204,40 +288,43 @@ impl Publish {
         // The payload handed back is cloned at the end, only then: a `Bytes` carried through
         // the appends would be spilled and copied into the result whether there or not.
         let hand_back = split && self.payload.len() >= SPLIT_PAYLOAD_MIN;
-        let head = total - self.payload.len();
-        buf.reserve(if hand_back { head } else { total });
-        // Every append but the topic's and the payload's has a length known here, so it
-        // compiles to stores rather than a call to `memcpy`: one arm per size of the remaining
-        // length, the topic's length bytes joined to the fixed header.
+        let size = if hand_back {
+            total - self.payload.len()
+        } else {
+            total
+        };
+        // One capacity check for the whole packet, and stores for every part of a size known
+        // here: one arm per size of the remaining length, the topic's length bytes joined to
+        // the fixed header.
         let first = 0x30 | self.flags();
         let [hi, lo] = (topic.len() as u16).to_be_bytes();
         let b = |shift: u32| (body >> shift) as u8 & 0x7F;
-        match header_len {
-            2 => buf.extend_from_slice(&[first, body as u8, hi, lo]),
-            3 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7), hi, lo]),
-            4 => buf.extend_from_slice(&[first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo]),
-            _ => buf.extend_from_slice(&[
-                first,
-                b(0) | 0x80,
-                b(7) | 0x80,
-                b(14) | 0x80,
-                b(21),
-                hi,
-                lo,
-            ]),
-        }
-        buf.extend_from_slice(topic);
-        match (id, v5) {
-            (Some(id), false) => buf.extend_from_slice(&id.get().to_be_bytes()),
-            (Some(id), true) => {
-                let [id_hi, id_lo] = id.get().to_be_bytes();
-                buf.extend_from_slice(&[id_hi, id_lo, 0]);
+        let written = append(buf, size, |out| {
+            match header_len {
+                2 => out.array([first, body as u8, hi, lo]),
+                3 => out.array([first, b(0) | 0x80, b(7), hi, lo]),
+                4 => out.array([first, b(0) | 0x80, b(7) | 0x80, b(14), hi, lo]),
+                _ => out.array([first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21), hi, lo]),
             }
-            (None, true) => buf.extend_from_slice(&[0]),
-            (None, false) => {}
+            out.slice(topic);
+            match (id, v5) {
+                (Some(id), false) => out.array(id.get().to_be_bytes()),
+                (Some(id), true) => {
+                    let [id_hi, id_lo] = id.get().to_be_bytes();
+                    out.array([id_hi, id_lo, 0]);
+                }
+                (None, true) => out.array([0]),
+                (None, false) => {}
+            }
+            if !hand_back {
+                out.slice(&self.payload);
+            }
+        });
+        if !written {
+            // Not reached: `size` is what the writes above take.
+            return self.encode_general(version, buf, split);
         }
         if !hand_back {
-            buf.extend_from_slice(&self.payload);
             return Ok((total, None));
         }
         Ok((total, Some(self.payload.clone())))

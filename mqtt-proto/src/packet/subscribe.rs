@@ -53,10 +53,18 @@ impl SubscriptionOptions {
     }
 
     fn to_byte(self, version: ProtocolVersion) -> Result<u8, EncodeError> {
-        if !version.is_v5() && self.bits() > QoS::ExactlyOnce as u8 {
+        if !version.is_v5() && self.beyond_qos() {
             return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
         }
         Ok(self.bits())
+    }
+
+    /// Whether any option beyond the QoS is set, which 3.1.1 cannot carry.
+    #[inline(always)]
+    fn beyond_qos(self) -> bool {
+        self.no_local
+            || self.retain_as_published
+            || self.retain_handling != RetainHandling::default()
     }
 
     /// The byte, whether or not the version can carry what is beyond the QoS (bits 2 to 5).
@@ -172,14 +180,22 @@ impl Subscribe {
         };
         let v5 = version.is_v5();
         let mut body = 2 + usize::from(v5);
-        for sub in &self.filters {
-            if !v5 && sub.options.bits() > QoS::ExactlyOnce as u8 {
-                return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
+        // One loop per version, so that neither checks what only the other needs: in 3.1.1
+        // the options are the QoS alone, which makes the options byte the QoS.
+        if v5 {
+            for sub in &self.filters {
+                if sub.options.no_local && sub.filter.is_shared() {
+                    return Err(EncodeError::NoLocalOnSharedSubscription);
+                }
+                body += prefixed_len(sub.filter.len())? + 1;
             }
-            if sub.options.no_local && sub.filter.is_shared() {
-                return Err(EncodeError::NoLocalOnSharedSubscription);
+        } else {
+            for sub in &self.filters {
+                if sub.options.beyond_qos() {
+                    return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
+                }
+                body += prefixed_len(sub.filter.len())? + 1;
             }
-            body += prefixed_len(sub.filter.len())? + 1;
         }
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
@@ -187,6 +203,13 @@ impl Subscribe {
         let total = 1 + var_int_len(body) + body;
         let [id_hi, id_lo] = self.packet_id.get().to_be_bytes();
         let [hi, lo] = len16(first.filter.len());
+        let options = |sub: &Subscription| {
+            if v5 {
+                sub.options.bits()
+            } else {
+                sub.options.qos as u8
+            }
+        };
         let written = append(buf, total, |out| {
             put_fixed_header(out, 0x82, body);
             if v5 {
@@ -196,14 +219,14 @@ impl Subscribe {
                 out.array([id_hi, id_lo, hi, lo]);
             }
             out.slice(first.filter.as_bytes());
-            let mut options = first.options.bits();
+            let mut last = options(first);
             for sub in rest {
                 let [hi, lo] = len16(sub.filter.len());
-                out.array([options, hi, lo]);
+                out.array([last, hi, lo]);
                 out.slice(sub.filter.as_bytes());
-                options = sub.options.bits();
+                last = options(sub);
             }
-            out.array([options]);
+            out.array([last]);
         });
         if !written {
             // Not reached: `total` is what the writes above take.
