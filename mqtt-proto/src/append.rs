@@ -48,6 +48,35 @@ impl<'a> Appender<'a> {
         }
     }
 
+    /// Writes `bytes` with their two-byte length before them (at most 0xFFFF, which the
+    /// caller checked) and `after` after them, taking their room at once.
+    #[inline(always)]
+    pub(crate) fn prefixed_then(&mut self, bytes: &[u8], after: u8) {
+        if let Some(dst) = self.take(3 + bytes.len()) {
+            let [hi, lo] = (bytes.len() as u16).to_be_bytes();
+            if let [a, b, rest @ .., z] = dst {
+                a.write(hi);
+                b.write(lo);
+                copy_into(rest, bytes);
+                z.write(after);
+            }
+        }
+    }
+
+    /// Writes `bytes` with their two-byte length (at most 0xFFFF, which the caller checked),
+    /// taking their room at once.
+    #[inline(always)]
+    pub(crate) fn prefixed_slice(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.take(2 + bytes.len()) {
+            let [hi, lo] = (bytes.len() as u16).to_be_bytes();
+            if let [a, b, rest @ ..] = dst {
+                a.write(hi);
+                b.write(lo);
+                copy_into(rest, bytes);
+            }
+        }
+    }
+
     /// The next `n` bytes of room, or `None` (and the append void) if fewer are left.
     #[inline(always)]
     fn take(&mut self, n: usize) -> Option<&'a mut [MaybeUninit<u8>]> {
@@ -190,6 +219,29 @@ mod tests {
             assert_eq!(&buf[3..3 + n], &source[..n], "{n}");
             assert_eq!(&buf[3 + n..], [0xEE], "{n}");
         }
+    }
+
+    #[test]
+    fn prefixed_slices_carry_their_length_and_what_follows() {
+        let long = vec![9u8; 300];
+        for bytes in [&b""[..], b"ab", &long] {
+            let mut buf = BytesMut::from(&b"x"[..]);
+            assert!(append(&mut buf, 6 + 2 * bytes.len(), |out| {
+                out.prefixed_slice(bytes);
+                out.prefixed_then(bytes, 0xEE);
+            }));
+            let [hi, lo] = (bytes.len() as u16).to_be_bytes();
+            let one = [&[hi, lo][..], bytes].concat();
+            let expected = [&b"x"[..], &one, &one, &[0xEE]].concat();
+            assert_eq!(&buf[..], &expected[..]);
+        }
+        // Short of room by one byte: nothing is kept.
+        let mut buf = BytesMut::from(&b"x"[..]);
+        assert!(!append(&mut buf, 8, |out| {
+            let room = out.room.len();
+            out.prefixed_then(&vec![1u8; room - 2], 0);
+        }));
+        assert_eq!(&buf[..], b"x");
     }
 
     #[test]

@@ -514,14 +514,24 @@ impl Parts {
 #[test]
 fn encode_vectored_hands_large_connect_fields_over_uncopied() {
     let large = |fill: char| fill.to_string().repeat(SPLIT_PAYLOAD_MIN);
-    for version in VERSIONS {
+    // Small fields of one byte, and of one byte short of large: several of those together
+    // are more than SPLIT_PAYLOAD_MIN, and still copied.
+    let cases = VERSIONS.into_iter().flat_map(|v| {
+        [
+            (v, 1, false),
+            (v, SPLIT_PAYLOAD_MIN - 1, false),
+            (v, 1, true),
+        ]
+    });
+    for (version, small_len, with_properties) in cases {
+        let small = |fill: char| fill.to_string().repeat(small_len);
         // Each of the five fields small or large: every combination.
         for mask in 0u8..32 {
             let pick = |bit: u8, fill: char| {
                 if mask & (1 << bit) != 0 {
                     large(fill)
                 } else {
-                    fill.to_string()
+                    small(fill)
                 }
             };
             let client_id = s(&pick(0, 'c'));
@@ -533,7 +543,7 @@ fn encode_vectored_hands_large_connect_fields_over_uncopied() {
                 LastWill::new(will_topic.clone(), will_payload.clone(), QoS::AtLeastOnce);
             will.retain = true;
             let mut connect = Connect::new(version, client_id.clone(), 30);
-            if version.is_v5() {
+            if version.is_v5() && with_properties {
                 will.properties = WillProperties {
                     will_delay_interval: Some(5),
                     ..WillProperties::default()

@@ -200,36 +200,57 @@ impl Connect {
     /// ones) in its own layout: the variable header up to the client identifier's length in one
     /// append of a known size, then one copy per field. `None` for a CONNECT with properties,
     /// which takes the general path. Checks what [`Connect::body_len`] checks, in its order.
+    ///
+    /// With `vectored`, also `None` for a CONNECT with a field of [`SPLIT_PAYLOAD_MIN`] bytes
+    /// or more, for [`Connect::encode_segments`] to hand over: found while sizing, where the
+    /// OR of the fields' lengths reaches it exactly when one does (it is a power of two).
     #[inline]
-    pub(crate) fn encode_plain(&self, buf: &mut BytesMut) -> Option<Result<usize, EncodeError>> {
+    pub(crate) fn encode_plain(
+        &self,
+        buf: &mut BytesMut,
+        vectored: bool,
+    ) -> Option<Result<usize, EncodeError>> {
         let will_props = self.will.as_ref().is_some_and(|w| !w.properties.is_empty());
         if will_props || !self.properties.is_empty() {
             return None;
         }
-        Some(self.encode_without_properties(buf))
+        self.encode_without_properties(buf, vectored)
     }
 
     // Out of line, so that `Packet::encode`, which it would be inlined into, stays short on the
     // fixed-size packets' path.
     #[inline(never)]
-    fn encode_without_properties(&self, buf: &mut BytesMut) -> Result<usize, EncodeError> {
+    fn encode_without_properties(
+        &self,
+        buf: &mut BytesMut,
+        vectored: bool,
+    ) -> Option<Result<usize, EncodeError>> {
+        const _: () = assert!(SPLIT_PAYLOAD_MIN.is_power_of_two());
         let v5 = self.protocol.is_v5();
-        if !v5 && self.password.is_some() && self.username.is_none() {
-            // [MQTT-3.1.2-22 v3.1.1]
-            return Err(EncodeError::PasswordWithoutUsername);
-        }
         let name = self.protocol.protocol_name();
-        let mut body = 2 + name.len() + 4 + usize::from(v5) + prefixed_len(self.client_id.len())?;
+        let mut lengths = self.client_id.len();
+        let mut body = 2 + name.len() + 4 + usize::from(v5) + 2 + self.client_id.len();
         if let Some(will) = &self.will {
-            body += usize::from(v5)
-                + prefixed_len(will.topic.len())?
-                + prefixed_len(will.payload.len())?;
+            lengths |= will.topic.len() | will.payload.len();
+            body += usize::from(v5) + 4 + will.topic.len() + will.payload.len();
         }
         if let Some(username) = &self.username {
-            body += prefixed_len(username.len())?;
+            lengths |= username.len();
+            body += 2 + username.len();
         }
         if let Some(password) = &self.password {
-            body += prefixed_len(password.len())?;
+            lengths |= password.len();
+            body += 2 + password.len();
+        }
+        if vectored && lengths >= SPLIT_PAYLOAD_MIN {
+            return None;
+        }
+        if lengths > usize::from(u16::MAX)
+            || (!v5 && self.password.is_some() && self.username.is_none())
+        {
+            // [MQTT-3.1.2-22 v3.1.1], or a field too long for its length prefix (a binary
+            // one: strings are never): named by the general sizing, in its order.
+            return Some(self.body_len().and(Err(EncodeError::FieldTooLong)));
         }
         // At most five fields of 65,537 bytes and 14 more: far below the remaining length's
         // limit, which needs no check here.
@@ -253,24 +274,18 @@ impl Connect {
             }
             out.slice(self.client_id.as_bytes());
             if let Some(will) = &self.will {
-                let [t_hi, t_lo] = len16(will.topic.len());
                 if v5 {
-                    // The will's empty property block, then the topic's length.
-                    out.array([0, t_hi, t_lo]);
-                } else {
-                    out.array([t_hi, t_lo]);
+                    // The will's empty property block.
+                    out.array([0]);
                 }
-                out.slice(will.topic.as_bytes());
-                out.array(len16(will.payload.len()));
-                out.slice(&will.payload);
+                out.prefixed_slice(will.topic.as_bytes());
+                out.prefixed_slice(&will.payload);
             }
             if let Some(username) = &self.username {
-                out.array(len16(username.len()));
-                out.slice(username.as_bytes());
+                out.prefixed_slice(username.as_bytes());
             }
             if let Some(password) = &self.password {
-                out.array(len16(password.len()));
-                out.slice(password);
+                out.prefixed_slice(password);
             }
         });
         if !written {
@@ -280,7 +295,7 @@ impl Connect {
             put_var_int(buf, body);
             self.write(buf);
         }
-        Ok(total)
+        Some(Ok(total))
     }
 
     /// Whether a field is large enough for [`Packet::encode_vectored`](crate::Packet) to hand

@@ -326,7 +326,7 @@ impl Packet {
     /// [`Packet::encode_other`], with a CONNECT's large fields handed to `out` uncopied. Calls
     /// the packets' own encoders directly: each call level between cost a SUBSCRIBE or CONNECT
     /// some 20 instructions of saved registers and a result moved through memory.
-    #[inline(never)]
+    #[inline(always)]
     fn encode_other_vectored(
         &self,
         version: ProtocolVersion,
@@ -335,11 +335,11 @@ impl Packet {
         match self {
             // A CONNECT for another version than `version` fails as `encode` fails.
             Self::Connect(c) if c.protocol == version => {
+                if let Some(result) = c.encode_plain(out.buf(), true) {
+                    return result;
+                }
                 if c.has_large_field() {
                     return c.encode_segments(out);
-                }
-                if let Some(result) = c.encode_plain(out.buf()) {
-                    return result;
                 }
             }
             Self::Subscribe(p) => {
@@ -379,7 +379,7 @@ impl Packet {
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
         let plain = match self {
-            Self::Connect(p) if p.protocol == version => p.encode_plain(buf),
+            Self::Connect(p) if p.protocol == version => p.encode_plain(buf, false),
             Self::Subscribe(p) => p.encode_plain(version, buf),
             _ => None,
         };

@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 use crate::append::append;
 use crate::error::EncodeError;
 use crate::primitives::{
-    len16, prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT,
+    prefixed_len, put_fixed_header, put_prefixed, put_var_int, var_int_len, MAX_VAR_INT,
 };
 use crate::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use crate::reason::{SubAckReasonCode, UnsubAckReasonCode};
@@ -62,9 +62,8 @@ impl SubscriptionOptions {
     /// Whether any option beyond the QoS is set, which 3.1.1 cannot carry.
     #[inline(always)]
     fn beyond_qos(self) -> bool {
-        self.no_local
-            || self.retain_as_published
-            || self.retain_handling != RetainHandling::default()
+        u8::from(self.no_local) | u8::from(self.retain_as_published) | self.retain_handling as u8
+            != 0
     }
 
     /// The byte, whether or not the version can carry what is beyond the QoS (bits 2 to 5).
@@ -150,9 +149,8 @@ impl Subscribe {
         Ok(len)
     }
 
-    /// Encodes a SUBSCRIBE without properties in its own layout: each filter in two appends,
-    /// its length joined to the bytes before it (the packet identifier, or the options of the
-    /// filter before) and its options to the length after it. `None` for a SUBSCRIBE with
+    /// Encodes a SUBSCRIBE without properties in its own layout: each filter in one append, its
+    /// length, its bytes and its options byte. `None` for a SUBSCRIBE with
     /// properties, which takes the general path. Checks what [`Subscribe::body_len`] checks, in
     /// its order.
     #[inline]
@@ -175,58 +173,57 @@ impl Subscribe {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        let Some((first, rest)) = self.filters.split_first() else {
+        if self.filters.is_empty() {
             return Err(EncodeError::NoTopicFilters);
-        };
+        }
         let v5 = version.is_v5();
         let mut body = 2 + usize::from(v5);
         // One loop per version, so that neither checks what only the other needs: in 3.1.1
-        // the options are the QoS alone, which makes the options byte the QoS.
+        // the options are the QoS alone, which makes the options byte the QoS. Each loop sums
+        // first and branches once after, on what it gathered: options beyond the QoS in
+        // 3.1.1, and a filter longer than a length prefix can say (which a `TopicFilter`
+        // never is: the OR of lengths exceeds 0xFFFF only if one does); `body_len` then names
+        // the first error, in its order.
+        let mut longest = 0;
+        let mut refused = false;
         if v5 {
             for sub in &self.filters {
                 if sub.options.no_local && sub.filter.is_shared() {
                     return Err(EncodeError::NoLocalOnSharedSubscription);
                 }
-                body += prefixed_len(sub.filter.len())? + 1;
+                longest |= sub.filter.len();
+                body += sub.filter.len() + 3;
             }
         } else {
             for sub in &self.filters {
-                if sub.options.beyond_qos() {
-                    return Err(EncodeError::SubscriptionOptionsNotInVersion(version));
-                }
-                body += prefixed_len(sub.filter.len())? + 1;
+                refused |= sub.options.beyond_qos();
+                longest |= sub.filter.len();
+                body += sub.filter.len() + 3;
             }
+        }
+        if refused || longest > usize::from(u16::MAX) {
+            self.body_len(version)?;
         }
         if body > MAX_VAR_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
         let total = 1 + var_int_len(body) + body;
         let [id_hi, id_lo] = self.packet_id.get().to_be_bytes();
-        let [hi, lo] = len16(first.filter.len());
-        let options = |sub: &Subscription| {
-            if v5 {
-                sub.options.bits()
-            } else {
-                sub.options.qos as u8
-            }
-        };
         let written = append(buf, total, |out| {
             put_fixed_header(out, 0x82, body);
             if v5 {
                 // The empty property block (length 0) between identifier and filters.
-                out.array([id_hi, id_lo, 0, hi, lo]);
+                out.array([id_hi, id_lo, 0]);
+                for sub in &self.filters {
+                    out.prefixed_then(sub.filter.as_bytes(), sub.options.bits());
+                }
             } else {
-                out.array([id_hi, id_lo, hi, lo]);
+                // In 3.1.1 the options byte is the QoS, as checked above.
+                out.array([id_hi, id_lo]);
+                for sub in &self.filters {
+                    out.prefixed_then(sub.filter.as_bytes(), sub.options.qos as u8);
+                }
             }
-            out.slice(first.filter.as_bytes());
-            let mut last = options(first);
-            for sub in rest {
-                let [hi, lo] = len16(sub.filter.len());
-                out.array([last, hi, lo]);
-                out.slice(sub.filter.as_bytes());
-                last = options(sub);
-            }
-            out.array([last]);
         });
         if !written {
             // Not reached: `total` is what the writes above take.
