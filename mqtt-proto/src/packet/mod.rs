@@ -309,9 +309,6 @@ impl Packet {
         out: &mut impl crate::Segments,
     ) -> Result<usize, EncodeError> {
         if let Self::Publish(p) = self {
-            if let Some(size) = p.encode_small(version, out.buf()) {
-                return Ok(size);
-            }
             let (size, rest) = p.encode_split(version, out.buf())?;
             if let Some(rest) = rest {
                 push_cold(out, rest);

@@ -164,12 +164,15 @@ impl Publish {
     /// let (size, payload) = publish.encode_split(ProtocolVersion::V3_1_1, &mut buf).unwrap();
     /// assert_eq!((size, buf.len(), payload.map(|p| p.len())), (8198, 6, Some(8192)));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn encode_split(
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<(usize, Option<Bytes>), EncodeError> {
+        if let Some(size) = self.encode_small(version, buf) {
+            return Ok((size, None));
+        }
         self.encode_with(version, buf, true)
     }
 
