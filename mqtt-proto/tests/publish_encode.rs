@@ -4,11 +4,11 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use common::VERSIONS;
+use bytes::BytesMut;
+use common::{Parts, VERSIONS};
 use mqtt_proto::{
-    Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Segments,
-    TopicName, SPLIT_PAYLOAD_MIN,
+    Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS, QosPid, TopicName,
+    SPLIT_PAYLOAD_MIN,
 };
 use proptest::prelude::*;
 
@@ -40,23 +40,6 @@ fn reference(version: ProtocolVersion, publish: &Publish) -> Vec<u8> {
     wire
 }
 
-/// A writer of several buffers, joined back for comparison.
-#[derive(Default)]
-struct Parts {
-    buf: BytesMut,
-    parts: Vec<Bytes>,
-}
-
-impl Segments for Parts {
-    fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-    fn push(&mut self, bytes: Bytes) {
-        self.parts.push(self.buf.split().freeze());
-        self.parts.push(bytes);
-    }
-}
-
 /// Checks `encode`, `encode_split`, `encode_vectored` and `encoded_len` against the reference,
 /// each after bytes already in the buffer.
 fn check(version: ProtocolVersion, publish: Publish) -> Result<(), TestCaseError> {
@@ -86,8 +69,7 @@ fn check(version: ProtocolVersion, publish: Publish) -> Result<(), TestCaseError
         packet.encode_vectored(version, &mut out),
         Ok(expected.len())
     );
-    let mut joined: Vec<u8> = out.parts.iter().flat_map(|p| p.to_vec()).collect();
-    joined.extend_from_slice(&out.buf);
+    let joined = out.joined();
     prop_assert_eq!(&joined[..3], b"xyz");
     prop_assert_eq!(&joined[3..], &expected[..]);
     Ok(())

@@ -7,11 +7,11 @@ mod common;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
+use common::{b, encode, hex, pid, s, topic, user, Parts, VERSIONS};
 use mqtt_proto::{
     ConnAck, ConnAckProperties, Connect, DecodeErrorKind, Decoder, LastWill, MqttString, Packet,
-    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Segments, Subscribe,
-    SubscribeProperties, Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
+    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe, SubscribeProperties,
+    Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
 };
 use ProtocolVersion::{V3_1_1, V5};
 
@@ -483,31 +483,6 @@ fn encode_split_hands_large_payloads_back_uncopied() {
                 "{packet:?} in {version}"
             );
         }
-    }
-}
-
-/// A writer of several buffers, as [`Segments`] describes one.
-#[derive(Default)]
-struct Parts {
-    buf: BytesMut,
-    parts: Vec<Bytes>,
-}
-
-impl Segments for Parts {
-    fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-    fn push(&mut self, bytes: Bytes) {
-        self.parts.push(self.buf.split().freeze());
-        self.parts.push(bytes);
-    }
-}
-
-impl Parts {
-    fn joined(&self) -> Vec<u8> {
-        let mut all: Vec<u8> = self.parts.iter().flat_map(|p| p.iter().copied()).collect();
-        all.extend_from_slice(&self.buf);
-        all
     }
 }
 

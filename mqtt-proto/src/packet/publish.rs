@@ -42,6 +42,20 @@ pub struct Publish {
 /// The longest topic [`Publish::encode_small`] takes: a topic name is seldom longer.
 const SMALL_TOPIC_MAX: usize = 64;
 
+/// The packet identifier, if any, and in 5.0 the empty property block's length, as one store.
+#[inline(always)]
+fn write_id_and_empty_properties(out: &mut Appender<'_>, id: Option<PacketId>, v5: bool) {
+    match (id, v5) {
+        (Some(id), false) => out.array(id.get().to_be_bytes()),
+        (Some(id), true) => {
+            let [id_hi, id_lo] = id.get().to_be_bytes();
+            out.array([id_hi, id_lo, 0]);
+        }
+        (None, true) => out.array([0]),
+        (None, false) => {}
+    }
+}
+
 /// What [`Publish::encode_small`] writes, as stores and short copies forced inline.
 struct Small<'a> {
     first: u8,
@@ -70,15 +84,7 @@ impl Fill for Small<'_> {
             ]);
         }
         out.slice(self.topic);
-        match (self.id, self.v5) {
-            (Some(id), false) => out.array(id.get().to_be_bytes()),
-            (Some(id), true) => {
-                let [id_hi, id_lo] = id.get().to_be_bytes();
-                out.array([id_hi, id_lo, 0]);
-            }
-            (None, true) => out.array([0]),
-            (None, false) => {}
-        }
+        write_id_and_empty_properties(out, self.id, self.v5);
         out.slice(self.payload);
     }
 }
@@ -310,15 +316,7 @@ impl Publish {
                 _ => out.array([first, b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21), hi, lo]),
             }
             out.slice(topic);
-            match (id, v5) {
-                (Some(id), false) => out.array(id.get().to_be_bytes()),
-                (Some(id), true) => {
-                    let [id_hi, id_lo] = id.get().to_be_bytes();
-                    out.array([id_hi, id_lo, 0]);
-                }
-                (None, true) => out.array([0]),
-                (None, false) => {}
-            }
+            write_id_and_empty_properties(out, id, v5);
             if !hand_back {
                 out.slice(&self.payload);
             }
