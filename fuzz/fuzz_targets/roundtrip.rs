@@ -3,11 +3,69 @@
 //! For every `(version, packet)`: `encode` and `encoded_len` fail or succeed together; a failed
 //! encode writes nothing; a successful one writes exactly `encoded_len` bytes, and decoding them
 //! gives the packet back with nothing left over, whether the bytes arrive whole or one at a time.
+//! `encode_split` and `encode_vectored`, which hand large payloads and fields over uncopied,
+//! write the same bytes as `encode` or fail with the same error, writing nothing.
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use mqtt_proto::{Decoder, Packet, ProtocolVersion};
+use mqtt_proto::{Decoder, Packet, ProtocolVersion, Segments};
+
+/// A writer of several buffers: the encoding buffer and the buffers handed over before it.
+struct Parts {
+    buf: BytesMut,
+    parts: Vec<Bytes>,
+}
+
+impl Segments for Parts {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+    fn push(&mut self, bytes: Bytes) {
+        self.parts.push(self.buf.split().freeze());
+        self.parts.push(bytes);
+    }
+}
+
+/// `encode_split` and `encode_vectored` agree with `encode`'s result, `expected`.
+fn check_other_encoders(
+    version: ProtocolVersion,
+    packet: &Packet,
+    expected: Result<&[u8], mqtt_proto::EncodeError>,
+) {
+    let mut buf = BytesMut::from(&b"prefix"[..]);
+    match (packet.encode_split(version, &mut buf), expected) {
+        (Ok((size, rest)), Ok(bytes)) => {
+            let mut all = buf[b"prefix".len()..].to_vec();
+            all.extend_from_slice(rest.as_deref().unwrap_or_default());
+            assert_eq!((size, &all[..]), (bytes.len(), bytes), "encode_split differs");
+        }
+        (Err(e), Err(f)) => {
+            assert_eq!(e, f, "encode_split and encode give different errors");
+            assert_eq!(&buf[..], b"prefix", "a failed encode_split wrote bytes");
+        }
+        (split, _) => panic!("encode_split {split:?} but encode {expected:?}"),
+    }
+    let mut out = Parts {
+        buf: BytesMut::from(&b"prefix"[..]),
+        parts: Vec::new(),
+    };
+    match (packet.encode_vectored(version, &mut out), expected) {
+        (Ok(size), Ok(bytes)) => {
+            let mut all: Vec<u8> = out.parts.iter().flat_map(|p| p.iter().copied()).collect();
+            all.extend_from_slice(&out.buf);
+            assert_eq!(&all[..b"prefix".len()], b"prefix");
+            let all = &all[b"prefix".len()..];
+            assert_eq!((size, all), (bytes.len(), bytes), "encode_vectored differs");
+        }
+        (Err(e), Err(f)) => {
+            assert_eq!(e, f, "encode_vectored and encode give different errors");
+            assert!(out.parts.is_empty(), "a failed encode_vectored handed buffers over");
+            assert_eq!(&out.buf[..], b"prefix", "a failed encode_vectored wrote bytes");
+        }
+        (vectored, _) => panic!("encode_vectored {vectored:?} but encode {expected:?}"),
+    }
+}
 
 fuzz_target!(|input: (ProtocolVersion, Packet)| {
     let (version, packet) = input;
@@ -23,12 +81,14 @@ fuzz_target!(|input: (ProtocolVersion, Packet)| {
         (Err(e), Err(f)) => {
             assert_eq!(e, f, "encode and encoded_len give different errors");
             assert_eq!(&buf[..], b"prefix", "a failed encode wrote bytes");
+            check_other_encoders(version, &packet, Err(e));
             return;
         }
         (encoded, len) => panic!("encode {encoded:?} but encoded_len {len:?}"),
     };
     let _ = buf.split_to(b"prefix".len());
     assert_eq!(buf.len(), written, "encode miscounted its bytes");
+    check_other_encoders(version, &packet, Ok(&buf[..]));
 
     // CONNECT is laid out in the version it names.
     let decode_version = match &packet {
