@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => break Some(e),
         }
     };
-    assert_eq!(whole_packets, view_packets, "the view decoded other packets");
+    assert_eq!(
+        whole_packets, view_packets,
+        "the view decoded other packets"
+    );
     assert_eq!(whole_end, view_end, "the view ended otherwise");
     if whole_end.is_none() {
         assert_eq!(&whole[..], &frozen[at..], "the view left another tail");

@@ -38,7 +38,11 @@ fn check_other_encoders(
         (Ok((size, rest)), Ok(bytes)) => {
             let mut all = buf[b"prefix".len()..].to_vec();
             all.extend_from_slice(rest.as_deref().unwrap_or_default());
-            assert_eq!((size, &all[..]), (bytes.len(), bytes), "encode_split differs");
+            assert_eq!(
+                (size, &all[..]),
+                (bytes.len(), bytes),
+                "encode_split differs"
+            );
         }
         (Err(e), Err(f)) => {
             assert_eq!(e, f, "encode_split and encode give different errors");
@@ -60,8 +64,15 @@ fn check_other_encoders(
         }
         (Err(e), Err(f)) => {
             assert_eq!(e, f, "encode_vectored and encode give different errors");
-            assert!(out.parts.is_empty(), "a failed encode_vectored handed buffers over");
-            assert_eq!(&out.buf[..], b"prefix", "a failed encode_vectored wrote bytes");
+            assert!(
+                out.parts.is_empty(),
+                "a failed encode_vectored handed buffers over"
+            );
+            assert_eq!(
+                &out.buf[..],
+                b"prefix",
+                "a failed encode_vectored wrote bytes"
+            );
         }
         (vectored, _) => panic!("encode_vectored {vectored:?} but encode {expected:?}"),
     }
