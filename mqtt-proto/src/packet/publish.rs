@@ -183,10 +183,11 @@ impl Publish {
     }
 
     /// The PUBLISH most traffic carries, appended inline by the caller: no properties, a topic
-    /// of at most [`SMALL_TOPIC_MAX`] bytes and a payload shorter than [`SPLIT_PAYLOAD_MIN`], so
-    /// that every check passes but the two below, the remaining length takes one or two bytes,
-    /// and nothing is handed back. `None`, with nothing written, for any other PUBLISH, which
-    /// [`Self::encode_with`] encodes.
+    /// of 1 to [`SMALL_TOPIC_MAX`] bytes, a payload shorter than [`SPLIT_PAYLOAD_MIN`] and no
+    /// DUP at QoS 0. Every check of [`Self::body_len`] passes for such a packet, its remaining
+    /// length takes one or two bytes, and nothing is handed back. `None`, with nothing
+    /// written, for any other PUBLISH (one to refuse included), which [`Self::encode_with`]
+    /// encodes or refuses.
     #[inline(always)]
     pub(crate) fn encode_small(
         &self,
@@ -261,9 +262,11 @@ impl Publish {
         Ok((total, Some(self.payload.clone())))
     }
 
-    /// Encodes a PUBLISH without properties, the common case, in four appends: the fixed header
-    /// with the topic's length, the topic, the packet identifier with the empty 5.0 property
-    /// length, and the payload unless `split` hands it back (see [`Packet::encode_split`]).
+    /// Encodes a PUBLISH without properties that [`Self::encode_small`] did not take (a long
+    /// topic, a large payload, or an error to report) in one append of four writes: the fixed
+    /// header with the topic's length, the topic, the packet identifier with the empty 5.0
+    /// property length, and the payload unless `split` hands it back (see
+    /// [`Packet::encode_split`]).
     ///
     /// Checks what [`Publish::body_len`] checks, in the same order.
     ///

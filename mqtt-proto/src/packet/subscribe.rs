@@ -179,11 +179,12 @@ impl Subscribe {
         let v5 = version.is_v5();
         let mut body = 2 + usize::from(v5);
         // One loop per version, so that neither checks what only the other needs: in 3.1.1
-        // the options are the QoS alone, which makes the options byte the QoS. Each loop sums
-        // first and branches once after, on what it gathered: options beyond the QoS in
+        // the options are the QoS alone, which makes the options byte the QoS. The loops sum
+        // the lengths and branch once after, on what they gathered: options beyond the QoS in
         // 3.1.1, and a filter longer than a length prefix can say (which a `TopicFilter`
         // never is: the OR of lengths exceeds 0xFFFF only if one does); `body_len` then names
-        // the first error, in its order.
+        // the first error, in its order. The 5.0 loop refuses No Local on a shared
+        // subscription as it goes.
         let mut longest = 0;
         let mut refused = false;
         if v5 {
