@@ -7,25 +7,9 @@
 //! write the same bytes as `encode` or fail with the same error, writing nothing.
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use mqtt_proto::{Decoder, Packet, ProtocolVersion, Segments};
-
-/// A writer of several buffers: the encoding buffer and the buffers handed over before it.
-struct Parts {
-    buf: BytesMut,
-    parts: Vec<Bytes>,
-}
-
-impl Segments for Parts {
-    fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-    fn push(&mut self, bytes: Bytes) {
-        self.parts.push(self.buf.split().freeze());
-        self.parts.push(bytes);
-    }
-}
+use mqtt_proto::{Decoder, Packet, ProtocolVersion, SegmentList};
 
 /// `encode_split` and `encode_vectored` agree with `encode`'s result, `expected`.
 fn check_other_encoders(
@@ -50,14 +34,13 @@ fn check_other_encoders(
         }
         (split, _) => panic!("encode_split {split:?} but encode {expected:?}"),
     }
-    let mut out = Parts {
+    let mut out = SegmentList {
         buf: BytesMut::from(&b"prefix"[..]),
-        parts: Vec::new(),
+        sealed: Vec::new(),
     };
     match (packet.encode_vectored(version, &mut out), expected) {
         (Ok(size), Ok(bytes)) => {
-            let mut all: Vec<u8> = out.parts.iter().flat_map(|p| p.iter().copied()).collect();
-            all.extend_from_slice(&out.buf);
+            let all = out.to_vec();
             assert_eq!(&all[..b"prefix".len()], b"prefix");
             let all = &all[b"prefix".len()..];
             assert_eq!((size, all), (bytes.len(), bytes), "encode_vectored differs");
@@ -65,7 +48,7 @@ fn check_other_encoders(
         (Err(e), Err(f)) => {
             assert_eq!(e, f, "encode_vectored and encode give different errors");
             assert!(
-                out.parts.is_empty(),
+                out.sealed.is_empty(),
                 "a failed encode_vectored handed buffers over"
             );
             assert_eq!(

@@ -85,7 +85,7 @@ pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,
 };
-pub use segments::Segments;
+pub use segments::{SegmentList, Segments};
 pub use string::{MqttString, MAX_STRING_LEN};
 pub use topic::{TopicFilter, TopicName};
 pub use types::{PacketId, ProtocolVersion, QoS, QosPid};

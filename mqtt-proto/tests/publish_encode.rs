@@ -5,10 +5,10 @@
 mod common;
 
 use bytes::BytesMut;
-use common::{Parts, VERSIONS};
+use common::VERSIONS;
 use mqtt_proto::{
-    Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS, QosPid, TopicName,
-    SPLIT_PAYLOAD_MIN,
+    Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS, QosPid, SegmentList,
+    TopicName, SPLIT_PAYLOAD_MIN,
 };
 use proptest::prelude::*;
 
@@ -61,15 +61,15 @@ fn check(version: ProtocolVersion, publish: Publish) -> Result<(), TestCaseError
     joined.extend_from_slice(rest.as_deref().unwrap_or_default());
     prop_assert_eq!(&joined[..], &expected[..]);
 
-    let mut out = Parts {
+    let mut out = SegmentList {
         buf: BytesMut::from(&b"xyz"[..]),
-        parts: Vec::new(),
+        sealed: Vec::new(),
     };
     prop_assert_eq!(
         packet.encode_vectored(version, &mut out),
         Ok(expected.len())
     );
-    let joined = out.joined();
+    let joined = out.to_vec();
     prop_assert_eq!(&joined[..3], b"xyz");
     prop_assert_eq!(&joined[3..], &expected[..]);
     Ok(())

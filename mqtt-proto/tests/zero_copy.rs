@@ -7,11 +7,11 @@ mod common;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use common::{b, encode, hex, pid, s, topic, user, Parts, VERSIONS};
+use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
 use mqtt_proto::{
     ConnAck, ConnAckProperties, Connect, DecodeErrorKind, Decoder, LastWill, MqttString, Packet,
-    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe, SubscribeProperties,
-    Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
+    ProtocolVersion, Publish, PublishProperties, QoS, QosPid, SegmentList, Subscribe,
+    SubscribeProperties, Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
 };
 use ProtocolVersion::{V3_1_1, V5};
 
@@ -530,10 +530,10 @@ fn encode_vectored_hands_large_connect_fields_over_uncopied() {
             connect.password = Some(password.clone());
             let packet = Packet::from(connect);
             let whole = encode(version, &packet).unwrap();
-            let mut out = Parts::default();
+            let mut out = SegmentList::default();
             let size = packet.encode_vectored(version, &mut out).unwrap();
             assert_eq!(size, whole.len(), "mask {mask:05b} in {version}");
-            assert_eq!(out.joined(), whole, "mask {mask:05b} in {version}");
+            assert_eq!(out.to_vec(), whole, "mask {mask:05b} in {version}");
             // Every large field is one of the parts, at its own address; nothing else is.
             let fields = [
                 client_id.as_bytes(),
@@ -543,7 +543,7 @@ fn encode_vectored_hands_large_connect_fields_over_uncopied() {
                 &password,
             ];
             let handed: Vec<*const u8> = out
-                .parts
+                .sealed
                 .iter()
                 .skip(1)
                 .step_by(2)
@@ -565,13 +565,13 @@ fn encode_vectored_fails_as_encode_does_and_writes_nothing() {
     let mut connect = Connect::new(V3_1_1, s("c"), 30);
     connect.password = Some(Bytes::from(vec![1; SPLIT_PAYLOAD_MIN]));
     let packet = Packet::from(connect);
-    let mut out = Parts::default();
+    let mut out = SegmentList::default();
     assert_eq!(
         packet.encode_vectored(V3_1_1, &mut out),
         packet.encode(V3_1_1, &mut BytesMut::new())
     );
     assert!(packet.encode_vectored(V3_1_1, &mut out).is_err());
-    assert!(out.buf.is_empty() && out.parts.is_empty());
+    assert!(out.buf.is_empty() && out.sealed.is_empty());
     // A CONNECT of another version than the encoder's.
     let mut connect = Connect::new(V5, s("c"), 30);
     connect.username = Some(s(&"u".repeat(SPLIT_PAYLOAD_MIN)));
@@ -581,7 +581,7 @@ fn encode_vectored_fails_as_encode_does_and_writes_nothing() {
         packet.encode(V3_1_1, &mut BytesMut::new())
     );
     assert!(packet.encode_vectored(V3_1_1, &mut out).is_err());
-    assert!(out.buf.is_empty() && out.parts.is_empty());
+    assert!(out.buf.is_empty() && out.sealed.is_empty());
 }
 
 #[test]
@@ -600,17 +600,20 @@ fn encode_vectored_writes_other_packets_as_encode_split_does() {
         let connect = Packet::from(Connect::new(version, s("c"), 30));
         for packet in packets.iter().chain([&connect]) {
             let whole = encode(version, packet).unwrap();
-            let mut out = Parts::default();
+            let mut out = SegmentList::default();
             let size = packet.encode_vectored(version, &mut out).unwrap();
             assert_eq!(
-                (size, out.joined()),
+                (size, out.to_vec()),
                 (whole.len(), whole),
                 "{packet:?} in {version}"
             );
         }
-        let mut out = Parts::default();
+        let mut out = SegmentList::default();
         packets[0].encode_vectored(version, &mut out).unwrap();
-        assert_eq!(out.parts.get(1).map(|p| p.as_ptr()), Some(payload.as_ptr()));
+        assert_eq!(
+            out.sealed.get(1).map(|p| p.as_ptr()),
+            Some(payload.as_ptr())
+        );
     }
 }
 

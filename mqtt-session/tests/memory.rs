@@ -30,6 +30,21 @@ fn connected_session() -> (Session, Instant) {
     (session, now)
 }
 
+/// Hands `wire` to the session in reads of 64 KiB, as a driver makes them, without copying,
+/// and each message received to `each`.
+fn read_in_64k(session: &mut Session, now: Instant, wire: &[u8], mut each: impl FnMut(Publish)) {
+    for chunk in wire.chunks(64 * 1024) {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.extend_from_slice(chunk);
+        session.handle_read_buf(now, &mut buf);
+        while let Some(event) = session.poll_event() {
+            if let Event::Message { publish, .. } = event {
+                each(publish);
+            }
+        }
+    }
+}
+
 fn stream_of(count: u32, payload: usize) -> Vec<u8> {
     let mut wire = BytesMut::new();
     for i in 0..count {
@@ -57,20 +72,12 @@ fn keeping_one_message_in_a_hundred_costs_about_their_own_size() {
     let (mut session, now) = connected_session();
     let before = live();
     let mut kept: Vec<Bytes> = Vec::new();
-    // Reads of 64 KiB, as a driver makes them, handed over without copying.
-    for chunk in wire.chunks(64 * 1024) {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        buf.extend_from_slice(chunk);
-        session.handle_read_buf(now, &mut buf);
-        while let Some(event) = session.poll_event() {
-            if let Event::Message { publish, .. } = event {
-                let index = u32::from_be_bytes(publish.payload[..4].try_into().unwrap());
-                if index % 100 == 0 {
-                    kept.push(publish.payload);
-                }
-            }
+    read_in_64k(&mut session, now, &wire, |publish| {
+        let index = u32::from_be_bytes(publish.payload[..4].try_into().unwrap());
+        if index % 100 == 0 {
+            kept.push(publish.payload);
         }
-    }
+    });
     assert_eq!(kept.len(), (COUNT / 100) as usize);
     let cost = live() - before;
     let own: usize = kept.iter().map(Bytes::len).sum();
@@ -99,20 +106,12 @@ fn a_small_received_message_takes_one_heap_block() {
         let (live_before, blocks_before) = (live(), blocks());
         let mut kept: Vec<Publish> = Vec::with_capacity((COUNT / KEEP_EVERY) as usize);
         let mut taken = 0;
-        // Reads of 64 KiB, as a driver makes them, handed over without copying.
-        for chunk in wire.chunks(64 * 1024) {
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            buf.extend_from_slice(chunk);
-            session.handle_read_buf(now, &mut buf);
-            while let Some(event) = session.poll_event() {
-                if let Event::Message { publish, .. } = event {
-                    if taken % KEEP_EVERY == 0 {
-                        kept.push(publish);
-                    }
-                    taken += 1;
-                }
+        read_in_64k(&mut session, now, &wire, |publish| {
+            if taken % KEEP_EVERY == 0 {
+                kept.push(publish);
             }
-        }
+            taken += 1;
+        });
         assert_eq!(taken, COUNT);
         let allocated = blocks() - blocks_before;
         session.release_memory();

@@ -6,30 +6,12 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use mqtt_proto::{
     Connect, Decoder, LastWill, MqttString, Packet, PacketId, ProtocolVersion, PubAck, Publish,
-    QoS, QosPid, Segments, Subscribe, SubscribeProperties, Subscription, TopicFilter, TopicName,
+    QoS, QosPid, SegmentList, Subscribe, SubscribeProperties, Subscription, TopicFilter, TopicName,
     UserProperty,
 };
 
 use crate::codec::Codec;
 use crate::message::{ConnectMessage, Message, TOPIC};
-
-/// What a vectored writer holds: the buffer packets are encoded into, and the buffers
-/// handed over whole before it, as `mqtt_session::Transmit` keeps them.
-pub(crate) struct Parts {
-    buf: BytesMut,
-    parts: Vec<Bytes>,
-}
-
-impl Segments for Parts {
-    fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-
-    fn push(&mut self, bytes: Bytes) {
-        self.parts.push(self.buf.split().freeze());
-        self.parts.push(bytes);
-    }
-}
 
 /// Our codec speaking 3.1.1 (`V5 = false`) or 5.0 (`V5 = true`).
 pub(crate) struct Ours<const V5: bool>;
@@ -53,7 +35,7 @@ fn packet_id(id: u16) -> PacketId {
 impl<const V5: bool> Codec for Ours<V5> {
     const NAME: &'static str = "ours";
     type Packet<'m> = Packet;
-    type Buf = Parts;
+    type Buf = SegmentList;
     type State = Decoder;
     type Decoded<'a> = Packet;
     type StreamInput = BytesMut;
@@ -103,21 +85,17 @@ impl<const V5: bool> Codec for Ours<V5> {
         })
     }
 
-    fn new_buf(capacity: usize) -> Parts {
-        Parts {
-            buf: BytesMut::with_capacity(capacity),
-            parts: Vec::with_capacity(8),
-        }
+    fn new_buf(capacity: usize) -> SegmentList {
+        SegmentList::with_capacity(capacity)
     }
 
     #[inline(always)]
-    fn encode(packet: &Packet, out: &mut Parts) -> usize {
-        out.buf.clear();
-        out.parts.clear();
+    fn encode(packet: &Packet, out: &mut SegmentList) -> usize {
+        out.clear();
         // A large PUBLISH payload or CONNECT field is handed over uncopied, for a vectored
         // write.
         let size = packet.encode_vectored(Self::VERSION, out).expect("encode");
-        black_box(&out.parts);
+        black_box(&out.sealed);
         size
     }
 
@@ -126,9 +104,7 @@ impl<const V5: bool> Codec for Ours<V5> {
         packet
             .encode_vectored(Self::VERSION, &mut out)
             .expect("encode");
-        let mut all: Vec<u8> = out.parts.iter().flat_map(|p| p.iter().copied()).collect();
-        all.extend_from_slice(&out.buf);
-        all
+        out.to_vec()
     }
 
     fn new_state() -> Decoder {

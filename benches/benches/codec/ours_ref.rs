@@ -4,11 +4,11 @@
 //! so this column has decode rows only.
 
 use bytes::Bytes;
-use mqtt_proto::{Decoder, Packet, PacketId, PacketRef};
+use mqtt_proto::{Decoder, Packet, PacketId, PacketRef, SegmentList};
 
 use crate::codec::Codec;
 use crate::message::{ConnectMessage, Message};
-use crate::ours::{Ours, Parts};
+use crate::ours::Ours;
 
 /// Our borrowed view speaking 3.1.1 (`V5 = false`) or 5.0 (`V5 = true`).
 pub(crate) struct OursRef<const V5: bool>;
@@ -17,7 +17,7 @@ impl<const V5: bool> Codec for OursRef<V5> {
     const NAME: &'static str = "ours (borrowed)";
     const ENCODES: bool = false;
     type Packet<'m> = Packet;
-    type Buf = Parts;
+    type Buf = SegmentList;
     type State = Decoder;
     type Decoded<'a> = PacketRef<'a>;
     type StreamInput = Bytes;
@@ -26,11 +26,11 @@ impl<const V5: bool> Codec for OursRef<V5> {
         Ours::<V5>::build(message)
     }
 
-    fn new_buf(capacity: usize) -> Parts {
+    fn new_buf(capacity: usize) -> SegmentList {
         Ours::<V5>::new_buf(capacity)
     }
 
-    fn encode(packet: &Packet, buf: &mut Parts) -> usize {
+    fn encode(packet: &Packet, buf: &mut SegmentList) -> usize {
         Ours::<V5>::encode(packet, buf)
     }
 

@@ -149,30 +149,3 @@ pub(crate) const VERSIONS: [ProtocolVersion; 3] = [
 
 /// Versions before 5.0.
 pub(crate) const V3: [ProtocolVersion; 2] = [ProtocolVersion::V3_1, ProtocolVersion::V3_1_1];
-
-/// A writer of several buffers, as [`mqtt_proto::Segments`] describes one: the buffer packets
-/// are encoded into, and the buffers handed over whole before it.
-#[derive(Default)]
-pub(crate) struct Parts {
-    pub(crate) buf: BytesMut,
-    pub(crate) parts: Vec<Bytes>,
-}
-
-impl mqtt_proto::Segments for Parts {
-    fn buf(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-    fn push(&mut self, bytes: Bytes) {
-        self.parts.push(self.buf.split().freeze());
-        self.parts.push(bytes);
-    }
-}
-
-impl Parts {
-    /// Every byte written, in order.
-    pub(crate) fn joined(&self) -> Vec<u8> {
-        let mut all: Vec<u8> = self.parts.iter().flat_map(|p| p.iter().copied()).collect();
-        all.extend_from_slice(&self.buf);
-        all
-    }
-}
