@@ -76,6 +76,12 @@ impl MqttString {
         Self(text::shared(frame, text))
     }
 
+    /// `text`, a string a decoder checked, copied into an allocation of its own.
+    #[inline]
+    pub(crate) fn copied(text: &str) -> Self {
+        Self(ByteString::from(text))
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -1,4 +1,5 @@
-//! Decoded strings and payloads are slices of the received frame, not copies; the largest
+//! Decoded strings and payloads are slices of the received frame, not copies (but for the small
+//! PUBLISHes `Decoder::decode` copies out of a stream, which keep only themselves); the largest
 //! fields and packets the specs allow survive a round trip; framing handles the largest
 //! remaining length without buffering it.
 
@@ -41,6 +42,14 @@ fn decode_in_place(version: ProtocolVersion, wire: &[u8]) -> (Packet, Range<usiz
     (packet, whole)
 }
 
+/// Decodes one whole frame with `Decoder::decode_frame`, returning it with the frame's address
+/// range.
+fn decode_frame_in_place(version: ProtocolVersion, wire: &[u8]) -> (Packet, Range<usize>) {
+    let frame = Bytes::copy_from_slice(wire);
+    let whole = range(&frame);
+    (Decoder::new(version).decode_frame(&frame).unwrap(), whole)
+}
+
 #[test]
 fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
     let wire = hex("33 2f
@@ -52,7 +61,7 @@ fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
            03 00 04 'json'
            26 00 01 'k' 00 01 'v'
          'payload'");
-    let (packet, whole) = decode_in_place(V5, &wire);
+    let (packet, whole) = decode_frame_in_place(V5, &wire);
     let Packet::Publish(publish) = packet else {
         panic!("not a PUBLISH");
     };
@@ -94,7 +103,7 @@ fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
 #[test]
 fn publish_3_1_1_topic_and_payload_are_slices_of_the_frame() {
     let wire = hex("30 0c 00 03 'a/b' 'payload'");
-    let (packet, whole) = decode_in_place(V3_1_1, &wire);
+    let (packet, whole) = decode_frame_in_place(V3_1_1, &wire);
     let Packet::Publish(publish) = packet else {
         panic!("not a PUBLISH");
     };
@@ -219,6 +228,86 @@ fn decoded_packets_outlive_the_stream_buffer() {
         (second.topic.as_str(), &second.payload[..]),
         ("c/d", &b"yo"[..])
     );
+}
+
+/// A PUBLISH of `size` bytes with properties in 5.0, and the bytes it encodes to.
+fn publish_of_size(version: ProtocolVersion, size: usize) -> (Packet, Vec<u8>) {
+    let mut publish = Publish::new(topic("a/b"), QosPid::AtLeastOnce(pid(9)), Bytes::new());
+    if version == V5 {
+        publish.properties = PublishProperties {
+            content_type: Some(s("json")),
+            user_properties: vec![user("k", "v")],
+            ..PublishProperties::default()
+        }
+        .into();
+    }
+    let bare = encode(version, &Packet::Publish(publish.clone()))
+        .unwrap()
+        .len();
+    // The bare packet's remaining length takes one byte; from 131 bytes in all it takes two.
+    assert!(bare < 128 && size >= 131);
+    publish.payload = Bytes::from(vec![b'p'; size - bare - 1]);
+    let packet = Packet::Publish(publish);
+    let wire = encode(version, &packet).unwrap();
+    assert_eq!(wire.len(), size);
+    (packet, wire)
+}
+
+#[test]
+fn small_publish_read_from_a_stream_is_copied_and_pins_no_buffer() {
+    for version in VERSIONS {
+        for size in [131, 255, 256] {
+            let (sent, wire) = publish_of_size(version, size);
+            let mut buf = BytesMut::with_capacity(4096);
+            buf.extend_from_slice(&wire);
+            let whole = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+            let decoded = Decoder::new(version).decode(&mut buf).unwrap().unwrap();
+            assert!(decoded == sent, "{version:?} {size}: decoded {decoded:?}");
+            assert!(buf.is_empty());
+            let Packet::Publish(p) = &decoded else {
+                unreachable!()
+            };
+            let mut kept = vec![p.topic.as_bytes().as_ref(), &p.payload[..]];
+            for pair in &p.properties.user_properties {
+                kept.extend([
+                    pair.name.as_bytes().as_ref(),
+                    pair.value.as_bytes().as_ref(),
+                ]);
+            }
+            for part in kept {
+                let part = range(part);
+                assert!(
+                    part.end <= whole.start || part.start >= whole.end,
+                    "{version:?} {size}: {part:x?} lies in the read buffer {whole:x?}"
+                );
+            }
+            // While the message is kept, the next read reuses the buffer in place.
+            buf.reserve(4096);
+            assert_eq!(buf.as_ptr() as usize, whole.start, "{version:?} {size}");
+            // The same frame decoded whole gives the same packet.
+            assert!(
+                Decoder::new(version)
+                    .decode_frame(&Bytes::from(wire))
+                    .unwrap()
+                    == decoded
+            );
+        }
+    }
+}
+
+#[test]
+fn publish_above_the_copy_size_read_from_a_stream_shares_the_buffer() {
+    for version in VERSIONS {
+        let (sent, wire) = publish_of_size(version, 257);
+        let (decoded, whole) = decode_in_place(version, &wire);
+        assert!(decoded == sent, "{version:?}");
+        let Packet::Publish(p) = &decoded else {
+            unreachable!()
+        };
+        assert_within(&whole, p.topic.as_bytes(), "topic");
+        assert_within(&whole, &p.payload, "payload");
+        assert_eq!(range(&p.payload).end, whole.end);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
