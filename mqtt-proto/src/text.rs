@@ -184,18 +184,7 @@ fn each_block(bytes: &[u8], last: &[u8; BLOCK], mut step: impl FnMut(&[u8; BLOCK
 /// never does.
 #[inline]
 fn scan_blocks<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> Seen {
-    let mut top = [0u8; BLOCK];
-    each_block(bytes, last, |block| {
-        for (top, &b) in top.iter_mut().zip(block) {
-            let wildcard = if WILDCARDS {
-                0u8.wrapping_sub(u8::from(is_wildcard(b)))
-            } else {
-                0
-            };
-            *top = (*top).max(b.wrapping_sub(1) | wildcard);
-        }
-    });
-    if top.iter().fold(0, |acc, &t| acc.max(t)) < 0x7F {
+    if blocks_plain::<WILDCARDS>(bytes, last) {
         return Seen {
             min: 1,
             all: 0,
@@ -219,6 +208,66 @@ fn scan_blocks<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> Seen 
         min: min.iter().fold(u8::MAX, |acc, &m| acc.min(m)),
         all: all.iter().fold(0, |acc, &a| acc | a),
         wildcard: wild.iter().fold(0, |acc, &w| acc | w) != 0,
+    }
+}
+
+/// Whether every byte of a string of at least [`BLOCK`] bytes is ASCII and not U+0000 (and,
+/// with `WILDCARDS`, neither `+` nor `#`): the first pass of [`scan_blocks`].
+#[inline(always)]
+fn blocks_plain<const WILDCARDS: bool>(bytes: &[u8], last: &[u8; BLOCK]) -> bool {
+    let mut top = [0u8; BLOCK];
+    each_block(bytes, last, |block| {
+        for (top, &b) in top.iter_mut().zip(block) {
+            let wildcard = if WILDCARDS {
+                0u8.wrapping_sub(u8::from(is_wildcard(b)))
+            } else {
+                0
+            };
+            *top = (*top).max(b.wrapping_sub(1) | wildcard);
+        }
+    });
+    top.iter().fold(0, |acc, &t| acc.max(t)) < 0x7F
+}
+
+/// [`blocks_plain`] for a string of 8 to 31 bytes, in eight-byte words as [`scan_words`] reads
+/// them: a byte with its high bit set, a zero byte and a wildcard each leave a high bit in the
+/// OR of the words.
+#[inline(always)]
+fn words_plain(bytes: &[u8], last: &[u8; 8]) -> bool {
+    let (words, _) = bytes.as_chunks::<8>();
+    let bad = words
+        .iter()
+        .chain(core::iter::once(last))
+        .fold(0, |bad, word| {
+            let v = u64::from_ne_bytes(*word);
+            bad | v | zero_byte(v) | wildcard_bits(v)
+        });
+    bad & HIGHS == 0
+}
+
+/// `bytes` as a topic name when it is the kind nearly every PUBLISH carries: ASCII, with no
+/// U+0000, `+` or `#`. `None` for any other bytes, which [`Scanned::topic`] then examines for
+/// the rule they break, if any. One test of one accumulated value decides, where the full scan
+/// reports three findings that each need a test of their own.
+#[inline(always)]
+pub(crate) fn plain_topic_name(bytes: &[u8]) -> Option<&str> {
+    let plain = if let Some(last) = bytes.last_chunk::<BLOCK>() {
+        blocks_plain::<true>(bytes, last)
+    } else if let Some(last) = bytes.last_chunk::<8>() {
+        words_plain(bytes, last)
+    } else {
+        // `b - 1` (wrapping) is 0x7F or more exactly for U+0000 and the bytes from 0x80.
+        !bytes.iter().fold(false, |bad, &b| {
+            bad | (b.wrapping_sub(1) >= 0x7F) | is_wildcard(b)
+        })
+    };
+    if plain {
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: `plain` is true only when every byte of `bytes` was seen to be below 0x80
+        // (each of the three tests above rejects the bytes from 0x80); ASCII is valid UTF-8.
+        Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+    } else {
+        None
     }
 }
 
@@ -298,12 +347,18 @@ mod tests {
             let plain = vec![b'a'; len];
             assert_eq!(scan_special(&plain), (false, false, true));
             assert_eq!(scan_plain(&plain), (false, true));
+            assert_eq!(plain_topic_name(&plain).map(str::len), Some(len));
             for pos in 0..len {
                 for (special, null) in [(0, true), (b'+', false), (b'#', false)] {
                     let mut bytes = plain.clone();
                     bytes[pos] = special;
                     let found = scan_special(&bytes);
                     assert_eq!(found, (null, !null, true), "{special} at {pos} of {len}");
+                    assert_eq!(
+                        plain_topic_name(&bytes),
+                        None,
+                        "{special} at {pos} of {len}"
+                    );
                     assert_eq!(
                         scan_plain(&bytes),
                         (null, true),
@@ -316,6 +371,7 @@ mod tests {
                     let mut bytes = plain.clone();
                     bytes[pos] = near;
                     let ascii = near < 0x80;
+                    assert_eq!(plain_topic_name(&bytes).is_some(), ascii, "{near} at {pos}");
                     assert_eq!(
                         scan_special(&bytes),
                         (false, false, ascii),
@@ -381,6 +437,8 @@ mod tests {
             proptest::prop_assert_eq!(Scanned::topic(&bytes).and_then(Scanned::to_str), expected);
             proptest::prop_assert_eq!(Scanned::plain(&bytes).and_then(Scanned::to_str), expected);
             proptest::prop_assert_eq!(checked_str(&bytes), utf8);
+            let plain = bytes.is_ascii() && !null && !wildcard;
+            proptest::prop_assert_eq!(plain_topic_name(&bytes), plain.then_some(utf8).flatten());
         }
     }
 

@@ -552,13 +552,11 @@ pub(crate) fn fixed_header(
     )))
 }
 
-/// The parts of a PUBLISH, every rule checked but the topic's UTF-8, which the owned decoder
-/// leaves to the `ByteString` it makes (so the topic is checked once on either path).
+/// The parts of a PUBLISH, every rule checked.
 pub(crate) struct PublishParts<'a> {
     pub(crate) dup: bool,
     pub(crate) qos_pid: QosPid,
     pub(crate) retain: bool,
-    /// Scanned for U+0000 and wildcards, not yet for UTF-8.
     pub(crate) topic: &'a str,
     pub(crate) topic_alias: Option<NonZeroU16>,
     pub(crate) properties: PropertiesRef<'a>,
@@ -587,11 +585,11 @@ pub(crate) fn publish_parts<'a>(
         _ => return Err(Kind::InvalidQoS),
     };
     let mut r = Reader::new(body);
-    // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
-    let topic = Scanned::topic(r.prefixed()?)?;
-    if topic.has_wildcard() {
-        return Err(crate::TopicError::WildcardInName.into());
-    }
+    let name = r.prefixed()?;
+    let topic = match text::plain_topic_name(name) {
+        Some(topic) => topic,
+        None => unusual_topic_name(name)?,
+    };
     let qos_pid = match qos {
         // [MQTT-2.3.1-5 v3.1.1] / [MQTT-2.2.1-2 v5.0]: no packet identifier at QoS 0.
         QoS::AtMostOnce => QosPid::AtMostOnce,
@@ -610,7 +608,6 @@ pub(crate) fn publish_parts<'a>(
             properties::read_block_with(&mut r, properties::Set::Publish, each_property)?;
         (props, found.topic_alias)
     };
-    let topic = topic.to_str()?;
     if topic.is_empty() && topic_alias.is_none() {
         return Err(if version.is_v5() {
             Kind::EmptyTopicWithoutAlias
@@ -627,6 +624,18 @@ pub(crate) fn publish_parts<'a>(
         properties,
         payload: r.rest(),
     })
+}
+
+/// A PUBLISH's topic name that [`text::plain_topic_name`] did not take: checked for U+0000,
+/// then for wildcards, then for UTF-8 (a name outside ASCII is valid when it is UTF-8).
+#[inline(never)]
+fn unusual_topic_name(bytes: &[u8]) -> Result<&str> {
+    // [MQTT-3.3.2-1 v3.1.1 v5.0] [MQTT-3.3.2-2 v3.1.1 v5.0]
+    let topic = Scanned::topic(bytes)?;
+    if topic.has_wildcard() {
+        return Err(crate::TopicError::WildcardInName.into());
+    }
+    Ok(topic.to_str()?)
 }
 
 /// Parses one frame's body into the borrowed packet. `flags` are the low nibble of the first

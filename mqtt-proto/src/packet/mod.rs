@@ -451,9 +451,9 @@ fn owned_from_frame(
     }
 }
 
-/// PUBLISH, the packet decoded most, built from its checked parts: its topic becomes a
-/// `ByteString`, whose UTF-8 check is the only one the topic gets, and its payload is the
-/// frame itself advanced past the headers, which costs no reference count.
+/// PUBLISH, the packet decoded most, built from its checked parts: its topic shares the frame
+/// without a second check, and its payload is the frame itself advanced past the headers,
+/// which costs no reference count.
 #[inline]
 fn owned_publish(
     frame: Bytes,
