@@ -3,7 +3,9 @@
 //! One [`Packet`] model covers every control packet of every version; a [`ProtocolVersion`]
 //! chooses the wire layout. Decoding frames a packet from a byte stream, enforces the maximum
 //! packet size from the fixed header alone, and keeps topics, strings and payloads as
-//! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied. Encoding computes the exact size
+//! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied (but a PUBLISH of up to
+//! 256 bytes that [`Decoder::decode`] reads from a stream, copied because that costs less than
+//! sharing the buffer and keeps none of it). Encoding computes the exact size
 //! first and reserves once; [`Packet::encode_split`] leaves a large PUBLISH payload out of the
 //! buffer for a vectored write. Every rule of the specs' packet formats is checked, and each
 //! violation is a typed [`DecodeError`] that names the statement (or section) it breaks in the
