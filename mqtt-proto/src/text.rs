@@ -11,7 +11,7 @@
 //! the second check, a quarter to a third of that without it; every decoded topic name and
 //! property string pays the call otherwise. Every `unsafe` block of this module depends only on
 //! checks made in it: a [`Scanned`] can be made only by its scans, [`checked_str`]
-//! tests the bytes itself, and [`shared`] only slices a `&str`.
+//! and [`plain_topic_name`] test the bytes themselves, and [`shared`] only slices a `&str`.
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
