@@ -455,25 +455,7 @@ impl Mosquitto {
             if config.tls {
                 ports.tls = picked.next();
             }
-            if let Some((user, password)) = &config.password {
-                write_password(&password_file(dir.path()), user, password);
-            }
-            let config_file = dir.path().join("mosquitto.conf");
-            let log_file = dir.path().join("mosquitto.log");
-            let text = render_config(&config, ports, dir.path(), &log_file, certs.as_ref());
-            fs::write(&config_file, text).expect("write mosquitto.conf");
-            let unix_socket = config.unix_socket.then(|| unix_socket_path(dir.path()));
-            let mut broker = Self {
-                binary: binary.clone(),
-                dir,
-                config_file,
-                log_file,
-                ports,
-                certs: certs.clone(),
-                unix_socket,
-                child: None,
-                bridges: Vec::new(),
-            };
+            let mut broker = Self::configured(&binary, dir, &config, ports, certs.clone());
             match broker.launch() {
                 Ok(()) => {
                     broker.open_bridges(&config);
@@ -493,6 +475,35 @@ impl Mosquitto {
             }
         }
         panic!("mosquitto did not start:\n{last_log}");
+    }
+
+    /// The broker of `config` on `ports`, its files written in `dir`, not yet started.
+    fn configured(
+        binary: &Path,
+        dir: TempDir,
+        config: &MosquittoConfig,
+        ports: Ports,
+        certs: Option<TestCerts>,
+    ) -> Self {
+        if let Some((user, password)) = &config.password {
+            write_password(&password_file(dir.path()), user, password);
+        }
+        let config_file = dir.path().join("mosquitto.conf");
+        let log_file = dir.path().join("mosquitto.log");
+        let text = render_config(config, ports, dir.path(), &log_file, certs.as_ref());
+        fs::write(&config_file, text).expect("write mosquitto.conf");
+        let unix_socket = config.unix_socket.then(|| unix_socket_path(dir.path()));
+        Self {
+            binary: binary.to_path_buf(),
+            dir,
+            config_file,
+            log_file,
+            ports,
+            certs,
+            unix_socket,
+            child: None,
+            bridges: Vec::new(),
+        }
     }
 
     /// A broker with a plain listener only.
@@ -543,7 +554,7 @@ impl Mosquitto {
         .into_iter()
         .flatten()
         .collect();
-        for port in ports {
+        for &port in &ports {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -569,6 +580,13 @@ impl Mosquitto {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        if let Some(port) = self.port_answered_by_another(&ports) {
+            self.stop_child(true);
+            return Err(format!(
+                "port {port} answered, but not from the broker (another process took it)\n{}",
+                self.log()
+            ));
+        }
         self.check_loopback_only();
         #[cfg(unix)]
         if let Some(path) = self.unix_socket.clone() {
@@ -581,6 +599,25 @@ impl Mosquitto {
             }
         }
         Ok(())
+    }
+
+    /// One of `ports` that the broker process does not listen on, though a connection to it
+    /// was accepted: a port released by `free_ports` can be taken by another test's listener
+    /// before the broker binds it, and the broker then exits while the other listener
+    /// answers. `None` where `/proc` cannot tell.
+    fn port_answered_by_another(&mut self, ports: &[u16]) -> Option<u16> {
+        let exited = self
+            .child
+            .as_mut()
+            .is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+        if exited {
+            return ports.first().copied();
+        }
+        let listening = sockets::listening_addresses(self.pid()?)?;
+        ports
+            .iter()
+            .copied()
+            .find(|port| !listening.iter().any(|addr| addr.port() == *port))
     }
 
     /// Fails (stopping the broker) unless every TCP socket it listens on is on loopback.
@@ -891,4 +928,29 @@ pub async fn join<A: std::future::Future, B: std::future::Future>(
         std::task::Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_listener_answers_is_not_taken_for_the_broker() {
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let ports = Ports {
+            mqtt: port,
+            ..Ports::default()
+        };
+        let config = MosquittoConfig::new();
+        let mut broker =
+            Mosquitto::configured(&mosquitto_binary(), tempdir(), &config, ports, None);
+        let err = broker.launch().unwrap_err();
+        assert!(
+            err.contains(&format!("port {port} answered, but not from the broker")),
+            "{err}"
+        );
+        assert!(!broker.is_running());
+        drop(other);
+    }
 }
