@@ -79,7 +79,7 @@ impl MqttString {
     /// `text`, a string a decoder checked, copied into an allocation of its own.
     #[inline]
     pub(crate) fn copied(text: &str) -> Self {
-        Self(ByteString::from(text))
+        Self(text::copied(text))
     }
 
     /// The text.

@@ -149,7 +149,7 @@ pub(crate) fn share(frame: &Bytes, sub: &[u8]) -> Bytes {
     if lies_within(frame, sub) {
         frame.slice_ref(sub)
     } else {
-        Bytes::copy_from_slice(sub)
+        text::copied_bytes(sub)
     }
 }
 

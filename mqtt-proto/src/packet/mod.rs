@@ -494,7 +494,7 @@ fn copied_publish(body: &[u8], flags: u8, version: ProtocolVersion) -> Result<Pa
         properties.apply(&none, id, value)
     })?;
     let topic = owned_topic(p.topic, crate::MqttString::copied);
-    let payload = Bytes::copy_from_slice(p.payload);
+    let payload = crate::text::copied_bytes(p.payload);
     Ok(publish_of(
         (p.dup, p.qos_pid, p.retain),
         topic,
