@@ -469,11 +469,11 @@ fn owned_publish(
         properties.apply(&frame, id, value)
     })?;
     let topic = owned_topic(p.topic, |text| owned_string(&frame, text));
-    let flags = (p.dup, p.qos_pid, p.retain);
+    let header_flags = (p.dup, p.qos_pid, p.retain);
     let payload_start = frame.len() - p.payload.len();
     let mut payload = frame;
     payload.advance(payload_start);
-    Ok(publish_of(flags, topic, properties, payload))
+    Ok(publish_of(header_flags, topic, properties, payload))
 }
 
 /// A PUBLISH of at most [`COPY_PUBLISH_MAX`] bytes whose `body` is still in the read buffer:
