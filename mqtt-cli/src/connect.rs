@@ -164,7 +164,7 @@ pub(crate) fn options(
             payload: payload.into_bytes().into(),
             qos: qos(conn.will_qos),
             retain: conn.will_retain,
-            properties: props.will.clone(),
+            properties: props.will.clone().into(),
         });
         options = options.config(config);
     } else if conn.will_payload.is_some() {

@@ -5,7 +5,9 @@
 //! packet size from the fixed header alone, and keeps topics, strings and payloads as
 //! [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) slices of the frame, so nothing is copied (but a PUBLISH of up to
 //! 256 bytes that [`Decoder::decode`] reads from a stream, copied because that costs less than
-//! sharing the buffer and keeps none of it). Encoding computes the exact size
+//! sharing the buffer and keeps none of it, and strings of up to [`MqttString::INLINE_LEN`]
+//! bytes, most topics and property strings, which an [`MqttString`] holds in place: no
+//! allocation and no reference count). Encoding computes the exact size
 //! first and reserves once; [`Packet::encode_split`] leaves a large PUBLISH payload out of the
 //! buffer for a vectored write. Every rule of the specs' packet formats is checked, and each
 //! violation is a typed [`DecodeError`] that names the statement (or section) it breaks in the

@@ -394,7 +394,7 @@ macro_rules! property_set {
             /// The boxed properties of a block that [`read_block`] checked; the empty block,
             /// the common case, without an allocation.
             #[inline(always)]
-            #[allow(dead_code)] // The sets that CONNECT and CONNACK carry are not boxed.
+            #[allow(dead_code)] // The set CONNACK carries is not boxed.
             pub(crate) fn boxed_from_ref(frame: &Bytes, block: PropertiesRef<'_>) -> PropertyBox<Self> {
                 if block.is_empty() {
                     PropertyBox::EMPTY

@@ -1,4 +1,5 @@
-//! `MqttString`: a validated UTF-8 encoded string that shares the packet's buffer.
+//! `MqttString`: a validated UTF-8 encoded string, held in place when short, sharing the
+//! packet's buffer otherwise.
 
 use core::fmt;
 use core::ops::Deref;
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::error::StringError;
-use crate::text;
+use crate::text::{self, InlineStr};
 
 /// The longest string (in bytes) a two-byte length prefix can carry.
 pub const MAX_STRING_LEN: usize = u16::MAX as usize;
@@ -16,8 +17,10 @@ pub const MAX_STRING_LEN: usize = u16::MAX as usize;
 /// at most 65,535 bytes [MQTT-1.5.3-1 v3.1.1], [MQTT-1.5.3-2 v3.1.1], [MQTT-1.5.4-1 v5.0],
 /// [MQTT-1.5.4-2 v5.0].
 ///
-/// Decoded strings are slices of the received packet: cloning one or the packet never copies
-/// the text.
+/// A string of up to [`MqttString::INLINE_LEN`] bytes (most topics, client identifiers and
+/// user properties) is held in place: making, decoding, cloning and dropping one allocates
+/// nothing and moves no reference count. A longer decoded string is a slice of the received
+/// packet, which cloning the string or the packet shares, never copies.
 ///
 /// ```
 /// use mqtt_proto::MqttString;
@@ -25,20 +28,32 @@ pub const MAX_STRING_LEN: usize = u16::MAX as usize;
 /// assert_eq!(&*s, "client-1");
 /// assert!(MqttString::new("a\0b").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct MqttString(ByteString);
+#[derive(Clone)]
+pub struct MqttString(Repr);
+
+/// Where an [`MqttString`]'s text is.
+#[derive(Clone)]
+enum Repr {
+    /// Short enough to be held in place.
+    Inline(InlineStr),
+    /// Longer, or given as a buffer to share.
+    Shared(ByteString),
+}
 
 impl MqttString {
-    /// Validates `s` and stores it; copies `s` once.
+    /// The longest string, in bytes, held in place rather than in a buffer.
+    pub const INLINE_LEN: usize = text::INLINE_LEN;
+
+    /// Validates `s` and stores it; copies `s` once, into the string itself if it is short.
     pub fn new(s: &str) -> Result<Self, StringError> {
         check_text(s)?;
-        Ok(Self(ByteString::from(s)))
+        Ok(Self::copied(s))
     }
 
     /// A string that is known to be valid: `&'static` literals in code, without copying.
     pub fn from_static(s: &'static str) -> Result<Self, StringError> {
         check_text(s)?;
-        Ok(Self(ByteString::from_static(s)))
+        Ok(Self(Repr::Shared(ByteString::from_static(s))))
     }
 
     /// Validates `bytes` as an MQTT string without copying them.
@@ -55,51 +70,132 @@ impl MqttString {
             return Err(StringError::TooLong);
         }
         let (s, wildcard) = text::owned(bytes)?;
-        Ok((Self(s), wildcard))
+        Ok((Self(Repr::Shared(s)), wildcard))
     }
 
-    /// `s`, copied, once [`text::Scanned::topic`] found no U+0000 in it; reports whether it
-    /// holds a `+` or `#`. One pass over the bytes serves a topic's every check.
+    /// Checks `s` by the rules of an MQTT string in the decoder's one pass over its bytes,
+    /// and reports whether it holds a `+` or `#`.
     #[inline]
-    pub(crate) fn new_scan_topic(s: &str) -> Result<(Self, bool), StringError> {
+    pub(crate) fn scan_topic(s: &str) -> Result<bool, StringError> {
         if s.len() > MAX_STRING_LEN {
             return Err(StringError::TooLong);
         }
-        let wildcard = text::Scanned::topic(s.as_bytes())?.has_wildcard();
-        Ok((Self(ByteString::from(s)), wildcard))
+        Ok(text::Scanned::topic(s.as_bytes())?.has_wildcard())
     }
 
-    /// The string of `text`, a string a decoder checked, sharing `frame` when `text` lies within
-    /// it (as it does when both come from one decode) and copied otherwise.
+    /// The string of `text`, a string a decoder checked: held in place if it is short, else
+    /// sharing `frame` when `text` lies within it (as it does when both come from one decode)
+    /// and copied otherwise.
     #[inline]
     pub(crate) fn share(frame: &Bytes, text: &str) -> Self {
-        Self(text::shared(frame, text))
+        match InlineStr::new(text) {
+            Some(inline) => Self(Repr::Inline(inline)),
+            None => Self(Repr::Shared(text::shared(frame, text))),
+        }
     }
 
-    /// `text`, a string a decoder checked, copied into an allocation of its own.
+    /// `text`, a string a decoder checked, copied: into the string itself if it is short, an
+    /// allocation of its own otherwise.
     #[inline]
     pub(crate) fn copied(text: &str) -> Self {
-        Self(text::copied(text))
+        match InlineStr::new(text) {
+            Some(inline) => Self(Repr::Inline(inline)),
+            None => Self(Repr::Shared(text::copied(text))),
+        }
     }
 
     /// The text.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline(s) => s.as_str(),
+            Repr::Shared(s) => s,
+        }
     }
 
-    /// The encoded bytes, sharing the buffer.
-    pub fn as_bytes(&self) -> &Bytes {
-        self.0.as_bytes()
+    /// The encoded bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.as_str().as_bytes()
+    }
+
+    /// The encoded bytes as `Bytes`: sharing the string's buffer when it has one, copied when
+    /// the string is held in place.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Inline(s) => Bytes::copy_from_slice(s.as_str().as_bytes()),
+            Repr::Shared(s) => s.as_bytes().clone(),
+        }
+    }
+
+    /// A string of `s`, a string already checked, sharing its buffer.
+    #[inline]
+    pub(crate) fn from_byte_string(s: ByteString) -> Self {
+        Self(Repr::Shared(s))
+    }
+
+    /// The string as a `ByteString`: its own buffer, or a copy of the text held in place.
+    pub(crate) fn into_byte_string(self) -> ByteString {
+        match self.0 {
+            Repr::Inline(s) => ByteString::from(s.as_str()),
+            Repr::Shared(s) => s,
+        }
+    }
+
+    /// The buffer the string shares, unless it is held in place.
+    #[inline]
+    pub(crate) fn shared_bytes(&self) -> Option<&Bytes> {
+        match &self.0 {
+            Repr::Inline(_) => None,
+            Repr::Shared(s) => Some(s.as_bytes()),
+        }
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Inline(s) => s.len(),
+            Repr::Shared(s) => s.len(),
+        }
     }
 
     /// Whether the string is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_str().is_empty()
+    }
+}
+
+impl Default for MqttString {
+    fn default() -> Self {
+        Self(Repr::Inline(InlineStr::EMPTY))
+    }
+}
+
+impl PartialEq for MqttString {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for MqttString {}
+
+impl PartialOrd for MqttString {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MqttString {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl core::hash::Hash for MqttString {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -116,14 +212,15 @@ fn check_text(s: &str) -> Result<(), StringError> {
 
 impl Deref for MqttString {
     type Target = str;
+    #[inline]
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for MqttString {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -150,7 +247,11 @@ impl TryFrom<alloc::string::String> for MqttString {
     type Error = StringError;
     fn try_from(value: alloc::string::String) -> Result<Self, StringError> {
         check_text(&value)?;
-        Ok(Self(ByteString::from(value)))
+        Ok(match InlineStr::new(&value) {
+            Some(inline) => Self(Repr::Inline(inline)),
+            // The `String`'s buffer becomes the string's, without a copy.
+            None => Self(Repr::Shared(ByteString::from(value))),
+        })
     }
 }
 
@@ -207,6 +308,48 @@ mod tests {
         let s = MqttString::from_bytes(Bytes::from_static(&[0xEF, 0xBB, 0xBF, b'a'])).unwrap();
         assert_eq!(s.as_str(), "\u{FEFF}a");
         assert_eq!(s.len(), 4);
+    }
+
+    /// Whether `s`'s text lies in the value itself.
+    fn in_place(s: &MqttString) -> bool {
+        let at = s as *const MqttString as usize;
+        let text = s.as_bytes().as_ptr() as usize;
+        (at..at + core::mem::size_of::<MqttString>()).contains(&text)
+    }
+
+    #[test]
+    fn short_strings_are_held_in_place_and_long_ones_are_not() {
+        let short = "s".repeat(MqttString::INLINE_LEN);
+        let long = "l".repeat(MqttString::INLINE_LEN + 1);
+        assert!(in_place(&MqttString::new(&short).unwrap()));
+        assert!(in_place(&MqttString::try_from(short.clone()).unwrap()));
+        assert!(in_place(&MqttString::copied(&short)));
+        assert!(in_place(&MqttString::share(&Bytes::new(), &short)));
+        assert!(in_place(&MqttString::default()));
+        assert!(!in_place(&MqttString::new(&long).unwrap()));
+        assert!(!in_place(&MqttString::try_from(long.clone()).unwrap()));
+        assert!(!in_place(&MqttString::copied(&long)));
+        // What a caller hands over as a buffer stays that buffer, however short.
+        let shared = MqttString::from_bytes(Bytes::from(short.clone())).unwrap();
+        assert!(!in_place(&shared));
+        assert_eq!(MqttString::new(&short).unwrap().as_str(), short);
+        assert_eq!(MqttString::new(&long).unwrap().as_str(), long);
+    }
+
+    #[test]
+    fn equality_order_and_hash_follow_the_text_not_where_it_is() {
+        use core::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let hash_with = |s: &MqttString| state.hash_one(s);
+        let text = "sensors/kitchen";
+        let inline = MqttString::new(text).unwrap();
+        let shared = MqttString::from_bytes(Bytes::from_static(text.as_bytes())).unwrap();
+        assert!(in_place(&inline) && !in_place(&shared));
+        assert_eq!(inline, shared);
+        assert_eq!(hash_with(&inline), hash_with(&shared));
+        let later = MqttString::from_bytes(Bytes::from_static(b"sensors/l")).unwrap();
+        assert!(inline < later && later > shared);
+        assert_eq!(inline.to_bytes(), shared.to_bytes());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! property string pays the call otherwise. Every `unsafe` block of this module depends only on
 //! checks made in it: a [`Scanned`] can be made only by its scans, [`checked_str`]
 //! and [`plain_topic_name`] test the bytes themselves, [`shared`] only slices a `&str`, and
-//! [`copied`] only copies one.
+//! [`copied`] and [`InlineStr`] only copy one.
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
@@ -124,6 +124,100 @@ pub(crate) fn copied(text: &str) -> ByteString {
     // SAFETY: `bytes` holds a copy of exactly `text`'s bytes, which as a `&str`'s are valid
     // UTF-8.
     unsafe { ByteString::from_bytes_unchecked(bytes) }
+}
+
+/// The longest text an [`InlineStr`] holds: with its two-byte length, what fits in the five
+/// words an `MqttString` takes when it holds a shared buffer instead.
+pub(crate) const INLINE_LEN: usize = 38;
+
+/// The high byte of an [`InlineStr`]'s length, always 0: a byte with one valid value, whose
+/// other 255 values let an enum holding an `InlineStr` tell its other variants apart without a
+/// tag of its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Zero {
+    /// The only value.
+    Zero = 0,
+}
+
+/// A copy of a `&str` of at most [`INLINE_LEN`] bytes held in place, laid out as the string is
+/// encoded (its length in two bytes, big-endian, then the text), so that the length's high
+/// byte, always 0, gives an enum holding one the room for its tag. No allocation to make or
+/// free, and no reference count to move. Made only by [`InlineStr::new`], so its first `len`
+/// bytes of text are always a `&str`'s.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct InlineStr {
+    hi: Zero,
+    len: u8,
+    bytes: [u8; INLINE_LEN],
+}
+
+impl InlineStr {
+    /// The empty string.
+    pub(crate) const EMPTY: Self = Self {
+        hi: Zero::Zero,
+        len: 0,
+        bytes: [0; INLINE_LEN],
+    };
+
+    /// `text` copied in place, or `None` if it is longer than [`INLINE_LEN`] bytes.
+    #[inline]
+    pub(crate) fn new(text: &str) -> Option<Self> {
+        let src = text.as_bytes();
+        let n = src.len();
+        if n > INLINE_LEN {
+            return None;
+        }
+        let mut bytes = [0; INLINE_LEN];
+        let to = bytes.as_mut_ptr();
+        let from = src.as_ptr();
+        // SAFETY: `bytes` holds `INLINE_LEN` bytes and `src` `n <= INLINE_LEN`; each branch
+        // copies the ranges `[0, k)` and `[n - k, n)` with `k <= n`, within both, and the two
+        // do not overlap. Fixed-size moves instead of `copy_from_slice`'s call to `memcpy`:
+        // about 30 instructions fewer for each string a decoder copies
+        // (`benches/instructions.sh`).
+        unsafe {
+            if n >= 32 {
+                core::ptr::copy_nonoverlapping(from, to, 32);
+                core::ptr::copy_nonoverlapping(from.add(n - 32), to.add(n - 32), 32);
+            } else if n >= 16 {
+                core::ptr::copy_nonoverlapping(from, to, 16);
+                core::ptr::copy_nonoverlapping(from.add(n - 16), to.add(n - 16), 16);
+            } else if n >= 8 {
+                core::ptr::copy_nonoverlapping(from, to, 8);
+                core::ptr::copy_nonoverlapping(from.add(n - 8), to.add(n - 8), 8);
+            } else if n >= 4 {
+                core::ptr::copy_nonoverlapping(from, to, 4);
+                core::ptr::copy_nonoverlapping(from.add(n - 4), to.add(n - 4), 4);
+            } else {
+                for i in 0..n {
+                    *to.add(i) = *from.add(i);
+                }
+            }
+        }
+        Some(Self {
+            hi: Zero::Zero,
+            len: n as u8,
+            bytes,
+        })
+    }
+
+    /// The text's length in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The text.
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        // SAFETY: `new` made `len` at most `INLINE_LEN`, the length of `bytes`, and copied
+        // exactly `len` bytes of a `&str` to its start; nothing changes them after, so they are
+        // in bounds and valid UTF-8. (The checked slice cost four instructions on every read
+        // of a string an encoder makes: `benches/instructions.sh`.)
+        unsafe { core::str::from_utf8_unchecked(self.bytes.get_unchecked(..usize::from(self.len))) }
+    }
 }
 
 /// `bytes` as a `ByteString` once scanned for U+0000 (and wildcards, reported) and proven

@@ -4,6 +4,7 @@ use core::fmt;
 use core::ops::Deref;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::TopicError;
 use crate::string::{MqttString, MAX_STRING_LEN};
@@ -25,9 +26,9 @@ impl TopicName {
     /// Validates `name` as a topic name.
     pub fn new(name: &str) -> Result<Self, TopicError> {
         // Checked before the copy, in the decoder's one pass for U+0000 and wildcards.
-        let (s, wildcard) = MqttString::new_scan_topic(name).map_err(string_to_topic_error)?;
+        let wildcard = MqttString::scan_topic(name).map_err(string_to_topic_error)?;
         check_name_text(name.as_bytes(), wildcard)?;
-        Ok(Self(s))
+        Ok(Self(MqttString::copied(name)))
     }
 
     /// Validates an already checked MQTT string as a topic name.
@@ -52,14 +53,27 @@ impl TopicName {
         &self.0
     }
 
-    /// The topic as an MQTT string, sharing the buffer.
+    /// The topic as an MQTT string.
     pub fn as_mqtt_str(&self) -> &MqttString {
         &self.0
     }
 
-    /// The encoded bytes, sharing the buffer.
-    pub fn as_bytes(&self) -> &Bytes {
+    /// The encoded bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// The encoded bytes as `Bytes`: sharing the name's buffer when it has one, copied when
+    /// it is held in place (see [`MqttString`]).
+    pub fn to_bytes(&self) -> Bytes {
+        self.0.to_bytes()
+    }
+
+    /// Length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// Whether this is the empty name used with a topic alias.
@@ -136,14 +150,19 @@ impl fmt::Display for TopicName {
 /// assert!(!filter.matches(&TopicName::new("sensors/kitchen/humidity").unwrap()));
 /// assert!(TopicFilter::new("a/#/b").is_err());
 /// ```
+///
+/// Unlike a [`TopicName`], a filter is never held in place: it is written once per
+/// subscription, and SUBSCRIBE's encoder reads each filter twice (to size the packet, then to
+/// copy it), where a string held in place costs a branch on every read.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicFilter(MqttString);
+pub struct TopicFilter(ByteString);
 
 impl TopicFilter {
     /// Validates `filter` as a topic filter.
     pub fn new(filter: &str) -> Result<Self, TopicError> {
-        let s = MqttString::new(filter).map_err(string_to_topic_error)?;
-        Self::from_string(s)
+        let wildcard = MqttString::scan_topic(filter).map_err(string_to_topic_error)?;
+        check_filter(filter, wildcard)?;
+        Ok(Self(ByteString::from(filter)))
     }
 
     /// The shared subscription `$share/{group}/{filter}` (spec 4.8.2): the broker hands each
@@ -167,23 +186,47 @@ impl TopicFilter {
     /// Validates an already checked MQTT string as a topic filter.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
         check_filter(&s, true)?;
-        Ok(Self(s))
+        Ok(Self(s.into_byte_string()))
     }
 
     /// A topic filter from a string the decoder checked by the rules of [`check_filter`].
     #[inline]
-    pub(crate) fn from_checked(s: MqttString) -> Self {
+    pub(crate) fn from_checked(s: ByteString) -> Self {
         Self(s)
     }
 
     /// The filter as text, `$share/` prefix included.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The filter as an MQTT string, sharing the buffer.
-    pub fn as_mqtt_str(&self) -> &MqttString {
-        &self.0
+    /// The filter as an MQTT string, sharing its buffer.
+    pub fn to_mqtt_string(&self) -> MqttString {
+        MqttString::from_byte_string(self.0.clone())
+    }
+
+    /// The encoded bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// The encoded bytes as `Bytes`, sharing the filter's buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        self.0.as_bytes().clone()
+    }
+
+    /// Length in bytes, `$share/` prefix included.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the filter is empty: never, for a filter made by this crate's checks.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The share name of a shared subscription (`group` in `$share/group/a/b`).

@@ -67,7 +67,7 @@ fn constructors_make_the_plain_packets() {
         assert!(encode(version, &Packet::Unsubscribe(unsubscribe.clone())).is_ok());
     }
     let will = will().retain(true);
-    assert!(will.retain && will.properties == WillProperties::default());
+    assert!(will.retain && will.properties == WillProperties::default().into());
 }
 
 #[test]
@@ -80,7 +80,8 @@ fn properties_cannot_be_sent_before_5_0() {
                 properties: ConnectProperties {
                     session_expiry_interval: Some(10),
                     ..Default::default()
-                },
+                }
+                .into(),
                 ..Connect::new(version, s("c"), 0)
             }),
             Packet::from(Connect {
@@ -88,7 +89,8 @@ fn properties_cannot_be_sent_before_5_0() {
                     properties: WillProperties {
                         will_delay_interval: Some(5),
                         ..Default::default()
-                    },
+                    }
+                    .into(),
                     ..will()
                 }),
                 ..Connect::new(version, s("c"), 0)

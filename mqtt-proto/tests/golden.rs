@@ -224,7 +224,7 @@ fn v3_1_cases() -> Vec<Case> {
                     payload: b(b"bye"),
                     qos: QoS::AtLeastOnce,
                     retain: true,
-                    properties: WillProperties::default(),
+                    properties: WillProperties::default().into(),
                 }),
                 username: Some(s("u")),
                 password: Some(b(b"p")),
@@ -276,7 +276,7 @@ fn v3_1_1_cases() -> Vec<Case> {
                     payload: b(b"offline"),
                     qos: QoS::ExactlyOnce,
                     retain: false,
-                    properties: WillProperties::default(),
+                    properties: WillProperties::default().into(),
                 }),
                 ..connect(V3_1_1, "dev1", 300)
             }),
@@ -318,7 +318,7 @@ fn v3_1_1_cases() -> Vec<Case> {
                     payload: b(b""),
                     qos: QoS::AtMostOnce,
                     retain: true,
-                    properties: WillProperties::default(),
+                    properties: WillProperties::default().into(),
                 }),
                 username: Some(s("u")),
                 password: Some(b(b"pw")),
@@ -428,7 +428,8 @@ fn v5_connect_cases() -> Vec<Case> {
                         response_topic: Some(topic("resp")),
                         correlation_data: Some(b(&[0xab, 0xcd])),
                         user_properties: vec![user("wk", "wv")],
-                    },
+                    }
+                    .into(),
                 }),
                 username: Some(s("alice")),
                 password: Some(b(b"secret")),
@@ -442,7 +443,8 @@ fn v5_connect_cases() -> Vec<Case> {
                     authentication_method: Some(s("SCRAM")),
                     authentication_data: Some(b(&[1, 2, 3])),
                     user_properties: vec![user("k", "v")],
-                },
+                }
+                .into(),
                 ..connect(V5, "dev1", 30)
             }),
         ),

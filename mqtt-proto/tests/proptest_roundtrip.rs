@@ -364,7 +364,7 @@ fn will(version: ProtocolVersion) -> impl Strategy<Value = LastWill> {
             payload,
             qos,
             retain,
-            properties,
+            properties: properties.into(),
         })
 }
 
@@ -390,7 +390,7 @@ fn connect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
                     will,
                     username,
                     password,
-                    properties,
+                    properties: properties.into(),
                 })
             },
         )

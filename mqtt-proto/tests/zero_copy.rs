@@ -1,5 +1,6 @@
 //! Decoded strings and payloads are slices of the received frame, not copies (but for the small
-//! PUBLISHes `Decoder::decode` copies out of a stream, which keep only themselves); the largest
+//! PUBLISHes `Decoder::decode` copies out of a stream, which keep only themselves, and topic
+//! names short enough to be held in place); the largest
 //! fields and packets the specs allow survive a round trip; framing handles the largest
 //! remaining length without buffering it.
 
@@ -12,7 +13,8 @@ use common::{b, encode, hex, pid, s, topic, user, VERSIONS};
 use mqtt_proto::{
     ConnAck, ConnAckProperties, Connect, DecodeErrorKind, Decoder, LastWill, MqttString, Packet,
     ProtocolVersion, Publish, PublishProperties, QoS, QosPid, SegmentList, Subscribe,
-    SubscribeProperties, Subscription, WillProperties, MAX_PACKET_SIZE, SPLIT_PAYLOAD_MIN,
+    SubscribeProperties, Subscription, TopicName, WillProperties, MAX_PACKET_SIZE,
+    SPLIT_PAYLOAD_MIN,
 };
 use ProtocolVersion::{V3_1_1, V5};
 
@@ -31,6 +33,28 @@ fn assert_within(whole: &Range<usize>, part: &[u8], what: &str) {
         whole.start <= part.start && part.end <= whole.end,
         "{what} at {part:x?} is not inside the received buffer {whole:x?}"
     );
+}
+
+/// Asserts that `s`'s text is held in the string value itself, not in a buffer.
+#[track_caller]
+fn assert_in_place(s: &MqttString, what: &str) {
+    let at = s as *const MqttString as usize;
+    let text = range(s.as_bytes());
+    assert!(
+        at <= text.start && text.end <= at + std::mem::size_of::<MqttString>(),
+        "{what} at {text:x?} is not held in place"
+    );
+}
+
+/// Asserts that a decoded string is where its length puts it: held in place if it is short
+/// enough, a slice of the received buffer `whole` otherwise.
+#[track_caller]
+fn assert_kept(whole: &Range<usize>, s: &MqttString, what: &str) {
+    if s.len() <= MqttString::INLINE_LEN {
+        assert_in_place(s, what);
+    } else {
+        assert_within(whole, s.as_bytes(), what);
+    }
 }
 
 /// Decodes one packet from `wire`, returning it with the address range the bytes had.
@@ -67,12 +91,12 @@ fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
     };
     assert_eq!(publish.topic.as_str(), "sensors");
     assert_eq!(publish.payload, &b"payload"[..]);
-    assert_within(&whole, publish.topic.as_bytes(), "topic");
+    // Names this short are copied into the packet: cheaper than a reference count.
+    assert_in_place(publish.topic.as_mqtt_str(), "topic");
     assert_within(&whole, &publish.payload, "payload");
     let p = &publish.properties;
-    assert_within(
-        &whole,
-        p.response_topic.as_ref().unwrap().as_bytes(),
+    assert_in_place(
+        p.response_topic.as_ref().unwrap().as_mqtt_str(),
         "response topic",
     );
     assert_within(
@@ -80,20 +104,81 @@ fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
         p.correlation_data.as_ref().unwrap(),
         "correlation data",
     );
-    assert_within(
-        &whole,
-        p.content_type.as_ref().unwrap().as_bytes(),
-        "content type",
-    );
+    assert_kept(&whole, p.content_type.as_ref().unwrap(), "content type");
     let pair = &p.user_properties[0];
-    assert_within(&whole, pair.name.as_bytes(), "user property name");
-    assert_within(&whole, pair.value.as_bytes(), "user property value");
+    assert_kept(&whole, &pair.name, "user property name");
+    assert_kept(&whole, &pair.value, "user property value");
     // The payload is exactly the tail of the frame.
     assert_eq!(range(&publish.payload).end, whole.end);
 
-    // Cloning the packet shares the same bytes.
+    // Cloning the packet shares the same payload; the clone holds its own short topic.
     let copy = publish.clone();
     assert_eq!(copy.payload.as_ptr(), publish.payload.as_ptr());
+    assert_in_place(copy.topic.as_mqtt_str(), "cloned topic");
+    assert_eq!(copy.topic, publish.topic);
+}
+
+#[test]
+fn strings_longer_than_held_in_place_are_slices_of_the_frame() {
+    let long = |c: &str| c.repeat(MqttString::INLINE_LEN + 1);
+    let mut publish = Publish::new(topic(&long("t")), QosPid::AtLeastOnce(pid(3)), b(b"p"));
+    publish.properties = PublishProperties {
+        response_topic: Some(topic(&long("r"))),
+        content_type: Some(s(&long("c"))),
+        user_properties: vec![user(&long("k"), &long("v"))],
+        ..PublishProperties::default()
+    }
+    .into();
+    let wire = encode(V5, &Packet::Publish(publish.clone())).unwrap();
+    let (decoded, whole) = decode_frame_in_place(V5, &wire);
+    assert!(decoded == Packet::Publish(publish));
+    let Packet::Publish(p) = decoded else {
+        unreachable!()
+    };
+    let props = &p.properties;
+    for (string, what) in [
+        (p.topic.as_mqtt_str(), "topic"),
+        (
+            props.response_topic.as_ref().unwrap().as_mqtt_str(),
+            "response topic",
+        ),
+        (props.content_type.as_ref().unwrap(), "content type"),
+        (&props.user_properties[0].name, "user property name"),
+        (&props.user_properties[0].value, "user property value"),
+    ] {
+        assert_within(&whole, string.as_bytes(), what);
+    }
+}
+
+/// A 3.1.1 PUBLISH of `topic` and `payload` at QoS 0.
+fn publish_3_1_1_wire(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let remaining = u8::try_from(2 + topic.len() + payload.len()).unwrap();
+    let mut wire = vec![0x30, remaining, 0, u8::try_from(topic.len()).unwrap()];
+    wire.extend_from_slice(topic.as_bytes());
+    wire.extend_from_slice(payload);
+    wire
+}
+
+#[test]
+fn publish_3_1_1_topic_and_payload_are_slices_of_the_frame() {
+    // One byte longer than a name held in place.
+    let name = "t".repeat(MqttString::INLINE_LEN + 1);
+    let wire = publish_3_1_1_wire(&name, b"payload");
+    let (packet, whole) = decode_frame_in_place(V3_1_1, &wire);
+    let Packet::Publish(publish) = packet else {
+        panic!("not a PUBLISH");
+    };
+    assert_eq!(publish.topic.as_str(), name);
+    assert_kept(&whole, publish.topic.as_mqtt_str(), "topic");
+    assert_within(&whole, &publish.payload, "payload");
+    // Topic starts right after its two-byte length, at offset 4 of the frame.
+    assert_eq!(publish.topic.as_bytes().as_ptr() as usize, whole.start + 4);
+    assert_eq!(
+        publish.payload.as_ptr() as usize,
+        whole.start + 4 + name.len()
+    );
+    // Cloning the packet shares the topic too.
+    let copy = publish.clone();
     assert_eq!(
         copy.topic.as_bytes().as_ptr(),
         publish.topic.as_bytes().as_ptr()
@@ -101,17 +186,26 @@ fn publish_topic_payload_and_properties_are_slices_of_the_frame() {
 }
 
 #[test]
-fn publish_3_1_1_topic_and_payload_are_slices_of_the_frame() {
-    let wire = hex("30 0c 00 03 'a/b' 'payload'");
-    let (packet, whole) = decode_frame_in_place(V3_1_1, &wire);
-    let Packet::Publish(publish) = packet else {
-        panic!("not a PUBLISH");
-    };
-    assert_within(&whole, publish.topic.as_bytes(), "topic");
-    assert_within(&whole, &publish.payload, "payload");
-    // Topic starts right after its two-byte length, at offset 4 of the frame.
-    assert_eq!(publish.topic.as_bytes().as_ptr() as usize, whole.start + 4);
-    assert_eq!(publish.payload.as_ptr() as usize, whole.start + 7);
+fn short_topic_names_are_held_in_place() {
+    for len in [1, 3, MqttString::INLINE_LEN] {
+        let name = "n".repeat(len);
+        for decode in [decode_frame_in_place, decode_in_place] {
+            let (packet, whole) = decode(V3_1_1, &publish_3_1_1_wire(&name, b"p"));
+            let Packet::Publish(publish) = packet else {
+                panic!("not a PUBLISH");
+            };
+            assert_eq!(publish.topic.as_str(), name);
+            assert_in_place(publish.topic.as_mqtt_str(), "decoded topic");
+            assert!(!whole.contains(&(publish.topic.as_bytes().as_ptr() as usize)));
+        }
+        assert_in_place(TopicName::new(&name).unwrap().as_mqtt_str(), "made topic");
+    }
+    assert_in_place(TopicName::empty_for_alias().as_mqtt_str(), "empty topic");
+    let long = TopicName::new(&"n".repeat(MqttString::INLINE_LEN + 1)).unwrap();
+    let at = &long as *const TopicName as usize;
+    assert!(
+        !(at..at + std::mem::size_of::<TopicName>()).contains(&(long.as_bytes().as_ptr() as usize))
+    );
 }
 
 #[test]
@@ -132,31 +226,19 @@ fn connect_strings_and_binary_fields_are_slices_of_the_frame() {
         panic!("not a CONNECT");
     };
     assert_eq!(connect.client_id, "dev1");
-    assert_within(&whole, connect.client_id.as_bytes(), "client id");
-    assert_within(
-        &whole,
-        connect.username.as_ref().unwrap().as_bytes(),
-        "user name",
-    );
+    assert_kept(&whole, &connect.client_id, "client id");
+    assert_kept(&whole, connect.username.as_ref().unwrap(), "user name");
     assert_within(&whole, connect.password.as_ref().unwrap(), "password");
     let p = &connect.properties;
-    assert_within(
+    assert_kept(
         &whole,
-        p.authentication_method.as_ref().unwrap().as_bytes(),
+        p.authentication_method.as_ref().unwrap(),
         "authentication method",
     );
-    assert_within(
-        &whole,
-        p.user_properties[0].name.as_bytes(),
-        "user property name",
-    );
-    assert_within(
-        &whole,
-        p.user_properties[0].value.as_bytes(),
-        "user property value",
-    );
+    assert_kept(&whole, &p.user_properties[0].name, "user property name");
+    assert_kept(&whole, &p.user_properties[0].value, "user property value");
     let will = connect.will.as_ref().unwrap();
-    assert_within(&whole, will.topic.as_bytes(), "will topic");
+    assert_kept(&whole, will.topic.as_mqtt_str(), "will topic");
     assert_within(&whole, &will.payload, "will payload");
     assert_within(
         &whole,
@@ -173,7 +255,7 @@ fn subscribe_filters_and_connack_strings_are_slices_of_the_frame() {
         panic!("not a SUBSCRIBE");
     };
     for sub in &subscribe.filters {
-        assert_within(&whole, sub.filter.as_mqtt_str().as_bytes(), "filter");
+        assert_within(&whole, sub.filter.as_bytes(), "filter");
     }
 
     let (packet, whole) = decode_in_place(
@@ -184,27 +266,25 @@ fn subscribe_filters_and_connack_strings_are_slices_of_the_frame() {
         panic!("not a CONNACK");
     };
     let p = &connack.properties;
-    assert_within(
+    assert_kept(
         &whole,
-        p.assigned_client_identifier.as_ref().unwrap().as_bytes(),
+        p.assigned_client_identifier.as_ref().unwrap(),
         "assigned client id",
     );
-    assert_within(
-        &whole,
-        p.reason_string.as_ref().unwrap().as_bytes(),
-        "reason string",
-    );
+    assert_kept(&whole, p.reason_string.as_ref().unwrap(), "reason string");
 }
 
 #[test]
 fn decode_frame_slices_the_frame_it_is_given() {
-    let frame = Bytes::from(hex("31 0a 00 03 'a/b' 'hello'"));
+    let mut wire = publish_3_1_1_wire(&"a/b".repeat(20), b"hello");
+    wire[0] |= 1;
+    let frame = Bytes::from(wire);
     let whole = range(&frame);
     let Ok(Packet::Publish(publish)) = Decoder::new(V3_1_1).decode_frame(&frame) else {
         panic!("not a PUBLISH");
     };
     assert!(publish.retain);
-    assert_within(&whole, publish.topic.as_bytes(), "topic");
+    assert_kept(&whole, publish.topic.as_mqtt_str(), "topic");
     assert_within(&whole, &publish.payload, "payload");
 }
 
@@ -267,12 +347,9 @@ fn small_publish_read_from_a_stream_is_copied_and_pins_no_buffer() {
             let Packet::Publish(p) = &decoded else {
                 unreachable!()
             };
-            let mut kept = vec![p.topic.as_bytes().as_ref(), &p.payload[..]];
+            let mut kept = vec![p.topic.as_bytes(), &p.payload[..]];
             for pair in &p.properties.user_properties {
-                kept.extend([
-                    pair.name.as_bytes().as_ref(),
-                    pair.value.as_bytes().as_ref(),
-                ]);
+                kept.extend([pair.name.as_bytes(), pair.value.as_bytes()]);
             }
             for part in kept {
                 let part = range(part);
@@ -304,7 +381,7 @@ fn publish_above_the_copy_size_read_from_a_stream_shares_the_buffer() {
         let Packet::Publish(p) = &decoded else {
             unreachable!()
         };
-        assert_within(&whole, p.topic.as_bytes(), "topic");
+        assert_in_place(p.topic.as_mqtt_str(), "topic");
         assert_within(&whole, &p.payload, "payload");
         assert_eq!(range(&p.payload).end, whole.end);
     }
@@ -333,7 +410,7 @@ fn longest_client_id_user_name_and_topic() {
                 payload: Bytes::from(vec![0x5a; 65_535]),
                 qos: QoS::ExactlyOnce,
                 retain: true,
-                properties: WillProperties::default(),
+                properties: WillProperties::default().into(),
             }),
             ..Connect::new(version, s(&longest), 10)
         });
@@ -342,8 +419,8 @@ fn longest_client_id_user_name_and_topic() {
             unreachable!()
         };
         assert_eq!(c.client_id.len(), 65_535);
-        assert_within(&whole, c.client_id.as_bytes(), "client id");
-        assert_within(&whole, c.username.as_ref().unwrap().as_bytes(), "user name");
+        assert_kept(&whole, &c.client_id, "client id");
+        assert_kept(&whole, c.username.as_ref().unwrap(), "user name");
 
         let publish = Packet::Publish(Publish::new(
             topic(&longest),
@@ -355,7 +432,7 @@ fn longest_client_id_user_name_and_topic() {
             unreachable!()
         };
         assert_eq!(p.topic.len(), 65_535);
-        assert_within(&whole, p.topic.as_bytes(), "topic");
+        assert_kept(&whole, p.topic.as_mqtt_str(), "topic");
     }
     assert!(MqttString::new(&"x".repeat(65_536)).is_err());
 }
@@ -378,16 +455,8 @@ fn longest_user_property_and_topic_filter() {
     let Packet::Subscribe(sub) = decoded else {
         unreachable!()
     };
-    assert_within(
-        &whole,
-        sub.properties.user_properties[0].value.as_bytes(),
-        "value",
-    );
-    assert_within(
-        &whole,
-        sub.filters[0].filter.as_mqtt_str().as_bytes(),
-        "filter",
-    );
+    assert_kept(&whole, &sub.properties.user_properties[0].value, "value");
+    assert_within(&whole, sub.filters[0].filter.as_bytes(), "filter");
 }
 
 #[test]
@@ -533,16 +602,8 @@ fn connack_with_all_string_properties_decodes_in_place() {
         unreachable!()
     };
     let p = &c.properties;
-    assert_within(
-        &whole,
-        p.response_information.as_ref().unwrap().as_bytes(),
-        "info",
-    );
-    assert_within(
-        &whole,
-        p.server_reference.as_ref().unwrap().as_bytes(),
-        "reference",
-    );
+    assert_kept(&whole, p.response_information.as_ref().unwrap(), "info");
+    assert_kept(&whole, p.server_reference.as_ref().unwrap(), "reference");
     assert_within(&whole, p.authentication_data.as_ref().unwrap(), "auth data");
 }
 
@@ -611,7 +672,8 @@ fn encode_vectored_hands_large_connect_fields_over_uncopied() {
                 will.properties = WillProperties {
                     will_delay_interval: Some(5),
                     ..WillProperties::default()
-                };
+                }
+                .into();
                 connect.properties.session_expiry_interval = Some(60);
             }
             connect.will = Some(will);

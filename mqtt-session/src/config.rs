@@ -265,7 +265,7 @@ impl Config {
             will: self.will.clone(),
             username: self.username.clone(),
             password: self.password.clone(),
-            properties: self.properties.clone(),
+            properties: self.properties.clone().into(),
         };
         Packet::from(connect)
             .encoded_len(self.version)

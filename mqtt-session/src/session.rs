@@ -599,7 +599,7 @@ impl Session {
             will: self.config.will.clone(),
             username: self.config.username.clone(),
             password: self.config.password.clone(),
-            properties,
+            properties: properties.into(),
         };
         let decoder =
             Decoder::new(self.version()).with_max_packet_size(self.config.max_packet_size);

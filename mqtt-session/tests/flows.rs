@@ -54,7 +54,7 @@ fn connect_is_the_first_packet_and_carries_will_and_credentials() {
             payload: Bytes::from_static(b"gone"),
             qos: QoS::AtLeastOnce,
             retain: true,
-            properties: WillProperties::default(),
+            properties: WillProperties::default().into(),
         };
         let username = "u".repeat(1000);
         let cfg = config(version)

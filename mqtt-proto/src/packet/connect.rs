@@ -12,6 +12,7 @@ use crate::reason::ConnectReasonCode;
 use crate::segments::Segments;
 use crate::string::MqttString;
 use crate::topic::TopicName;
+use crate::PropertyBox;
 use crate::{ProtocolVersion, QoS, SPLIT_PAYLOAD_MIN};
 
 const USERNAME: u8 = 0b1000_0000;
@@ -30,6 +31,15 @@ fn put_field(out: &mut impl Segments, bytes: &Bytes) {
         out.push(bytes.clone());
     } else {
         buf.extend_from_slice(bytes);
+    }
+}
+
+/// A string field into `out` as [`put_field`] writes one: a string held in place is far
+/// shorter than a field pushed whole.
+fn put_string(out: &mut impl Segments, s: &crate::MqttString) {
+    match s.shared_bytes() {
+        Some(bytes) => put_field(out, bytes),
+        None => put_prefixed(out.buf(), s.as_bytes()),
     }
 }
 
@@ -67,8 +77,8 @@ pub struct Connect {
     /// The password: binary data.
     #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::arbitrary_support::option_bytes))]
     pub password: Option<Bytes>,
-    /// 5.0 properties.
-    pub properties: ConnectProperties,
+    /// 5.0 properties, allocated only when one is set.
+    pub properties: PropertyBox<ConnectProperties>,
 }
 
 /// The will message in CONNECT (spec 3.1.2.5, 3.1.3.2-3.1.3.4).
@@ -84,8 +94,8 @@ pub struct LastWill {
     pub qos: QoS,
     /// Whether the will is retained.
     pub retain: bool,
-    /// 5.0 will properties.
-    pub properties: WillProperties,
+    /// 5.0 will properties, allocated only when one is set.
+    pub properties: PropertyBox<WillProperties>,
 }
 
 impl LastWill {
@@ -104,7 +114,7 @@ impl LastWill {
             payload: payload.into(),
             qos,
             retain: false,
-            properties: WillProperties::default(),
+            properties: PropertyBox::EMPTY,
         }
     }
 
@@ -116,7 +126,7 @@ impl LastWill {
 
     /// Sets the 5.0 will properties (delay, expiry, content type ...).
     pub fn properties(mut self, properties: WillProperties) -> Self {
-        self.properties = properties;
+        self.properties = properties.into();
         self
     }
 }
@@ -132,7 +142,7 @@ impl Connect {
             will: None,
             username: None,
             password: None,
-            properties: ConnectProperties::default(),
+            properties: PropertyBox::EMPTY,
         }
     }
 
@@ -228,13 +238,17 @@ impl Connect {
         const _: () = assert!(SPLIT_PAYLOAD_MIN.is_power_of_two());
         let v5 = self.protocol.is_v5();
         let name = self.protocol.protocol_name();
-        let mut lengths = self.client_id.len();
-        let mut body = 2 + name.len() + 4 + usize::from(v5) + 2 + self.client_id.len();
-        if let Some(will) = &self.will {
-            lengths |= will.topic.len() | will.payload.len();
-            body += usize::from(v5) + 4 + will.topic.len() + will.payload.len();
+        // Each string read once: finding a string's text takes a test of where it is held.
+        let client_id = self.client_id.as_bytes();
+        let will = self.will.as_ref().map(|w| (w.topic.as_bytes(), &w.payload));
+        let username = self.username.as_ref().map(|u| u.as_bytes());
+        let mut lengths = client_id.len();
+        let mut body = 2 + name.len() + 4 + usize::from(v5) + 2 + client_id.len();
+        if let Some((topic, payload)) = will {
+            lengths |= topic.len() | payload.len();
+            body += usize::from(v5) + 4 + topic.len() + payload.len();
         }
-        if let Some(username) = &self.username {
+        if let Some(username) = username {
             lengths |= username.len();
             body += 2 + username.len();
         }
@@ -257,7 +271,7 @@ impl Connect {
         let total = 1 + var_int_len(body) + body;
         let flags = self.flags();
         let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
-        let [id_hi, id_lo] = len16(self.client_id.len());
+        let [id_hi, id_lo] = len16(client_id.len());
         let written = append(buf, total, |out| {
             put_fixed_header(out, 0x10, body);
             match self.protocol {
@@ -272,17 +286,17 @@ impl Connect {
                     0, 4, b'M', b'Q', b'T', b'T', 5, flags, ka_hi, ka_lo, 0, id_hi, id_lo,
                 ]),
             }
-            out.slice(self.client_id.as_bytes());
-            if let Some(will) = &self.will {
+            out.slice(client_id);
+            if let Some((topic, payload)) = will {
                 if v5 {
                     // The will's empty property block.
                     out.array([0]);
                 }
-                out.prefixed_slice(will.topic.as_bytes());
-                out.prefixed_slice(&will.payload);
+                out.prefixed_slice(topic);
+                out.prefixed_slice(payload);
             }
-            if let Some(username) = &self.username {
-                out.prefixed_slice(username.as_bytes());
+            if let Some(username) = username {
+                out.prefixed_slice(username);
             }
             if let Some(password) = &self.password {
                 out.prefixed_slice(password);
@@ -341,16 +355,16 @@ impl Connect {
         if v5 {
             self.properties.write(buf);
         }
-        put_field(out, self.client_id.as_bytes());
+        put_string(out, &self.client_id);
         if let Some(will) = &self.will {
             if v5 {
                 will.properties.write(out.buf());
             }
-            put_field(out, will.topic.as_bytes());
+            put_string(out, will.topic.as_mqtt_str());
             put_field(out, &will.payload);
         }
         if let Some(username) = &self.username {
-            put_field(out, username.as_bytes());
+            put_string(out, username);
         }
         if let Some(password) = &self.password {
             put_field(out, password);

@@ -503,14 +503,11 @@ fn copied_publish(body: &[u8], flags: u8, version: ProtocolVersion) -> Result<Pa
     ))
 }
 
-/// The topic name of a decoded PUBLISH, `text` made owned by `own` unless it is empty.
+/// The topic name of a decoded PUBLISH or will, `text` made owned by `own` (which holds a
+/// short one, the empty name of a topic alias included, in place).
 #[inline(always)]
 fn owned_topic(text: &str, own: impl FnOnce(&str) -> crate::MqttString) -> TopicName {
-    if text.is_empty() {
-        TopicName::empty_for_alias()
-    } else {
-        TopicName::from_checked(own(text))
-    }
+    TopicName::from_checked(own(text))
 }
 
 /// The owned PUBLISH of DUP, QoS with packet identifier, and RETAIN, and its parts.
@@ -599,11 +596,11 @@ fn owned_connect(frame: &Bytes, r: view::Reader<'_>) -> Result<Packet, Kind> {
             payload: share(frame, w.payload),
             qos: w.qos,
             retain: w.retain,
-            properties: WillProperties::from_ref(frame, w.properties),
+            properties: WillProperties::boxed_from_ref(frame, w.properties),
         }),
         username: c.username,
         password: c.password.map(|p| share(frame, p)),
-        properties: ConnectProperties::from_ref(frame, c.properties),
+        properties: ConnectProperties::boxed_from_ref(frame, c.properties),
     }))
 }
 
@@ -618,7 +615,7 @@ fn owned_subscribe(
     let (packet_id, properties, _, _) = view::subscribe_with(
         r,
         version,
-        |text| owned_string(frame, text),
+        |text| crate::text::shared(frame, text),
         |filter, options| {
             filters.push(Subscription {
                 filter: TopicFilter::from_checked(filter),
@@ -644,7 +641,7 @@ fn owned_unsubscribe(
     let (packet_id, properties, _, _) = view::unsubscribe_with(
         r,
         version,
-        |text| owned_string(frame, text),
+        |text| crate::text::shared(frame, text),
         |filter| filters.push(TopicFilter::from_checked(filter)),
     )?;
     Ok(Packet::Unsubscribe(Unsubscribe {
@@ -660,11 +657,11 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
     match *packet {
         PacketRef::Connect(c) => {
             let will = c.will.map(|w| LastWill {
-                topic: TopicName::from_checked(owned_string(f, w.topic)),
+                topic: owned_topic(w.topic, |text| owned_string(f, text)),
                 payload: share(f, w.payload),
                 qos: w.qos,
                 retain: w.retain,
-                properties: WillProperties::from_ref(f, w.properties),
+                properties: WillProperties::boxed_from_ref(f, w.properties),
             });
             Packet::from(Connect {
                 protocol: c.protocol,
@@ -674,7 +671,7 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
                 will,
                 username: c.username.map(|u| owned_string(f, u)),
                 password: c.password.map(|p| share(f, p)),
-                properties: ConnectProperties::from_ref(f, c.properties),
+                properties: ConnectProperties::boxed_from_ref(f, c.properties),
             })
         }
         PacketRef::ConnAck(c) => Packet::from(ConnAck {
@@ -686,11 +683,7 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
             dup: p.dup,
             qos_pid: p.qos_pid,
             retain: p.retain,
-            topic: if p.topic.is_empty() {
-                TopicName::empty_for_alias()
-            } else {
-                TopicName::from_checked(owned_string(f, p.topic))
-            },
+            topic: owned_topic(p.topic, |text| owned_string(f, text)),
             properties: PublishProperties::boxed_from_ref(f, p.properties),
             payload: share(f, p.payload),
         }),
@@ -718,7 +711,7 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
             let mut filters = Vec::with_capacity(s.filters.len());
             for (filter, options) in s.filters {
                 filters.push(Subscription {
-                    filter: TopicFilter::from_checked(owned_string(f, filter)),
+                    filter: TopicFilter::from_checked(crate::text::shared(f, filter)),
                     options,
                 });
             }
@@ -736,7 +729,7 @@ pub(crate) fn owned_from_ref(frame: &Bytes, packet: &PacketRef<'_>) -> Packet {
         PacketRef::Unsubscribe(u) => {
             let mut filters = Vec::with_capacity(u.filters.len());
             for filter in u.filters {
-                filters.push(TopicFilter::from_checked(owned_string(f, filter)));
+                filters.push(TopicFilter::from_checked(crate::text::shared(f, filter)));
             }
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: u.packet_id,
@@ -1054,12 +1047,19 @@ mod tests {
 
     #[test]
     fn publish_keeps_its_properties_out_of_line() {
-        // Topic and payload (two `Bytes`), one pointer for the property set, QoS and flags: a
-        // PUBLISH is copied through every queue on its way, so it must stay this small.
+        // The topic (a short name in place, a `Bytes` otherwise, in five words), the payload (a
+        // `Bytes`), one pointer for the property set, QoS and flags: a PUBLISH is copied
+        // through every queue on its way, so it must stay this small.
+        assert_eq!(core::mem::size_of::<crate::MqttString>(), 40);
+        assert_eq!(core::mem::size_of::<TopicName>(), 40);
         let size = core::mem::size_of::<Publish>();
-        assert!(size <= 80, "Publish is {size} bytes");
+        assert!(size <= 88, "Publish is {size} bytes");
         assert!(core::mem::size_of::<PubAck>() <= 16);
-        assert!(core::mem::size_of::<Packet>() <= 80);
+        assert!(
+            core::mem::size_of::<Packet>() <= 88,
+            "Packet is {} bytes",
+            core::mem::size_of::<Packet>()
+        );
     }
 
     #[test]

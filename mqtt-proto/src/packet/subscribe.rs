@@ -242,7 +242,7 @@ impl Subscribe {
             self.properties.write(buf);
         }
         for sub in &self.filters {
-            put_prefixed(buf, sub.filter.as_mqtt_str().as_bytes());
+            put_prefixed(buf, sub.filter.as_bytes());
             buf.put_u8(sub.options.to_byte(version).unwrap_or(0));
         }
     }
@@ -348,7 +348,7 @@ impl Unsubscribe {
             self.properties.write(buf);
         }
         for filter in &self.filters {
-            put_prefixed(buf, filter.as_mqtt_str().as_bytes());
+            put_prefixed(buf, filter.as_bytes());
         }
     }
 }

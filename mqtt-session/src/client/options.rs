@@ -638,7 +638,8 @@ pub(crate) fn last_will(message: Message, delay: Option<u32>) -> LastWill {
             response_topic: p.response_topic,
             correlation_data: p.correlation_data,
             user_properties: p.user_properties,
-        },
+        }
+        .into(),
     }
 }
 

@@ -36,7 +36,7 @@ impl Message {
     }
 
     pub(super) fn from_will(will: LastWill) -> Self {
-        let props = will.properties;
+        let props = will.properties.into_inner();
         Self {
             topic: will.topic,
             payload: will.payload,
