@@ -150,10 +150,10 @@ impl Subscribe {
     }
 
     /// Encodes a SUBSCRIBE without properties in its own layout: each filter in one append, its
-    /// length, its bytes and its options byte. `None` for a SUBSCRIBE with
-    /// properties, which takes the general path. Checks what [`Subscribe::body_len`] checks, in
-    /// its order.
-    #[inline]
+    /// length, its bytes and its options byte. `None` for a SUBSCRIBE with properties, or one
+    /// to refuse, which the general path encodes or refuses (it checks what
+    /// [`Subscribe::body_len`] checks, in its order).
+    #[inline(always)]
     pub(crate) fn encode_plain(
         &self,
         version: ProtocolVersion,
@@ -162,19 +162,20 @@ impl Subscribe {
         if !self.properties.is_empty() {
             return None;
         }
-        Some(self.encode_without_properties(version, buf))
+        self.encode_without_properties(version, buf).map(Ok)
     }
 
     // Out of line, so that `Packet::encode`, which it would be inlined into, stays short on the
-    // fixed-size packets' path.
+    // fixed-size packets' path; its `Option<usize>` comes back in registers, not through memory
+    // (see `Connect::encode_without_properties`).
     #[inline(never)]
     fn encode_without_properties(
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
-    ) -> Result<usize, EncodeError> {
+    ) -> Option<usize> {
         if self.filters.is_empty() {
-            return Err(EncodeError::NoTopicFilters);
+            return None;
         }
         let v5 = version.is_v5();
         let mut body = 2 + usize::from(v5);
@@ -182,15 +183,15 @@ impl Subscribe {
         // the options are the QoS alone, which makes the options byte the QoS. The loops sum
         // the lengths and branch once after, on what they gathered: options beyond the QoS in
         // 3.1.1, and a filter longer than a length prefix can say (which a `TopicFilter`
-        // never is: the OR of lengths exceeds 0xFFFF only if one does); `body_len` then names
-        // the first error, in its order. The 5.0 loop refuses No Local on a shared
-        // subscription as it goes.
+        // never is: the OR of lengths exceeds 0xFFFF only if one does); the general path then
+        // names the first error, in `body_len`'s order. The 5.0 loop leaves No Local on a
+        // shared subscription to it as it finds one.
         let mut longest = 0;
         let mut refused = false;
         if v5 {
             for sub in &self.filters {
                 if sub.options.no_local && sub.filter.is_shared() {
-                    return Err(EncodeError::NoLocalOnSharedSubscription);
+                    return None;
                 }
                 longest |= sub.filter.len();
                 body += sub.filter.len() + 3;
@@ -202,11 +203,8 @@ impl Subscribe {
                 body += sub.filter.len() + 3;
             }
         }
-        if refused || longest > usize::from(u16::MAX) {
-            self.body_len(version)?;
-        }
-        if body > MAX_VAR_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
+        if refused || longest > usize::from(u16::MAX) || body > MAX_VAR_INT as usize {
+            return None;
         }
         let total = 1 + var_int_len(body) + body;
         let [id_hi, id_lo] = self.packet_id.get().to_be_bytes();
@@ -233,7 +231,7 @@ impl Subscribe {
             put_var_int(buf, body);
             self.write(version, buf);
         }
-        Ok(total)
+        Some(total)
     }
 
     pub(crate) fn write(&self, version: ProtocolVersion, buf: &mut BytesMut) {
