@@ -164,6 +164,12 @@ impl InlineStr {
     };
 
     /// `text` copied in place, or `None` if it is longer than [`INLINE_LEN`] bytes.
+    ///
+    /// The value is assembled in five registers, one per eight bytes of the layout, and
+    /// stored whole: copying the text into a buffer and that buffer into the value made the
+    /// CPU load bytes while the stores of the copy were still on their way to the cache, and
+    /// each such load waits for them (`perf annotate`: a third of the owned 5.0 stream with
+    /// properties, whose four short strings a PUBLISH were each copied so).
     #[inline]
     pub(crate) fn new(text: &str) -> Option<Self> {
         let src = text.as_bytes();
@@ -171,40 +177,34 @@ impl InlineStr {
         if n > INLINE_LEN {
             return None;
         }
-        let mut bytes = [0; INLINE_LEN];
-        let to = bytes.as_mut_ptr();
-        let from = src.as_ptr();
-        // SAFETY: `bytes` holds `INLINE_LEN` bytes and `src` `n <= INLINE_LEN`; each branch
-        // copies the ranges `[0, k)` and `[n - k, n)` with `k <= n`, within both, and the two
-        // do not overlap. Fixed-size moves instead of `copy_from_slice`'s call to `memcpy`:
-        // 14 instructions fewer for each string a decoder copies (`benches/instructions.sh`).
-        // `append.rs` copies the same way; calling its copy from here, whole or only its part
-        // for up to 64 bytes, compiled `MqttString::share` worse (the 16-byte PUBLISH decode
-        // 312 -> 335 instructions, the 5.0 stream with properties 2,346 -> 2,418).
-        unsafe {
-            if n >= 32 {
-                core::ptr::copy_nonoverlapping(from, to, 32);
-                core::ptr::copy_nonoverlapping(from.add(n - 32), to.add(n - 32), 32);
-            } else if n >= 16 {
-                core::ptr::copy_nonoverlapping(from, to, 16);
-                core::ptr::copy_nonoverlapping(from.add(n - 16), to.add(n - 16), 16);
-            } else if n >= 8 {
-                core::ptr::copy_nonoverlapping(from, to, 8);
-                core::ptr::copy_nonoverlapping(from.add(n - 8), to.add(n - 8), 8);
-            } else if n >= 4 {
-                core::ptr::copy_nonoverlapping(from, to, 4);
-                core::ptr::copy_nonoverlapping(from.add(n - 4), to.add(n - 4), 4);
-            } else {
-                for i in 0..n {
-                    *to.add(i) = *from.add(i);
-                }
+        // Word `i` holds bytes `8 * i..8 * i + 8` of the layout: the length in two bytes,
+        // then the text from its byte `8 * i - 2`, then zeros. Every read lies within `src`.
+        let mut words = [0u64; 5];
+        if let (Some(first), Some(last)) = (src.first_chunk::<8>(), src.last_chunk::<8>()) {
+            let last = u64::from_le_bytes(*last);
+            words[0] = (u64::from_le_bytes(*first) << 16) | ((n as u64) << 8);
+            for (i, word) in words.iter_mut().enumerate().skip(1) {
+                let at = 8 * i - 2;
+                *word = match src.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+                    Some(whole) => u64::from_le_bytes(*whole),
+                    // The text's last bytes, `src[at..n]`, are the high ones of its last word.
+                    None if at < n => last >> (8 * (at + 8 - n)),
+                    None => 0,
+                };
             }
+        } else {
+            let short = gather_short(src);
+            words[0] = (short << 16) | ((n as u64) << 8);
+            words[1] = short >> 48;
         }
-        Some(Self {
-            hi: Zero::Zero,
-            len: n as u8,
-            bytes,
-        })
+        let mut raw = [0u8; 40];
+        for (chunk, word) in raw.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        // SAFETY: `InlineStr` is `repr(C)` of 40 one-byte fields with no padding, the size of
+        // `raw`; its first byte, a `Zero`, is 0 (the low byte of `words[0]`), its `len` is
+        // `n <= INLINE_LEN`, and its first `n` bytes of text are `text`'s, as `new` promises.
+        Some(unsafe { core::mem::transmute::<[u8; 40], Self>(raw) })
     }
 
     /// The text's length in bytes.
@@ -221,6 +221,23 @@ impl InlineStr {
         // in bounds and valid UTF-8. (The checked slice cost four instructions on every read
         // of a string an encoder makes: `benches/instructions.sh`.)
         unsafe { core::str::from_utf8_unchecked(self.bytes.get_unchecked(..usize::from(self.len))) }
+    }
+}
+
+/// The bytes of a text shorter than eight bytes as the low bytes of a word, the rest zero.
+#[inline(always)]
+fn gather_short(src: &[u8]) -> u64 {
+    match (src.first_chunk::<4>(), src.last_chunk::<4>()) {
+        // Two reads that overlap where the text is shorter than eight bytes.
+        (Some(first), Some(last)) => {
+            let first = u64::from(u32::from_le_bytes(*first));
+            let last = u64::from(u32::from_le_bytes(*last));
+            first | (last << (8 * (src.len() - 4)))
+        }
+        _ => src
+            .iter()
+            .rev()
+            .fold(0, |word, &b| (word << 8) | u64::from(b)),
     }
 }
 
@@ -499,6 +516,48 @@ mod tests {
                         "{near} at {pos} of {len}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_held_in_place_is_laid_out_as_it_is_encoded_at_every_length() {
+        // Distinct bytes, so that a byte read from the wrong place shows; text of one, two and
+        // four bytes a character, so that every length of UTF-8 is held.
+        let chars = [
+            'a',
+            'b',
+            '\u{e9}',
+            'c',
+            '\u{1F600}',
+            'd',
+            'e',
+            '\u{3b1}',
+            'f',
+            'g',
+        ];
+        for len in 0..=INLINE_LEN + 8 {
+            let mut text = alloc::string::String::new();
+            for c in chars.iter().cycle() {
+                if text.len() + c.len_utf8() > len {
+                    break;
+                }
+                text.push(*c);
+            }
+            for text in [
+                text.as_str(),
+                &"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"[..len],
+            ] {
+                let Some(inline) = InlineStr::new(text) else {
+                    assert!(text.len() > INLINE_LEN, "{len}");
+                    continue;
+                };
+                assert_eq!(inline.as_str(), text);
+                assert_eq!(inline.len(), text.len());
+                assert!(inline.hi == Zero::Zero);
+                assert_eq!(usize::from(inline.len), text.len());
+                // After the text, zeros: the value is the same whoever made it.
+                assert!(inline.bytes[text.len()..].iter().all(|&b| b == 0), "{len}");
             }
         }
     }
