@@ -201,8 +201,8 @@ impl InlineStr {
         for (chunk, word) in raw.chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&word.to_le_bytes());
         }
-        // SAFETY: `InlineStr` is `repr(C)` of 40 one-byte fields with no padding, the size of
-        // `raw`; its first byte, a `Zero`, is 0 (the low byte of `words[0]`), its `len` is
+        // SAFETY: `InlineStr` is `repr(C)` of fields of one-byte alignment (a `Zero`, a `u8`
+        // and 38 bytes) with no padding, 40 bytes as `raw` is; its first byte, a `Zero`, is 0 (the low byte of `words[0]`), its `len` is
         // `n <= INLINE_LEN`, and its first `n` bytes of text are `text`'s, as `new` promises.
         Some(unsafe { core::mem::transmute::<[u8; 40], Self>(raw) })
     }
