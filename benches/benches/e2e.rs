@@ -24,6 +24,16 @@ use mqtt_testkit::{Mosquitto, MosquittoConfig};
 const INFLIGHT: u16 = 100;
 /// Payload size of every message.
 const PAYLOAD: usize = 64;
+/// The write delay of the `+ write delay` rows (`ClientOptions::write_delay`), unless
+/// `E2E_WRITE_DELAY_US` gives another: half of tokio's timer tick, which tokio rounds up to
+/// the next tick (so its holds last 0.5–1.5 ms, async-io's 0.5 ms).
+fn write_delay() -> Duration {
+    let micros = std::env::var("E2E_WRITE_DELAY_US")
+        .ok()
+        .and_then(|us| us.parse().ok())
+        .unwrap_or(500);
+    Duration::from_micros(micros)
+}
 /// A run ends when nothing arrived for this long.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -242,12 +252,18 @@ impl AsyncIoIdle {
 /// Defines a run of one of our clients: `$krate` is the adapter crate, `$app` the module of the
 /// runtime the application side runs on, `$connect` starts a client on the runtime under test,
 /// `$publisher` adds to the publisher's options (given a scratch directory), e.g. a session
-/// store.
+/// store, and `$both` to both clients' options.
 macro_rules! our_client {
     ($(#[$doc:meta])* $name:ident, $krate:ident, $app:ident, $connect:expr) => {
         our_client!($(#[$doc])* $name, $krate, $app, $connect, |_dir, options| options);
     };
     ($(#[$doc:meta])* $name:ident, $krate:ident, $app:ident, $connect:expr, $publisher:expr) => {
+        our_client!($(#[$doc])* $name, $krate, $app, $connect, $publisher, |options| options);
+    };
+    (
+        $(#[$doc:meta])* $name:ident, $krate:ident, $app:ident, $connect:expr, $publisher:expr,
+        $both:expr
+    ) => {
         $(#[$doc])*
         fn $name(
             rt: &tokio::runtime::Runtime,
@@ -260,12 +276,15 @@ macro_rules! our_client {
         use $krate::{Client, ClientOptions, Event, Message, QoS};
         let connect = $connect;
         let qos = QoS::from_u8(qos).unwrap();
+        let both: fn(ClientOptions) -> ClientOptions = $both;
         let options = |id: &str| {
-            ClientOptions::new(&url)
-                .client_id(id)
-                .max_inflight(INFLIGHT)
-                .max_queued(100_000)
-                .no_reconnect()
+            both(
+                ClientOptions::new(&url)
+                    .client_id(id)
+                    .max_inflight(INFLIGHT)
+                    .max_queued(100_000)
+                    .no_reconnect(),
+            )
         };
         let (sub, mut events) = connect(options(concat!(stringify!($name), "-sub"))).unwrap();
         sub.subscribe(&topic, qos).await.unwrap();
@@ -367,6 +386,46 @@ our_client!(
     mqtt_async_std,
     on_smol,
     |options| Client::connect_with(options, |driver| smol::spawn(driver).detach())
+);
+
+our_client!(
+    /// Our tokio client, its session in a `FileStore` that syncs every commit, holding writes
+    /// for up to [`write_delay()`] (so that one commit and one sync serve each write).
+    ours_tokio_file_store_write_delay,
+    mqtt_tokio,
+    on_tokio,
+    Client::connect,
+    |dir, options| options
+        .persistent_session()
+        .store(mqtt_tokio::FileStore::open(dir).unwrap()),
+    |options| options.write_delay(write_delay())
+);
+our_client!(
+    /// Our tokio client holding writes for up to [`write_delay()`] to gather more into each.
+    ours_tokio_write_delay,
+    mqtt_tokio,
+    on_tokio,
+    Client::connect,
+    |_dir, options| options,
+    |options| options.write_delay(write_delay())
+);
+our_client!(
+    /// Our futures-io client on async-std, holding writes for up to [`write_delay()`].
+    ours_async_std_write_delay,
+    mqtt_async_std,
+    on_async_std,
+    Client::connect,
+    |_dir, options| options,
+    |options| options.write_delay(write_delay())
+);
+our_client!(
+    /// Our futures-io client on smol, holding writes for up to [`write_delay()`].
+    ours_smol_write_delay,
+    mqtt_async_std,
+    on_smol,
+    |options| Client::connect_with(options, |driver| smol::spawn(driver).detach()),
+    |_dir, options| options,
+    |options| options.write_delay(write_delay())
 );
 
 /// rumqttc, the most used Rust client.
@@ -595,7 +654,13 @@ fn main() {
             .filter(|(q, _)| qos_only.is_none_or(|o| o == *q))
     }) {
         let n = ((count as f64 * scale) as u64).max(10);
-        let topic = |who: &str| format!("bench/{}/{qos}", who.replace(' ', "_"));
+        let topic = |who: &str| {
+            let who: String = who
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("bench/{who}/{qos}")
+        };
         if wanted("rumqttc") {
             runs.push(measure("rumqttc", qos, n, || {
                 rt.block_on(rumqttc(port, topic("rumqttc"), qos, n))
@@ -606,10 +671,13 @@ fn main() {
                 rt.block_on(mosquitto_clients(port, topic("libmosquitto"), qos, n))
             }));
         }
-        let ours: [(&'static str, OurRun); 3] = [
+        let ours: [(&'static str, OurRun); 6] = [
             ("ours (tokio)", ours_tokio),
             ("ours (async-std)", ours_async_std),
             ("ours (smol)", ours_smol),
+            ("ours (tokio) + write delay", ours_tokio_write_delay),
+            ("ours (async-std) + write delay", ours_async_std_write_delay),
+            ("ours (smol) + write delay", ours_smol_write_delay),
         ];
         for (name, run) in ours.into_iter().filter(|(n, _)| wanted(n)) {
             runs.push(measure(name, qos, n, || {
@@ -617,12 +685,16 @@ fn main() {
             }));
         }
         // What durability costs: QoS 1/2 messages are recorded before they are sent.
-        let stored: [(&'static str, OurRun); 3] = [
+        let stored: [(&'static str, OurRun); 4] = [
             ("ours (tokio, MemoryStore)", ours_tokio_memory_store),
             ("ours (tokio, FileStore, sync)", ours_tokio_file_store),
             (
                 "ours (tokio, FileStore, no sync)",
                 ours_tokio_file_store_no_sync,
+            ),
+            (
+                "ours (tokio, FileStore, sync) + write delay",
+                ours_tokio_file_store_write_delay,
             ),
         ];
         for (name, run) in stored.into_iter().filter(|(n, _)| qos > 0 && wanted(n)) {

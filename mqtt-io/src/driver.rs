@@ -13,7 +13,7 @@ use async_channel::Receiver;
 use futures_core::Stream;
 use mqtt_session::client::{
     BrokerUrl, ClientCore, Command, ConnectDecision, DialError, HandleState, Output, Step,
-    TransportOptions,
+    TransportOptions, WRITE_DELAY_FLUSH,
 };
 use mqtt_session::AckToken;
 use tracing::{debug, Instrument};
@@ -61,7 +61,7 @@ async fn within<R: Runtime, T>(limit: Duration, future: impl Future<Output = T>)
 }
 
 /// The state of the driver task.
-pub(crate) struct Connection<R> {
+pub(crate) struct Connection<R: Runtime> {
     core: ClientCore<Waiter>,
     options: TransportOptions,
     tls: Option<crate::TlsConfig>,
@@ -82,11 +82,14 @@ pub(crate) struct Connection<R> {
     taken: Vec<AckToken>,
     shared: Arc<HandleState>,
     read_buf: ReadBuffer,
+    /// The end of the current hold of bytes ready to write (`write_delay`), and its timer.
+    held_until: Option<Instant>,
+    hold: Pin<Box<R::Timer>>,
     jitter: Jitter,
     runtime: PhantomData<fn() -> R>,
 }
 
-impl<R> Drop for Connection<R> {
+impl<R: Runtime> Drop for Connection<R> {
     fn drop(&mut self) {
         // Finished, or dropped unpolled: either way the event stream ends. A command still
         // in a channel would outlive the driver there (the handles keep the channel alive)
@@ -124,6 +127,8 @@ impl<R: Runtime> Connection<R> {
             inbox,
             taken: Vec::new(),
             shared,
+            held_until: None,
+            hold: Box::pin(R::timer()),
             jitter: Jitter::new(),
             runtime: PhantomData,
         }
@@ -361,6 +366,7 @@ impl<R: Runtime> Connection<R> {
 
     /// Runs one connection until it ends.
     async fn online(&mut self, mut transport: R::Transport) {
+        self.held_until = None;
         let mut timer = pin!(R::timer());
         let mut armed: Option<Instant> = None;
         let mut flush_pending = false;
@@ -473,6 +479,20 @@ impl<R: Runtime> Connection<R> {
             }
         }
         let now = R::now();
+        if self.holds_writes(cx, now) {
+            if *flush_pending {
+                match transport.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => *flush_pending = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
+                    Poll::Pending => {}
+                }
+            }
+            return if progress {
+                Poll::Ready(Wake::Progress)
+            } else {
+                Poll::Pending
+            };
+        }
         loop {
             match transport.poll_transmit(cx, &mut self.core, now) {
                 Poll::Ready(Ok(true)) => {
@@ -498,5 +518,38 @@ impl<R: Runtime> Connection<R> {
         } else {
             Poll::Pending
         }
+    }
+
+    /// Whether to hold the bytes ready to write a little longer, so that more leave in the
+    /// same write (`write_delay`); registers `cx` for the end of the hold. Never while the
+    /// connection is not accepted yet or is closing, nor once a full write's worth waits.
+    fn holds_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let delay = self.options.write_delay;
+        if delay.is_zero() {
+            return false;
+        }
+        let waiting = self.core.transmit_len();
+        if waiting == 0
+            || waiting >= WRITE_DELAY_FLUSH
+            || self.core.wants_close()
+            || !self.core.is_connected()
+        {
+            self.held_until = None;
+            return false;
+        }
+        let until = match self.held_until {
+            Some(until) => until,
+            None => {
+                let until = now + delay;
+                self.hold.as_mut().set(until);
+                self.held_until = Some(until);
+                until
+            }
+        };
+        if now >= until || self.hold.as_mut().poll_fired(cx).is_ready() {
+            self.held_until = None;
+            return false;
+        }
+        true
     }
 }

@@ -85,7 +85,7 @@ pub mod api {
     pub use mqtt_session::client::{
         Backoff, BrokerUrl, ClientOptions, ClientStats, ConnectAttempt, ConnectDecision,
         ConnectFailure, DialError, Error, Event, OptionsError, PemSource, Scheme, TlsOptions,
-        TlsVersion, UrlError,
+        TlsVersion, UrlError, MAX_WRITE_DELAY, WRITE_DELAY_FLUSH,
     };
     /// The packet model, for 5.0 properties, reason codes and topic types.
     pub use mqtt_session::proto;

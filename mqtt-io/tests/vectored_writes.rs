@@ -225,3 +225,26 @@ fn a_64_mib_payload_reaches_the_write_as_the_messages_own_bytes() {
     core.handle_written(now, total);
     assert_eq!(core.poll_transmit(now), None);
 }
+
+#[test]
+fn transmit_len_counts_every_byte_until_the_transport_takes_it() {
+    let (mut core, now) = connected(ProtocolVersion::V5);
+    assert_eq!(core.transmit_len(), 0);
+    let payloads = payloads();
+    publish_all(&mut core, now, &payloads);
+    let waiting = core.transmit_len();
+    assert_eq!(waiting, reference(ProtocolVersion::V5, &payloads).len());
+    assert_eq!(core.transmit_len(), waiting, "asking moves nothing");
+    let partial = |slices: &[IoSlice<'_>]| {
+        assert!(slices.iter().map(|s| s.len()).sum::<usize>() >= 100);
+        Poll::Ready(Ok(100))
+    };
+    assert!(matches!(
+        poll_write_transmit_vectored(&mut core, now, partial),
+        Poll::Ready(Ok(true))
+    ));
+    assert_eq!(core.transmit_len(), waiting - 100);
+    let run = drain(&mut core, now, Stream::Vectored(4096), &payloads);
+    assert_eq!(run.wire.len(), waiting - 100);
+    assert_eq!(core.transmit_len(), 0);
+}

@@ -1404,6 +1404,12 @@ impl Session {
         n
     }
 
+    /// Bytes encoded and not yet taken by [`poll_transmit`](Self::poll_transmit) or
+    /// [`poll_transmit_chunks`](Self::poll_transmit_chunks).
+    pub fn transmit_len(&self) -> usize {
+        self.transmit.len()
+    }
+
     /// [`poll_transmit`](Self::poll_transmit) without copying anything: moves the bytes to
     /// send to the end of `out`, where the payload of each PUBLISH of at least
     /// [`SPLIT_PAYLOAD_MIN`](mqtt_proto::SPLIT_PAYLOAD_MIN) bytes is a buffer of its own, the

@@ -1246,6 +1246,51 @@ macro_rules! client_suite {
             }
         }
 
+        $crate::__suite_test! { $mode
+            async fn a_write_delay_gathers_what_comes_meanwhile_into_one_write_and_no_more() {
+                use std::io::{Read, Write};
+                let (first_tx, first_rx) = std::sync::mpsc::channel();
+                let (url, broker) = scripted_broker(move |socket| {
+                    socket.write_all(&[0x20, 0x02, 0x00, 0x00]).expect("CONNACK");
+                    let mut buf = [0u8; 4096];
+                    let n = socket.read(&mut buf).expect("the first write");
+                    let first = (std::time::Instant::now(), buf[..n].to_vec());
+                    first_tx.send(first).expect("report");
+                });
+                let delay = $k::MAX_WRITE_DELAY;
+                let options = ClientOptions::new(&url)
+                    .client_id("held")
+                    .no_reconnect()
+                    .write_delay(delay);
+                let (client, _events) = start(options).await;
+                let sent = std::time::Instant::now();
+                let mut handles = Vec::new();
+                let mut expected = Vec::new();
+                for i in 0..10u8 {
+                    let small = message("t", vec![i], QoS::AtMostOnce);
+                    handles.push(client.try_publish(small).expect("room"));
+                    expected.extend_from_slice(&[0x30, 0x04, 0x00, 0x01, b't', i]);
+                }
+                for handle in handles {
+                    within("a held publish", handle).await.expect("written");
+                }
+                let held = sent.elapsed();
+                let (arrived, first) = first_rx.recv_timeout(LIMIT).expect("the first write");
+                assert_eq!(first, expected, "the ten publishes leave in one write");
+                assert!(arrived.duration_since(sent) >= delay, "held {held:?}");
+                assert!(held < delay + Duration::from_secs(5), "held {held:?}");
+                // A full write's worth goes at once, and so does DISCONNECT.
+                let started = std::time::Instant::now();
+                let large = message("t", vec![7u8; $k::WRITE_DELAY_FLUSH], QoS::AtMostOnce);
+                let handle = client.publish(large).await.expect("queued");
+                within("a large publish", handle).await.expect("written");
+                within("disconnect", client.disconnect()).await.expect("disconnect");
+                let took = started.elapsed();
+                assert!(took < delay, "a large publish and DISCONNECT took {took:?}");
+                broker_finished(broker).await;
+            }
+        }
+
         $crate::__hostile_suite! { $k, $mode, $sleep }
 
         $crate::__suite_test! { $mode

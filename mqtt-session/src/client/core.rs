@@ -155,6 +155,9 @@ pub struct TransportOptions {
     pub max_packet_size: usize,
     /// How long closing the transport (TLS close_notify, WebSocket close, TCP FIN) may take.
     pub close_timeout: Duration,
+    /// How long bytes ready to write may be held back to go out with more
+    /// ([`ClientOptions::write_delay`]); zero writes at once.
+    pub write_delay: Duration,
     /// The hook to call before each connection attempt ([`Step::Prepare`]).
     pub connect_hook: Option<ConnectHook>,
 }
@@ -313,6 +316,7 @@ impl<W> ClientCore<W> {
             connect_timeout: options.config.connect_timeout,
             max_packet_size: options.config.max_packet_size,
             close_timeout: options.close_timeout,
+            write_delay: options.write_delay,
             connect_hook: options.connect_hook.clone(),
         };
         let authenticator = options.authenticator.take();
@@ -823,6 +827,15 @@ impl<W> ClientCore<W> {
     }
 
     // ----- outputs -----
+
+    /// Bytes waiting to be written: those handed out and not yet reported written, and
+    /// those encoded since. Unlike [`poll_transmit`](Self::poll_transmit) it moves nothing,
+    /// so that a driver holding writes back (see [`TransportOptions::write_delay`]) can ask
+    /// as often as it likes.
+    pub fn transmit_len(&self) -> usize {
+        let handed_out: usize = self.chunks.iter().map(|c| c.bytes.len()).sum();
+        handed_out + self.session.transmit_len()
+    }
 
     /// The next bytes to write at `now`, if any: the first buffer of what waits. Write as
     /// many as the transport takes and report them with

@@ -23,5 +23,8 @@ pub use self::event::{Error, Event, Reply};
 pub use self::failure::{is_permanent_refusal, ConnectFailure, DialError};
 pub use self::handle::{ClientStats, HandleState};
 pub use self::hook::{ConnectAttempt, ConnectDecision, ConnectHook, ConnectHookFuture};
-pub use self::options::{ClientOptions, OptionsError, PemSource, TlsOptions, TlsVersion};
+pub use self::options::{
+    ClientOptions, OptionsError, PemSource, TlsOptions, TlsVersion, MAX_WRITE_DELAY,
+    WRITE_DELAY_FLUSH,
+};
 pub use self::url::{BrokerUrl, Scheme, UrlError};

@@ -68,7 +68,20 @@ pub enum OptionsError {
     /// The session configuration cannot be used (e.g. keep alive below one second).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The write delay is longer than [`MAX_WRITE_DELAY`] or than a quarter of the ping
+    /// timeout.
+    #[error(
+        "write delay of {0:?}: at most one second, and less than a quarter of the ping timeout"
+    )]
+    WriteDelay(Duration),
 }
+
+/// The longest [`ClientOptions::write_delay`].
+pub const MAX_WRITE_DELAY: Duration = Duration::from_secs(1);
+
+/// Bytes held back by [`ClientOptions::write_delay`] that are written at once: a write this
+/// large already costs little per message.
+pub const WRITE_DELAY_FLUSH: usize = 64 * 1024;
 
 /// PEM data, or a file holding it.
 #[derive(Clone, PartialEq, Eq)]
@@ -197,6 +210,9 @@ pub struct ClientOptions {
     pub write_timeout: Option<Duration>,
     /// How long a connection that is over may take to write its last bytes and close.
     pub close_timeout: Duration,
+    /// How long bytes ready to write may be held back to go out with more; zero (the
+    /// default) writes them at once. See [`write_delay`](Self::write_delay).
+    pub write_delay: Duration,
     /// Called before every connection attempt; see
     /// [`before_connect`](Self::before_connect).
     pub connect_hook: Option<ConnectHook>,
@@ -236,6 +252,7 @@ impl ClientOptions {
             disconnect_timeout: Duration::from_secs(10),
             write_timeout: None,
             close_timeout: Duration::from_secs(2),
+            write_delay: Duration::ZERO,
             connect_hook: None,
             stop_on_permanent_refusal: false,
             follow_server_reference: false,
@@ -576,6 +593,19 @@ impl ClientOptions {
         self
     }
 
+    /// Lets the client hold bytes ready to write for up to `delay`, so that what is published
+    /// and acknowledged meanwhile leaves in the same write, as Kafka's `linger.ms` or TCP's
+    /// Nagle algorithm do: fewer system calls, TCP segments and store commits per message,
+    /// for up to `delay` more latency on each. Held bytes go at once when
+    /// [`WRITE_DELAY_FLUSH`] or more wait, when the connection is closing, and while the
+    /// broker has not accepted the connection. Zero (the default) writes at once; at most
+    /// [`MAX_WRITE_DELAY`], and less than a quarter of the ping timeout, so that a held
+    /// PINGREQ is still answered in time.
+    pub fn write_delay(mut self, delay: Duration) -> Self {
+        self.write_delay = delay;
+        self
+    }
+
     /// Sets how long a packet may take to arrive once its first byte has.
     pub fn packet_timeout(mut self, timeout: Duration) -> Self {
         self.config.packet_timeout = Some(timeout);
@@ -607,6 +637,10 @@ impl ClientOptions {
             will.properties.will_delay_interval = Some(delay);
         }
         self.config.validate()?;
+        let delay = self.write_delay;
+        if !delay.is_zero() && (delay > MAX_WRITE_DELAY || delay * 4 >= self.config.ping_timeout) {
+            return Err(OptionsError::WriteDelay(delay));
+        }
         if let Some(authenticator) = &self.authenticator {
             if !self.config.version.is_v5() {
                 return Err(ConfigError::EnhancedAuthNeedsV5.into());
@@ -657,6 +691,7 @@ impl fmt::Debug for ClientOptions {
             .field("publish_capacity", &self.publish_capacity)
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("write_timeout", &self.write_timeout)
+            .field("write_delay", &self.write_delay)
             .field("close_timeout", &self.close_timeout)
             .field("connect_hook", &self.connect_hook)
             .field("stop_on_permanent_refusal", &self.stop_on_permanent_refusal)
@@ -716,6 +751,25 @@ mod tests {
             options.validate(),
             Err(OptionsError::Config(ConfigError::KeepAliveOutOfRange(_)))
         ));
+    }
+
+    #[test]
+    fn a_write_delay_is_bounded_by_a_second_and_the_ping_timeout() {
+        let ok = |delay, ping| {
+            let mut options = ClientOptions::new("mqtt://h").write_delay(delay);
+            options.config.ping_timeout = ping;
+            options
+                .validate()
+                .map_err(|e| assert!(matches!(e, OptionsError::WriteDelay(d) if d == delay)))
+                .is_ok()
+        };
+        let ms = Duration::from_millis;
+        assert!(ok(Duration::ZERO, ms(1000)));
+        assert!(ok(ms(5), ms(10_000)));
+        assert!(ok(MAX_WRITE_DELAY, ms(10_000)));
+        assert!(!ok(MAX_WRITE_DELAY + ms(1), ms(60_000)), "over a second");
+        assert!(!ok(ms(250), ms(1000)), "a quarter of the ping timeout");
+        assert!(ok(ms(249), ms(1000)));
     }
 
     #[test]
