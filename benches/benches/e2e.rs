@@ -636,9 +636,13 @@ fn main() {
     };
     let cases = [(0u8, 100_000u64), (1, 50_000), (2, 20_000)];
     let only = std::env::var("E2E_ONLY").ok();
+    // Names are separated by commas, or by semicolons when one is given (the store rows'
+    // names hold commas).
     let wanted = |name: &str| {
-        only.as_ref()
-            .is_none_or(|o| o.split(',').any(|w| name == w))
+        only.as_ref().is_none_or(|o| {
+            let separator = if o.contains(';') { ';' } else { ',' };
+            o.split(separator).any(|w| name == w)
+        })
     };
     let qos_only: Option<u8> = std::env::var("E2E_QOS").ok().and_then(|q| q.parse().ok());
     // `E2E_RUNS` runs of everything, interleaved so that a busy moment hits every client;

@@ -60,6 +60,22 @@ async fn within<R: Runtime, T>(limit: Duration, future: impl Future<Output = T>)
     .await
 }
 
+/// Pushes out what the transport buffered (TLS records, WebSocket frames) if a write left
+/// any, registering `cx` if it cannot yet.
+fn flush_if_pending<T: Transport>(
+    transport: &mut T,
+    cx: &mut Context<'_>,
+    flush_pending: &mut bool,
+) -> io::Result<()> {
+    if *flush_pending {
+        if let Poll::Ready(result) = transport.poll_flush(cx) {
+            result?;
+            *flush_pending = false;
+        }
+    }
+    Ok(())
+}
+
 /// The state of the driver task.
 pub(crate) struct Connection<R: Runtime> {
     core: ClientCore<Waiter>,
@@ -480,12 +496,8 @@ impl<R: Runtime> Connection<R> {
         }
         let now = R::now();
         if self.holds_writes(cx, now) {
-            if *flush_pending {
-                match transport.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => *flush_pending = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
-                    Poll::Pending => {}
-                }
+            if let Err(e) = flush_if_pending(transport, cx, flush_pending) {
+                return Poll::Ready(Wake::Closed(Some(e)));
             }
             return if progress {
                 Poll::Ready(Wake::Progress)
@@ -500,12 +512,8 @@ impl<R: Runtime> Connection<R> {
                     *flush_pending = true;
                 }
                 Poll::Ready(Ok(false)) => {
-                    if *flush_pending {
-                        match transport.poll_flush(cx) {
-                            Poll::Ready(Ok(())) => *flush_pending = false,
-                            Poll::Ready(Err(e)) => return Poll::Ready(Wake::Closed(Some(e))),
-                            Poll::Pending => {}
-                        }
+                    if let Err(e) = flush_if_pending(transport, cx, flush_pending) {
+                        return Poll::Ready(Wake::Closed(Some(e)));
                     }
                     break;
                 }
