@@ -445,7 +445,11 @@ impl<R: Runtime> Connection<R> {
         flush_pending: &mut bool,
     ) -> Poll<Wake> {
         let now = R::now();
-        let mut progress = self.report_taken(Some(cx), now);
+        // While writes are held, what the application takes is collected when the hold ends
+        // (its acknowledgements could not leave sooner), so taking wakes nobody meanwhile;
+        // unless reading waits for room in the application's queue.
+        let taken_waits = self.held_until.is_some() && self.core.wants_read(now);
+        let mut progress = self.report_taken((!taken_waits).then_some(&mut *cx), now);
         for _ in 0..COMMAND_BATCH {
             match self.control_rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(command)) => {
@@ -504,6 +508,10 @@ impl<R: Runtime> Connection<R> {
             } else {
                 Poll::Pending
             };
+        }
+        if taken_waits {
+            // The hold is over: what was taken meanwhile leaves in this write.
+            progress |= self.report_taken(Some(cx), now);
         }
         loop {
             match transport.poll_transmit(cx, &mut self.core, now) {

@@ -14,7 +14,8 @@
 //! Taking a message wakes the driver only if it waits for that (the first message taken since
 //! it last looked), so that the acknowledgement leaves promptly; what the application takes
 //! before the driver runs is collected in the same turn, and its acknowledgements leave in
-//! one write.
+//! one write. While the driver holds its writes back (`write_delay`) it does not wait for
+//! that, and collects what was taken when the hold ends.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

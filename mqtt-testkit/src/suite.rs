@@ -1291,6 +1291,51 @@ macro_rules! client_suite {
             }
         }
 
+        $crate::__suite_test! { $mode
+            async fn a_write_delay_acknowledges_what_was_taken_meanwhile_in_one_write() {
+                use std::io::{Read, Write};
+                let (first_tx, first_rx) = std::sync::mpsc::channel();
+                let (url, broker) = scripted_broker(move |socket| {
+                    let mut bytes = vec![0x20, 0x02, 0x00, 0x00];
+                    for id in 1..=5u8 {
+                        bytes.extend_from_slice(&[0x32, 0x06, 0x00, 0x01, b't', 0x00, id, id]);
+                    }
+                    socket.write_all(&bytes).expect("CONNACK and five QoS 1 messages");
+                    let sent = std::time::Instant::now();
+                    let mut buf = [0u8; 256];
+                    let n = socket.read(&mut buf).expect("the first write");
+                    first_tx.send((sent.elapsed(), buf[..n].to_vec())).expect("report");
+                });
+                let delay = Duration::from_millis(300);
+                let options = ClientOptions::new(&url)
+                    .client_id("held-acks")
+                    .no_reconnect()
+                    .write_delay(delay);
+                let (client, mut events) = connect(options).expect("valid options");
+                for id in 1..=5u8 {
+                    let publish = next_message(&mut events).await;
+                    assert_eq!(&publish.payload[..], &[id][..]);
+                }
+                // Waited for without blocking: on a single-threaded runtime the driver that
+                // ends the hold runs on this thread.
+                let (after, first) = within("the first write", async {
+                    loop {
+                        if let Ok(first) = first_rx.try_recv() {
+                            return first;
+                        }
+                        $sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                let acks: Vec<u8> = (1..=5u8).flat_map(|id| [0x40, 0x02, 0x00, id]).collect();
+                assert_eq!(first, acks, "five PUBACKs, in order, in one write");
+                assert!(after >= delay, "acknowledged after {after:?}");
+                assert!(after < delay + Duration::from_secs(5), "acknowledged after {after:?}");
+                within("disconnect", client.disconnect()).await.expect("disconnect");
+                broker_finished(broker).await;
+            }
+        }
+
         $crate::__hostile_suite! { $k, $mode, $sleep }
 
         $crate::__suite_test! { $mode
