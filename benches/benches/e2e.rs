@@ -25,13 +25,13 @@ const INFLIGHT: u16 = 100;
 /// Payload size of every message.
 const PAYLOAD: usize = 64;
 /// The write delay of the `+ write delay` rows (`ClientOptions::write_delay`), unless
-/// `E2E_WRITE_DELAY_US` gives another: half of tokio's timer tick, which tokio rounds up to
-/// the next tick (so its holds last 0.5–1.5 ms, async-io's 0.5 ms).
+/// `E2E_WRITE_DELAY_US` gives another: below tokio's 1 ms timer tick, which tokio rounds up
+/// to the next tick (so there writes are 0.7–1.7 ms apart under load, on async-io 0.7 ms).
 fn write_delay() -> Duration {
     let micros = std::env::var("E2E_WRITE_DELAY_US")
         .ok()
         .and_then(|us| us.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(700);
     Duration::from_micros(micros)
 }
 /// A run ends when nothing arrived for this long.

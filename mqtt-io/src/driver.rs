@@ -98,7 +98,9 @@ pub(crate) struct Connection<R: Runtime> {
     taken: Vec<AckToken>,
     shared: Arc<HandleState>,
     read_buf: ReadBuffer,
-    /// The end of the current hold of bytes ready to write (`write_delay`), and its timer.
+    /// When the transport last took bytes, and the end of the current hold of bytes ready
+    /// to write (`write_delay`), with its timer.
+    last_write: Option<Instant>,
     held_until: Option<Instant>,
     hold: Pin<Box<R::Timer>>,
     jitter: Jitter,
@@ -143,6 +145,7 @@ impl<R: Runtime> Connection<R> {
             inbox,
             taken: Vec::new(),
             shared,
+            last_write: None,
             held_until: None,
             hold: Box::pin(R::timer()),
             jitter: Jitter::new(),
@@ -382,6 +385,7 @@ impl<R: Runtime> Connection<R> {
 
     /// Runs one connection until it ends.
     async fn online(&mut self, mut transport: R::Transport) {
+        self.last_write = None;
         self.held_until = None;
         let mut timer = pin!(R::timer());
         let mut armed: Option<Instant> = None;
@@ -517,6 +521,7 @@ impl<R: Runtime> Connection<R> {
             match transport.poll_transmit(cx, &mut self.core, now) {
                 Poll::Ready(Ok(true)) => {
                     progress = true;
+                    self.last_write = Some(now);
                     *flush_pending = true;
                 }
                 Poll::Ready(Ok(false)) => {
@@ -536,16 +541,20 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
-    /// Whether to hold the bytes ready to write a little longer, so that more leave in the
-    /// same write (`write_delay`); registers `cx` for the end of the hold. Never while the
-    /// connection is not accepted yet or is closing, nor once a full write's worth waits.
+    /// Whether to hold the bytes ready to write a little longer (`write_delay`): until the
+    /// delay has passed since the transport last took bytes, so that a busy connection writes
+    /// at most once a delay and what comes meanwhile leaves together, while the first bytes
+    /// after a quiet spell leave at once. Registers `cx` for the end of the hold. Never while
+    /// the connection is not accepted yet or is closing, nor once a full write's worth waits.
     fn holds_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let delay = self.options.write_delay;
-        if delay.is_zero() {
-            return false;
-        }
+        let until = match self.last_write {
+            Some(last) if !delay.is_zero() => last + delay,
+            _ => return false,
+        };
         let waiting = self.core.transmit_len();
-        if waiting == 0
+        if now >= until
+            || waiting == 0
             || waiting >= WRITE_DELAY_FLUSH
             || self.core.wants_close()
             || !self.core.is_connected()
@@ -553,16 +562,11 @@ impl<R: Runtime> Connection<R> {
             self.held_until = None;
             return false;
         }
-        let until = match self.held_until {
-            Some(until) => until,
-            None => {
-                let until = now + delay;
-                self.hold.as_mut().set(until);
-                self.held_until = Some(until);
-                until
-            }
-        };
-        if now >= until || self.hold.as_mut().poll_fired(cx).is_ready() {
+        if self.held_until != Some(until) {
+            self.hold.as_mut().set(until);
+            self.held_until = Some(until);
+        }
+        if self.hold.as_mut().poll_fired(cx).is_ready() {
             self.held_until = None;
             return false;
         }

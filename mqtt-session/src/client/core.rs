@@ -155,7 +155,7 @@ pub struct TransportOptions {
     pub max_packet_size: usize,
     /// How long closing the transport (TLS close_notify, WebSocket close, TCP FIN) may take.
     pub close_timeout: Duration,
-    /// How long bytes ready to write may be held back to go out with more
+    /// The shortest time between two writes while bytes keep coming
     /// ([`ClientOptions::write_delay`]); zero writes at once.
     pub write_delay: Duration,
     /// The hook to call before each connection attempt ([`Step::Prepare`]).

@@ -210,8 +210,8 @@ pub struct ClientOptions {
     pub write_timeout: Option<Duration>,
     /// How long a connection that is over may take to write its last bytes and close.
     pub close_timeout: Duration,
-    /// How long bytes ready to write may be held back to go out with more; zero (the
-    /// default) writes them at once. See [`write_delay`](Self::write_delay).
+    /// The shortest time between two writes while bytes keep coming, so that more go out in
+    /// each; zero (the default) writes at once. See [`write_delay`](Self::write_delay).
     pub write_delay: Duration,
     /// Called before every connection attempt; see
     /// [`before_connect`](Self::before_connect).
@@ -593,10 +593,12 @@ impl ClientOptions {
         self
     }
 
-    /// Lets the client hold bytes ready to write for up to `delay`, so that what is published
-    /// and acknowledged meanwhile leaves in the same write, as Kafka's `linger.ms` or TCP's
-    /// Nagle algorithm do: fewer system calls, TCP segments and store commits per message,
-    /// for up to `delay` more latency on each. Held bytes go at once when
+    /// Lets the client write at most once per `delay`: bytes that become ready within `delay`
+    /// of the last write are held until `delay` has passed since it, so that what is
+    /// published and acknowledged meanwhile leaves in the same write, as TCP's Nagle
+    /// algorithm or Kafka's `linger.ms` do. A busy connection makes fewer system calls, TCP
+    /// segments and store commits per message, for up to `delay` more latency on each; the
+    /// first bytes after a quiet spell leave at once. Held bytes also go at once when
     /// [`WRITE_DELAY_FLUSH`] or more wait, when the connection is closing, and while the
     /// broker has not accepted the connection. Zero (the default) writes at once; at most
     /// [`MAX_WRITE_DELAY`], and less than a quarter of the ping timeout, so that a held
