@@ -552,9 +552,14 @@ impl<R: Runtime> Connection<R> {
             Some(last) if !delay.is_zero() => last + delay,
             _ => return false,
         };
-        let waiting = self.core.transmit_len();
-        if now >= until
-            || waiting == 0
+        // The clock first: a connection writing less often than the delay never counts the
+        // bytes it has waiting.
+        let waiting = if now >= until {
+            0
+        } else {
+            self.core.transmit_len()
+        };
+        if waiting == 0
             || waiting >= WRITE_DELAY_FLUSH
             || self.core.wants_close()
             || !self.core.is_connected()
